@@ -1,0 +1,149 @@
+/* uvwool core: contexts, context variables, tokens and the chain.
+ *
+ * The model is Python's contextvars (see docs/semantics in the repository):
+ * every thread has a current context; a context maps variables to values;
+ * copying a context is O(1); `set` returns a single-use token that `reset`
+ * consumes. uvwool adds the chain: an armed context carries one immutable
+ * chain record (a 128-bit id, the owner thread and task, pending resets,
+ * pinned stubs), and every get/set/reset first runs the chain-contention
+ * guard so a chain is never run by two runners at once. */
+#ifndef UVWOOL_CONTEXT_H
+#define UVWOOL_CONTEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uvwool/errors.h"
+#include "uvwool/value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct uvw_context_s uvw_context_t;
+typedef struct uvw_var_s uvw_var_t;
+typedef struct uvw_token_s uvw_token_t;
+
+/* ---- contexts -------------------------------------------------------------- */
+
+/* The calling thread's current context. Borrowed: valid while it stays
+ * current (take uvw_context_ref to keep it). Returns NULL only when the
+ * thread's own empty context cannot be allocated. */
+uvw_context_t *uvw_context_current(void);
+/* A new empty, unarmed context. New reference, NULL on allocation failure. */
+uvw_context_t *uvw_context_new(void);
+/* O(1) copy of ctx (contextvars' Context.copy): same bindings, same chain.
+ * New reference, NULL on allocation failure. */
+uvw_context_t *uvw_context_copy(uvw_context_t *ctx);
+/* O(1) copy of the current context (copy_context()). New reference. */
+uvw_context_t *uvw_copy_context(void);
+/* A fork for a new task or thread: the same values and pinned stubs, no
+ * pending resets, and, when ctx is armed, a fresh chain id with no owner: the
+ * first thread to enter the fork stamps itself as owner. Variables whose
+ * policy lacks `policy_flag` (UVW_PROPAGATE_FORK or UVW_PROPAGATE_THREAD) are
+ * left out. An unarmed ctx forks to an unarmed copy. New reference. */
+uvw_context_t *uvw_context_fork(uvw_context_t *ctx, unsigned policy_flag);
+
+uvw_context_t *uvw_context_ref(uvw_context_t *ctx);
+void uvw_context_unref(uvw_context_t *ctx);
+
+/* Make ctx current on this thread until the matching exit. Fails with
+ * UVW_EENTERED when ctx is already entered here or on any other thread. */
+int uvw_context_enter(uvw_context_t *ctx);
+/* Leave ctx, restoring the context that was current at its enter. Fails with
+ * UVW_ENOTENTERED when ctx is not this thread's current entered context. */
+int uvw_context_exit(uvw_context_t *ctx);
+/* enter; fn(arg); exit. Returns enter's error, else 0. */
+typedef void (*uvw_run_fn)(void *arg);
+int uvw_context_run(uvw_context_t *ctx, uvw_run_fn fn, void *arg);
+
+/* Introspection (no guard runs; never arms). */
+int uvw_context_is_armed(const uvw_context_t *ctx);
+/* Number of bound variables. */
+size_t uvw_context_size(const uvw_context_t *ctx);
+/* Bound value of var in ctx (borrowed) or NULL. */
+uvw_value_t *uvw_context_lookup(const uvw_context_t *ctx, const uvw_var_t *var);
+/* Write the chain id as 32 lowercase hex digits + NUL into out. Returns 0, or
+ * UVW_EINVAL (out untouched) when ctx is unarmed. */
+int uvw_context_chain_id(const uvw_context_t *ctx, char out[33]);
+/* The chain record's identity, for "is it the same chain object" checks
+ * (chains are immutable: any change installs a new record). NULL if unarmed. */
+const void *uvw_context_chain(const uvw_context_t *ctx);
+/* Generation number of the chain's owner thread, 0 if unarmed or unowned. */
+uint64_t uvw_context_owner_thread(const uvw_context_t *ctx);
+/* Pending resets: variables reset to "no value" whose key travels on the wire. */
+size_t uvw_context_pending_reset_count(const uvw_context_t *ctx);
+/* Non-zero if (namespace, name) has a pending reset in ctx. */
+int uvw_context_has_pending_reset(const uvw_context_t *ctx, const char *ns, const char *name);
+
+/* This thread's generation number: unique per thread for the process's
+ * lifetime (never reused, unlike OS thread ids). */
+uint64_t uvw_thread_generation(void);
+
+/* ---- variables ------------------------------------------------------------- */
+
+/* Propagation policy flags (uvwool's own addition): where a variable's
+ * binding crosses. Default: everywhere. */
+#define UVW_PROPAGATE_FORK   0x1u /* into spawned tasks */
+#define UVW_PROPAGATE_THREAD 0x2u /* into to_thread / uvw_thread_create forks */
+#define UVW_PROPAGATE_WIRE   0x4u /* into manifests */
+#define UVW_PROPAGATE_ALL    0x7u
+
+/* Declare the variable (ns, name). `default_value` may be NULL (no default);
+ * it is borrowed, the variable takes its own reference. Variables live for
+ * the process. Returns 0 and the variable in *out, or:
+ *   UVW_EINVAL      ns or name NULL or empty, or default is a sentinel;
+ *   UVW_ECOLLISION  (ns, name) is already declared (even with an equal default);
+ *   UVW_ENOMEM.
+ * A key held by a stub (made from wire data) is taken over in place: same
+ * identity and the values already bound everywhere; an explicit default wins. */
+int uvw_var_declare(const char *ns, const char *name, uvw_value_t *default_value, uvw_var_t **out);
+/* The declared or stub variable (ns, name), or NULL. Never creates. */
+uvw_var_t *uvw_var_find(const char *ns, const char *name);
+/* Borrowed, live for the process. */
+const char *uvw_var_namespace(const uvw_var_t *var);
+const char *uvw_var_name(const uvw_var_t *var);
+/* Borrowed default value or NULL. */
+uvw_value_t *uvw_var_default(const uvw_var_t *var);
+int uvw_var_is_stub(const uvw_var_t *var);
+unsigned uvw_var_policy(const uvw_var_t *var);
+/* Replace the policy flags (UVW_PROPAGATE_*). UVW_EINVAL on unknown bits. */
+int uvw_var_set_policy(uvw_var_t *var, unsigned flags);
+
+/* The value of var in the current context: run the guard; the bound value;
+ * else the variable's default; else UVW_ELOOKUP. *out is borrowed and valid
+ * until the next set/reset/exit on this thread: take a reference to keep it.
+ * Never arms a context. Errors: UVW_EINVAL, UVW_ECONTENTION, UVW_ELOOKUP. */
+int uvw_get(uvw_var_t *var, uvw_value_t **out);
+/* Same, but `fallback` (borrowed, may be NULL) is returned instead of the
+ * default when var is unbound: a NULL fallback is a real fallback, so this
+ * never fails with UVW_ELOOKUP. */
+int uvw_get_or(uvw_var_t *var, uvw_value_t *fallback, uvw_value_t **out);
+
+/* Bind var to value (borrowed; the context takes its own reference) in the
+ * current context: run the guard; arm the context if it is unarmed (new chain
+ * id, owner = this thread and task); re-stamp the owner; clear a pending
+ * reset of var. When token_out is not NULL it receives a new single-use token
+ * (free with uvw_token_free). Errors leave the context unchanged:
+ * UVW_EINVAL (NULL var or value, or a sentinel value), UVW_ECONTENTION, UVW_ENOMEM. */
+int uvw_set(uvw_var_t *var, uvw_value_t *value, uvw_token_t **token_out);
+/* Restore the value var had before the set that minted token. Runs the
+ * guard, then rejects in order: UVW_ETOKEN_USED, UVW_ETOKEN_VAR,
+ * UVW_ETOKEN_CONTEXT. If var was unbound before, it becomes unbound and its
+ * key becomes a pending reset. Does not free the token. */
+int uvw_reset(uvw_var_t *var, uvw_token_t *token);
+
+/* ---- tokens --------------------------------------------------------------- */
+
+/* Tokens are process-local: never serialized, never copied. */
+uvw_var_t *uvw_token_var(const uvw_token_t *token);
+/* Borrowed: the value before the set, or the MISSING sentinel
+ * (uvw_value_missing()) when var was unbound. */
+uvw_value_t *uvw_token_old_value(const uvw_token_t *token);
+int uvw_token_used(const uvw_token_t *token);
+void uvw_token_free(uvw_token_t *token);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,197 @@
+/* get / set / reset and tokens: the hot paths of the library.
+ *
+ * Each runs the guard against the current context's chain first. Failures
+ * leave the context as it was: everything that may fail (a new chain, a
+ * token, the map update) is prepared before anything is published. */
+#include <string.h>
+
+#include "alloc.h"
+#include "context.h"
+#include "error.h"
+#include "var.h"
+
+struct uvw_token_s {
+  uvw_var_t *var;
+  uvw_value_t *old_value; /* reference held; the MISSING sentinel if unbound */
+  uint64_t context_serial;
+  int used;
+};
+
+static int bad_arg(const char *fn, const char *what) {
+  uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "%s: %s", fn, what);
+  return UVW_EINVAL;
+}
+
+static int lookup_error(const uvw_var_t *var) {
+  uvw_error_t *e = uvw__error_set(UVW_ELOOKUP, UVW_KIND_LOOKUP_ERROR,
+                                  "context variable (%s, %s) has no value and no default", var->ns, var->name);
+  uvw__error_field(e, "namespace", "%s", var->ns);
+  uvw__error_field(e, "name", "%s", var->name);
+  return UVW_ELOOKUP;
+}
+
+/* Shared by get and get_or: the guard and the bound value. A thread whose
+ * base context was never materialised is an empty unarmed context: nothing
+ * to check, nothing bound, and no allocation to find that out. */
+static inline int bound_value(uvw_var_t *var, uvw_value_t **found) {
+  uvw__thread_t *t = &uvw__tstate;
+  const uvw_context_t *ctx = t->current;
+  *found = NULL;
+  if (ctx == NULL) return 0;
+  int rc = uvw__guard(ctx->chain, t);
+  if (rc != 0) return rc;
+  *found = uvw__map_get(ctx->map, var);
+  return 0;
+}
+
+int uvw_get(uvw_var_t *var, uvw_value_t **out) {
+  if (__builtin_expect(var == NULL || out == NULL, 0)) return bad_arg("uvw_get", "var or out is NULL");
+  uvw_value_t *v;
+  int rc = bound_value(var, &v);
+  if (rc != 0) return rc;
+  if (v == NULL) v = uvw_var_default(var);
+  if (v == NULL) return lookup_error(var);
+  *out = v;
+  return 0;
+}
+
+int uvw_get_or(uvw_var_t *var, uvw_value_t *fallback, uvw_value_t **out) {
+  if (__builtin_expect(var == NULL || out == NULL, 0)) return bad_arg("uvw_get_or", "var or out is NULL");
+  uvw_value_t *v;
+  int rc = bound_value(var, &v);
+  if (rc != 0) return rc;
+  *out = v ? v : fallback;
+  return 0;
+}
+
+/* The chain the context must carry after a set of var: the same record when
+ * nothing changes (the common case: no allocation), a fresh one when arming,
+ * a re-stamped copy when the owner task changed or var had a pending reset. */
+static int chain_after_set(const uvw_context_t *ctx, uvw__thread_t *t, const uvw_var_t *var,
+                           uvw__chain_t **next) {
+  uvw__chain_t *c = ctx->chain;
+  *next = c;
+  if (c == NULL) {
+    *next = uvw__chain_new(t->gen, t->task);
+    return *next ? 0 : uvw__error_nomem("chain");
+  }
+  if (c->owner_gen == t->gen && c->owner_task == t->task && (c->nresets == 0 || !uvw__chain_has_reset(c, var)))
+    return 0;
+  uvw__chain_t *copy = uvw__chain_clone(c);
+  if (copy == NULL) return uvw__error_nomem("chain");
+  uvw__chain_set_owner(copy, t->gen, t->task);
+  uvw__chain_remove_reset(copy, var);
+  *next = copy;
+  return 0;
+}
+
+static void install_chain(uvw_context_t *ctx, uvw__chain_t *next) {
+  if (next == ctx->chain) return;
+  uvw__chain_unref(ctx->chain);
+  ctx->chain = next; /* the reference made for it */
+}
+
+int uvw_set(uvw_var_t *var, uvw_value_t *value, uvw_token_t **token_out) {
+  if (__builtin_expect(var == NULL || value == NULL, 0)) return bad_arg("uvw_set", "var or value is NULL");
+  if (__builtin_expect(uvw__value_is_sentinel(value), 0))
+    return bad_arg("uvw_set", "MISSING/UNDEFINED cannot be bound: use uvw_reset");
+  uvw_context_t *ctx = uvw__context_current();
+  if (ctx == NULL) return UVW_ENOMEM;
+  uvw__thread_t *t = &uvw__tstate;
+  int rc = uvw__guard(ctx->chain, t);
+  if (rc != 0) return rc;
+
+  uvw_token_t *token = NULL;
+  if (token_out != NULL) {
+    token = uvw__malloc(sizeof(*token));
+    if (token == NULL) return uvw__error_nomem("token");
+  }
+  uvw__chain_t *next;
+  if ((rc = chain_after_set(ctx, t, var, &next)) != 0) {
+    uvw__free(token);
+    return rc;
+  }
+  uvw_value_t *old = uvw__map_get(ctx->map, var);
+  if (token != NULL) {
+    token->var = var;
+    token->old_value = old ? uvw__value_ref(old) : uvw_value_missing(); /* before the map drops it */
+    token->context_serial = ctx->serial;
+    token->used = 0;
+  }
+  if (uvw__map_set(&ctx->map, var, value) != 0) {
+    if (token) uvw__value_unref(token->old_value);
+    uvw__free(token);
+    if (next != ctx->chain) uvw__chain_unref(next);
+    return uvw__error_nomem("binding");
+  }
+  install_chain(ctx, next);
+  if (token_out) *token_out = token;
+  return 0;
+}
+
+int uvw_reset(uvw_var_t *var, uvw_token_t *token) {
+  if (var == NULL || token == NULL) return bad_arg("uvw_reset", "var or token is NULL");
+  uvw_context_t *ctx = uvw__context_current();
+  if (ctx == NULL) return UVW_ENOMEM;
+  uvw__thread_t *t = &uvw__tstate;
+  int rc = uvw__guard(ctx->chain, t);
+  if (rc != 0) return rc;
+  if (token->used) {
+    uvw__error_set(UVW_ETOKEN_USED, UVW_KIND_RUNTIME_ERROR, "token for (%s, %s) has already been used once",
+                   token->var->ns, token->var->name);
+    return UVW_ETOKEN_USED;
+  }
+  if (token->var != var) {
+    uvw__error_set(UVW_ETOKEN_VAR, UVW_KIND_VALUE_ERROR,
+                   "token was created by context variable (%s, %s), not (%s, %s)", token->var->ns,
+                   token->var->name, var->ns, var->name);
+    return UVW_ETOKEN_VAR;
+  }
+  if (token->context_serial != ctx->serial) {
+    uvw__error_set(UVW_ETOKEN_CONTEXT, UVW_KIND_VALUE_ERROR,
+                   "token for (%s, %s) was created in a different context", var->ns, var->name);
+    return UVW_ETOKEN_CONTEXT;
+  }
+  if (token->old_value->kind != UVW_VALUE_MISSING) {
+    /* Rebinding a value cancels a pending reset of the key: a key is never
+     * both bound and pending. */
+    uvw__chain_t *next = ctx->chain;
+    if (next != NULL && next->nresets != 0 && uvw__chain_has_reset(next, var)) {
+      if ((next = uvw__chain_clone(next)) == NULL) return uvw__error_nomem("chain");
+      uvw__chain_remove_reset(next, var);
+    }
+    if (uvw__map_set(&ctx->map, var, token->old_value) != 0) {
+      if (next != ctx->chain) uvw__chain_unref(next);
+      return uvw__error_nomem("binding");
+    }
+    install_chain(ctx, next);
+  } else {
+    /* Back to "no value": record the key as a pending reset so the reset
+     * itself travels on the wire. */
+    uvw__chain_t *next = NULL;
+    if (ctx->chain != NULL) {
+      next = uvw__chain_clone(ctx->chain);
+      if (next == NULL || uvw__chain_add_reset(next, var) != 0) {
+        uvw__chain_unref(next);
+        return uvw__error_nomem("chain");
+      }
+    }
+    if (uvw__map_remove(&ctx->map, var) != 0) {
+      uvw__chain_unref(next);
+      return uvw__error_nomem("binding");
+    }
+    if (next) install_chain(ctx, next);
+  }
+  token->used = 1;
+  return 0;
+}
+
+uvw_var_t *uvw_token_var(const uvw_token_t *token) { return token ? token->var : NULL; }
+uvw_value_t *uvw_token_old_value(const uvw_token_t *token) { return token ? token->old_value : NULL; }
+int uvw_token_used(const uvw_token_t *token) { return token ? token->used : 0; }
+
+void uvw_token_free(uvw_token_t *token) {
+  if (token == NULL) return;
+  uvw__value_unref(token->old_value);
+  uvw__free(token);
+}

@@ -1,0 +1,191 @@
+/* Context objects: lifecycle, O(1) copy, fork, enter/exit, introspection. */
+#include "context.h"
+
+#include <string.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "var.h"
+
+static uvw_context_t *context_alloc(uvw__map_t *map, uvw__chain_t *chain) {
+  uvw_context_t *ctx = uvw__malloc(sizeof(*ctx));
+  if (ctx == NULL) {
+    uvw__error_nomem("context");
+    return NULL;
+  }
+  uvw__thread_t *t = uvw__thread();
+  atomic_init(&ctx->refs, 1);
+  atomic_init(&ctx->entered, 0);
+  ctx->map = uvw__map_ref(map);
+  ctx->chain = uvw__chain_ref(chain);
+  ctx->prev = NULL;
+  /* Unique without a shared counter: the thread's never-reused generation
+   * in the high bits, a per-thread count in the low 40. */
+  ctx->serial = (t->gen << 40) | (++t->context_serial & ((1ULL << 40) - 1));
+  return ctx;
+}
+
+uvw_context_t *uvw__context_current(void) {
+  uvw__thread_t *t = uvw__thread();
+  if (__builtin_expect(t->current == NULL, 0)) {
+    uvw_context_t *base = context_alloc(NULL, NULL);
+    if (base == NULL) return NULL;
+    atomic_store(&base->entered, 1); /* the base is current from birth: it cannot be entered */
+    t->base = t->current = base;
+  }
+  return t->current;
+}
+
+uvw_context_t *uvw_context_current(void) { return uvw__context_current(); }
+uvw_context_t *uvw_context_new(void) { return context_alloc(NULL, NULL); }
+
+uvw_context_t *uvw_context_copy(uvw_context_t *ctx) {
+  if (ctx == NULL) {
+    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_context_copy: ctx is NULL");
+    return NULL;
+  }
+  return context_alloc(ctx->map, ctx->chain);
+}
+
+uvw_context_t *uvw_copy_context(void) {
+  uvw__thread_t *t = uvw__thread();
+  /* A thread still on its never-materialised base copies an empty context. */
+  return t->current ? context_alloc(t->current->map, t->current->chain) : context_alloc(NULL, NULL);
+}
+
+uvw_context_t *uvw_context_ref(uvw_context_t *ctx) {
+  if (ctx) atomic_fetch_add_explicit(&ctx->refs, 1, memory_order_relaxed);
+  return ctx;
+}
+
+void uvw_context_unref(uvw_context_t *ctx) {
+  if (ctx == NULL || atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) != 1) return;
+  uvw__map_unref(ctx->map);
+  uvw__chain_unref(ctx->chain);
+  uvw__free(ctx);
+}
+
+/* ---- fork ------------------------------------------------------------------ */
+
+typedef struct {
+  uvw__map_t *map;
+  unsigned flag;
+  int rc;
+} filter_t;
+
+static void drop_unpropagated(const void *key, uvw_value_t *value, void *arg) {
+  (void)value;
+  filter_t *f = arg;
+  if (f->rc == 0 && !(uvw_var_policy(key) & f->flag)) f->rc = uvw__map_remove(&f->map, key);
+}
+
+uvw_context_t *uvw_context_fork(uvw_context_t *ctx, unsigned policy_flag) {
+  if (ctx == NULL || (policy_flag != UVW_PROPAGATE_FORK && policy_flag != UVW_PROPAGATE_THREAD)) {
+    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_context_fork: bad context or policy flag");
+    return NULL;
+  }
+  filter_t f = {uvw__map_ref(ctx->map), policy_flag, 0};
+  /* Only scan when some variable ever opted out: the common fork is O(1). */
+  if (uvw__var_any_restricted()) {
+    uvw__map_t *snapshot = uvw__map_ref(ctx->map);
+    uvw__map_foreach(snapshot, drop_unpropagated, &f);
+    uvw__map_unref(snapshot);
+  }
+  uvw__chain_t *chain = NULL;
+  if (f.rc == 0 && ctx->chain != NULL && (chain = uvw__chain_fork(ctx->chain)) == NULL) f.rc = UVW_ENOMEM;
+  uvw_context_t *child = f.rc == 0 ? context_alloc(f.map, chain) : NULL;
+  if (f.rc != 0) uvw__error_nomem("fork");
+  uvw__map_unref(f.map);
+  uvw__chain_unref(chain);
+  return child;
+}
+
+/* ---- enter / exit ------------------------------------------------------------ */
+
+int uvw_context_enter(uvw_context_t *ctx) {
+  if (ctx == NULL) {
+    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_context_enter: ctx is NULL");
+    return UVW_EINVAL;
+  }
+  int expected = 0;
+  if (!atomic_compare_exchange_strong_explicit(&ctx->entered, &expected, 1, memory_order_acquire,
+                                               memory_order_relaxed)) {
+    uvw__error_set(UVW_EENTERED, UVW_KIND_RUNTIME_ERROR, "cannot enter context: context is already entered");
+    return UVW_EENTERED;
+  }
+  uvw__thread_t *t = uvw__thread();
+  if (ctx->chain != NULL && ctx->chain->owner_gen == 0) {
+    /* A fresh fork: the first runner claims it (SEMANTICS 3). */
+    uvw__chain_t *claimed = uvw__chain_clone(ctx->chain);
+    if (claimed == NULL) {
+      atomic_store_explicit(&ctx->entered, 0, memory_order_release);
+      return uvw__error_nomem("chain");
+    }
+    uvw__chain_set_owner(claimed, t->gen, t->task);
+    uvw__chain_unref(ctx->chain);
+    ctx->chain = claimed;
+  }
+  ctx->prev = t->current;
+  t->current = ctx;
+  return 0;
+}
+
+int uvw_context_exit(uvw_context_t *ctx) {
+  uvw__thread_t *t = uvw__thread();
+  if (ctx == NULL || ctx != t->current || ctx == t->base) {
+    uvw__error_set(UVW_ENOTENTERED, UVW_KIND_RUNTIME_ERROR,
+                   "cannot exit context: it is not the context this thread entered last");
+    return UVW_ENOTENTERED;
+  }
+  t->current = ctx->prev;
+  ctx->prev = NULL;
+  atomic_store_explicit(&ctx->entered, 0, memory_order_release);
+  return 0;
+}
+
+int uvw_context_run(uvw_context_t *ctx, uvw_run_fn fn, void *arg) {
+  int rc = uvw_context_enter(ctx);
+  if (rc != 0) return rc;
+  fn(arg);
+  /* fn may have left contexts of its own entered: unwind them first, but
+   * only when ctx is still below them, so a misbehaving fn cannot make us
+   * unwind contexts that are not ours. */
+  uvw__thread_t *t = uvw__thread();
+  uvw_context_t *c = t->current;
+  while (c != NULL && c != ctx && c != t->base) c = c->prev;
+  if (c != ctx) return uvw_context_exit(ctx); /* reports UVW_ENOTENTERED */
+  while (t->current != ctx) uvw_context_exit(t->current);
+  return uvw_context_exit(ctx);
+}
+
+/* ---- introspection ------------------------------------------------------------ */
+
+int uvw_context_is_armed(const uvw_context_t *ctx) { return ctx && ctx->chain != NULL; }
+size_t uvw_context_size(const uvw_context_t *ctx) { return ctx ? uvw__map_size(ctx->map) : 0; }
+uvw_value_t *uvw_context_lookup(const uvw_context_t *ctx, const uvw_var_t *var) {
+  return ctx ? uvw__map_get(ctx->map, var) : NULL;
+}
+const void *uvw_context_chain(const uvw_context_t *ctx) { return ctx ? ctx->chain : NULL; }
+uint64_t uvw_context_owner_thread(const uvw_context_t *ctx) {
+  return ctx && ctx->chain ? ctx->chain->owner_gen : 0;
+}
+
+int uvw_context_chain_id(const uvw_context_t *ctx, char out[33]) {
+  if (ctx == NULL || ctx->chain == NULL || out == NULL) {
+    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "context is unarmed: it has no chain id");
+    return UVW_EINVAL;
+  }
+  uvw__chain_id_hex(ctx->chain, out);
+  return 0;
+}
+
+size_t uvw_context_pending_reset_count(const uvw_context_t *ctx) {
+  return ctx && ctx->chain ? ctx->chain->nresets : 0;
+}
+
+int uvw_context_has_pending_reset(const uvw_context_t *ctx, const char *ns, const char *name) {
+  uvw_var_t *var = uvw_var_find(ns, name);
+  return var && ctx && ctx->chain && uvw__chain_has_reset(ctx->chain, var);
+}
+
+uint64_t uvw_thread_generation(void) { return uvw__thread()->gen; }

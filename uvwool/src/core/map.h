@@ -1,0 +1,40 @@
+/* The persistent map behind every context: variable -> value.
+ *
+ * Immutable once shared, refcounted, O(1) snapshot (a snapshot is a reference).
+ * NULL is the empty map. Small maps (the common case) are one flat
+ * copy-on-write array; past UVW__MAP_FLAT_MAX entries the map becomes a HAMT
+ * so set/get stay O(log32 n). Keys are opaque pointers compared by identity
+ * (in practice uvw_var_t*); values are uvw_value_t* and the map holds one
+ * reference on each value it stores.
+ *
+ * Updates go through a slot (`uvw__map_t **slot`) that owns one reference:
+ * when the slot's map is referenced by nobody else it is updated in place
+ * (nobody can observe it), otherwise a new map sharing structure is built and
+ * the slot's reference to the old one is dropped. On UVW_ENOMEM the slot, the
+ * map and every refcount are left exactly as they were. */
+#ifndef UVW_CORE_MAP_H
+#define UVW_CORE_MAP_H
+
+#include <stddef.h>
+
+#include "value.h"
+
+typedef struct uvw__map_s uvw__map_t;
+
+/* Borrowed value bound to key, or NULL. */
+uvw_value_t *uvw__map_get(const uvw__map_t *m, const void *key);
+size_t uvw__map_size(const uvw__map_t *m);
+/* Bind key to value (takes a new reference on value, drops the one on a
+ * replaced value). Returns 0 or UVW_ENOMEM. */
+int uvw__map_set(uvw__map_t **slot, const void *key, uvw_value_t *value);
+/* Unbind key (no-op returning 0 when absent). Returns 0 or UVW_ENOMEM. */
+int uvw__map_remove(uvw__map_t **slot, const void *key);
+/* NULL-safe. ref returns m. */
+uvw__map_t *uvw__map_ref(uvw__map_t *m);
+void uvw__map_unref(uvw__map_t *m);
+/* Visit every binding once, in no particular order. The callback must not
+ * modify the map. */
+typedef void (*uvw__map_visit_fn)(const void *key, uvw_value_t *value, void *arg);
+void uvw__map_foreach(const uvw__map_t *m, uvw__map_visit_fn fn, void *arg);
+
+#endif

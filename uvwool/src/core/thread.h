@@ -1,0 +1,40 @@
+/* Per-thread state: the current context, the thread's generation number (the
+ * guard's notion of "which thread", never reused unlike OS thread ids), the
+ * current task, the last error and the id generator.
+ *
+ * One initial-exec TLS block keeps every hot-path access to a single
+ * %fs-relative load, with no __tls_get_addr call even in the shared library. */
+#ifndef UVW_CORE_THREAD_H
+#define UVW_CORE_THREAD_H
+
+#include <stdint.h>
+
+#include "uvwool/context.h"
+#include "uvwool/errors.h"
+
+struct uvw__task_s;
+
+typedef struct uvw__thread_s {
+  uint64_t gen;                 /* 0 until the thread first uses uvwool */
+  uvw_context_t *current;       /* NULL until the thread's base context is needed */
+  uvw_context_t *base;          /* the thread's own default context */
+  struct uvw__task_s *task;     /* current task, borrowed; NULL in plain callbacks */
+  uvw_error_t *last_error;
+  uint64_t rng[4];              /* xoshiro256** state for chain ids */
+  uint64_t context_serial;      /* per-thread count behind context serials */
+} uvw__thread_t;
+
+extern __thread uvw__thread_t uvw__tstate __attribute__((tls_model("initial-exec")));
+
+void uvw__thread_init(void);
+
+static inline uvw__thread_t *uvw__thread(void) {
+  if (__builtin_expect(uvw__tstate.gen == 0, 0)) uvw__thread_init();
+  return &uvw__tstate;
+}
+
+/* 128 random bits for a chain id, from the thread's generator (seeded from
+ * the OS once per thread, so minting costs no syscall). */
+void uvw__thread_random128(uint8_t out[16]);
+
+#endif

@@ -1,0 +1,155 @@
+/* The variable registry: a chained hash table under one mutex. Declaration
+ * is rare (start-up, wire stubs) and never on a hot path; get/set never
+ * touch the registry because callers hold uvw_var_t pointers. */
+#include "var.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "error.h"
+
+#define REGISTRY_BUCKETS 1024 /* a power of two; chains stay short for thousands of vars */
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static uvw_var_t *buckets[REGISTRY_BUCKETS];
+static size_t stub_count;
+static atomic_int any_restricted;
+
+static size_t key_hash(const char *ns, const char *name) {
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a over ns \0 name */
+  for (const char *p = ns; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+  h *= 1099511628211ULL;
+  for (const char *p = name; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+  return (size_t)(h & (REGISTRY_BUCKETS - 1));
+}
+
+static uvw_var_t *lookup_locked(const char *ns, const char *name, size_t bucket) {
+  for (uvw_var_t *v = buckets[bucket]; v; v = v->next)
+    if (strcmp(v->ns, ns) == 0 && strcmp(v->name, name) == 0) return v;
+  return NULL;
+}
+
+static int check_key(const char *ns, const char *name) {
+  if (ns == NULL || name == NULL || ns[0] == '\0' || name[0] == '\0') {
+    uvw_error_t *e = uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR,
+                                    "context variable namespace and name must be non-empty strings");
+    uvw__error_field(e, "namespace", "%s", ns ? ns : "(null)");
+    uvw__error_field(e, "name", "%s", name ? name : "(null)");
+    return UVW_EINVAL;
+  }
+  return 0;
+}
+
+static uvw_var_t *var_alloc(const char *ns, const char *name, uvw_value_t *dflt, int stub) {
+  uvw_var_t *v = uvw__calloc(1, sizeof(*v));
+  if (v == NULL) return NULL;
+  v->ns = uvw__strndup(ns, strlen(ns));
+  v->name = uvw__strndup(name, strlen(name));
+  if (v->ns == NULL || v->name == NULL) {
+    uvw__free(v->ns);
+    uvw__free(v->name);
+    uvw__free(v);
+    return NULL;
+  }
+  atomic_init(&v->default_value, uvw__value_ref(dflt));
+  atomic_init(&v->is_stub, stub);
+  atomic_init(&v->policy, UVW_PROPAGATE_ALL);
+  return v;
+}
+
+int uvw_var_declare(const char *ns, const char *name, uvw_value_t *dflt, uvw_var_t **out) {
+  int rc = check_key(ns, name);
+  if (rc != 0) return rc;
+  if (out == NULL || (dflt != NULL && uvw__value_is_sentinel(dflt))) {
+    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_var_declare(%s, %s): %s", ns, name,
+                   out == NULL ? "out is NULL" : "a sentinel cannot be a default");
+    return UVW_EINVAL;
+  }
+  size_t bucket = key_hash(ns, name);
+  pthread_mutex_lock(&registry_lock);
+  uvw_var_t *v = lookup_locked(ns, name, bucket);
+  if (v != NULL && !atomic_load(&v->is_stub)) {
+    pthread_mutex_unlock(&registry_lock);
+    uvw_error_t *e = uvw__error_set(UVW_ECOLLISION, UVW_KIND_CONTEXT_VAR_COLLISION,
+                                    "context variable (%s, %s) is already declared", ns, name);
+    uvw__error_field(e, "namespace", "%s", ns);
+    uvw__error_field(e, "name", "%s", name);
+    return UVW_ECOLLISION;
+  }
+  if (v != NULL) {
+    /* Take the stub over in place: every context that bound it keeps its
+     * value under the same identity. Stubs have no default, so the explicit
+     * default (if any) simply wins. */
+    atomic_store_explicit(&v->default_value, uvw__value_ref(dflt), memory_order_release);
+    atomic_store(&v->is_stub, 0);
+    stub_count--;
+  } else {
+    v = var_alloc(ns, name, dflt, 0);
+    if (v == NULL) {
+      pthread_mutex_unlock(&registry_lock);
+      return uvw__error_nomem("context variable");
+    }
+    v->next = buckets[bucket];
+    buckets[bucket] = v;
+  }
+  pthread_mutex_unlock(&registry_lock);
+  *out = v;
+  return 0;
+}
+
+int uvw__var_stub(const char *ns, const char *name, uvw_var_t **out) {
+  int rc = check_key(ns, name);
+  if (rc != 0) return rc;
+  size_t bucket = key_hash(ns, name);
+  pthread_mutex_lock(&registry_lock);
+  uvw_var_t *v = lookup_locked(ns, name, bucket);
+  if (v == NULL) {
+    v = var_alloc(ns, name, NULL, 1);
+    if (v == NULL) {
+      pthread_mutex_unlock(&registry_lock);
+      return uvw__error_nomem("context variable stub");
+    }
+    v->next = buckets[bucket];
+    buckets[bucket] = v;
+    stub_count++;
+  }
+  pthread_mutex_unlock(&registry_lock);
+  *out = v;
+  return 0;
+}
+
+size_t uvw__var_stub_count(void) {
+  pthread_mutex_lock(&registry_lock);
+  size_t n = stub_count;
+  pthread_mutex_unlock(&registry_lock);
+  return n;
+}
+
+uvw_var_t *uvw_var_find(const char *ns, const char *name) {
+  if (ns == NULL || name == NULL) return NULL;
+  pthread_mutex_lock(&registry_lock);
+  uvw_var_t *v = lookup_locked(ns, name, key_hash(ns, name));
+  pthread_mutex_unlock(&registry_lock);
+  return v;
+}
+
+const char *uvw_var_namespace(const uvw_var_t *var) { return var ? var->ns : NULL; }
+const char *uvw_var_name(const uvw_var_t *var) { return var ? var->name : NULL; }
+uvw_value_t *uvw_var_default(const uvw_var_t *var) {
+  return var ? atomic_load_explicit(&((uvw_var_t *)var)->default_value, memory_order_acquire) : NULL;
+}
+int uvw_var_is_stub(const uvw_var_t *var) { return var ? atomic_load(&((uvw_var_t *)var)->is_stub) : 0; }
+unsigned uvw_var_policy(const uvw_var_t *var) { return var ? atomic_load(&((uvw_var_t *)var)->policy) : 0; }
+
+int uvw_var_set_policy(uvw_var_t *var, unsigned flags) {
+  if (var == NULL || (flags & ~UVW_PROPAGATE_ALL) != 0) {
+    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "bad propagation policy 0x%x", flags);
+    return UVW_EINVAL;
+  }
+  if (flags != UVW_PROPAGATE_ALL) atomic_store(&any_restricted, 1);
+  atomic_store(&var->policy, flags);
+  return 0;
+}
+
+int uvw__var_any_restricted(void) { return atomic_load_explicit(&any_restricted, memory_order_relaxed); }
