@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Builds uvwool and runs every test, the way CI does:
+#   1. a warnings-as-errors build: the whole CTest suite (unit, thread,
+#      install-consumer, Lua binding tests);
+#   2. an AddressSanitizer+UndefinedBehaviorSanitizer build: the whole suite;
+#   3. a ThreadSanitizer build (clang): the thread tests;
+#   4. valgrind over the unit suite: no leaks, no memory errors.
+# Build trees go under ${UVWOOL_BUILD_ROOT:-build}/. Exits non-zero on the
+# first failing stage and ends with a "N passed, N failed" summary of stages.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=${UVWOOL_BUILD_ROOT:-build}
+jobs=$(nproc 2>/dev/null || echo 2)
+passed=0 failed=0
+
+stage() { # name, then the command
+  local name=$1
+  shift
+  echo "=== $name"
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "=== $name: ok"
+  else
+    failed=$((failed + 1))
+    echo "=== $name: FAILED"
+    echo "stages: $passed passed, $failed failed"
+    exit 1
+  fi
+}
+
+configure_build() { # dir, cmake args...
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -DUVWOOL_WERROR=ON "$@" >"$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; return 1; }
+  cmake --build "$dir" -j "$jobs" >"$dir.build.log" 2>&1 || { tail -n 60 "$dir.build.log"; return 1; }
+}
+
+run_ctest() { # dir, ctest args...
+  local dir=$1
+  shift
+  (cd "$dir" && ctest --output-on-failure -j "$jobs" "$@")
+}
+
+plain() { configure_build "$root/plain" && run_ctest "$root/plain"; }
+asan() {
+  configure_build "$root/asan" -DUVWOOL_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug &&
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 run_ctest "$root/asan"
+}
+tsan() {
+  configure_build "$root/tsan" -DUVWOOL_SANITIZE=thread -DCMAKE_C_COMPILER=clang -DUVWOOL_BUILD_BINDINGS=OFF &&
+    TSAN_OPTIONS=halt_on_error=1 run_ctest "$root/tsan" -R '^threads\.'
+}
+
+# Criterion runs each test in a child process, and valgrind's exit code does
+# not carry the children's errors: read every process's log instead.
+valgrind_unit() {
+  local logs="$root/valgrind-logs"
+  rm -rf "$logs" && mkdir -p "$logs"
+  local t bad=0
+  for t in "$root"/plain/tests/test_* "$root"/plain/tests/thread_*; do
+    [ -x "$t" ] || continue
+    valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+      --trace-children=yes --log-file="$logs/$(basename "$t").%p.log" "$t" --jobs 1 >/dev/null 2>&1 || bad=1
+  done
+  local dirty
+  dirty=$(grep -L "ERROR SUMMARY: 0 errors" "$logs"/*.log)
+  if [ -n "$dirty" ] || [ $bad -ne 0 ]; then
+    echo "valgrind found errors or a test failed:"
+    for f in $dirty; do cat "$f"; done
+    return 1
+  fi
+  echo "valgrind: $(ls "$logs" | wc -l) processes, 0 errors, no leaks"
+}
+
+mkdir -p "$root"
+stage "build (-Werror) and full test suite" plain
+stage "AddressSanitizer+UBSan: full test suite" asan
+stage "ThreadSanitizer: thread tests" tsan
+stage "valgrind: unit suite" valgrind_unit
+echo "stages: $passed passed, $failed failed"
