@@ -11,11 +11,15 @@
  * when the slot's map is referenced by nobody else it is updated in place
  * (nobody can observe it), otherwise a new map sharing structure is built and
  * the slot's reference to the old one is dropped. On UVW_ENOMEM the slot, the
- * map and every refcount are left exactly as they were. */
+ * map and every refcount are left exactly as they were.
+ *
+ * Values stored are never NULL (callers store sentinels, not NULL), so a NULL
+ * from uvw__map_get always means "absent". */
 #ifndef UVW_CORE_MAP_H
 #define UVW_CORE_MAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "value.h"
 
@@ -36,5 +40,8 @@ void uvw__map_unref(uvw__map_t *m);
  * modify the map. */
 typedef void (*uvw__map_visit_fn)(const void *key, uvw_value_t *value, void *arg);
 void uvw__map_foreach(const uvw__map_t *m, uvw__map_visit_fn fn, void *arg);
+/* The 32-bit key hash the HAMT indexes by; exposed so tests can build keys
+ * that collide on purpose. */
+uint32_t uvw__map_hash(const void *key);
 
 #endif
