@@ -49,7 +49,7 @@ int uvw_get(uvw_var_t *var, uvw_value_t **out) {
   uvw_value_t *v;
   int rc = bound_value(var, &v);
   if (rc != 0) return rc;
-  if (v == NULL) v = uvw_var_default(var);
+  if (v == NULL) v = atomic_load_explicit(&var->default_value, memory_order_acquire);
   if (v == NULL) return lookup_error(var);
   *out = v;
   return 0;
@@ -111,18 +111,18 @@ int uvw_set(uvw_var_t *var, uvw_value_t *value, uvw_token_t **token_out) {
     uvw__free(token);
     return rc;
   }
-  uvw_value_t *old = uvw__map_get(ctx->map, var);
-  if (token != NULL) {
-    token->var = var;
-    token->old_value = old ? uvw__value_ref(old) : uvw_value_missing(); /* before the map drops it */
-    token->context_serial = ctx->serial;
-    token->used = 0;
-  }
-  if (uvw__map_set(&ctx->map, var, value) != 0) {
-    if (token) uvw__value_unref(token->old_value);
+  uvw_value_t *old = NULL;
+  rc = token ? uvw__map_swap(&ctx->map, var, value, &old) : uvw__map_set(&ctx->map, var, value);
+  if (rc != 0) {
     uvw__free(token);
     if (next != ctx->chain) uvw__chain_unref(next);
     return uvw__error_nomem("binding");
+  }
+  if (token != NULL) {
+    token->var = var;
+    token->old_value = old ? old : &uvw__missing_value; /* the reference the map held */
+    token->context_serial = ctx->serial;
+    token->used = 0;
   }
   install_chain(ctx, next);
   if (token_out) *token_out = token;

@@ -7,22 +7,29 @@
 #include "error.h"
 #include "var.h"
 
-static uvw_context_t *context_alloc(uvw__map_t *map, uvw__chain_t *chain) {
+/* A new context that takes over the caller's references to map and chain. */
+static uvw_context_t *context_adopt(uvw__map_t *map, uvw__chain_t *chain) {
   uvw_context_t *ctx = uvw__malloc(sizeof(*ctx));
   if (ctx == NULL) {
+    uvw__map_unref(map);
+    uvw__chain_unref(chain);
     uvw__error_nomem("context");
     return NULL;
   }
   uvw__thread_t *t = uvw__thread();
   atomic_init(&ctx->refs, 1);
   atomic_init(&ctx->entered, 0);
-  ctx->map = uvw__map_ref(map);
-  ctx->chain = uvw__chain_ref(chain);
+  ctx->map = map;
+  ctx->chain = chain;
   ctx->prev = NULL;
   /* Unique without a shared counter: the thread's never-reused generation
    * in the high bits, a per-thread count in the low 40. */
   ctx->serial = (t->gen << 40) | (++t->context_serial & ((1ULL << 40) - 1));
   return ctx;
+}
+
+static uvw_context_t *context_alloc(uvw__map_t *map, uvw__chain_t *chain) {
+  return context_adopt(uvw__map_ref(map), uvw__chain_ref(chain));
 }
 
 uvw_context_t *uvw__context_current(void) {
@@ -93,11 +100,12 @@ uvw_context_t *uvw_context_fork(uvw_context_t *ctx, unsigned policy_flag) {
   }
   uvw__chain_t *chain = NULL;
   if (f.rc == 0 && ctx->chain != NULL && (chain = uvw__chain_fork(ctx->chain)) == NULL) f.rc = UVW_ENOMEM;
-  uvw_context_t *child = f.rc == 0 ? context_alloc(f.map, chain) : NULL;
-  if (f.rc != 0) uvw__error_nomem("fork");
-  uvw__map_unref(f.map);
-  uvw__chain_unref(chain);
-  return child;
+  if (f.rc != 0) {
+    uvw__map_unref(f.map);
+    uvw__error_nomem("fork");
+    return NULL;
+  }
+  return context_adopt(f.map, chain);
 }
 
 /* ---- enter / exit ------------------------------------------------------------ */

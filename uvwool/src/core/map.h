@@ -18,19 +18,48 @@
 #ifndef UVW_CORE_MAP_H
 #define UVW_CORE_MAP_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "value.h"
 
-typedef struct uvw__map_s uvw__map_t;
+typedef struct map_entry_s {
+  const void *key;
+  uvw_value_t *value;
+} map_entry_t;
+
+typedef struct hamt_node_s hamt_node_t;
+
+/* The layout is here, not in map.c, only so the flat lookup below inlines
+ * into uvw_get: it is the hottest path of the library.
+ * cap != 0: flat map, `entries` holds `size` bindings out of `cap` slots.
+ * cap == 0: HAMT of `size` bindings under `root`. */
+typedef struct uvw__map_s {
+  atomic_uint refs;
+  uint32_t cap;
+  uint32_t size;
+  hamt_node_t *root;
+  map_entry_t entries[];
+} uvw__map_t;
+
+uvw_value_t *uvw__map_hamt_get(const uvw__map_t *m, const void *key);
 
 /* Borrowed value bound to key, or NULL. */
-uvw_value_t *uvw__map_get(const uvw__map_t *m, const void *key);
+static inline uvw_value_t *uvw__map_get(const uvw__map_t *m, const void *key) {
+  if (m == NULL) return NULL;
+  if (__builtin_expect(m->cap == 0, 0)) return uvw__map_hamt_get(m, key);
+  for (uint32_t i = 0; i < m->size; i++)
+    if (m->entries[i].key == key) return m->entries[i].value;
+  return NULL;
+}
 size_t uvw__map_size(const uvw__map_t *m);
 /* Bind key to value (takes a new reference on value, drops the one on a
  * replaced value). Returns 0 or UVW_ENOMEM. */
 int uvw__map_set(uvw__map_t **slot, const void *key, uvw_value_t *value);
+/* uvw__map_set that hands the caller the reference the map held on the
+ * replaced value (*old_out, NULL when key was unbound) instead of dropping it. */
+int uvw__map_swap(uvw__map_t **slot, const void *key, uvw_value_t *value, uvw_value_t **old_out);
 /* Unbind key (no-op returning 0 when absent). Returns 0 or UVW_ENOMEM. */
 int uvw__map_remove(uvw__map_t **slot, const void *key);
 /* NULL-safe. ref returns m. */

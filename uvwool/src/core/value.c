@@ -7,13 +7,13 @@
 
 #define UVW__IMMORTAL(k) {.refs = 1, .kind = (k), .immortal = 1}
 
-static uvw_value_t missing_value = UVW__IMMORTAL(UVW_VALUE_MISSING);
+uvw_value_t uvw__missing_value = UVW__IMMORTAL(UVW_VALUE_MISSING);
 static uvw_value_t undefined_value = UVW__IMMORTAL(UVW_VALUE_UNDEFINED);
 static uvw_value_t nil_value = UVW__IMMORTAL(UVW_VALUE_NIL);
 static uvw_value_t false_value = {.refs = 1, .kind = UVW_VALUE_BOOL, .immortal = 1, .u.b = 0};
 static uvw_value_t true_value = {.refs = 1, .kind = UVW_VALUE_BOOL, .immortal = 1, .u.b = 1};
 
-uvw_value_t *uvw_value_missing(void) { return &missing_value; }
+uvw_value_t *uvw_value_missing(void) { return &uvw__missing_value; }
 uvw_value_t *uvw_value_undefined(void) { return &undefined_value; }
 uvw_value_t *uvw_value_nil(void) { return &nil_value; }
 uvw_value_t *uvw_value_bool(int b) { return b ? &true_value : &false_value; }

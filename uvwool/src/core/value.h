@@ -26,6 +26,9 @@ struct uvw_value_s {
 
 void uvw__value_destroy(uvw_value_t *v);
 
+/* The MISSING sentinel, for internal code that should not pay a call. */
+extern uvw_value_t uvw__missing_value;
+
 static inline uvw_value_t *uvw__value_ref(uvw_value_t *v) {
   if (v != NULL && !v->immortal) atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
   return v;
