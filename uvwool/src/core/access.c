@@ -100,6 +100,7 @@ int uvw_set(uvw_var_t *var, uvw_value_t *value, uvw_token_t **token_out) {
   uvw__thread_t *t = &uvw__tstate;
   int rc = uvw__guard(ctx->chain, t);
   if (rc != 0) return rc;
+  if (t->write_hook && (rc = t->write_hook(t->write_hook_arg, ctx->chain == NULL)) != 0) return rc;
 
   uvw_token_t *token = NULL;
   if (token_out != NULL) {
@@ -136,6 +137,7 @@ int uvw_reset(uvw_var_t *var, uvw_token_t *token) {
   uvw__thread_t *t = &uvw__tstate;
   int rc = uvw__guard(ctx->chain, t);
   if (rc != 0) return rc;
+  if (t->write_hook && (rc = t->write_hook(t->write_hook_arg, 0)) != 0) return rc;
   if (token->used) {
     uvw__error_set(UVW_ETOKEN_USED, UVW_KIND_RUNTIME_ERROR, "token for (%s, %s) has already been used once",
                    token->var->ns, token->var->name);

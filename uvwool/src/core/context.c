@@ -151,19 +151,23 @@ int uvw_context_exit(uvw_context_t *ctx) {
   return 0;
 }
 
-int uvw_context_run(uvw_context_t *ctx, uvw_run_fn fn, void *arg) {
-  int rc = uvw_context_enter(ctx);
-  if (rc != 0) return rc;
-  fn(arg);
-  /* fn may have left contexts of its own entered: unwind them first, but
-   * only when ctx is still below them, so a misbehaving fn cannot make us
-   * unwind contexts that are not ours. */
+int uvw__context_leave(uvw_context_t *ctx) {
+  /* Whatever ran inside may have left contexts of its own entered: unwind
+   * them first, but only when ctx is still below them, so a misbehaving
+   * callee cannot make us unwind contexts that are not ours. */
   uvw__thread_t *t = uvw__thread();
   uvw_context_t *c = t->current;
   while (c != NULL && c != ctx && c != t->base) c = c->prev;
   if (c != ctx) return uvw_context_exit(ctx); /* reports UVW_ENOTENTERED */
   while (t->current != ctx) uvw_context_exit(t->current);
   return uvw_context_exit(ctx);
+}
+
+int uvw_context_run(uvw_context_t *ctx, uvw_run_fn fn, void *arg) {
+  int rc = uvw_context_enter(ctx);
+  if (rc != 0) return rc;
+  fn(arg);
+  return uvw__context_leave(ctx);
 }
 
 /* ---- introspection ------------------------------------------------------------ */

@@ -25,6 +25,9 @@ struct uvw_context_s {
  * NULL only on allocation failure (detail published). */
 uvw_context_t *uvw__context_current(void);
 
+/* Exit ctx after unwinding contexts a callee left entered above it. */
+int uvw__context_leave(uvw_context_t *ctx);
+
 /* The guard (SEMANTICS 4) against chain `c` of the current context. Returns 0
  * or UVW_ECONTENTION with the detail published. */
 int uvw__guard_fail(const uvw__chain_t *c, uvw__thread_t *t, const char *kind);

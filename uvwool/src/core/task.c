@@ -5,12 +5,16 @@
 
 static atomic_uint_fast64_t next_task_id = 1;
 
-uvw__task_t *uvw__task_new(void) {
-  uvw__task_t *task = uvw__malloc(sizeof(*task));
-  if (task == NULL) return NULL;
+void uvw__task_init(uvw__task_t *task, void (*destroy)(uvw__task_t *task)) {
   atomic_init(&task->refs, 1);
   atomic_init(&task->finished, 0);
   task->id = atomic_fetch_add(&next_task_id, 1);
+  task->destroy = destroy;
+}
+
+uvw__task_t *uvw__task_new(void) {
+  uvw__task_t *task = uvw__malloc(sizeof(*task));
+  if (task != NULL) uvw__task_init(task, NULL);
   return task;
 }
 
@@ -20,7 +24,11 @@ uvw__task_t *uvw__task_ref(uvw__task_t *task) {
 }
 
 void uvw__task_unref(uvw__task_t *task) {
-  if (task && atomic_fetch_sub_explicit(&task->refs, 1, memory_order_acq_rel) == 1) uvw__free(task);
+  if (task == NULL || atomic_fetch_sub_explicit(&task->refs, 1, memory_order_acq_rel) != 1) return;
+  if (task->destroy)
+    task->destroy(task);
+  else
+    uvw__free(task);
 }
 
 void uvw__task_finish(uvw__task_t *task) { atomic_store_explicit(&task->finished, 1, memory_order_release); }

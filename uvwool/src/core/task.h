@@ -11,10 +11,15 @@ typedef struct uvw__task_s {
   atomic_uint refs;
   atomic_int finished;
   uint64_t id; /* process-unique, never reused; shown in ChainContention */
+  /* Frees the task when the last reference goes (the loop layer embeds this
+   * struct first in its own task); NULL: uvw__free. */
+  void (*destroy)(struct uvw__task_s *task);
 } uvw__task_t;
 
 /* New reference, NULL on allocation failure. */
 uvw__task_t *uvw__task_new(void);
+/* Initialise an embedded task: refs 1, not finished, a new id. */
+void uvw__task_init(uvw__task_t *task, void (*destroy)(uvw__task_t *task));
 uvw__task_t *uvw__task_ref(uvw__task_t *task);
 void uvw__task_unref(uvw__task_t *task);
 void uvw__task_finish(uvw__task_t *task);

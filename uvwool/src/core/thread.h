@@ -22,6 +22,12 @@ typedef struct uvw__thread_s {
   uvw_error_t *last_error;
   uint64_t rng[4];              /* xoshiro256** state for chain ids */
   uint64_t context_serial;      /* per-thread count behind context serials */
+  /* Set by the loop layer while a loop callback runs: called before every
+   * set/reset/mount (arming: non-zero when the write arms the context) so the
+   * loop can install its task factory and report its displacement. Core
+   * knows nothing of loops; a non-zero return fails the write. */
+  int (*write_hook)(void *arg, int arming);
+  void *write_hook_arg;
 } uvw__thread_t;
 
 extern __thread uvw__thread_t uvw__tstate __attribute__((tls_model("initial-exec")));

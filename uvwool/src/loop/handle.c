@@ -1,0 +1,34 @@
+/* Handles: close (releases every capture of the handle and captures for the
+ * close callback) and walk (synchronous: the context is already current). */
+#include "loop_internal.h"
+
+void uvw__handle_release(uv_handle_t *handle) {
+  uvw__loop_t *L = uvw__loop_find(handle->loop);
+  if (L) uvw__reg_release_key(L, handle, UVW__SLOT_MAIN);
+}
+
+static void close_trampoline(uv_handle_t *handle) {
+  uvw__loop_t *L;
+  uvw__reg_t *r = uvw__lookup(handle->loop, handle, UVW__SLOT_CLOSE, &L, "uv_close_cb");
+  if (r == NULL) return;
+  uvw__frame_t f;
+  uvw__oneshot_begin(&f, L, r);
+  ((uv_close_cb)r->cb)(handle);
+  uvw__reg_end(&f, L, r);
+}
+
+void uvw_close(uv_handle_t *handle, uv_close_cb close_cb) {
+  uvw__handle_release(handle);
+  uvw__loop_t *L;
+  uvw__reg_t *r;
+  /* Without memory for the capture the close still happens, uncaptured:
+   * uv_close cannot fail, and neither may its wrapper. */
+  if (close_cb == NULL || uvw__register(handle->loop, handle, UVW__SLOT_CLOSE, (uvw__fn)close_cb, NULL, &L, &r) != 0) {
+    uv_close(handle, close_cb);
+    return;
+  }
+  uv_close(handle, close_trampoline);
+  uvw__reg_commit(L, r);
+}
+
+void uvw_walk(uv_loop_t *loop, uv_walk_cb walk_cb, void *arg) { uv_walk(loop, walk_cb, arg); }

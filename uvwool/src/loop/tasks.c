@@ -1,0 +1,228 @@
+/* Tasks: a unit of concurrent work with its own forked chain (asyncio's
+ * Task), spawned through the loop's task factory. */
+#include "alloc.h"
+#include "error.h"
+#include "loop_internal.h"
+
+static void task_destroy(uvw__task_t *core) {
+  struct uvw_task_s *task = (struct uvw_task_s *)core;
+  uvw_context_unref(task->ctx);
+  uvw__free(task);
+}
+
+static int is_loop_task(const uvw__task_t *t) { return t && t->destroy == task_destroy; }
+
+static void run_done(uvw_task_t *task) {
+  uvw__task_finish(&task->core);
+  if (task->done_cb == NULL) return;
+  /* The done callback runs in the task's context, with no task current: the
+   * task is finished, so nothing it owned can contend. */
+  uvw__loop_t *L = uvw__loop_find(task->loop);
+  uvw__frame_t f;
+  uvw__frame_begin(&f, L, task->ctx, NULL);
+  task->done_cb(task, task->done_arg);
+  uvw__frame_end(&f);
+}
+
+void uvw__task_pending_done(uvw__task_t *core) {
+  if (!is_loop_task(core)) return;
+  struct uvw_task_s *task = (struct uvw_task_s *)core;
+  if (atomic_fetch_sub_explicit(&task->pending, 1, memory_order_acq_rel) == 1) run_done(task);
+}
+
+/* Runs on the loop: the body, with the task current in its context. */
+static void task_start(void *arg) {
+  uvw_task_t *task = arg;
+  uvw__loop_t *L = uvw__loop_find(task->loop);
+  uvw__frame_t f;
+  uvw__frame_begin(&f, L, task->ctx, &task->core);
+  task->fn(task, task->arg);
+  uvw__frame_end(&f);
+  uvw__task_pending_done(&task->core); /* the body's own count */
+  uvw__task_unref(&task->core);        /* the reference the queue held */
+}
+
+/* An explicitly supplied context drives one live task at a time: its chain's
+ * owner task is the driver. */
+static int claim_explicit(uvw_context_t *ctx, uvw_task_t *task) {
+  uvw__chain_t *c = ctx->chain;
+  if (c == NULL) return 0; /* unarmed contexts are shared freely */
+  if (c->owner_task && !uvw__task_finished(c->owner_task))
+    return uvw__contention(c, "create_task", uvw__thread()->gen, &task->core);
+  uvw__chain_t *stamped = uvw__chain_clone(c);
+  if (stamped == NULL) return uvw__error_nomem("chain");
+  uvw__chain_set_owner(stamped, c->owner_gen, &task->core);
+  uvw__chain_unref(ctx->chain);
+  ctx->chain = stamped;
+  return 0;
+}
+
+/* uvwool's own creation: the fork (or the explicit context), then the
+ * start queued on the loop. */
+static int uvwool_create(uvw_task_factory_t *self, uv_loop_t *loop, uvw_task_fn fn, void *arg,
+                         const uvw_task_options_t *opts, uvw_task_t **out) {
+  (void)self;
+  uvw_task_t *task = uvw__calloc(1, sizeof(*task));
+  if (task == NULL) return uvw__error_nomem("task");
+  uvw__task_init(&task->core, task_destroy);
+  task->loop = loop;
+  task->fn = fn;
+  task->arg = arg;
+  atomic_init(&task->pending, 1);
+  if (opts) {
+    task->done_cb = opts->done_cb;
+    task->done_arg = opts->done_arg;
+  }
+  int rc = 0;
+  if (opts && opts->context) {
+    task->ctx = uvw_context_ref(opts->context);
+    rc = claim_explicit(task->ctx, task);
+  } else {
+    uvw_context_t *cur = uvw_context_current();
+    task->ctx = cur ? uvw_context_fork(cur, UVW_PROPAGATE_FORK) : NULL;
+    if (task->ctx == NULL) rc = UVW_ENOMEM;
+  }
+  if (rc == 0) {
+    uvw__task_ref(&task->core); /* held by the queued start */
+    uvw__task_t *outer = uvw__tstate.task;
+    uvw__tstate.task = NULL; /* the start is not a registration of the spawning task */
+    rc = uvw_call_soon(loop, task_start, task);
+    uvw__tstate.task = outer;
+    if (rc != 0) uvw__task_unref(&task->core);
+  }
+  if (rc != 0) {
+    uvw__task_unref(&task->core);
+    return rc;
+  }
+  if (out)
+    *out = task;
+  else
+    uvw__task_unref(&task->core);
+  return 0;
+}
+
+int uvw_task_create(uv_loop_t *loop, uvw_task_fn fn, void *arg, const uvw_task_options_t *opts, uvw_task_t **out) {
+  if (loop == NULL || fn == NULL) {
+    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_task_create: loop or fn is NULL");
+    return UVW_EINVAL;
+  }
+  return uvwool_create(NULL, loop, fn, arg, opts, out);
+}
+
+static uvw_task_factory_t uvwool_factory_proto = {uvwool_create, NULL, NULL};
+
+int uvw_task_spawn(uv_loop_t *loop, uvw_task_fn fn, void *arg, const uvw_task_options_t *opts, uvw_task_t **out) {
+  if (loop == NULL || fn == NULL) {
+    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_task_spawn: loop or fn is NULL");
+    return UVW_EINVAL;
+  }
+  uvw__loop_t *L = uvw__loop_get(loop);
+  if (L == NULL) return uvw_error_code(uvw_last_error());
+  uvw_task_factory_t *top = L->factory_top ? L->factory_top : &uvwool_factory_proto;
+  return top->create(top, loop, fn, arg, opts, out);
+}
+
+uvw_task_t *uvw_task_current(void) {
+  uvw__task_t *t = uvw__thread()->task;
+  return is_loop_task(t) ? (uvw_task_t *)t : NULL;
+}
+uvw_task_t *uvw_task_ref(uvw_task_t *task) { return task ? (uvw_task_t *)uvw__task_ref(&task->core) : NULL; }
+void uvw_task_unref(uvw_task_t *task) {
+  if (task) uvw__task_unref(&task->core);
+}
+int uvw_task_finished(const uvw_task_t *task) { return task && uvw__task_finished(&task->core); }
+uint64_t uvw_task_id(const uvw_task_t *task) { return task ? task->core.id : 0; }
+uvw_context_t *uvw_task_context(const uvw_task_t *task) { return task ? task->ctx : NULL; }
+
+/* ---- the factory chain ----------------------------------------------------- */
+
+/* uvwool's factory wraps whatever was installed: it forks, then lets the
+ * inner factory create the task in that fork (so the inner one still runs). */
+static int uvwool_wrapping_create(uvw_task_factory_t *self, uv_loop_t *loop, uvw_task_fn fn, void *arg,
+                                  const uvw_task_options_t *opts, uvw_task_t **out) {
+  if (self->inner == NULL) return uvwool_create(self, loop, fn, arg, opts, out);
+  if (opts && opts->context) return self->inner->create(self->inner, loop, fn, arg, opts, out);
+  uvw_context_t *cur = uvw_context_current();
+  uvw_context_t *fork = cur ? uvw_context_fork(cur, UVW_PROPAGATE_FORK) : NULL;
+  if (fork == NULL) return UVW_ENOMEM;
+  uvw_task_options_t forked = {fork, opts ? opts->done_cb : NULL, opts ? opts->done_arg : NULL};
+  int rc = self->inner->create(self->inner, loop, fn, arg, &forked, out);
+  uvw_context_unref(fork);
+  return rc;
+}
+
+static int is_uvwool_factory(const uvw_task_factory_t *f) { return f && f->create == uvwool_wrapping_create; }
+
+static int reachable(const uvw_task_factory_t *top) {
+  for (int depth = 0; top && depth < 64; top = top->inner, depth++)
+    if (is_uvwool_factory(top)) return 1;
+  return 0;
+}
+
+/* uvwool's factory objects of a loop. A re-install after a displacement
+ * makes a new one; the old one is kept until the loop closes, because the
+ * factory that displaced it may still call it. */
+typedef struct owned_factory_s {
+  uvw_task_factory_t factory;
+  struct owned_factory_s *next;
+} owned_factory_t;
+
+static int install(uvw__loop_t *L) {
+  if (reachable(L->factory_top)) return 0; /* installed, possibly buried: not again */
+  owned_factory_t *of = uvw__calloc(1, sizeof(*of));
+  if (of == NULL) return uvw__error_nomem("task factory");
+  of->factory.create = uvwool_wrapping_create;
+  of->factory.inner = L->factory_top;
+  of->factory.data = L->loop;
+  of->next = L->owned_factory;
+  L->owned_factory = of;
+  L->factory_top = &of->factory;
+  L->factory_installed = 1;
+  return 0;
+}
+
+int uvw_install_task_factory(uv_loop_t *loop) {
+  uvw__loop_t *L = loop ? uvw__loop_get(loop) : NULL;
+  if (L == NULL) return loop ? uvw_error_code(uvw_last_error()) : UVW_EINVAL;
+  return install(L);
+}
+
+int uvw_loop_set_task_factory(uv_loop_t *loop, uvw_task_factory_t *factory) {
+  uvw__loop_t *L = loop ? uvw__loop_get(loop) : NULL;
+  if (L == NULL) return loop ? uvw_error_code(uvw_last_error()) : UVW_EINVAL;
+  L->factory_top = factory;
+  return 0;
+}
+
+uvw_task_factory_t *uvw_loop_task_factory(uv_loop_t *loop) {
+  uvw__loop_t *L = loop ? uvw__loop_find(loop) : NULL;
+  return L ? L->factory_top : NULL;
+}
+
+int uvw_task_factory_installed(uv_loop_t *loop) {
+  uvw__loop_t *L = loop ? uvw__loop_find(loop) : NULL;
+  return L && reachable(L->factory_top);
+}
+
+/* Called before every set/reset/mount made inside a callback of the loop. */
+int uvw__loop_write_hook(void *arg, int arming) {
+  uvw__loop_t *L = arg;
+  if (__builtin_expect(is_uvwool_factory(L->factory_top), 1)) return 0;
+  if (!L->factory_installed) return arming ? install(L) : 0;
+  if (reachable(L->factory_top)) return 0;
+  uvw_error_t *e = uvw__error_set(UVW_EDISPLACED, UVW_KIND_TASK_FACTORY_DISPLACED,
+                                  "uvwool's task factory on loop %p was displaced by a factory that does not "
+                                  "wrap it: spawned tasks would not fork their context (install it again with "
+                                  "uvw_install_task_factory)",
+                                  (void *)L->loop);
+  uvw__error_field(e, "loop", "%p", (void *)L->loop);
+  return UVW_EDISPLACED;
+}
+
+void uvw__factory_free(uvw__loop_t *L) {
+  for (owned_factory_t *of = L->owned_factory, *next; of; of = next) {
+    next = of->next;
+    uvw__free(of);
+  }
+  L->owned_factory = NULL;
+}

@@ -1,0 +1,28 @@
+/* Timers: asyncio's call_later. One capture per start, reused by every
+ * repeat; a restart (even from its own callback) captures anew. */
+#include "loop_internal.h"
+
+static void timer_trampoline(uv_timer_t *handle) {
+  uvw__loop_t *L;
+  uvw__reg_t *r = uvw__lookup(handle->loop, handle, UVW__SLOT_MAIN, &L, "uv_timer_cb");
+  if (r == NULL) return;
+  uvw__frame_t f;
+  uvw__reg_begin(&f, L, r);
+  ((uv_timer_cb)r->cb)(handle);
+  uvw__reg_end(&f, L, r);
+}
+
+int uvw_timer_start(uv_timer_t *handle, uv_timer_cb cb, uint64_t timeout, uint64_t repeat) {
+  if (cb == NULL) return uv_timer_start(handle, cb, timeout, repeat);
+  uvw__loop_t *L;
+  uvw__reg_t *r;
+  int rc = uvw__register(handle->loop, handle, UVW__SLOT_MAIN, (uvw__fn)cb, NULL, &L, &r);
+  if (rc != 0) return rc;
+  return uvw__registered(L, r, uv_timer_start(handle, timer_trampoline, timeout, repeat));
+}
+
+int uvw_timer_stop(uv_timer_t *handle) {
+  uvw__loop_t *L = uvw__loop_find(handle->loop);
+  if (L) uvw__reg_stop(L, handle, UVW__SLOT_MAIN);
+  return uv_timer_stop(handle);
+}

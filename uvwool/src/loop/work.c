@@ -1,0 +1,151 @@
+/* The work queue and threads.
+ *
+ * uv_queue_work's work callback runs on a pool thread in the context captured
+ * at submission (asyncio.to_thread without copying): touching an armed
+ * variable there is a thread ChainContention. uvw_to_thread runs it in a
+ * detached fork instead. Threads started by uvw_thread_create run in a
+ * detached fork too; plain uv_thread_create threads start unarmed.
+ *
+ * Work records are found from the pool thread, so they live in their own
+ * table under a mutex, not in the loop-thread-only registration table; a
+ * pool round trip costs microseconds, the lock does not count. */
+#include "alloc.h"
+#include "error.h"
+#include "loop_internal.h"
+
+typedef struct work_s {
+  struct work_s *next;
+  uv_work_t *req;
+  uv_work_cb work_cb;
+  uv_after_work_cb after_cb;
+  uvw_context_t *ctx;      /* captured: after_cb runs in it, and plain work too */
+  uvw_context_t *work_ctx; /* the fork work_cb runs in (to_thread), or NULL */
+  uvw__task_t *task;
+} work_t;
+
+static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
+static work_t *work_list; /* in-flight requests: a handful at a time */
+
+static work_t *take_or_find(uv_work_t *req, int take) {
+  pthread_mutex_lock(&work_lock);
+  work_t **p = &work_list;
+  while (*p && (*p)->req != req) p = &(*p)->next;
+  work_t *w = *p;
+  if (w && take) *p = w->next;
+  pthread_mutex_unlock(&work_lock);
+  return w;
+}
+
+static void work_trampoline(uv_work_t *req) {
+  work_t *w = take_or_find(req, 0);
+  if (w == NULL) {
+    uvw__reg_missing("uv_work_cb", req);
+    return;
+  }
+  uvw__frame_t f;
+  uvw__frame_begin(&f, NULL, w->work_ctx ? w->work_ctx : w->ctx, w->work_ctx ? NULL : w->task);
+  w->work_cb(req);
+  uvw__frame_end(&f);
+}
+
+static void after_trampoline(uv_work_t *req, int status) {
+  work_t *w = take_or_find(req, 1);
+  if (w == NULL) {
+    uvw__reg_missing("uv_after_work_cb", req);
+    return;
+  }
+  if (w->after_cb) {
+    uvw__frame_t f;
+    uvw__frame_begin(&f, uvw__loop_find(req->loop), w->ctx, w->task);
+    w->after_cb(req, status);
+    uvw__frame_end(&f);
+  }
+  uvw_context_unref(w->work_ctx);
+  uvw__capture_release(w->ctx, w->task);
+  uvw__free(w);
+}
+
+static int submit(uv_loop_t *loop, uv_work_t *req, uv_work_cb work_cb, uv_after_work_cb after_cb, int fork) {
+  if (work_cb == NULL) return uv_queue_work(loop, req, work_cb, after_cb);
+  work_t *w = uvw__calloc(1, sizeof(*w));
+  if (w == NULL) return UV_ENOMEM;
+  if (uvw__capture(&w->ctx, &w->task) != 0 ||
+      (fork && (w->work_ctx = uvw_context_fork(w->ctx, UVW_PROPAGATE_THREAD)) == NULL)) {
+    uvw__capture_release(w->ctx, w->task);
+    uvw__free(w);
+    return UV_ENOMEM;
+  }
+  w->req = req;
+  w->work_cb = work_cb;
+  w->after_cb = after_cb;
+  pthread_mutex_lock(&work_lock);
+  w->next = work_list;
+  work_list = w;
+  pthread_mutex_unlock(&work_lock);
+  int rc = uv_queue_work(loop, req, work_trampoline, after_trampoline);
+  if (rc != 0) {
+    take_or_find(req, 1);
+    uvw_context_unref(w->work_ctx);
+    uvw__capture_release(w->ctx, w->task);
+    uvw__free(w);
+  }
+  return rc;
+}
+
+int uvw_queue_work(uv_loop_t *loop, uv_work_t *req, uv_work_cb work_cb, uv_after_work_cb after_work_cb) {
+  return submit(loop, req, work_cb, after_work_cb, 0);
+}
+
+int uvw_to_thread(uv_loop_t *loop, uv_work_t *req, uv_work_cb work_cb, uv_after_work_cb after_work_cb) {
+  return submit(loop, req, work_cb, after_work_cb, 1);
+}
+
+/* ---- threads ------------------------------------------------------------------ */
+
+typedef struct {
+  uv_thread_cb entry;
+  void *arg;
+  uvw_context_t *fork;
+} start_t;
+
+static void thread_trampoline(void *arg) {
+  start_t *s = arg;
+  uvw__frame_t f;
+  uvw__frame_begin(&f, NULL, s->fork, NULL);
+  s->entry(s->arg);
+  uvw__frame_end(&f);
+  uvw_context_unref(s->fork);
+  uvw__free(s);
+}
+
+static start_t *prepare_start(uv_thread_cb entry, void *arg) {
+  start_t *s = uvw__malloc(sizeof(*s));
+  uvw_context_t *cur = uvw_context_current();
+  if (s == NULL || cur == NULL || (s->fork = uvw_context_fork(cur, UVW_PROPAGATE_THREAD)) == NULL) {
+    uvw__free(s);
+    return NULL;
+  }
+  s->entry = entry;
+  s->arg = arg;
+  return s;
+}
+
+static int started(start_t *s, int rc) {
+  if (rc != 0) {
+    uvw_context_unref(s->fork);
+    uvw__free(s);
+  }
+  return rc;
+}
+
+int uvw_thread_create(uv_thread_t *tid, uv_thread_cb entry, void *arg) {
+  start_t *s = prepare_start(entry, arg);
+  if (s == NULL) return UV_ENOMEM;
+  return started(s, uv_thread_create(tid, thread_trampoline, s));
+}
+
+int uvw_thread_create_ex(uv_thread_t *tid, const uv_thread_options_t *params, uv_thread_cb entry, void *arg) {
+  start_t *s = prepare_start(entry, arg);
+  if (s == NULL) return UV_ENOMEM;
+  return started(s, uv_thread_create_ex(tid, params, thread_trampoline, s));
+}
