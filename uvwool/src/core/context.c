@@ -8,15 +8,49 @@
 #include "var.h"
 
 /* A new context that takes over the caller's references to map and chain. */
+/* Freed context objects wait in a small per-thread cache: capturing a context
+ * at every libuv registration then allocates nothing once the loop is warm. */
+#define CONTEXT_CACHE_MAX 64
+
+static uvw_context_t *context_obtain(uvw__thread_t *t) {
+  uvw_context_t *ctx = t->context_cache;
+  if (ctx != NULL) {
+    t->context_cache = ctx->prev;
+    t->context_cache_len--;
+    return ctx;
+  }
+  return uvw__malloc(sizeof(*ctx));
+}
+
+static void context_recycle(uvw_context_t *ctx) {
+  uvw__thread_t *t = &uvw__tstate;
+  if (t->gen != 0 && t->context_cache_len < CONTEXT_CACHE_MAX) {
+    ctx->prev = t->context_cache;
+    t->context_cache = ctx;
+    t->context_cache_len++;
+  } else {
+    uvw__free(ctx);
+  }
+}
+
+void uvw__context_cache_drain(uvw__thread_t *t) {
+  while (t->context_cache) {
+    uvw_context_t *ctx = t->context_cache;
+    t->context_cache = ctx->prev;
+    uvw__free(ctx);
+  }
+  t->context_cache_len = 0;
+}
+
 static uvw_context_t *context_adopt(uvw__map_t *map, uvw__chain_t *chain) {
-  uvw_context_t *ctx = uvw__malloc(sizeof(*ctx));
+  uvw__thread_t *t = uvw__thread();
+  uvw_context_t *ctx = context_obtain(t);
   if (ctx == NULL) {
     uvw__map_unref(map);
     uvw__chain_unref(chain);
     uvw__error_nomem("context");
     return NULL;
   }
-  uvw__thread_t *t = uvw__thread();
   atomic_init(&ctx->refs, 1);
   atomic_init(&ctx->entered, 0);
   ctx->map = map;
@@ -66,10 +100,16 @@ uvw_context_t *uvw_context_ref(uvw_context_t *ctx) {
 }
 
 void uvw_context_unref(uvw_context_t *ctx) {
-  if (ctx == NULL || atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) != 1) return;
+  if (ctx == NULL) return;
+  /* The sole owner needs no read-modify-write: nobody else holds a
+   * reference that could be copied concurrently. Saves an atomic on the
+   * common copy -> use -> drop path. */
+  if (atomic_load_explicit(&ctx->refs, memory_order_acquire) != 1 &&
+      atomic_fetch_sub_explicit(&ctx->refs, 1, memory_order_acq_rel) != 1)
+    return;
   uvw__map_unref(ctx->map);
   uvw__chain_unref(ctx->chain);
-  uvw__free(ctx);
+  context_recycle(ctx);
 }
 
 /* ---- fork ------------------------------------------------------------------ */

@@ -23,6 +23,7 @@ static void thread_cleanup(void *unused) {
   /* A context left entered at thread exit is released with the base. */
   uvw_context_unref(t->base);
   t->base = t->current = NULL;
+  uvw__context_cache_drain(t);
   if (t->last_error) uvw_error_unref(t->last_error);
   t->last_error = NULL;
   t->gen = 0;

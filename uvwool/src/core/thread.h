@@ -22,6 +22,8 @@ typedef struct uvw__thread_s {
   uvw_error_t *last_error;
   uint64_t rng[4];              /* xoshiro256** state for chain ids */
   uint64_t context_serial;      /* per-thread count behind context serials */
+  uvw_context_t *context_cache; /* freed context objects for reuse (context.c) */
+  unsigned context_cache_len;
   /* Set by the loop layer while a loop callback runs: called before every
    * set/reset/mount (arming: non-zero when the write arms the context) so the
    * loop can install its task factory and report its displacement. Core
@@ -33,6 +35,7 @@ typedef struct uvw__thread_s {
 extern __thread uvw__thread_t uvw__tstate __attribute__((tls_model("initial-exec")));
 
 void uvw__thread_init(void);
+void uvw__context_cache_drain(uvw__thread_t *t);
 
 static inline uvw__thread_t *uvw__thread(void) {
   if (__builtin_expect(uvw__tstate.gen == 0, 0)) uvw__thread_init();
