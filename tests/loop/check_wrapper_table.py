@@ -6,14 +6,15 @@ callback rides in its options) must be in uvwool's wrapper table with its
 uvw_ name, and the table must list nothing uv.h lacks.
 Every wrapper must also be called by a test under tests/loop, where each
 family's tests prove propagation through it.
-usage: check_wrapper_table.py UV_H DUMP_PROGRAM TESTS_DIR"""
+The table in docs/loop.md must list every row too.
+usage: check_wrapper_table.py UV_H DUMP_PROGRAM TESTS_DIR DOCS_MD"""
 import glob
 import os
 import re
 import subprocess
 import sys
 
-uv_h, dump, tests_dir = sys.argv[1], sys.argv[2], sys.argv[3]
+uv_h, dump, tests_dir, docs_md = sys.argv[1:5]
 src = open(uv_h).read()
 src = re.sub(r"/\*.*?\*/", " ", src, flags=re.S)  # comments may hold ';'
 declared = {}
@@ -44,10 +45,14 @@ test_text = "".join(open(p).read() for p in glob.glob(os.path.join(tests_dir, "t
 for name, row in sorted(table.items()):
     if not re.search(r"\b" + row[1] + r"\s*\(", test_text):
         failures.append(f"{row[1]} is not exercised by any test in {tests_dir}")
+docs = open(docs_md).read()
+for name, row in sorted(table.items()):
+    if f"| `{name}` | `{row[1]}` | {row[2]} |" not in docs:
+        failures.append(f"{name} is missing from the table in {docs_md}")
 for f in failures:
     print("FAIL", f)
 print(f"wrapper table: {len(registering)} callback-registering functions in uv.h, "
       f"{len(table)} rows ({len(stops)} stops)")
-checks = len(registering) + 2 * len(table)
+checks = len(registering) + 3 * len(table)
 print(f"{checks - len(failures)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)
