@@ -155,16 +155,21 @@ typedef struct {
   long seen[3];
 } watch_t;
 
-#define WATCH_CB(kind)                                 \
-  static void kind##_cb(uv_##kind##_t *h) {           \
-    watch_t *w = h->data;                              \
-    w->seen[w->fired] = lt_read(var);                  \
-    lt_write(var, 20 + w->fired);                      \
-    if (++w->fired == 3) uvw_##kind##_stop(h);         \
-  }
-WATCH_CB(idle)
-WATCH_CB(check)
-WATCH_CB(prepare)
+/* One watcher of each kind, each stopping itself after three events. */
+static int watch_event(watch_t *w) {
+  w->seen[w->fired] = lt_read(var);
+  lt_write(var, 20 + w->fired);
+  return ++w->fired == 3;
+}
+static void idle_cb(uv_idle_t *h) {
+  if (watch_event(h->data)) uvw_idle_stop(h);
+}
+static void check_cb(uv_check_t *h) {
+  if (watch_event(h->data)) uvw_check_stop(h);
+}
+static void prepare_cb(uv_prepare_t *h) {
+  if (watch_event(h->data)) uvw_prepare_stop(h);
+}
 
 static void noop_timer(uv_timer_t *t) { (void)t; }
 
@@ -217,4 +222,24 @@ Test(timer, close_callback_runs_in_the_context_of_the_close_call) {
   lt_write(var, 6);
   lt_finish(&loop);
   cr_assert_eq(close_seen, 5);
+}
+
+static long walk_seen;
+static int walked;
+static void on_walk(uv_handle_t *h, void *arg) {
+  (void)h;
+  (void)arg;
+  walked++;
+  walk_seen = lt_read(var);
+}
+
+Test(timer, walk_runs_its_callback_during_the_call_in_the_current_context) {
+  uv_timer_t t;
+  uv_timer_init(&loop, &t);
+  lt_write(var, 8);
+  uvw_walk(&loop, on_walk, NULL);
+  cr_assert_geq(walked, 1);
+  cr_assert_eq(walk_seen, 8);
+  uvw_close((uv_handle_t *)&t, NULL);
+  lt_finish(&loop);
 }

@@ -4,10 +4,12 @@
 
 void uvw__handle_release(uv_handle_t *handle) {
   uvw__loop_t *L = uvw__loop_find(handle->loop);
-  if (L) uvw__reg_release_key(L, handle, UVW__SLOT_MAIN);
+  if (L == NULL) return;
+  uvw__reg_release_key(L, handle, UVW__SLOT_MAIN);
+  if (handle->type == UV_TCP || handle->type == UV_NAMED_PIPE) uvw__reg_release_key(L, handle, UVW__SLOT_LISTEN);
 }
 
-static void close_trampoline(uv_handle_t *handle) {
+void uvw__close_trampoline(uv_handle_t *handle) {
   uvw__loop_t *L;
   uvw__reg_t *r = uvw__lookup(handle->loop, handle, UVW__SLOT_CLOSE, &L, "uv_close_cb");
   if (r == NULL) return;
@@ -27,7 +29,7 @@ void uvw_close(uv_handle_t *handle, uv_close_cb close_cb) {
     uv_close(handle, close_cb);
     return;
   }
-  uv_close(handle, close_trampoline);
+  uv_close(handle, uvw__close_trampoline);
   uvw__reg_commit(L, r);
 }
 

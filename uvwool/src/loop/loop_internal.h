@@ -20,9 +20,10 @@
 
 typedef void (*uvw__fn)(void);
 
-/* Which registration of an object a record is: a handle has at most its main
- * callback(s) and its close callback at once. */
-enum { UVW__SLOT_MAIN = 0, UVW__SLOT_CLOSE = 1 };
+/* Which registration of an object a record is: a handle has its main
+ * callback(s), its close callback and, for a stream that both listens and
+ * reads (libuv allows it), its connection callback apart. */
+enum { UVW__SLOT_MAIN = 0, UVW__SLOT_CLOSE = 1, UVW__SLOT_LISTEN = 2 };
 
 typedef struct uvw__reg_s {
   const void *key;
@@ -200,3 +201,5 @@ void uvw__ts_drain(uv_async_t *async);
 
 /* Release every capture of a handle (close). */
 void uvw__handle_release(uv_handle_t *handle);
+/* The close callback's trampoline (slot CLOSE, one-shot), for every close. */
+void uvw__close_trampoline(uv_handle_t *handle);
