@@ -357,3 +357,23 @@ Test(tasks, a_factory_that_drops_uvwools_is_reported_at_the_next_write) {
   uvw_token_free(tok);
   lt_finish(&loop);
 }
+
+static long no_fork_seen, all_seen;
+static uvw_var_t *no_fork;
+static void policy_body(uvw_task_t *task, void *arg) {
+  (void)task;
+  (void)arg;
+  no_fork_seen = lt_read(no_fork);
+  all_seen = lt_read(var);
+}
+
+Test(tasks, spawned_tasks_leave_out_variables_that_do_not_cross_forks) {
+  no_fork = tu_var("no_fork", NULL);
+  cr_assert_eq(uvw_var_set_policy(no_fork, UVW_PROPAGATE_ALL & ~UVW_PROPAGATE_FORK), 0);
+  lt_write(var, 3);
+  lt_write(no_fork, 4);
+  cr_assert_eq(uvw_task_spawn(&loop, policy_body, NULL, NULL, NULL), 0);
+  lt_finish(&loop);
+  cr_assert_eq(all_seen, 3);
+  cr_assert_eq(no_fork_seen, -1);
+}

@@ -152,3 +152,26 @@ Test(work, uvw_thread_create_forks_plain_uv_thread_create_starts_unarmed) {
   cr_assert_str_eq(plain.id, "");
   cr_assert_eq(uvw_loop_close(&loop), 0);
 }
+
+/* Per-variable policy on the thread edges (issue: policy honoured on fork
+ * and thread offload). */
+static long policy_seen_all, policy_seen_local;
+static uvw_var_t *local_only;
+static void policy_work(uv_work_t *req) {
+  (void)req;
+  policy_seen_all = lt_read(var);
+  policy_seen_local = lt_read(local_only);
+}
+
+Test(work, to_thread_leaves_out_variables_that_do_not_cross_threads) {
+  local_only = tu_var("local_only", NULL);
+  cr_assert_eq(uvw_var_set_policy(local_only, UVW_PROPAGATE_ALL & ~UVW_PROPAGATE_THREAD), 0);
+  lt_write(var, 1);
+  lt_write(local_only, 2);
+  uv_work_t req;
+  cr_assert_eq(uvw_to_thread(&loop, &req, policy_work, NULL), 0);
+  lt_finish(&loop);
+  cr_assert_eq(policy_seen_all, 1);
+  cr_assert_eq(policy_seen_local, -1, "a thread-local-only variable stays behind");
+  cr_assert_eq(lt_read(local_only), 2, "and stays bound here");
+}

@@ -25,6 +25,23 @@ struct uvw_context_s {
  * NULL only on allocation failure (detail published). */
 uvw_context_t *uvw__context_current(void);
 
+/* Enter a context the caller owns privately (a registration's capture): the
+ * "entered anywhere" flag is checked and set without a compare-and-swap,
+ * which is exact as long as no other thread can reach ctx meanwhile, true
+ * for a capture until its callback hands it out. Falls back to the full
+ * enter for a fork that must be claimed. */
+static inline int uvw__context_enter_owned(uvw_context_t *ctx) {
+  uvw__thread_t *t = uvw__thread();
+  if (__builtin_expect(atomic_load_explicit(&ctx->entered, memory_order_relaxed) != 0 ||
+                           (ctx->chain != NULL && ctx->chain->owner_gen == 0),
+                       0))
+    return uvw_context_enter(ctx);
+  atomic_store_explicit(&ctx->entered, 1, memory_order_relaxed);
+  ctx->prev = t->current;
+  t->current = ctx;
+  return 0;
+}
+
 /* Exit ctx after unwinding contexts a callee left entered above it. */
 int uvw__context_leave(uvw_context_t *ctx);
 

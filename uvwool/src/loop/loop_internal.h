@@ -115,7 +115,7 @@ static inline void uvw__frame_begin(uvw__frame_t *f, uvw__loop_t *L, uvw_context
   /* Entering fails only if the context is entered elsewhere (a bug of the
    * caller's) or a fork cannot be claimed for lack of memory: the callback
    * still runs, in whatever context is current, rather than being lost. */
-  f->ctx = ctx && uvw_context_enter(ctx) == 0 ? ctx : NULL;
+  f->ctx = ctx && uvw__context_enter_owned(ctx) == 0 ? ctx : NULL;
 }
 
 static inline void uvw__frame_end(uvw__frame_t *f) {

@@ -9,6 +9,8 @@
  * Work records are found from the pool thread, so they live in their own
  * table under a mutex, not in the loop-thread-only registration table; a
  * pool round trip costs microseconds, the lock does not count. */
+#include <string.h>
+
 #include "alloc.h"
 #include "error.h"
 #include "loop_internal.h"
@@ -25,6 +27,48 @@ typedef struct work_s {
 
 static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
 static work_t *work_list; /* in-flight requests: a handful at a time */
+/* Finished records kept for reuse, so a steady stream of work allocates
+ * nothing per request. */
+#define WORK_CACHE_MAX 64
+static work_t *work_cache;
+static unsigned work_cache_len;
+
+static work_t *work_alloc(void) {
+  pthread_mutex_lock(&work_lock);
+  work_t *w = work_cache;
+  if (w) {
+    work_cache = w->next;
+    work_cache_len--;
+  }
+  pthread_mutex_unlock(&work_lock);
+  if (w == NULL) w = uvw__malloc(sizeof(*w));
+  if (w) memset(w, 0, sizeof(*w));
+  return w;
+}
+
+static void work_free(work_t *w) {
+  uvw_context_unref(w->work_ctx);
+  uvw__capture_release(w->ctx, w->task);
+  pthread_mutex_lock(&work_lock);
+  if (work_cache_len < WORK_CACHE_MAX) {
+    w->next = work_cache;
+    work_cache = w;
+    work_cache_len++;
+    w = NULL;
+  }
+  pthread_mutex_unlock(&work_lock);
+  uvw__free(w);
+}
+
+/* Drop the cache at exit so leak checkers see a clean process. */
+__attribute__((destructor)) static void work_cache_drain(void) {
+  while (work_cache) {
+    work_t *w = work_cache;
+    work_cache = w->next;
+    uvw__free(w);
+  }
+  work_cache_len = 0;
+}
 
 static work_t *take_or_find(uv_work_t *req, int take) {
   pthread_mutex_lock(&work_lock);
@@ -60,19 +104,16 @@ static void after_trampoline(uv_work_t *req, int status) {
     w->after_cb(req, status);
     uvw__frame_end(&f);
   }
-  uvw_context_unref(w->work_ctx);
-  uvw__capture_release(w->ctx, w->task);
-  uvw__free(w);
+  work_free(w);
 }
 
 static int submit(uv_loop_t *loop, uv_work_t *req, uv_work_cb work_cb, uv_after_work_cb after_cb, int fork) {
   if (work_cb == NULL) return uv_queue_work(loop, req, work_cb, after_cb);
-  work_t *w = uvw__calloc(1, sizeof(*w));
+  work_t *w = work_alloc();
   if (w == NULL) return UV_ENOMEM;
   if (uvw__capture(&w->ctx, &w->task) != 0 ||
       (fork && (w->work_ctx = uvw_context_fork(w->ctx, UVW_PROPAGATE_THREAD)) == NULL)) {
-    uvw__capture_release(w->ctx, w->task);
-    uvw__free(w);
+    work_free(w);
     return UV_ENOMEM;
   }
   w->req = req;
@@ -85,9 +126,7 @@ static int submit(uv_loop_t *loop, uv_work_t *req, uv_work_cb work_cb, uv_after_
   int rc = uv_queue_work(loop, req, work_trampoline, after_trampoline);
   if (rc != 0) {
     take_or_find(req, 1);
-    uvw_context_unref(w->work_ctx);
-    uvw__capture_release(w->ctx, w->task);
-    uvw__free(w);
+    work_free(w);
   }
   return rc;
 }
