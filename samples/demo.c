@@ -1,7 +1,9 @@
-/* The core demo: set/get/copy/run and the thread guard, narrated. */
+/* The demo: set/get/copy/run and the thread guard, then the same context
+ * following work through a libuv loop, narrated. */
 #include <pthread.h>
 #include <stdio.h>
 #include <uvwool.h>
+#include <uvwool/loop.h>
 
 static uvw_var_t *request_id, *tenant;
 
@@ -45,6 +47,66 @@ static void *foreign_thread(void *arg) {
   return NULL;
 }
 
+/* ---- on a libuv loop ---------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t) {
+  show("timer callback (set before start):");
+  uvw_close((uv_handle_t *)t, NULL);
+}
+
+static void offloaded(uv_work_t *req) {
+  uvw_value_t *out;
+  int rc = uvw_get(request_id, &out);
+  printf("  %s worker thread reads request_id -> %s%s%s\n", (const char *)req->data,
+         rc == 0 ? uvw_value_as_string(out) : uvw_err_name(rc), rc == 0 ? "" : ": ",
+         rc == 0 ? "" : uvw_error_message(uvw_last_error()));
+}
+
+static void offload_done(uv_work_t *req, int status) {
+  (void)status;
+  char where[64];
+  snprintf(where, sizeof where, "after-callback of %s:", (const char *)req->data);
+  show(where);
+}
+
+static void in_task(uvw_task_t *task, void *arg) {
+  (void)arg;
+  printf("  task %llu starts in a fork of the spawner's context:\n", (unsigned long long)uvw_task_id(task));
+  show("  inside the task:");
+  uvw_value_t *t = uvw_value_cstring("task-tenant");
+  uvw_set(tenant, t, NULL);
+  uvw_value_unref(t);
+  show("  after the task's own set:");
+}
+
+static void loop_part(void) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  printf("\n6. On a libuv loop: uvw_timer_start captures the context at registration:\n");
+  uvw_value_t *rid = uvw_value_cstring("req-77");
+  uvw_set(request_id, rid, NULL);
+  uvw_value_unref(rid);
+  uv_timer_t timer;
+  uv_timer_init(&loop, &timer);
+  uvw_timer_start(&timer, on_timer, 10, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+
+  printf("\n7. Offloading: plain uv_queue_work trips the guard; uvw_to_thread runs a detached fork:\n");
+  uv_work_t plain = {.data = "uvw_queue_work"}, forked = {.data = "uvw_to_thread"};
+  uvw_queue_work(&loop, &plain, offloaded, offload_done);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uvw_to_thread(&loop, &forked, offloaded, offload_done);
+  uv_run(&loop, UV_RUN_DEFAULT);
+
+  printf("\n8. A spawned task forks the chain (new id, same values, its writes stay its own):\n");
+  uvw_task_t *task;
+  uvw_task_spawn(&loop, in_task, NULL, NULL, &task);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  show("the spawner afterwards:");
+  uvw_task_unref(task);
+  uvw_loop_close(&loop);
+}
+
 int main(void) {
   uvw_value_t *anon = uvw_value_cstring("anonymous");
   uvw_var_declare("demo", "request_id", NULL, &request_id);
@@ -76,5 +138,6 @@ int main(void) {
   printf("  a second reset with the same token -> %s\n", uvw_err_name(uvw_reset(request_id, tok)));
   uvw_token_free(tok);
   uvw_context_unref(copy);
+  loop_part();
   return 0;
 }
