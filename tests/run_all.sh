@@ -4,7 +4,9 @@
 #      install-consumer, Lua binding tests);
 #   2. an AddressSanitizer+UndefinedBehaviorSanitizer build: the whole suite;
 #   3. a ThreadSanitizer build (clang): the thread tests;
-#   4. valgrind over the unit suite: no leaks, no memory errors.
+#   4. valgrind over the unit suite: no leaks, no memory errors;
+#   5. fuzz smoke (clang + libFuzzer, ASan+UBSan): each wire fuzz target for
+#      ${UVWOOL_FUZZ_SECONDS:-25} s from the committed corpus.
 # Build trees go under ${UVWOOL_BUILD_ROOT:-build}/. Exits non-zero on the
 # first failing stage and ends with a "N passed, N failed" summary of stages.
 set -uo pipefail
@@ -59,7 +61,8 @@ valgrind_unit() {
   local t bad=0
   for t in "$root"/plain/tests/test_* "$root"/plain/tests/thread_*; do
     [ -x "$t" ] || continue
-    valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+    # A hang must fail the stage, not eat the CI budget.
+    timeout 600 valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
       --trace-children=yes --log-file="$logs/$(basename "$t").%p.log" "$t" --jobs 1 >/dev/null 2>&1 || bad=1
   done
   local dirty
@@ -72,9 +75,30 @@ valgrind_unit() {
   echo "valgrind: $(ls "$logs" | wc -l) processes, 0 errors, no leaks"
 }
 
+# The corpus is copied so new inputs never land in the source tree; a crash
+# leaves its input under $root/fuzz-artifacts/ (keep it in
+# tests/fuzz/corpus/<target>/ as a regression seed).
+fuzz_smoke() {
+  local dir="$root/fuzz"
+  cmake -S . -B "$dir" -DUVWOOL_WERROR=ON -DCMAKE_C_COMPILER=clang -DUVWOOL_BUILD_BINDINGS=OFF \
+    >"$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; return 1; }
+  cmake --build "$dir" -j "$jobs" --target fuzz >"$dir.build.log" 2>&1 || { tail -n 60 "$dir.build.log"; return 1; }
+  [ -x "$root/fuzz/tests/fuzz/fuzz_manifest" ] || { echo "fuzz: libFuzzer unavailable (libclang-rt-14-dev)"; return 1; }
+  local t secs=${UVWOOL_FUZZ_SECONDS:-25}
+  for t in manifest frame text; do
+    rm -rf "$root/fuzz-corpus/$t" && mkdir -p "$root/fuzz-corpus/$t" "$root/fuzz-artifacts"
+    cp tests/fuzz/corpus/$t/* "$root/fuzz-corpus/$t/"
+    "$root/fuzz/tests/fuzz/fuzz_$t" "$root/fuzz-corpus/$t" -max_total_time="$secs" -max_len=4096 \
+      -artifact_prefix="$root/fuzz-artifacts/$t-" -print_final_stats=1 >"$root/fuzz-$t.log" 2>&1 ||
+      { tail -n 40 "$root/fuzz-$t.log"; return 1; }
+    echo "fuzz_$t: $(grep -o 'number_of_executed_units: [0-9]*' "$root/fuzz-$t.log") in ${secs}s, no crash"
+  done
+}
+
 mkdir -p "$root"
 stage "build (-Werror) and full test suite" plain
 stage "AddressSanitizer+UBSan: full test suite" asan
 stage "ThreadSanitizer: thread tests" tsan
 stage "valgrind: unit suite" valgrind_unit
+stage "fuzz smoke: wire decoders" fuzz_smoke
 echo "stages: $passed passed, $failed failed"

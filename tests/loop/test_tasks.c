@@ -321,13 +321,15 @@ Test(tasks, wrapped_and_buried_factories_still_run_and_are_recognised) {
   cr_assert_str_neq(via_stack.id, parent, "and uvwool's fork still happened");
 }
 
-static int displaced_set_rc, displaced_reset_rc, displaced_get_rc, recovered_rc;
+static int displaced_set_rc, displaced_reset_rc, displaced_get_rc, displaced_mount_rc, recovered_rc;
+static uvw_manifest_t *incoming;
 static void write_after_displacement(void *arg) {
   uvw_token_t **tok = arg;
   uvw_value_t *v = uvw_value_int(3), *out;
   displaced_get_rc = uvw_get(var, &out);
   displaced_set_rc = uvw_set(var, v, NULL);
   displaced_reset_rc = uvw_reset(var, *tok);
+  displaced_mount_rc = uvw_manifest_mount(incoming);
   uvw_install_task_factory(&loop);
   recovered_rc = uvw_set(var, v, NULL);
   uvw_value_unref(v);
@@ -346,11 +348,18 @@ Test(tasks, a_factory_that_drops_uvwools_is_reported_at_the_next_write) {
   uvw_task_factory_t rogue = {third_party_create, NULL, NULL}; /* no inner pointer */
   uvw_loop_set_task_factory(&loop, &rogue);
   lt_write(var, 1); /* not in a callback of the loop: no report here */
+  void *bytes;
+  size_t len;
+  cr_assert_eq(uvw_manifest_encode(NULL, &bytes, &len), 0);
+  cr_assert_eq(uvw_manifest_decode(bytes, len, &incoming), 0);
+  uvw_free(bytes);
   uvw_call_soon(&loop, write_after_displacement, &tok);
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(displaced_get_rc, 0, "get never reports displacement");
   cr_assert_eq(displaced_set_rc, UVW_EDISPLACED);
   cr_assert_eq(displaced_reset_rc, UVW_EDISPLACED);
+  cr_assert_eq(displaced_mount_rc, UVW_EDISPLACED, "mount reports it too");
+  uvw_manifest_free(incoming);
   cr_assert_eq(recovered_rc, 0, "installing again recovers");
   cr_assert(uvw_task_factory_installed(&loop));
   cr_assert_eq(uvw_loop_task_factory(&loop)->inner, &rogue);

@@ -7,5 +7,7 @@
 #include "uvwool/errors.h"
 #include "uvwool/value.h"
 #include "uvwool/context.h"
+#include "uvwool/wire.h"
+#include "uvwool/loop.h"
 
 #endif

@@ -28,6 +28,9 @@ extern "C" {
 #define UVW_EDISPLACED    (-30009) /* TaskFactoryDisplaced */
 #define UVW_ESERIALIZE    (-30010) /* SerializationError */
 #define UVW_ECHAINSERIALIZE (-30011) /* ChainSerializationError (a SerializationError) */
+#define UVW_EMALFORMED    (-30012) /* SerializationError: malformed wire data (bad protobuf, bad id, bad text) */
+#define UVW_ETOOBIG       (-30013) /* SerializationError: input or output exceeds the wire size limit */
+#define UVW_ESTUBCAP      (-30014) /* SerializationError: the process-wide stub cap is reached */
 
 /* Returns a static message for a code ("unknown error" for others). */
 const char *uvw_strerror(int code);

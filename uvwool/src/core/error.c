@@ -24,7 +24,10 @@
   X(UVW_ENOTENTERED, "context is not the current entered context")             \
   X(UVW_EDISPLACED, "uvwool task factory was displaced")                       \
   X(UVW_ESERIALIZE, "serialization failed")                                    \
-  X(UVW_ECHAINSERIALIZE, "chain serialization failed")
+  X(UVW_ECHAINSERIALIZE, "chain serialization failed")                        \
+  X(UVW_EMALFORMED, "malformed wire data")                                     \
+  X(UVW_ETOOBIG, "wire data exceeds the size limit")                           \
+  X(UVW_ESTUBCAP, "too many undeclared context variables (stub cap)")
 
 const char *uvw_strerror(int code) {
 #define X(c, msg) \

@@ -1,0 +1,241 @@
+/* ChainManifest decoding (SEMANTICS 7): pure. It resolves identities and
+ * decodes values; it never reads or writes a live context. The only shared
+ * state it touches is the variable registry, where an undeclared key gets
+ * a stub, within the process-wide stub cap so a peer cannot flood it. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "value.h"
+#include "var.h"
+#include "wire_int.h"
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* 32 hex digits, or the dashed 8-4-4-4-12 layout; either case. */
+static const char *parse_id(const char *s, uint8_t id[16]) {
+  size_t len = strlen(s);
+  int dashed = len == 36;
+  if (len != 32 && !dashed) return "a chain id is 32 hex digits (or 36 in the dashed UUID layout)";
+  int nibble = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (dashed && (i == 8 || i == 13 || i == 18 || i == 23)) {
+      if (s[i] != '-') return "dashes must sit at the UUID positions 8-4-4-4-12";
+      continue;
+    }
+    int h = hexval(s[i]);
+    if (h < 0) return "a chain id holds only hexadecimal digits";
+    if (nibble & 1)
+      id[nibble / 2] |= (uint8_t)h;
+    else
+      id[nibble / 2] = (uint8_t)(h << 4);
+    nibble++;
+  }
+  return NULL;
+}
+
+static int bad_id(const char *id, const char *reason) {
+  uvw_error_t *e = uvw__error_set(UVW_EMALFORMED, UVW_KIND_SERIALIZATION_ERROR, "malformed chain id '%.72s': %s",
+                                  id, reason);
+  uvw__error_field(e, "what", "chain id");
+  uvw__error_field(e, "id", "%.72s", id);
+  uvw__error_field(e, "reason", "%s", reason);
+  return UVW_EMALFORMED;
+}
+
+typedef struct {
+  uvw_var_t *var;
+  uvw_value_t *value; /* reference held; NULL: reset */
+  size_t index;       /* position on the wire: the first of duplicates wins */
+} item_t;
+
+static int by_key_then_index(const void *a, const void *b) {
+  const item_t *x = a, *y = b;
+  int c = strcmp(x->var->ns, y->var->ns);
+  if (c == 0) c = strcmp(x->var->name, y->var->name);
+  if (c == 0) c = (x->index > y->index) - (x->index < y->index);
+  return c;
+}
+
+static int key_less(const item_t *x, const item_t *y) {
+  int c = strcmp(x->var->ns, y->var->ns);
+  return c < 0 || (c == 0 && strcmp(x->var->name, y->var->name) < 0);
+}
+
+/* The variable for (ns, name): declared, an existing stub, or a new stub if
+ * the cap allows. Concurrent decoders can overshoot the cap by at most one
+ * stub each (the count and the creation are two registry calls). */
+static int resolve(const char *ns, const char *name, uvw_var_t **out) {
+  uvw_var_t *var = uvw_var_find(ns, name);
+  if (var != NULL) {
+    *out = var;
+    return 0;
+  }
+  size_t cap = uvw_wire_stub_cap(), have = uvw__var_stub_count();
+  if (have >= cap) {
+    uvw_error_t *e = uvw__error_set(UVW_ESTUBCAP, UVW_KIND_SERIALIZATION_ERROR,
+                                    "undeclared context variable (%s, %s) would exceed the stub cap of %zu",
+                                    ns, name, cap);
+    uvw__error_field(e, "namespace", "%s", ns);
+    uvw__error_field(e, "name", "%s", name);
+    uvw__error_field(e, "stubs", "%zu", have);
+    uvw__error_field(e, "cap", "%zu", cap);
+    return UVW_ESTUBCAP;
+  }
+  return uvw__var_stub(ns, name, out);
+}
+
+static void items_drop(item_t *items, size_t n) {
+  for (size_t i = 0; i < n; i++) uvw__value_unref(items[i].value);
+  uvw__free(items);
+}
+
+int uvw__manifest_from_pb(const Uvwool__ChainManifest *pb, uvw_manifest_t **out) {
+  uvw_manifest_t *m = uvw__calloc(1, sizeof(*m));
+  if (m == NULL) return uvw__error_nomem("manifest");
+  if (pb->id != NULL && pb->id[0] != '\0') {
+    const char *why = parse_id(pb->id, m->id);
+    if (why != NULL) {
+      uvw__free(m);
+      return bad_id(pb->id, why);
+    }
+    m->has_id = 1;
+  }
+  item_t *items = pb->n_entries ? uvw__malloc(pb->n_entries * sizeof(*items)) : NULL;
+  if (pb->n_entries && items == NULL) {
+    uvw__free(m);
+    return uvw__error_nomem("manifest");
+  }
+  uvw__warnlist_t warnings = {0};
+  size_t n = 0;
+  int rc = 0, sorted = 1;
+  for (size_t i = 0; rc == 0 && i < pb->n_entries; i++) {
+    const Uvwool__Entry *e = pb->entries[i];
+    const char *ns = e->namespace_, *name = e->name;
+    if (ns == NULL || name == NULL || ns[0] == '\0' || name[0] == '\0') {
+      rc = uvw__warnlist_add(&warnings, uvw__wire_warning(ns && ns[0] ? ns : NULL, name && name[0] ? name : NULL,
+                                                          "manifest entry %zu has no namespace or no name", i));
+      continue;
+    }
+    uvw_value_t *value = NULL;
+    if (e->value != NULL) {
+      char why[160];
+      rc = uvw__value_from_pb(e->value, &value, why, sizeof(why));
+      if (rc < 0 && rc != -1) break; /* UVW_ENOMEM */
+      if (rc == -1) {
+        /* Skipped without a reset: the receiver keeps what it has. */
+        rc = uvw__warnlist_add(&warnings,
+                               uvw__wire_warning(ns, name, "bad value for (%s, %s): %s", ns, name, why));
+        continue;
+      }
+    }
+    uvw_var_t *var;
+    if ((rc = resolve(ns, name, &var)) != 0) {
+      uvw__value_unref(value);
+      break;
+    }
+    if (!(uvw_var_policy(var) & UVW_PROPAGATE_WIRE)) { /* this process keeps it off the wire */
+      uvw__value_unref(value);
+      continue;
+    }
+    items[n] = (item_t){var, value, i};
+    if (n > 0 && sorted && !key_less(&items[n - 1], &items[n])) sorted = 0;
+    n++;
+  }
+  if (rc == 0 && !sorted) qsort(items, n, sizeof(*items), by_key_then_index);
+  /* Equal keys are now adjacent, the first on the wire leading its run. */
+  size_t kept = 0;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    if (kept > 0 && items[kept - 1].var == items[i].var) {
+      uvw__value_unref(items[i].value);
+      items[i].value = NULL;
+      const uvw_var_t *v = items[i].var;
+      rc = uvw__warnlist_add(&warnings, uvw__wire_warning(v->ns, v->name,
+                                                          "duplicate manifest entry for (%s, %s) at %zu: the "
+                                                          "first one wins",
+                                                          v->ns, v->name, items[i].index));
+      continue;
+    }
+    item_t it = items[i];
+    items[i].value = NULL; /* moved: the cleanup below must not drop it twice */
+    items[kept++] = it;
+  }
+  if (rc != 0) {
+    /* Values past `kept` that were not yet moved still hold references. */
+    for (size_t i = kept; i < n; i++) uvw__value_unref(items[i].value);
+    items_drop(items, kept);
+    uvw__warnlist_drop(&warnings);
+    uvw__free(m);
+    return rc;
+  }
+  if ((rc = uvw__wire_settle(warnings.v, warnings.n, "manifest decode")) != 0) {
+    warnings.n = 0;
+    uvw__warnlist_drop(&warnings);
+    items_drop(items, kept);
+    uvw__free(m);
+    return rc;
+  }
+  warnings.n = 0;
+  uvw__warnlist_drop(&warnings);
+  m->entries = uvw__malloc((kept ? kept : 1) * sizeof(*m->entries));
+  if (m->entries == NULL) {
+    items_drop(items, kept);
+    uvw__free(m);
+    return uvw__error_nomem("manifest");
+  }
+  for (size_t i = 0; i < kept; i++) m->entries[i] = (uvw__mentry_t){items[i].var, items[i].value};
+  m->n = kept;
+  uvw__free(items);
+  *out = m;
+  return 0;
+}
+
+int uvw_manifest_decode(const void *data, size_t len, uvw_manifest_t **out) {
+  if (out == NULL) {
+    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_manifest_decode: out is NULL");
+    return UVW_EINVAL;
+  }
+  *out = NULL;
+  ProtobufCMessage *msg;
+  uvw__arena_t *arena;
+  int rc = uvw__wire_unpack(&uvwool__chain_manifest__descriptor, data, len, "chain manifest", &msg, &arena);
+  if (rc != 0) return rc;
+  rc = uvw__manifest_from_pb((const Uvwool__ChainManifest *)msg, out);
+  uvw__arena_free(arena);
+  return rc;
+}
+
+void uvw_manifest_free(uvw_manifest_t *m) {
+  if (m == NULL) return;
+  for (size_t i = 0; i < m->n; i++) uvw__value_unref(m->entries[i].value);
+  uvw__free(m->entries);
+  uvw__free(m);
+}
+
+int uvw_manifest_id(const uvw_manifest_t *m, char out[33]) {
+  if (m == NULL || out == NULL || !m->has_id) {
+    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "manifest has no chain id");
+    return UVW_EINVAL;
+  }
+  static const char hex[] = "0123456789abcdef";
+  for (int i = 0; i < 16; i++) {
+    out[2 * i] = hex[m->id[i] >> 4];
+    out[2 * i + 1] = hex[m->id[i] & 15];
+  }
+  out[32] = '\0';
+  return 0;
+}
+
+size_t uvw_manifest_entry_count(const uvw_manifest_t *m) { return m ? m->n : 0; }
+uvw_var_t *uvw_manifest_entry_var(const uvw_manifest_t *m, size_t i) {
+  return m && i < m->n ? m->entries[i].var : NULL;
+}
+uvw_value_t *uvw_manifest_entry_value(const uvw_manifest_t *m, size_t i) {
+  return m && i < m->n ? m->entries[i].value : NULL;
+}

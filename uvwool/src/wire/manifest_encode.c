@@ -1,0 +1,166 @@
+/* ChainManifest encoding (SEMANTICS 7): one entry per bound variable that
+ * may cross the wire, one value-less entry per pending reset, sorted by
+ * (namespace, name) bytewise so equal states give identical bytes. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "context.h"
+#include "error.h"
+#include "var.h"
+#include "wire_int.h"
+
+typedef struct {
+  uvw_var_t *var;
+  uvw_value_t *value; /* borrowed from the map snapshot; NULL: reset */
+} item_t;
+
+typedef struct {
+  item_t *items;
+  size_t n, cap;
+  int nomem;
+} collect_t;
+
+static void push(collect_t *c, uvw_var_t *var, uvw_value_t *value) {
+  if (c->nomem || !(uvw_var_policy(var) & UVW_PROPAGATE_WIRE)) return;
+  if (c->n == c->cap) {
+    size_t cap = c->cap ? c->cap * 2 : 16;
+    item_t *items = uvw__realloc(c->items, cap * sizeof(*items));
+    if (items == NULL) {
+      c->nomem = 1;
+      return;
+    }
+    c->items = items;
+    c->cap = cap;
+  }
+  c->items[c->n].var = var;
+  c->items[c->n].value = value;
+  c->n++;
+}
+
+static void visit(const void *key, uvw_value_t *value, void *arg) { push(arg, (uvw_var_t *)key, value); }
+
+/* strcmp compares as unsigned char: exactly the bytewise order. Keys are
+ * unique (a key is never both bound and pending), so no tie-break. */
+static int by_key(const void *a, const void *b) {
+  const uvw_var_t *x = ((const item_t *)a)->var, *y = ((const item_t *)b)->var;
+  int c = strcmp(x->ns, y->ns);
+  return c ? c : strcmp(x->name, y->name);
+}
+
+typedef struct {
+  Uvwool__Entry *entries;
+  Uvwool__Entry **ptrs;
+  Uvwool__Value *values;
+  Uvwool__Opaque *opaques;
+  uvw_value_t **holds;
+  size_t nholds;
+} scratch_t;
+
+static void scratch_free(scratch_t *s) {
+  for (size_t i = 0; i < s->nholds; i++) uvw__value_unref(s->holds[i]);
+  uvw__free(s->entries);
+  uvw__free(s->ptrs);
+  uvw__free(s->values);
+  uvw__free(s->opaques);
+  uvw__free(s->holds);
+}
+
+static int pack_items(const uvw__chain_t *chain, item_t *items, size_t n, unsigned flags, void **out,
+                      size_t *len) {
+  scratch_t s = {0};
+  uvw__warnlist_t warnings = {0};
+  int rc = 0;
+  size_t m = n ? n : 1;
+  s.entries = uvw__malloc(m * sizeof(*s.entries));
+  s.ptrs = uvw__malloc(m * sizeof(*s.ptrs));
+  s.values = uvw__malloc(m * sizeof(*s.values));
+  s.opaques = uvw__malloc(m * sizeof(*s.opaques));
+  s.holds = uvw__malloc(m * sizeof(*s.holds));
+  if (!s.entries || !s.ptrs || !s.values || !s.opaques || !s.holds) {
+    scratch_free(&s);
+    return uvw__error_nomem("manifest");
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    Uvwool__Entry *e = &s.entries[k];
+    uvwool__entry__init(e);
+    e->namespace_ = items[i].var->ns;
+    e->name = items[i].var->name;
+    if (items[i].value != NULL) {
+      char why[160];
+      uvw_value_t *hold = NULL;
+      uvwool__value__init(&s.values[k]);
+      if (uvw__value_to_pb(items[i].value, &s.values[k], &s.opaques[k], &hold, why, sizeof(why)) != 0) {
+        /* The key is dropped entirely: sending a reset instead would make
+         * the receiver unbind a value it may hold legitimately. */
+        uvw_error_t *w = uvw__wire_warning(e->namespace_, e->name, "cannot encode (%s, %s): %s", e->namespace_,
+                                           e->name, why);
+        if ((rc = uvw__warnlist_add(&warnings, w)) != 0) break;
+        continue;
+      }
+      if (hold) s.holds[s.nholds++] = hold;
+      e->value = &s.values[k];
+    }
+    s.ptrs[k] = e;
+    k++;
+  }
+  if (rc == 0) {
+    rc = uvw__wire_settle(warnings.v, warnings.n, "manifest encode");
+    warnings.n = 0; /* consumed */
+  }
+  if (rc == 0) {
+    char id[33];
+    Uvwool__ChainManifest msg = UVWOOL__CHAIN_MANIFEST__INIT;
+    if (!(flags & UVW__MANIFEST_NO_ID)) {
+      uvw__chain_id_hex(chain, id);
+      msg.id = id;
+    }
+    msg.n_entries = k;
+    msg.entries = s.ptrs;
+    rc = uvw__wire_pack(&msg.base, "manifest", out, len);
+  }
+  uvw__warnlist_drop(&warnings);
+  scratch_free(&s);
+  return rc;
+}
+
+int uvw__manifest_encode(uvw_context_t *ctx, unsigned flags, void **out, size_t *len) {
+  if (out == NULL || len == NULL) {
+    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "manifest encode: out or len is NULL");
+    return UVW_EINVAL;
+  }
+  *out = NULL;
+  *len = 0;
+  if (ctx == NULL) {
+    uvw__thread_t *t = uvw__thread();
+    ctx = t->current; /* never materialised: the empty unarmed context */
+    if (ctx == NULL) return 0;
+    int rc = uvw__guard(ctx->chain, t);
+    if (rc != 0) return rc;
+  }
+  /* Snapshots: the context may be changed by its owner while we work on an
+   * explicitly given one; the map and chain records are immutable. */
+  uvw__chain_t *chain = uvw__chain_ref(ctx->chain);
+  if (chain == NULL) return 0;
+  uvw__map_t *map = uvw__map_ref(ctx->map);
+  collect_t c = {0};
+  uvw__map_foreach(map, visit, &c);
+  if (!(flags & UVW__MANIFEST_NO_RESETS))
+    for (size_t i = 0; i < chain->nresets; i++) push(&c, chain->resets[i], NULL);
+  int rc;
+  if (c.nomem) {
+    rc = uvw__error_nomem("manifest");
+  } else {
+    if (c.n > 1) qsort(c.items, c.n, sizeof(*c.items), by_key);
+    rc = pack_items(chain, c.items, c.n, flags, out, len);
+  }
+  uvw__free(c.items);
+  uvw__map_unref(map);
+  uvw__chain_unref(chain);
+  return rc;
+}
+
+int uvw_manifest_encode(uvw_context_t *ctx, void **out, size_t *len) {
+  return uvw__manifest_encode(ctx, 0, out, len);
+}

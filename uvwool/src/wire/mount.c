@@ -1,0 +1,68 @@
+/* Mount: the only place wire state enters a context (SEMANTICS 7).
+ *
+ * Everything is prepared on private copies (a new map sharing structure
+ * with the live one, a new chain record) and published with two pointer
+ * stores at the end, so any failure leaves the context exactly as it was. */
+#include <string.h>
+
+#include "alloc.h"
+#include "context.h"
+#include "error.h"
+#include "var.h"
+#include "wire_int.h"
+
+int uvw_manifest_mount(const uvw_manifest_t *m) {
+  if (m == NULL) {
+    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_manifest_mount: manifest is NULL");
+    return UVW_EINVAL;
+  }
+  uvw_context_t *ctx = uvw__context_current();
+  if (ctx == NULL) return UVW_ENOMEM;
+  uvw__thread_t *t = &uvw__tstate;
+  int rc = uvw__guard(ctx->chain, t);
+  if (rc != 0) return rc;
+  /* Inside a loop callback: install the task factory on arming, report its
+   * displacement (SEMANTICS 6), as set and reset do. */
+  if (t->write_hook && (rc = t->write_hook(t->write_hook_arg, ctx->chain == NULL && m->n > 0)) != 0) return rc;
+  /* Nothing to carry: an unarmed receiver stays unarmed (and pays nothing). */
+  if (ctx->chain == NULL && m->n == 0) return 0;
+
+  uvw__chain_t *next;
+  if (ctx->chain == NULL) {
+    /* Fresh: the manifest's id (an unarmed receiver adopts the sender's),
+     * or the fresh one chain_new minted when the manifest has none. */
+    next = uvw__chain_new(t->gen, t->task);
+    if (next != NULL && m->has_id) memcpy(next->id, m->id, sizeof(next->id));
+  } else {
+    /* Merge: the receiver keeps its id; the mount re-stamps the owner as a
+     * set does. */
+    next = uvw__chain_clone(ctx->chain);
+    if (next != NULL) uvw__chain_set_owner(next, t->gen, t->task);
+  }
+  if (next == NULL) return uvw__error_nomem("chain");
+
+  uvw__map_t *map = uvw__map_ref(ctx->map);
+  for (size_t i = 0; rc == 0 && i < m->n; i++) {
+    uvw_var_t *var = m->entries[i].var;
+    uvw_value_t *value = m->entries[i].value;
+    if (value != NULL) {
+      rc = uvw__map_set(&map, var, value);
+      uvw__chain_remove_reset(next, var); /* bound and pending never overlap */
+    } else {
+      rc = uvw__map_remove(&map, var);
+      if (rc == 0) rc = uvw__chain_add_reset(next, var);
+    }
+    /* A stub the chain carries stays known to it, so a fork keeps it. */
+    if (rc == 0 && atomic_load(&var->is_stub)) rc = uvw__chain_pin_stub(next, var);
+  }
+  if (rc != 0) {
+    uvw__map_unref(map);
+    uvw__chain_unref(next);
+    return uvw__error_nomem("mount");
+  }
+  uvw__map_unref(ctx->map);
+  ctx->map = map;
+  uvw__chain_unref(ctx->chain);
+  ctx->chain = next;
+  return 0;
+}

@@ -1,0 +1,88 @@
+/* Internals shared by the wire layer's files. */
+#ifndef UVW_WIRE_INT_H
+#define UVW_WIRE_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uvwool.pb-c.h"
+#include "uvwool/wire.h"
+
+/* Nesting limit for messages on the wire. protobuf-c unpacks recursively
+ * with no depth limit, so a hostile run of nested Error.cause fields would
+ * overflow the stack: every input is scanned against this bound first. */
+#define UVW__WIRE_MAX_DEPTH 80
+/* Errors nest at most this deep on encode (cause/context/warnings), so what
+ * we send we can always decode. Matches the text form's cap in core. */
+#define UVW__WIRE_MAX_ERROR_DEPTH 64
+
+
+/* Size check + depth scan + unpack into an arena. Returns 0, the message
+ * and the arena holding it (drop both with uvw__arena_free), or publishes
+ * UVW_ETOOBIG / UVW_EMALFORMED / UVW_ENOMEM naming `what`. */
+typedef struct uvw__arena_s uvw__arena_t;
+int uvw__wire_unpack(const ProtobufCMessageDescriptor *desc, const void *data, size_t len, const char *what,
+                     ProtobufCMessage **out, uvw__arena_t **arena);
+void uvw__arena_free(uvw__arena_t *arena);
+/* Pack msg into a new buffer (NULL for an empty message), checking the size
+ * limit. */
+int uvw__wire_pack(const ProtobufCMessage *msg, const char *what, void **out, size_t *len);
+
+/* Values: fill pb from v. Strings and bytes point into v (borrowed); an
+ * opaque value's payload is a new value stored in *hold (caller unrefs after
+ * packing). Returns 0, or -1 with a reason in why (nothing to free). */
+int uvw__value_to_pb(const uvw_value_t *v, Uvwool__Value *pb, Uvwool__Opaque *opaque, uvw_value_t **hold,
+                     char *why, size_t whylen);
+/* New reference in *out, or -1 with a reason in why; UVW_ENOMEM on
+ * allocation failure (detail published). */
+int uvw__value_from_pb(const Uvwool__Value *pb, uvw_value_t **out, char *why, size_t whylen);
+
+/* Errors: a pb tree pointing into e (borrowed strings), freed with
+ * uvw__error_pb_free. Returns 0, UVW_ENOMEM or UVW_ESERIALIZE (too deep). */
+int uvw__error_to_pb(const uvw_error_t *e, Uvwool__Error **out);
+void uvw__error_pb_free(Uvwool__Error *pb);
+/* A new error record from pb, or UVW_ENOMEM. */
+int uvw__error_from_pb(const Uvwool__Error *pb, uvw_error_t **out);
+
+/* Manifest encode flags (env carrier: a fork-like rendering). */
+#define UVW__MANIFEST_NO_ID 0x1u
+#define UVW__MANIFEST_NO_RESETS 0x2u
+/* Resolve ctx (NULL: current + guard), then pack. */
+int uvw__manifest_encode(uvw_context_t *ctx, unsigned flags, void **out, size_t *len);
+/* Decode an unpacked ChainManifest (the baggage carrier builds one). */
+int uvw__manifest_from_pb(const Uvwool__ChainManifest *pb, uvw_manifest_t **out);
+
+typedef struct uvw__mentry_s {
+  uvw_var_t *var;
+  uvw_value_t *value; /* reference held; NULL: reset */
+} uvw__mentry_t;
+
+struct uvw_manifest_s {
+  int has_id;
+  uint8_t id[16];
+  size_t n;
+  uvw__mentry_t *entries; /* sorted by (namespace, name), unique */
+};
+
+/* Base64url without padding. */
+char *uvw__b64url_encode(const void *data, size_t len);
+int uvw__b64url_decode(const char *text, size_t len, uint8_t **out, size_t *outlen);
+
+/* A SerializationWarning about (ns, name) (either may be NULL), not yet
+ * emitted: lenient callers emit it, strict ones aggregate it. */
+uvw_error_t *uvw__wire_warning(const char *ns, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Lenient: emit every warning. Strict: fail with one ChainSerializationError
+ * aggregating them (`what` names the operation). Consumes the warnings.
+ * Returns 0 or UVW_ECHAINSERIALIZE. */
+int uvw__wire_settle(uvw_error_t **warnings, size_t n, const char *what);
+
+/* Growable array of pointers (warnings). */
+typedef struct {
+  uvw_error_t **v;
+  size_t n, cap;
+} uvw__warnlist_t;
+int uvw__warnlist_add(uvw__warnlist_t *l, uvw_error_t *w); /* consumes w; UVW_ENOMEM */
+void uvw__warnlist_drop(uvw__warnlist_t *l);
+
+#endif
