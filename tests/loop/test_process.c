@@ -2,6 +2,7 @@
  * the process-exit done-callback). Children are /bin/sh one-liners. */
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "loop_internal.h"
 #include "looptest.h"
@@ -208,5 +209,68 @@ Test(process, no_exit_callback_is_a_plain_spawn) {
   cr_assert_not(registered(&h), "nothing to capture");
   uv_run(&loop, UV_RUN_DEFAULT); /* returns once the child is reaped */
   uvw_close((uv_handle_t *)&h, NULL);
+  finish();
+}
+
+/* The context crosses into the child through UVWOOL_CHAIN. The child shell
+ * writes what it received to a file; the test decodes it independently of
+ * the spawn path, with the wire API. */
+static char env_file[64];
+static char *dump_env_args[] = {"/bin/sh", "-c", "printf %s \"$UVWOOL_CHAIN\" > \"$DUMP\"", NULL};
+
+static void dumped(uv_process_t *h, int64_t status, int term_signal) {
+  cr_assert_eq(status, 0);
+  cr_assert_eq(term_signal, 0);
+  uvw_close((uv_handle_t *)h, NULL);
+}
+
+static void spawn_dumping(char **env) {
+  uv_process_t proc;
+  uv_process_options_t o;
+  options_for(&o, dump_env_args, dumped);
+  o.env = env;
+  cr_assert_eq(uvw_spawn(&loop, &proc, &o), 0);
+  uv_run(&loop, UV_RUN_DEFAULT); /* until the child exited and its handle closed */
+}
+
+static size_t read_dump(char *buf, size_t cap) {
+  FILE *f = fopen(env_file, "r");
+  cr_assert_not_null(f);
+  size_t n = fread(buf, 1, cap - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  return n;
+}
+
+Test(process, the_child_receives_the_context_in_UVWOOL_CHAIN) {
+  snprintf(env_file, sizeof env_file, "/tmp/uvwool-env-%d", (int)getpid());
+  char dump[96];
+  snprintf(dump, sizeof dump, "DUMP=%s", env_file);
+  char *env[] = {dump, "PATH=/usr/bin:/bin", NULL};
+
+  spawn_dumping(env); /* unarmed: nothing added */
+  char text[4096];
+  cr_assert_eq(read_dump(text, sizeof text), 0, "an unarmed parent passes no chain");
+
+  lt_write(var, 42);
+  spawn_dumping(env);
+  size_t n = read_dump(text, sizeof text);
+  cr_assert_gt(n, 0);
+  uvw_manifest_t *m;
+  cr_assert_eq(uvw_text_decode(text, n, &m), 0, "%s", uvw_error_message(uvw_last_error()));
+  char id[33];
+  cr_assert_neq(uvw_manifest_id(m, id), 0, "rendered like a fork: the child mints its own id");
+  int found = 0;
+  for (size_t i = 0; i < uvw_manifest_entry_count(m); i++)
+    if (uvw_manifest_entry_var(m, i) == var) found = (int)uvw_value_as_int(uvw_manifest_entry_value(m, i));
+  cr_assert_eq(found, 42);
+  uvw_manifest_free(m);
+
+  char *explicit_env[] = {dump, "UVWOOL_CHAIN=callers-own", NULL};
+  spawn_dumping(explicit_env);
+  read_dump(text, sizeof text);
+  cr_assert_str_eq(text, "callers-own", "an explicit UVWOOL_CHAIN is the caller's choice");
+  cr_assert_str_eq(explicit_env[1], "UVWOOL_CHAIN=callers-own", "the caller's array is untouched");
+  unlink(env_file);
   finish();
 }
