@@ -37,4 +37,35 @@ static inline void lt_finish(uv_loop_t *loop) {
   cr_assert_eq(uvw_loop_close(loop), 0, "loop still has open handles");
 }
 
+static inline void lt_watchdog_fired(uv_timer_t *t) {
+  (void)t;
+  cr_assert_fail("watchdog: an expected callback never came");
+}
+
+/* An unreferenced timer that fails the test if the loop is still running
+ * after ms: it keeps nothing alive, so it only fires if the test's own I/O
+ * hangs. Close it before lt_finish. */
+static inline void lt_watchdog_start(uv_loop_t *loop, uv_timer_t *watchdog, uint64_t ms) {
+  uv_timer_init(loop, watchdog);
+  uv_timer_start(watchdog, lt_watchdog_fired, ms, 0);
+  uv_unref((uv_handle_t *)watchdog);
+}
+
+/* A fresh context, entered, binding holder to a counted value: a
+ * registration made inside captures the value, and its release (tu_released)
+ * shows the capture went. */
+static inline uvw_context_t *lt_enter_counted(uvw_var_t *holder) {
+  uvw_context_t *ctx = uvw_context_new();
+  uvw_context_enter(ctx);
+  uvw_value_t *v = tu_counted_value();
+  uvw_set(holder, v, NULL);
+  uvw_value_unref(v);
+  return ctx;
+}
+
+static inline void lt_leave(uvw_context_t *ctx) {
+  uvw_context_exit(ctx);
+  uvw_context_unref(ctx);
+}
+
 #endif

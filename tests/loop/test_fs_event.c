@@ -15,19 +15,11 @@ static char scheduler_id[33];
 static uv_timer_t watchdog;
 static char dir[64];
 
-static void watchdog_fired(uv_timer_t *t) {
-  (void)t;
-  cr_assert_fail("watchdog: an expected change was never reported");
-}
-
 static void setup(void) {
   var = tu_var("v", NULL);
   held = tu_var("held", NULL);
   cr_assert_eq(uv_loop_init(&loop), 0);
-  /* Unreferenced: keeps nothing alive, fires only if a change never comes. */
-  uv_timer_init(&loop, &watchdog);
-  uv_timer_start(&watchdog, watchdog_fired, 2000, 0);
-  uv_unref((uv_handle_t *)&watchdog);
+  lt_watchdog_start(&loop, &watchdog, 2000);
   strcpy(dir, "/tmp/uvw-fsevent-XXXXXX");
   cr_assert_not_null(mkdtemp(dir));
 }
@@ -46,21 +38,6 @@ TestSuite(fs_event, .init = setup, .fini = teardown);
 static void finish(void) {
   uv_close((uv_handle_t *)&watchdog, NULL);
   lt_finish(&loop);
-}
-
-/* A fresh context binding held to a counted value, entered. */
-static uvw_context_t *enter_counted(void) {
-  uvw_context_t *ctx = uvw_context_new();
-  uvw_context_enter(ctx);
-  uvw_value_t *v = tu_counted_value();
-  uvw_set(held, v, NULL);
-  uvw_value_unref(v);
-  return ctx;
-}
-
-static void leave(uvw_context_t *ctx) {
-  uvw_context_exit(ctx);
-  uvw_context_unref(ctx);
 }
 
 /* A file of the temp dir, created empty; its path in out. */
@@ -154,28 +131,28 @@ Test(fs_event, fs_event_stop_and_close_release_the_capture_and_errors_keep_nothi
   uv_fs_event_init(&loop, &w.h.event);
   w.h.event.data = &w;
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_fs_event_start(&w.h.event, on_event, w.path, 0), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before, "the capture holds the value");
   cr_assert_eq(uvw_fs_event_stop(&w.h.event), 0);
   cr_assert_eq(tu_released(), before + 1, "fs_event_stop released it");
 
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_fs_event_start(&w.h.event, on_event, missing, 0), UV_ENOENT, "libuv's answer");
   /* libuv stores a NULL callback (and would call it): nothing changes the
    * file before the handle is stopped. */
   cr_assert_eq(uvw_fs_event_start(&w.h.event, NULL, w.path, 0), 0);
   cr_assert_eq(uvw_fs_event_stop(&w.h.event), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 2, "refusals and NULL callbacks captured nothing");
 
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_fs_event_start(&w.h.event, on_event, w.path, 0), 0);
-  leave(ctx);
-  ctx = enter_counted();
+  lt_leave(ctx);
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_fs_event_start(&w.h.event, on_event, w.path, 0), UV_EINVAL, "already watching");
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 3, "the refused start dropped its own capture, not the live one");
   uvw_close((uv_handle_t *)&w.h.event, NULL);
   cr_assert_eq(tu_released(), before + 4, "close released it");
@@ -243,24 +220,24 @@ Test(fs_event, fs_poll_stop_and_close_release_the_capture_and_errors_keep_nothin
   uv_fs_poll_init(&loop, &w.h.poll);
   w.h.poll.data = &w;
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_fs_poll_start(&w.h.poll, on_poll, w.path, 10), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before, "the capture holds the value");
   cr_assert_eq(uvw_fs_poll_stop(&w.h.poll), 0);
   cr_assert_eq(tu_released(), before + 1, "fs_poll_stop released it");
 
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   /* libuv stores a NULL callback (and would call it on a change): nothing
    * changes the file before the handle is stopped. */
   cr_assert_eq(uvw_fs_poll_start(&w.h.poll, NULL, w.path, 10), 0);
   cr_assert_eq(uvw_fs_poll_stop(&w.h.poll), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 2, "NULL callback: nothing captured");
 
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_fs_poll_start(&w.h.poll, on_poll, w.path, 10), 0);
-  leave(ctx);
+  lt_leave(ctx);
   uvw_close((uv_handle_t *)&w.h.poll, NULL);
   cr_assert_eq(tu_released(), before + 3, "close released it");
 
@@ -269,9 +246,9 @@ Test(fs_event, fs_poll_stop_and_close_release_the_capture_and_errors_keep_nothin
   uv_fs_poll_t other;
   uv_fs_poll_init(&loop, &other);
   cr_assert_eq(uvw_fs_poll_start(&other, on_poll, w.path, 10), 0);
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_fs_poll_start(&other, on_poll, w.path, 10), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 4, "the ignored start captured nothing");
   uvw_close((uv_handle_t *)&other, NULL);
   /* A closing handle: libuv 1.44 accepts a start on it, so it is not

@@ -10,40 +10,17 @@ static uv_loop_t loop;
 static char scheduler_id[33];
 static uv_timer_t watchdog;
 
-static void watchdog_fired(uv_timer_t *t) {
-  (void)t;
-  cr_assert_fail("watchdog: an expected callback never came");
-}
-
 static void setup(void) {
   var = tu_var("v", NULL);
   held = tu_var("held", NULL);
   cr_assert_eq(uv_loop_init(&loop), 0);
-  /* Unreferenced: keeps nothing alive, fires only if the test's I/O hangs. */
-  uv_timer_init(&loop, &watchdog);
-  uv_timer_start(&watchdog, watchdog_fired, 2000, 0);
-  uv_unref((uv_handle_t *)&watchdog);
+  lt_watchdog_start(&loop, &watchdog, 2000);
 }
 TestSuite(poll, .init = setup);
 
 static void finish(void) {
   uv_close((uv_handle_t *)&watchdog, NULL);
   lt_finish(&loop);
-}
-
-/* A fresh context binding held to a counted value, entered. */
-static uvw_context_t *enter_counted(void) {
-  uvw_context_t *ctx = uvw_context_new();
-  uvw_context_enter(ctx);
-  uvw_value_t *v = tu_counted_value();
-  uvw_set(held, v, NULL);
-  uvw_value_unref(v);
-  return ctx;
-}
-
-static void leave(uvw_context_t *ctx) {
-  uvw_context_exit(ctx);
-  uvw_context_unref(ctx);
 }
 
 /* A poller watches sv[0] for reads; each event drains one byte and writes
@@ -120,31 +97,31 @@ Test(poll, stop_restart_and_close_release_the_capture) {
   poller_t p;
   poller_open(&p, 0);
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_poll_start(&p.poll, UV_READABLE, on_poll), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before, "the capture holds the value");
   cr_assert_eq(uvw_poll_stop(&p.poll), 0);
   cr_assert_eq(tu_released(), before + 1, "poll_stop released it");
 
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_poll_start(&p.poll, UV_READABLE, on_poll), 0);
-  leave(ctx);
-  ctx = enter_counted();
+  lt_leave(ctx);
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_poll_start(&p.poll, 0, on_poll), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 3, "a start with no events stops: it released the live capture and took none");
 
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_poll_start(&p.poll, UV_READABLE, on_poll), 0);
-  leave(ctx);
+  lt_leave(ctx);
   lt_write(var, 7);
   cr_assert_eq(uvw_poll_start(&p.poll, UV_READABLE | UV_WRITABLE, on_poll), 0);
   cr_assert_eq(tu_released(), before + 4, "a restart replaced (and released) the old capture");
 
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_poll_start(&p.poll, UV_READABLE, on_poll), 0);
-  leave(ctx);
+  lt_leave(ctx);
   poller_close(&p);
   cr_assert_eq(tu_released(), before + 5, "close released it");
   finish();
@@ -154,11 +131,11 @@ Test(poll, poll_start_null_callback_is_libuvs_and_keeps_nothing) {
   poller_t p;
   poller_open(&p, 0);
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   /* libuv stores a NULL callback (and would call it): nothing is written to
    * the socket, and the poll is stopped before the loop runs. */
   cr_assert_eq(uvw_poll_start(&p.poll, UV_READABLE, NULL), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 1, "nothing captured");
   cr_assert_eq(uvw_poll_stop(&p.poll), 0);
   /* A closing handle: libuv asserts, so it is not exercised here; the wrapper

@@ -14,40 +14,17 @@ static uv_loop_t loop;
 static char scheduler_id[33];
 static uv_timer_t watchdog;
 
-static void watchdog_fired(uv_timer_t *t) {
-  (void)t;
-  cr_assert_fail("watchdog: an expected signal never came");
-}
-
 static void setup(void) {
   var = tu_var("v", NULL);
   held = tu_var("held", NULL);
   cr_assert_eq(uv_loop_init(&loop), 0);
-  /* Unreferenced: keeps nothing alive, fires only if a signal never comes. */
-  uv_timer_init(&loop, &watchdog);
-  uv_timer_start(&watchdog, watchdog_fired, 2000, 0);
-  uv_unref((uv_handle_t *)&watchdog);
+  lt_watchdog_start(&loop, &watchdog, 2000);
 }
 TestSuite(signal, .init = setup);
 
 static void finish(void) {
   uv_close((uv_handle_t *)&watchdog, NULL);
   lt_finish(&loop);
-}
-
-/* A fresh context binding held to a counted value, entered. */
-static uvw_context_t *enter_counted(void) {
-  uvw_context_t *ctx = uvw_context_new();
-  uvw_context_enter(ctx);
-  uvw_value_t *v = tu_counted_value();
-  uvw_set(held, v, NULL);
-  uvw_value_unref(v);
-  return ctx;
-}
-
-static void leave(uvw_context_t *ctx) {
-  uvw_context_exit(ctx);
-  uvw_context_unref(ctx);
 }
 
 typedef struct {
@@ -114,15 +91,15 @@ Test(signal, signal_stop_and_close_release_the_capture) {
   watcher_t w;
   watcher_init(&w, 0, 0);
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_signal_start(&w.sig, on_signal, SIGUSR1), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before, "the capture holds the value");
   cr_assert_eq(uvw_signal_stop(&w.sig), 0);
   cr_assert_eq(tu_released(), before + 1, "signal_stop released it");
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_signal_start(&w.sig, on_signal, SIGUSR1), 0);
-  leave(ctx);
+  lt_leave(ctx);
   uvw_close((uv_handle_t *)&w.sig, NULL);
   cr_assert_eq(tu_released(), before + 2, "close released it");
   finish();
@@ -152,9 +129,9 @@ Test(signal, signal_start_oneshot_runs_once_in_its_context_and_releases_it) {
 
   /* Released after its one delivery, without stop or close. */
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_signal_start_oneshot(&a.sig, on_signal, SIGUSR2), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before, "the pending one-shot holds the value");
   cr_assert_eq(uv_kill(getpid(), SIGUSR2), 0);
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -162,9 +139,9 @@ Test(signal, signal_start_oneshot_runs_once_in_its_context_and_releases_it) {
   cr_assert_eq(tu_released(), before + 1, "released after its delivery");
 
   /* A one-shot stopped before it fired releases too. */
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_signal_start_oneshot(&a.sig, on_signal, SIGUSR2), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(uvw_signal_stop(&a.sig), 0);
   cr_assert_eq(tu_released(), before + 2, "stop released it");
   uvw_close((uv_handle_t *)&a.sig, NULL);
@@ -181,9 +158,9 @@ Test(signal, restart_on_the_same_signal_keeps_libuvs_mode) {
   lt_write(var, 1);
   cr_assert_eq(uvw_signal_start_oneshot(&w.sig, on_signal, SIGUSR2), 0);
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_signal_start(&w.sig, on_signal, SIGUSR2), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(uv_kill(getpid(), SIGUSR2), 0);
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(w.fired, 1, "libuv delivered once");
@@ -196,7 +173,7 @@ Test(signal, errors_are_libuvs_and_keep_nothing) {
   watcher_t w;
   watcher_init(&w, 0, 0);
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_signal_start(&w.sig, on_signal, 0), UV_EINVAL);
   cr_assert_eq(uvw_signal_start_oneshot(&w.sig, on_signal, 0), UV_EINVAL);
   /* libuv stores a NULL callback (and would call it): no signal is sent, and
@@ -205,7 +182,7 @@ Test(signal, errors_are_libuvs_and_keep_nothing) {
   cr_assert_eq(uvw_signal_stop(&w.sig), 0);
   cr_assert_eq(uvw_signal_start_oneshot(&w.sig, NULL, SIGUSR1), 0);
   cr_assert_eq(uvw_signal_stop(&w.sig), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 1, "nothing captured");
   /* A closing handle: libuv asserts, so it is not exercised here; the
    * wrappers pass it straight to libuv without capturing. */

@@ -16,42 +16,17 @@ static uv_loop_t loop;
 static char scheduler_id[33];
 static uv_timer_t watchdog;
 
-static void watchdog_fired(uv_timer_t *t) {
-  (void)t;
-  cr_assert_fail("watchdog: an expected callback never came");
-}
-
 static void setup(void) {
   var = tu_var("v", NULL);
   held = tu_var("held", NULL);
   cr_assert_eq(uv_loop_init(&loop), 0);
-  /* Unreferenced, so it keeps nothing alive, but it fires while the test's
-   * own I/O keeps the loop running past any reasonable time. */
-  uv_timer_init(&loop, &watchdog);
-  uv_timer_start(&watchdog, watchdog_fired, 2000, 0);
-  uv_unref((uv_handle_t *)&watchdog);
+  lt_watchdog_start(&loop, &watchdog, 2000);
 }
 TestSuite(stream, .init = setup);
 
 static void finish(void) {
   uv_close((uv_handle_t *)&watchdog, NULL);
   lt_finish(&loop);
-}
-
-/* A fresh context binding held to a counted value, entered: a registration
- * made inside captures the value, and its release shows the capture went. */
-static uvw_context_t *enter_counted(void) {
-  uvw_context_t *ctx = uvw_context_new();
-  uvw_context_enter(ctx);
-  uvw_value_t *v = tu_counted_value();
-  uvw_set(held, v, NULL);
-  uvw_value_unref(v);
-  return ctx;
-}
-
-static void leave(uvw_context_t *ctx) {
-  uvw_context_exit(ctx);
-  uvw_context_unref(ctx);
 }
 
 /* A uv_pipe_t over one end of a socketpair; returns the raw other end. */
@@ -168,15 +143,15 @@ Test(stream, read_stop_and_close_release_the_capture) {
   reader_t r;
   reader_open(&r, 0);
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_read_start((uv_stream_t *)&r.pipe, reader_alloc, reader_read), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before, "the read's capture holds the value");
   cr_assert_eq(uvw_read_stop((uv_stream_t *)&r.pipe), 0);
   cr_assert_eq(tu_released(), before + 1, "read_stop released it");
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_read_start((uv_stream_t *)&r.pipe, reader_alloc, reader_read), 0);
-  leave(ctx);
+  lt_leave(ctx);
   reader_close(&r);
   cr_assert_eq(tu_released(), before + 2, "close released it");
   finish();
@@ -187,23 +162,23 @@ Test(stream, read_start_errors_are_libuvs_and_keep_nothing) {
   reader_open(&r, 0);
   uv_stream_t *s = (uv_stream_t *)&r.pipe;
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_read_start(s, reader_alloc, NULL), UV_EINVAL);
   cr_assert_eq(uvw_read_start(s, NULL, reader_read), UV_EINVAL);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 1, "NULL callbacks: nothing captured");
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_read_start(s, reader_alloc, reader_read), 0);
-  leave(ctx);
-  ctx = enter_counted();
+  lt_leave(ctx);
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_read_start(s, reader_alloc, reader_read), UV_EALREADY);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 2, "the refused start dropped its own capture, not the live one");
   reader_close(&r);
   cr_assert_eq(tu_released(), before + 3);
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_read_start(s, reader_alloc, reader_read), UV_EINVAL, "closing handle: libuv refuses");
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 4, "nothing captured on a closing handle");
   finish();
 }
@@ -278,12 +253,12 @@ Test(stream, close_and_close_reset_release_the_listen_capture) {
   tcp_server(&a.server, &a.addr);
   tcp_server(&b.server, &b.addr);
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_listen((uv_stream_t *)&a.server, 8, on_connection), 0);
-  leave(ctx);
-  ctx = enter_counted(); /* a value of its own: the captures must not share one */
+  lt_leave(ctx);
+  ctx = lt_enter_counted(held); /* a value of its own: the captures must not share one */
   cr_assert_eq(uvw_listen((uv_stream_t *)&b.server, 8, on_connection), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before, "both captures hold the value");
   cr_assert_eq(uvw_tcp_close_reset(&b.server, NULL), 0);
   cr_assert_eq(tu_released(), before + 1, "tcp_close_reset released the listen capture");
@@ -298,19 +273,19 @@ Test(stream, listen_errors_are_libuvs_and_keep_nothing) {
   server_t a = {0};
   tcp_server(&a.server, &a.addr);
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   /* libuv accepts a NULL connection callback (and would call it): the
    * wrapper passes it through uncaptured. No client connects here. */
   cr_assert_eq(uvw_listen((uv_stream_t *)&a.server, 8, NULL), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 1, "NULL callback: nothing captured");
   uvw_close((uv_handle_t *)&a.server, NULL);
   uv_pipe_t unbound;
   uv_pipe_init(&loop, &unbound, 0);
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_listen((uv_stream_t *)&a.server, 8, on_connection), UV_EINVAL, "closing handle");
   cr_assert_eq(uvw_listen((uv_stream_t *)&unbound, 8, on_connection), UV_EINVAL, "unbound pipe");
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 2, "refused listens captured nothing");
   uvw_close((uv_handle_t *)&unbound, NULL);
   finish();
@@ -396,13 +371,13 @@ Test(stream, tcp_connect_capture_is_released_after_its_callback_and_refusals_kee
   client_init(&a, 0);
   client_init(&b, 0);
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_tcp_connect(&a.connect, &a.tcp, (struct sockaddr *)&addr, client_connected), 0);
-  leave(ctx);
+  lt_leave(ctx);
   struct sockaddr bad = {.sa_family = AF_UNIX};
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_tcp_connect(&b.connect, &b.tcp, &bad, client_connected), UV_EINVAL, "libuv's answer");
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 1, "the refused connect captured nothing; the pending one holds");
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(a.connect_status, 0);
@@ -472,22 +447,22 @@ Test(stream, write_capture_is_released_after_its_callback_and_refusals_keep_noth
   writer_t a = {0}, b = {0}, c = {0};
   uv_buf_t buf = uv_buf_init("a", 1);
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_write(&a.req, (uv_stream_t *)&p, &buf, 1, on_write), 0);
   cr_assert_eq(uvw_write(&b.req, (uv_stream_t *)&p, &buf, 1, NULL), 0, "NULL callback: libuv's answer");
   /* write2 with a handle to send needs an IPC pipe: libuv refuses. */
   cr_assert_eq(uvw_write2(&c.req, (uv_stream_t *)&p, &buf, 1, (uv_stream_t *)&p, on_write), UV_EINVAL);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before, "the pending write holds the value");
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(a.fired, 1);
   cr_assert_eq(c.fired, 0);
   cr_assert_eq(tu_released(), before + 1, "released after the callback; the others captured nothing");
   uvw_close((uv_handle_t *)&p, NULL);
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_write(&a.req, (uv_stream_t *)&p, &buf, 1, on_write), UV_EBADF, "closing handle");
   cr_assert_eq(uvw_write2(&a.req, (uv_stream_t *)&p, &buf, 1, NULL, on_write), UV_EBADF, "closing handle");
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 2);
   close(peer);
   finish();
@@ -639,20 +614,20 @@ Test(stream, shutdown_capture_is_released_after_its_callback_and_refusals_keep_n
   int peer1 = open_pipe(&p1, 0), peer2 = open_pipe(&p2, 0);
   shutdown_probe_t a = {0}, again = {0}, nocb = {0};
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_shutdown(&a.req, (uv_stream_t *)&p1, on_shutdown), 0);
   cr_assert_eq(uvw_shutdown(&again.req, (uv_stream_t *)&p1, on_shutdown), UV_ENOTCONN, "already shutting");
   cr_assert_eq(uvw_shutdown(&nocb.req, (uv_stream_t *)&p2, NULL), 0, "NULL callback: libuv's answer");
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before, "the pending shutdown holds the value");
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(a.fired, 1);
   cr_assert_eq(again.fired, 0);
   cr_assert_eq(tu_released(), before + 1, "released after the callback; the others captured nothing");
   uvw_close((uv_handle_t *)&p1, NULL);
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_shutdown(&again.req, (uv_stream_t *)&p1, on_shutdown), UV_ENOTCONN, "closing handle");
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 2);
   uvw_close((uv_handle_t *)&p2, NULL);
   close(peer1);
@@ -703,9 +678,9 @@ Test(stream, pipe_connect_callback_runs_in_the_context_of_its_request) {
   /* The capture is released after the callback. */
   size_t before = tu_released();
   uv_pipe_init(&loop, &ko, 0);
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   uvw_pipe_connect(&ko_req, &ko, missing, client_connected);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before, "the pending connect holds the value");
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(tu_released(), before + 1, "released after the callback");
@@ -746,20 +721,20 @@ Test(stream, tcp_close_reset_releases_the_stream_and_captures_its_close_callback
   reader_t probe = {0}; /* its callbacks are never reached: nothing is sent */
   c1.data = c2.data = &probe;
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_read_start((uv_stream_t *)&c1, reader_alloc, reader_read), 0);
-  leave(ctx);
-  ctx = enter_counted();
+  lt_leave(ctx);
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_read_start((uv_stream_t *)&c2, reader_alloc, reader_read), 0);
-  leave(ctx);
+  lt_leave(ctx);
 
   /* Refused: c1 is shutting down. Nothing captured, the reads keep theirs. */
   shutdown_probe_t sh = {0};
   lt_write(var, 9);
   cr_assert_eq(uvw_shutdown(&sh.req, (uv_stream_t *)&c1, on_shutdown), 0);
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_tcp_close_reset(&c1, on_close), UV_EINVAL, "libuv refuses while shutting down");
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 1, "the refused reset captured nothing and released nothing");
 
   lt_write(var, 5);
@@ -778,9 +753,9 @@ Test(stream, tcp_close_reset_releases_the_stream_and_captures_its_close_callback
   cr_assert_eq(lt_read(var), 6, "no callback's write leaked back");
 
   /* A closing (closed) stream: libuv's EBADF, nothing captured. */
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_tcp_close_reset(&c2, on_close), UV_EBADF);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 4);
   finish();
 }

@@ -12,40 +12,17 @@ static uv_loop_t loop;
 static char scheduler_id[33];
 static uv_timer_t watchdog;
 
-static void watchdog_fired(uv_timer_t *t) {
-  (void)t;
-  cr_assert_fail("watchdog: an expected callback never came");
-}
-
 static void setup(void) {
   var = tu_var("v", NULL);
   held = tu_var("held", NULL);
   cr_assert_eq(uv_loop_init(&loop), 0);
-  /* Unreferenced: keeps nothing alive, fires only if the test's I/O hangs. */
-  uv_timer_init(&loop, &watchdog);
-  uv_timer_start(&watchdog, watchdog_fired, 2000, 0);
-  uv_unref((uv_handle_t *)&watchdog);
+  lt_watchdog_start(&loop, &watchdog, 2000);
 }
 TestSuite(udp, .init = setup);
 
 static void finish(void) {
   uv_close((uv_handle_t *)&watchdog, NULL);
   lt_finish(&loop);
-}
-
-/* A fresh context binding held to a counted value, entered. */
-static uvw_context_t *enter_counted(void) {
-  uvw_context_t *ctx = uvw_context_new();
-  uvw_context_enter(ctx);
-  uvw_value_t *v = tu_counted_value();
-  uvw_set(held, v, NULL);
-  uvw_value_unref(v);
-  return ctx;
-}
-
-static void leave(uvw_context_t *ctx) {
-  uvw_context_exit(ctx);
-  uvw_context_unref(ctx);
 }
 
 /* A uv_udp_t bound to 127.0.0.1 on a free port; its address in *addr. */
@@ -146,15 +123,15 @@ Test(udp, recv_stop_and_close_release_the_capture) {
   receiver_t r;
   receiver_open(&r, 0);
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_udp_recv_start(&r.udp, on_alloc, on_recv), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before, "the capture holds the value");
   cr_assert_eq(uvw_udp_recv_stop(&r.udp), 0);
   cr_assert_eq(tu_released(), before + 1, "recv_stop released it");
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_udp_recv_start(&r.udp, on_alloc, on_recv), 0);
-  leave(ctx);
+  lt_leave(ctx);
   receiver_close(&r);
   cr_assert_eq(tu_released(), before + 2, "close released it");
   finish();
@@ -164,17 +141,17 @@ Test(udp, recv_start_errors_are_libuvs_and_keep_nothing) {
   receiver_t r;
   receiver_open(&r, 0);
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_udp_recv_start(&r.udp, on_alloc, NULL), UV_EINVAL);
   cr_assert_eq(uvw_udp_recv_start(&r.udp, NULL, on_recv), UV_EINVAL);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 1, "NULL callbacks: nothing captured");
-  ctx = enter_counted();
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_udp_recv_start(&r.udp, on_alloc, on_recv), 0);
-  leave(ctx);
-  ctx = enter_counted();
+  lt_leave(ctx);
+  ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_udp_recv_start(&r.udp, on_alloc, on_recv), UV_EALREADY);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 2, "the refused start dropped its own capture, not the live one");
   receiver_close(&r);
   cr_assert_eq(tu_released(), before + 3);
@@ -254,11 +231,11 @@ Test(udp, send_capture_is_released_after_its_callback_and_refusals_keep_nothing)
   sender_t a = {.to = &to}, b = {.to = &to}, c = {.to = &to};
   uv_buf_t buf = uv_buf_init("a", 1);
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(held);
   cr_assert_eq(uvw_udp_send(&a.req, &tx, &buf, 1, (struct sockaddr *)&to, on_send), 0);
   cr_assert_eq(uvw_udp_send(&b.req, &tx, &buf, 1, (struct sockaddr *)&to, NULL), 0, "NULL callback: libuv's");
   cr_assert_eq(uvw_udp_send(&c.req, &tx, &buf, 1, NULL, on_send), UV_EDESTADDRREQ, "libuv's refusal");
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before, "the pending send holds the value");
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(a.fired, 1);

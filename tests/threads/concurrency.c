@@ -6,20 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "uvwool.h"
 
-static int passed, failed;
-#define CHECK(cond, ...)                           \
-  do {                                             \
-    if (cond) {                                    \
-      passed++;                                    \
-    } else {                                       \
-      failed++;                                    \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                \
-      fputc('\n', stderr);                         \
-    }                                              \
-  } while (0)
 
 #define NTHREADS 8
 #define ROUNDS 2000
@@ -127,6 +116,5 @@ int main(void) {
 
   uvw_context_unref(parent);
   uvw_value_unref(v42);
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed != 0;
+  return CHECK_SUMMARY();
 }

@@ -5,21 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "uvwool.h"
 #include "uvwool/loop.h"
 
-static int passed, failed;
-#define CHECK(cond, ...)                                     \
-  do {                                                       \
-    if (cond) {                                              \
-      passed++;                                              \
-    } else {                                                 \
-      failed++;                                              \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);   \
-      fprintf(stderr, __VA_ARGS__);                          \
-      fputc('\n', stderr);                                   \
-    }                                                        \
-  } while (0)
 
 #define SENDERS 4
 #define PER_SENDER 300
@@ -124,6 +113,5 @@ int main(void) {
   for (int i = 0; i < 4; i++) CHECK(thread_seen[i] == 7, "thread %d saw %ld", i, thread_seen[i]);
 
   CHECK(uvw_loop_close(&loop) == 0, "loop closed cleanly");
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed != 0;
+  return CHECK_SUMMARY();
 }
