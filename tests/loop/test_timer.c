@@ -155,11 +155,16 @@ typedef struct {
   long seen[3];
 } watch_t;
 
-/* One watcher of each kind, each stopping itself after three events. */
+/* One watcher of each kind, each stopping itself after three events. The
+ * loop only turns while something makes poll return: a repeating timer does
+ * until all three are done (idle alone would stop first). */
+static watch_t wi, wc, wp;
+static uv_timer_t keepalive;
 static int watch_event(watch_t *w) {
   w->seen[w->fired] = lt_read(var);
   lt_write(var, 20 + w->fired);
-  return ++w->fired == 3;
+  if (++w->fired == 3 && wi.fired == 3 && wc.fired == 3 && wp.fired == 3) uv_timer_stop(&keepalive);
+  return w->fired == 3;
 }
 static void idle_cb(uv_idle_t *h) {
   if (watch_event(h->data)) uvw_idle_stop(h);
@@ -177,10 +182,8 @@ Test(timer, idle_check_prepare_reuse_one_capture_per_start) {
   uv_idle_t idle;
   uv_check_t check;
   uv_prepare_t prepare;
-  watch_t wi = {0}, wc = {0}, wp = {0};
-  uv_timer_t keepalive; /* check/prepare only run while the loop has work */
   uv_timer_init(&loop, &keepalive);
-  uv_timer_start(&keepalive, noop_timer, 5, 0);
+  uv_timer_start(&keepalive, noop_timer, 1, 1);
   uv_idle_init(&loop, &idle);
   uv_check_init(&loop, &check);
   uv_prepare_init(&loop, &prepare);
