@@ -386,3 +386,28 @@ Test(tasks, spawned_tasks_leave_out_variables_that_do_not_cross_forks) {
   cr_assert_eq(all_seen, 3);
   cr_assert_eq(no_fork_seen, -1);
 }
+
+static int never_ran;
+static void never(uvw_task_t *task, void *arg) {
+  (void)task;
+  (void)arg;
+  never_ran = 1;
+}
+
+Test(tasks, a_task_abandoned_by_a_closing_loop_finishes_without_running) {
+  size_t before = tu_released();
+  uvw_value_t *v = tu_counted_value();
+  uvw_set(var, v, NULL);
+  uvw_value_unref(v);
+  uvw_task_t *t;
+  cr_assert_eq(uvw_task_spawn(&loop, never, NULL, NULL, &t), 0);
+  uvw_value_t *other = uvw_value_int(0);
+  uvw_set(var, other, NULL); /* only the task's fork holds the counted value now */
+  uvw_value_unref(other);
+  cr_assert_eq(uvw_loop_close(&loop), 0);
+  cr_assert_not(never_ran);
+  cr_assert(uvw_task_finished(t));
+  cr_assert_null(uvw_task_context(t));
+  cr_assert_eq(tu_released(), before + 1, "the task's fork was released");
+  uvw_task_unref(t);
+}

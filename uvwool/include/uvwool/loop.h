@@ -90,7 +90,8 @@ void uvw_task_unref(uvw_task_t *task);
 int uvw_task_finished(const uvw_task_t *task);
 /* Process-unique id (shown in ChainContention fields). */
 uint64_t uvw_task_id(const uvw_task_t *task);
-/* The context the task runs in. Borrowed. */
+/* The context the task runs in, NULL once the task finished (it lets go of
+ * its context then). Borrowed. */
 uvw_context_t *uvw_task_context(const uvw_task_t *task);
 
 /* ---- the task factory ------------------------------------------------------- */

@@ -195,6 +195,10 @@ static inline void uvw__oneshot_begin(uvw__frame_t *f, uvw__loop_t *L, uvw__reg_
   r->dead = 1;
 }
 
+/* uvw_call_soon with `drop(arg)` called instead of cb if the loop closes
+ * before the entry ran (for arguments the entry owns). */
+int uvw__call_soon_ex(uv_loop_t *loop, uvw_callback_t cb, void *arg, uvw_callback_t drop);
+
 /* The internal handles' callbacks. */
 void uvw__soon_drain(uv_idle_t *idle);
 void uvw__ts_drain(uv_async_t *async);

@@ -18,12 +18,14 @@ static int bad_loop(const char *fn) {
   return UVW_EINVAL;
 }
 
-int uvw_call_soon(uv_loop_t *loop, uvw_callback_t cb, void *arg) {
+int uvw_call_soon(uv_loop_t *loop, uvw_callback_t cb, void *arg) { return uvw__call_soon_ex(loop, cb, arg, NULL); }
+
+int uvw__call_soon_ex(uv_loop_t *loop, uvw_callback_t cb, void *arg, uvw_callback_t drop) {
   if (loop == NULL || cb == NULL) return bad_loop("uvw_call_soon");
   uvw__loop_t *L = uvw__loop_get(loop);
   if (L == NULL) return uvw_error_code(uvw_last_error());
   /* A queued entry is a record outside the table: key NULL, no slot. */
-  uvw__reg_t *r = uvw__reg_prepare(L, NULL, 0, (uvw__fn)cb, NULL);
+  uvw__reg_t *r = uvw__reg_prepare(L, NULL, 0, (uvw__fn)cb, (uvw__fn)drop);
   if (r == NULL) return UVW_ENOMEM;
   r->extra = arg;
   if (L->soon_tail)
@@ -56,6 +58,7 @@ void uvw__soon_drain(uv_idle_t *idle) {
 void uvw__soon_free_all(uvw__loop_t *L) {
   for (uvw__reg_t *r = L->soon_head, *next; r; r = next) {
     next = r->next;
+    if (r->cb2) ((uvw_callback_t)r->cb2)(r->extra); /* never ran: let its argument go */
     uvw__capture_release(r->ctx, r->task);
     r->ctx = NULL;
     r->task = NULL;

@@ -14,14 +14,20 @@ static int is_loop_task(const uvw__task_t *t) { return t && t->destroy == task_d
 
 static void run_done(uvw_task_t *task) {
   uvw__task_finish(&task->core);
-  if (task->done_cb == NULL) return;
-  /* The done callback runs in the task's context, with no task current: the
-   * task is finished, so nothing it owned can contend. */
-  uvw__loop_t *L = uvw__loop_find(task->loop);
-  uvw__frame_t f;
-  uvw__frame_begin(&f, L, task->ctx, NULL);
-  task->done_cb(task, task->done_arg);
-  uvw__frame_end(&f);
+  if (task->done_cb != NULL) {
+    /* The done callback runs in the task's context, with no task current:
+     * the task is finished, so nothing it owned can contend. */
+    uvw__frame_t f;
+    uvw__frame_begin(&f, uvw__loop_find(task->loop), task->ctx, NULL);
+    task->done_cb(task, task->done_arg);
+    uvw__frame_end(&f);
+  }
+  /* The task's chain names the task as its owner (a reference), so task ->
+   * context -> chain -> task is a cycle while the task runs: a finished
+   * task lets go of its context to break it. */
+  uvw_context_t *ctx = task->ctx;
+  task->ctx = NULL;
+  uvw_context_unref(ctx);
 }
 
 void uvw__task_pending_done(uvw__task_t *core) {
@@ -40,6 +46,17 @@ static void task_start(void *arg) {
   uvw__frame_end(&f);
   uvw__task_pending_done(&task->core); /* the body's own count */
   uvw__task_unref(&task->core);        /* the reference the queue held */
+}
+
+/* The loop closed before the task started: it finishes without running
+ * (no done callback: it never began) and lets go of what the queue held. */
+static void task_abandon(void *arg) {
+  uvw_task_t *task = arg;
+  uvw__task_finish(&task->core);
+  uvw_context_t *ctx = task->ctx;
+  task->ctx = NULL;
+  uvw_context_unref(ctx);
+  uvw__task_unref(&task->core);
 }
 
 /* An explicitly supplied context drives one live task at a time: its chain's
@@ -86,7 +103,7 @@ static int uvwool_create(uvw_task_factory_t *self, uv_loop_t *loop, uvw_task_fn 
     uvw__task_ref(&task->core); /* held by the queued start */
     uvw__task_t *outer = uvw__tstate.task;
     uvw__tstate.task = NULL; /* the start is not a registration of the spawning task */
-    rc = uvw_call_soon(loop, task_start, task);
+    rc = uvw__call_soon_ex(loop, task_start, task, task_abandon);
     uvw__tstate.task = outer;
     if (rc != 0) uvw__task_unref(&task->core);
   }
