@@ -55,13 +55,7 @@ uvw__chain_t *uvw__chain_fork(const uvw__chain_t *src) {
   return c;
 }
 
-uvw__chain_t *uvw__chain_ref(uvw__chain_t *c) {
-  if (c) atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
-  return c;
-}
-
-void uvw__chain_unref(uvw__chain_t *c) {
-  if (c == NULL || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1) return;
+void uvw__chain_destroy(uvw__chain_t *c) {
   uvw__task_unref(c->owner_task);
   uvw__free(c->resets);
   uvw__free(c->stubs);

@@ -32,8 +32,15 @@ uvw__chain_t *uvw__chain_new(uint64_t owner_gen, uvw__task_t *task);
 uvw__chain_t *uvw__chain_clone(const uvw__chain_t *c);
 /* A fork of c: new id, no owner, no pending resets, the same stubs. */
 uvw__chain_t *uvw__chain_fork(const uvw__chain_t *c);
-uvw__chain_t *uvw__chain_ref(uvw__chain_t *c);
-void uvw__chain_unref(uvw__chain_t *c);
+/* NULL-safe; inline because every context copy and capture takes one. */
+void uvw__chain_destroy(uvw__chain_t *c);
+static inline uvw__chain_t *uvw__chain_ref(uvw__chain_t *c) {
+  if (c) atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+  return c;
+}
+static inline void uvw__chain_unref(uvw__chain_t *c) {
+  if (c != NULL && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) uvw__chain_destroy(c);
+}
 
 /* Mutators for a private copy only (never on a published chain). */
 void uvw__chain_set_owner(uvw__chain_t *c, uint64_t owner_gen, uvw__task_t *task);

@@ -502,12 +502,8 @@ uvw_value_t *uvw__map_hamt_get(const uvw__map_t *m, const void *key) {
 
 size_t uvw__map_size(const uvw__map_t *m) { return m ? m->size : 0; }
 
-uvw__map_t *uvw__map_ref(uvw__map_t *m) {
-  if (m != NULL) count_ref(&m->refs);
-  return m;
-}
 
-static void map_destroy(uvw__map_t *m) {
+void uvw__map_destroy(uvw__map_t *m) {
   if (m->cap == 0)
     node_unref(m->root);
   else
@@ -515,9 +511,6 @@ static void map_destroy(uvw__map_t *m) {
   uvw__free(m);
 }
 
-void uvw__map_unref(uvw__map_t *m) {
-  if (m != NULL && count_unref(&m->refs)) map_destroy(m);
-}
 
 /* Replaces the slot's map by a new one built from it (which took its own
  * references). */

@@ -62,9 +62,15 @@ int uvw__map_set(uvw__map_t **slot, const void *key, uvw_value_t *value);
 int uvw__map_swap(uvw__map_t **slot, const void *key, uvw_value_t *value, uvw_value_t **old_out);
 /* Unbind key (no-op returning 0 when absent). Returns 0 or UVW_ENOMEM. */
 int uvw__map_remove(uvw__map_t **slot, const void *key);
-/* NULL-safe. ref returns m. */
-uvw__map_t *uvw__map_ref(uvw__map_t *m);
-void uvw__map_unref(uvw__map_t *m);
+/* NULL-safe. ref returns m. Inline: every context copy and capture takes one. */
+void uvw__map_destroy(uvw__map_t *m);
+static inline uvw__map_t *uvw__map_ref(uvw__map_t *m) {
+  if (m != NULL) atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+  return m;
+}
+static inline void uvw__map_unref(uvw__map_t *m) {
+  if (m != NULL && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) uvw__map_destroy(m);
+}
 /* Visit every binding once, in no particular order. The callback must not
  * modify the map. */
 typedef void (*uvw__map_visit_fn)(const void *key, uvw_value_t *value, void *arg);
