@@ -33,4 +33,19 @@ void uvw_close(uv_handle_t *handle, uv_close_cb close_cb) {
   uvw__reg_commit(L, r);
 }
 
+/* The alloc callback of reads and udp receives: it runs in the same capture
+ * as the read callback it precedes (the record's second callback). */
+void uvw__alloc_trampoline(uv_handle_t *handle, size_t suggested_size, uv_buf_t *buf) {
+  uvw__loop_t *L;
+  uvw__reg_t *r = uvw__lookup(handle->loop, handle, UVW__SLOT_MAIN, &L, "uv_alloc_cb");
+  if (r == NULL) {
+    *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS to the read callback */
+    return;
+  }
+  uvw__frame_t f;
+  uvw__reg_begin(&f, L, r);
+  ((uv_alloc_cb)r->cb2)(handle, suggested_size, buf);
+  uvw__reg_end(&f, L, r);
+}
+
 void uvw_walk(uv_loop_t *loop, uv_walk_cb walk_cb, void *arg) { uv_walk(loop, walk_cb, arg); }

@@ -205,5 +205,8 @@ void uvw__ts_drain(uv_async_t *async);
 
 /* Release every capture of a handle (close). */
 void uvw__handle_release(uv_handle_t *handle);
+/* The alloc callback's trampoline for reads and udp receives (slot MAIN,
+ * the record's cb2). */
+void uvw__alloc_trampoline(uv_handle_t *handle, size_t suggested_size, uv_buf_t *buf);
 /* The close callback's trampoline (slot CLOSE, one-shot), for every close. */
 void uvw__close_trampoline(uv_handle_t *handle);

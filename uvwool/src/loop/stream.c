@@ -23,19 +23,6 @@ static int closing(uv_stream_t *stream) { return uv_is_closing((uv_handle_t *)st
 
 /* ---- reads ------------------------------------------------------------------ */
 
-static void alloc_trampoline(uv_handle_t *handle, size_t suggested_size, uv_buf_t *buf) {
-  uvw__loop_t *L;
-  uvw__reg_t *r = uvw__lookup(handle->loop, handle, UVW__SLOT_MAIN, &L, "uv_alloc_cb");
-  if (r == NULL) {
-    *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS to the read callback */
-    return;
-  }
-  uvw__frame_t f;
-  uvw__reg_begin(&f, L, r);
-  ((uv_alloc_cb)r->cb2)(handle, suggested_size, buf);
-  uvw__reg_end(&f, L, r);
-}
-
 static void read_trampoline(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   uvw__loop_t *L;
   uvw__reg_t *r = uvw__lookup(stream->loop, stream, UVW__SLOT_MAIN, &L, "uv_read_cb");
@@ -53,7 +40,7 @@ int uvw_read_start(uv_stream_t *stream, uv_alloc_cb alloc_cb, uv_read_cb read_cb
   int rc = uvw__register(stream->loop, stream, UVW__SLOT_MAIN, (uvw__fn)read_cb, (uvw__fn)alloc_cb, &L, &r);
   if (rc != 0) return rc;
   /* UV_EALREADY (already reading) discards only the new capture. */
-  return uvw__registered(L, r, uv_read_start(stream, alloc_trampoline, read_trampoline));
+  return uvw__registered(L, r, uv_read_start(stream, uvw__alloc_trampoline, read_trampoline));
 }
 
 int uvw_read_stop(uv_stream_t *stream) {

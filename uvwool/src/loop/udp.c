@@ -9,19 +9,6 @@
  * released. */
 #include "loop_internal.h"
 
-static void alloc_trampoline(uv_handle_t *handle, size_t suggested_size, uv_buf_t *buf) {
-  uvw__loop_t *L;
-  uvw__reg_t *r = uvw__lookup(handle->loop, handle, UVW__SLOT_MAIN, &L, "uv_alloc_cb");
-  if (r == NULL) {
-    *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS to the recv callback */
-    return;
-  }
-  uvw__frame_t f;
-  uvw__reg_begin(&f, L, r);
-  ((uv_alloc_cb)r->cb2)(handle, suggested_size, buf);
-  uvw__reg_end(&f, L, r);
-}
-
 static void recv_trampoline(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
                             unsigned flags) {
   uvw__loop_t *L;
@@ -41,7 +28,7 @@ int uvw_udp_recv_start(uv_udp_t *handle, uv_alloc_cb alloc_cb, uv_udp_recv_cb re
   int rc = uvw__register(handle->loop, handle, UVW__SLOT_MAIN, (uvw__fn)recv_cb, (uvw__fn)alloc_cb, &L, &r);
   if (rc != 0) return rc;
   /* UV_EALREADY (already receiving) discards only the new capture. */
-  return uvw__registered(L, r, uv_udp_recv_start(handle, alloc_trampoline, recv_trampoline));
+  return uvw__registered(L, r, uv_udp_recv_start(handle, uvw__alloc_trampoline, recv_trampoline));
 }
 
 int uvw_udp_recv_stop(uv_udp_t *handle) {
