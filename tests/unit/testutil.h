@@ -16,11 +16,9 @@ const char *tu_namespace(void);
 extern const uvw_opaque_ops_t tu_counted_ops;
 uvw_value_t *tu_counted_value(void);
 size_t tu_released(void);
-size_t tu_created(void);
 
 /* An allocator that fails the Nth allocation from now (1-based), or never (0). */
 void tu_fail_alloc_after(long n);
 void tu_restore_alloc(void);
-long tu_alloc_calls(void);
 
 #endif
