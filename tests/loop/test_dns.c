@@ -242,18 +242,6 @@ Test(dns, random_resubmitted_from_its_callback_captures_anew) {
 
 /* ---- release and refusal (row 22) --------------------------------------------------- */
 
-static uvw_context_t *enter_counted(void) {
-  uvw_value_t *v = tu_counted_value();
-  uvw_context_t *ctx = uvw_context_new();
-  cr_assert_eq(uvw_context_enter(ctx), 0);
-  cr_assert_eq(uvw_set(var, v, NULL), 0);
-  uvw_value_unref(v);
-  return ctx;
-}
-static void leave(uvw_context_t *ctx) {
-  uvw_context_exit(ctx);
-  uvw_context_unref(ctx);
-}
 
 static void quiet_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   (void)req;
@@ -273,15 +261,15 @@ Test(dns, captures_are_released_after_their_callbacks) {
   uv_random_t rq;
   struct sockaddr_in sin = localhost_80();
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(var);
   cr_assert_eq(uvw_getaddrinfo(&loop, &gai, quiet_gai_cb, "127.0.0.1", NULL, &numeric_hints), 0);
-  leave(ctx);
-  ctx = enter_counted();
+  lt_leave(ctx);
+  ctx = lt_enter_counted(var);
   cr_assert_eq(uvw_getnameinfo(&loop, &gni, quiet_gni_cb, (struct sockaddr *)&sin, NI_NUMERICHOST), 0);
-  leave(ctx);
-  ctx = enter_counted();
+  lt_leave(ctx);
+  ctx = lt_enter_counted(var);
   cr_assert_eq(uvw_random(&loop, &rq, rnd, sizeof rnd, 0, quiet_random_cb), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before, "each request's capture holds its value");
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(tu_released(), before + 3, "all three released once their callbacks ran");
@@ -300,11 +288,11 @@ Test(dns, refused_requests_return_libuvs_code_and_keep_nothing) {
   cr_assert_eq(e_gni, UV_EINVAL);
   cr_assert_eq(e_rnd, UV_EINVAL);
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(var);
   cr_assert_eq(uvw_getaddrinfo(&loop, &gai, quiet_gai_cb, NULL, NULL, NULL), e_gai);
   cr_assert_eq(uvw_getnameinfo(&loop, &gni, quiet_gni_cb, &bad, 0), e_gni);
   cr_assert_eq(uvw_random(&loop, &rq, rnd, sizeof rnd, 1, quiet_random_cb), e_rnd);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 1, "the refused requests kept no capture");
   cr_assert_not(registered(&gai));
   cr_assert_not(registered(&gni));

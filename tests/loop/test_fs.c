@@ -363,20 +363,6 @@ Test(fs, null_callback_runs_synchronously_and_returns_libuvs_result) {
   lt_finish(&loop);
 }
 
-/* Enter a fresh context holding only a counted value in var: after exit,
- * whatever the wrapper captured is the value's only holder. */
-static uvw_context_t *enter_counted(void) {
-  uvw_value_t *v = tu_counted_value();
-  uvw_context_t *ctx = uvw_context_new();
-  cr_assert_eq(uvw_context_enter(ctx), 0);
-  cr_assert_eq(uvw_set(var, v, NULL), 0);
-  uvw_value_unref(v);
-  return ctx;
-}
-static void leave(uvw_context_t *ctx) {
-  uvw_context_exit(ctx);
-  uvw_context_unref(ctx);
-}
 
 static int opaque_seen; /* the callback saw the counted value */
 static long failing_result;
@@ -393,9 +379,9 @@ static void failing_cb(uv_fs_t *req) {
 Test(fs, failing_request_runs_in_the_captured_context_and_releases_it) {
   uv_fs_t req;
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(var);
   cr_assert_eq(uvw_fs_open(&loop, &req, "/nonexistent-uvwool/missing", O_RDONLY, 0, failing_cb), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before, "the request's capture holds the value");
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert(opaque_seen, "the callback ran in the captured context");
@@ -413,10 +399,10 @@ Test(fs, refused_request_returns_libuvs_code_and_keeps_nothing) {
   int expect = uv_fs_read(&loop, &req, 0, &b, 0, 0, failing_cb); /* nbufs 0: EINVAL */
   cr_assert_eq(expect, UV_EINVAL);
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(var);
   cr_assert_eq(uvw_fs_read(&loop, &req, 0, &b, 0, 0, failing_cb), expect);
   cr_assert_eq(uvw_fs_copyfile(&loop, &req, "/a", "/b", -1, failing_cb), UV_EINVAL, "bad flags");
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 1, "the refused requests kept no capture");
   cr_assert_not(registered(&req));
   lt_finish(&loop);
@@ -472,9 +458,9 @@ static void resubmit_counted_cb(uv_fs_t *req) {
   uv_fs_req_cleanup(req);
   if (req->data == NULL) return;
   req->data = NULL;
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(var);
   cr_assert_eq(uvw_fs_stat(req->loop, req, "/", resubmit_counted_cb), 0);
-  leave(ctx);
+  lt_leave(ctx);
   released_in_first_cb = tu_released();
 }
 
@@ -482,9 +468,9 @@ Test(fs, resubmission_releases_both_captures) {
   uv_fs_t req;
   req.data = &req;
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(var);
   cr_assert_eq(uvw_fs_stat(&loop, &req, "/", resubmit_counted_cb), 0);
-  leave(ctx);
+  lt_leave(ctx);
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(released_in_first_cb, before, "the first capture is still entered while its callback runs");
   cr_assert_eq(tu_released(), before + 2, "both captures released after the loop ran");

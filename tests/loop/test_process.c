@@ -118,18 +118,6 @@ Test(process, killed_child_reports_its_signal_in_the_captured_context) {
 
 /* ---- release (row 22) --------------------------------------------------------- */
 
-static uvw_context_t *enter_counted(void) {
-  uvw_value_t *v = tu_counted_value();
-  uvw_context_t *ctx = uvw_context_new();
-  cr_assert_eq(uvw_context_enter(ctx), 0);
-  cr_assert_eq(uvw_set(var, v, NULL), 0);
-  uvw_value_unref(v);
-  return ctx;
-}
-static void leave(uvw_context_t *ctx) {
-  uvw_context_exit(ctx);
-  uvw_context_unref(ctx);
-}
 
 static int quiet_fired;
 static void quiet_exit(uv_process_t *h, int64_t status, int term_signal) {
@@ -142,9 +130,9 @@ Test(process, capture_is_released_after_the_exit_callback) {
   uv_process_options_t o;
   options_for(&o, exit3_args, quiet_exit);
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(var);
   cr_assert_eq(uvw_spawn(&loop, &h, &o), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before, "the spawn's capture holds the value");
   /* The exited process handle is inactive: the loop returns with it open. */
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -160,9 +148,9 @@ Test(process, closing_before_exit_releases_the_capture) {
   uv_process_options_t o;
   options_for(&o, exit3_args, quiet_exit);
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(var);
   cr_assert_eq(uvw_spawn(&loop, &h, &o), 0);
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before);
   int pid = h.pid;
   uvw_close((uv_handle_t *)&h, NULL);
@@ -188,9 +176,9 @@ Test(process, failing_spawn_returns_libuvs_code_and_keeps_nothing) {
   cr_assert_eq(expect, UV_ENOENT, "%s", uv_strerror(expect));
   uv_close((uv_handle_t *)&h_raw, NULL); /* libuv initialised the handle anyway */
   size_t before = tu_released();
-  uvw_context_t *ctx = enter_counted();
+  uvw_context_t *ctx = lt_enter_counted(var);
   cr_assert_eq(uvw_spawn(&loop, &h, &o), expect, "libuv's own code");
-  leave(ctx);
+  lt_leave(ctx);
   cr_assert_eq(tu_released(), before + 1, "the failed spawn kept no capture");
   cr_assert_not(registered(&h));
   cr_assert_eq(memcmp(&o, &snapshot, sizeof o), 0, "the caller's options are untouched");
