@@ -8,6 +8,7 @@
 #include "uvwool/value.h"
 #include "uvwool/context.h"
 #include "uvwool/wire.h"
+#include "uvwool/dispatch.h"
 #include "uvwool/loop.h"
 
 #endif

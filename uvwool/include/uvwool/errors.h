@@ -31,6 +31,14 @@ extern "C" {
 #define UVW_EMALFORMED    (-30012) /* SerializationError: malformed wire data (bad protobuf, bad id, bad text) */
 #define UVW_ETOOBIG       (-30013) /* SerializationError: input or output exceeds the wire size limit */
 #define UVW_ESTUBCAP      (-30014) /* SerializationError: the process-wide stub cap is reached */
+/* Dispatch (uvwool/dispatch.h). Generic conditions reuse errno values. */
+#define UVW_EPROTO        (-71)    /* the peer broke the dispatch protocol */
+#define UVW_ECONNRESET    (-104)   /* the connection to the peer was lost (or never made) */
+#define UVW_ETIMEDOUT     (-110)   /* the dispatch handshake timed out */
+#define UVW_ECANCELED     (-125)   /* the dispatch was cancelled */
+#define UVW_EREMOTE       (-30015) /* the routine raised: the error is the routine's */
+#define UVW_ENACK         (-30016) /* the worker refused the dispatch (Nack) */
+#define UVW_ENOROUTINE    (-30017) /* no routine is registered under that name */
 
 /* Returns a static message for a code ("unknown error" for others). */
 const char *uvw_strerror(int code);
@@ -88,6 +96,15 @@ const char *uvw_error_field_value(const uvw_error_t *e, size_t i);
 const char *uvw_error_field(const uvw_error_t *e, const char *name);
 /* The error that caused this one, or NULL (Python's __cause__). Borrowed. */
 const uvw_error_t *uvw_error_cause(const uvw_error_t *e);
+/* Build an error to raise (a routine's own error, a binding's exception):
+ * `type` is a class name; one of the tree's names gives that kind, any
+ * other name (NULL: "WoolError") gives WoolError with the name kept in a
+ * trailing "wire_type" field, so it crosses the wire unchanged. `code` is
+ * a UVW_E* value or 0. New reference (uvw_error_unref), NULL on ENOMEM. */
+uvw_error_t *uvw_error_new(const char *type, int code, const char *message);
+/* Append a structured field (copied) to an error built by uvw_error_new
+ * that nobody else holds yet. 0, UVW_EINVAL or UVW_ENOMEM. */
+int uvw_error_add_field(uvw_error_t *e, const char *name, const char *value);
 /* The error being handled when this one arose, or NULL (__context__). Borrowed. */
 const uvw_error_t *uvw_error_context(const uvw_error_t *e);
 /* Warnings aggregated into this error (strict mode). Borrowed. */

@@ -27,7 +27,14 @@
   X(UVW_ECHAINSERIALIZE, "chain serialization failed")                        \
   X(UVW_EMALFORMED, "malformed wire data")                                     \
   X(UVW_ETOOBIG, "wire data exceeds the size limit")                           \
-  X(UVW_ESTUBCAP, "too many undeclared context variables (stub cap)")
+  X(UVW_ESTUBCAP, "too many undeclared context variables (stub cap)")         \
+  X(UVW_EPROTO, "dispatch protocol violation")                                 \
+  X(UVW_ECONNRESET, "connection to the peer lost")                             \
+  X(UVW_ETIMEDOUT, "dispatch handshake timed out")                             \
+  X(UVW_ECANCELED, "dispatch cancelled")                                       \
+  X(UVW_EREMOTE, "the routine raised")                                         \
+  X(UVW_ENACK, "the worker refused the dispatch")                              \
+  X(UVW_ENOROUTINE, "no such routine")
 
 const char *uvw_strerror(int code) {
 #define X(c, msg) \
@@ -301,3 +308,43 @@ int uvw_strict(void) {
 }
 
 void uvw_set_strict(int on) { atomic_store(&strict_mode, on ? 1 : 0); }
+
+/* ---- errors built by users (routines, bindings) ------------------------- */
+
+/* Mirrors the wire's convention (src/wire/errpb.c): a foreign class name
+ * rides in a trailing field of a WoolError. */
+#define WIRE_TYPE_FIELD "wire_type"
+
+uvw_error_t *uvw_error_new(const char *type, int code, const char *message) {
+  uvw_error_kind_t kind = type ? uvw_error_kind_from_name(type) : UVW_KIND_WOOL_ERROR;
+  uvw_error_t *e = uvw__error_new(code, kind != UVW_KIND_NONE ? kind : UVW_KIND_WOOL_ERROR, "%s",
+                                  message ? message : "");
+  if (e == NULL || e->immortal) return NULL;
+  if (kind == UVW_KIND_NONE && uvw_error_add_field(e, WIRE_TYPE_FIELD, type) != 0) {
+    uvw_error_unref(e);
+    return NULL;
+  }
+  return e;
+}
+
+int uvw_error_add_field(uvw_error_t *e, const char *name, const char *value) {
+  if (e == NULL || e->immortal || name == NULL || value == NULL) return UVW_EINVAL;
+  char *n = uvw__strndup(name, strlen(name));
+  char *v = uvw__strndup(value, strlen(value));
+  if (n == NULL || v == NULL || append_field(e, n, v) != 0) {
+    uvw__free(n);
+    uvw__free(v);
+    return UVW_ENOMEM;
+  }
+  /* Keep a foreign class name last, where the wire looks for it. */
+  size_t last = e->nfields - 1;
+  if (last > 0 && strcmp(name, WIRE_TYPE_FIELD) != 0 &&
+      strcmp(e->field_names[last - 1], WIRE_TYPE_FIELD) == 0) {
+    char *tn = e->field_names[last - 1], *tv = e->field_values[last - 1];
+    e->field_names[last - 1] = e->field_names[last];
+    e->field_values[last - 1] = e->field_values[last];
+    e->field_names[last] = tn;
+    e->field_values[last] = tv;
+  }
+  return 0;
+}

@@ -1,0 +1,220 @@
+/* uvwool dispatch: run a named routine in a worker process over a libuv
+ * stream (pipe or TCP), with the caller's context variables arriving in the
+ * routine and the routine's changes flowing back (SEMANTICS 8, docs/dispatch.md).
+ *
+ * Worker side: a uvw_worker_t listens on one or more addresses and hosts
+ * routines registered by name. Each dispatch is a uvw_call_t. A routine is
+ * called once per step, inside the dispatch's context (the caller's values
+ * mounted into it), and answers each step exactly once, now or later from
+ * a callback on the worker's loop:
+ *   - a one-shot routine gets one NEXT step and answers with
+ *     uvw_call_return or uvw_call_raise;
+ *   - a streaming routine (the C analogue of an async generator) gets NEXT,
+ *     SEND and THROW steps and answers each with uvw_call_yield (a Result,
+ *     the stream goes on), uvw_call_return (the last Result) or
+ *     uvw_call_raise (an Exception, the end).
+ * The worker keeps one context per chain id per dispatch, reused by every
+ * step, so a token set before a yield can be reset after it.
+ *
+ * Caller side: a uvw_conn_t is one connection to one worker; uvw_dispatch
+ * runs a one-shot routine, uvw_stream_open + uvw_stream_next/send/throw
+ * drive a streaming one. The reply callback runs in the context captured
+ * when the dispatch (or step) was made, after the worker's manifest was
+ * merged into it (apply-back): the callback reads the routine's changes.
+ * A failed dispatch (refused, cancelled, timed out, connection lost) merges
+ * nothing. Many dispatches share a connection, each isolated by its id.
+ *
+ * Addresses: "pipe:PATH" (a unix socket) or "tcp:HOST:PORT" with a numeric
+ * IPv4 address, a bracketed IPv6 one ("tcp:[::1]:7000") or "localhost".
+ *
+ * Threading: everything here runs on the loop thread of the loop the object
+ * was created on (libuv's rule). Functions return 0 or a negative UVW_E*
+ * code with details in uvw_last_error(). */
+#ifndef UVWOOL_DISPATCH_H
+#define UVWOOL_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "uvwool/errors.h"
+#include "uvwool/value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- worker ---------------------------------------------------------------- */
+
+typedef struct uvw_worker_s uvw_worker_t;
+typedef struct uvw_call_s uvw_call_t;
+
+typedef enum uvw_step_e {
+  UVW_STEP_NEXT = 1, /* advance (the first step of every dispatch) */
+  UVW_STEP_SEND,     /* advance with a value: uvw_call_sent() */
+  UVW_STEP_THROW     /* raise at the current step: uvw_call_thrown() */
+} uvw_step_t;
+
+/* Called once per step on the worker's loop thread, in the dispatch's
+ * context. Answer with uvw_call_yield/return/raise, before or after
+ * returning. */
+typedef void (*uvw_routine_fn)(uvw_call_t *call, void *arg);
+
+/* Routine flags. */
+#define UVW_ROUTINE_STREAM 1u /* a streaming routine (yields); default one-shot */
+
+/* A worker on `loop` (borrowed; it must outlive the worker). New worker in
+ * *out. 0 or UVW_ENOMEM. */
+int uvw_worker_new(uv_loop_t *loop, uvw_worker_t **out);
+/* Register `fn` under `name` (copied); `arg` is passed to every call.
+ * UVW_EINVAL on an empty name or a name already registered. */
+int uvw_worker_register(uvw_worker_t *w, const char *name, uvw_routine_fn fn, void *arg, unsigned flags);
+/* Listen on an address (may be called for several). For "tcp:HOST:0" the
+ * system picks a port: uvw_worker_address gives it. A stale unix socket
+ * file at PATH is NOT removed (a live worker may own it): remove it first.
+ * 0, UVW_EINVAL (bad address) or libuv's negative error (bind, listen). */
+int uvw_worker_listen(uvw_worker_t *w, const char *address);
+/* The i-th listening address as actually bound ("tcp:127.0.0.1:40123"),
+ * written NUL-terminated into buf. 0, UVW_EINVAL (no such listener,
+ * buffer too small). */
+int uvw_worker_address(uvw_worker_t *w, size_t i, char *buf, size_t len);
+/* Serve an already-connected stream (a pipe to a parent, a socketpair).
+ * The worker takes it over and closes it when done. */
+int uvw_worker_serve_fd(uvw_worker_t *w, uv_file fd);
+/* Called with a description when a peer is dropped for bad input
+ * (malformed or oversized frame, protocol violation) or an I/O error; the
+ * worker keeps serving everyone else. `error` is borrowed. */
+typedef void (*uvw_worker_error_cb)(uvw_worker_t *w, const uvw_error_t *error, void *arg);
+void uvw_worker_on_error(uvw_worker_t *w, uvw_worker_error_cb cb, void *arg);
+/* Handshake bound applied when a Task carries no dispatch_timeout
+ * (exposed to routines by uvw_call_dispatch_timeout). Default 5000 ms. */
+void uvw_worker_set_dispatch_timeout(uvw_worker_t *w, uint64_t ms);
+/* Stop listening, drop every connection (streaming routines waiting for a
+ * step get a THROW step with UVW_ECONNRESET so they can end), then call
+ * cb once every handle is closed. The worker is freed when the last call
+ * has ended; do not use it after this. */
+typedef void (*uvw_worker_close_cb)(void *arg);
+void uvw_worker_close(uvw_worker_t *w, uvw_worker_close_cb cb, void *arg);
+
+/* Inside a routine (all borrowed, valid until the call ends). */
+const char *uvw_call_routine(const uvw_call_t *call);
+size_t uvw_call_arg_count(const uvw_call_t *call);
+uvw_value_t *uvw_call_arg(const uvw_call_t *call, size_t i);
+uvw_step_t uvw_call_step(const uvw_call_t *call);
+uvw_value_t *uvw_call_sent(const uvw_call_t *call);         /* SEND step, else NULL */
+const uvw_error_t *uvw_call_thrown(const uvw_call_t *call); /* THROW step, else NULL */
+/* The handshake bound that travelled with the Task (non-zero, *ms set) or
+ * 0 when the caller sent none (*ms = the worker's default). */
+int uvw_call_dispatch_timeout(const uvw_call_t *call, uint64_t *ms);
+/* Non-zero once the caller cancelled or went away: answers are dropped. */
+int uvw_call_cancelled(const uvw_call_t *call);
+uv_loop_t *uvw_call_loop(const uvw_call_t *call);
+/* Per-call state for a streaming routine; free_fn(data) runs when the
+ * call ends. */
+void uvw_call_set_data(uvw_call_t *call, void *data, void (*free_fn)(void *));
+void *uvw_call_data(const uvw_call_t *call);
+
+/* Answers (loop thread only). The current context (the routine's view,
+ * wherever the answer is made from) is encoded into the Result/Exception
+ * and filed as the dispatch's context for the next step. `value` borrowed,
+ * NULL means nil. uvw_call_raise's `error` is borrowed; NULL raises
+ * uvw_last_error(). After return/raise the call is over: do not touch it.
+ * Errors: UVW_EINVAL (no step waiting for an answer, yield from a one-shot
+ * routine, wrong thread). When the context cannot be encoded (strict mode:
+ * ChainSerializationError; a guard trip) the caller receives that error as
+ * an Exception instead, the call ends and its code is returned. */
+int uvw_call_yield(uvw_call_t *call, uvw_value_t *value);
+int uvw_call_return(uvw_call_t *call, uvw_value_t *value);
+int uvw_call_raise(uvw_call_t *call, const uvw_error_t *error);
+
+/* ---- caller ---------------------------------------------------------------- */
+
+typedef struct uvw_conn_s uvw_conn_t;
+typedef struct uvw_dispatch_s uvw_dispatch_t;
+
+/* What a dispatch (or one step of a stream) came back with. */
+typedef struct uvw_reply_s {
+  /* 0: a Result (value). UVW_EREMOTE: the routine raised (error is the
+   * routine's, with its kind and fields). UVW_ENACK: the worker refused
+   * (error says why). Local failures, after which nothing was merged:
+   * UVW_ECANCELED, UVW_ETIMEDOUT, UVW_ECONNRESET, UVW_EPROTO,
+   * UVW_EMALFORMED / UVW_ETOOBIG (bad frame), or the error of merging the
+   * worker's manifest (e.g. UVW_ECHAINSERIALIZE in strict mode). */
+  int status;
+  int done;                 /* non-zero: the dispatch is over */
+  uvw_value_t *value;       /* status 0: borrowed, valid during the callback */
+  const uvw_error_t *error; /* status != 0: borrowed, valid during the callback */
+} uvw_reply_t;
+
+typedef void (*uvw_reply_cb)(uvw_dispatch_t *d, const uvw_reply_t *reply, void *arg);
+
+/* Per-dispatch options; NULL for the defaults. */
+typedef struct uvw_dispatch_opts_s {
+  /* Bound on the handshake (Task -> Ack), not on execution. 0: the
+   * connection's default. Travels to the worker in the Task. */
+  uint64_t dispatch_timeout_ms;
+} uvw_dispatch_opts_t;
+
+/* Open a connection to a worker at `address`. Returns at once: dispatches
+ * made before the connection is up are written when it is; if it cannot be
+ * made they fail with UVW_ECONNRESET. New connection in *out. */
+int uvw_conn_open(uv_loop_t *loop, const char *address, uvw_conn_t **out);
+/* Default handshake bound for this connection's dispatches (5000 ms). */
+void uvw_conn_set_dispatch_timeout(uvw_conn_t *conn, uint64_t ms);
+/* Non-zero once the connection is lost (the worker died, the peer sent bad
+ * data, the connect failed): every new dispatch fails with UVW_ECONNRESET. */
+int uvw_conn_is_dead(const uvw_conn_t *conn);
+/* Dispatches waiting for a reply. */
+size_t uvw_conn_pending(const uvw_conn_t *conn);
+/* Close: every dispatch still waiting gets UVW_ECANCELED, open streams are
+ * detached (close them with uvw_stream_close), then cb(arg) once closed. */
+typedef void (*uvw_conn_close_cb)(void *arg);
+void uvw_conn_close(uvw_conn_t *conn, uvw_conn_close_cb cb, void *arg);
+
+/* One-shot: run `routine` with args (borrowed) and call cb once with the
+ * reply (done = 1), in the context current now, merged with the worker's
+ * manifest. *out (may be NULL) gets the dispatch, valid until cb returns,
+ * for uvw_dispatch_cancel. Errors before anything is sent (nothing
+ * happens, cb is never called): UVW_EINVAL, UVW_ENOMEM, UVW_ECONNRESET,
+ * or the error of encoding the current context (strict mode). */
+int uvw_dispatch(uvw_conn_t *conn, const char *routine, uvw_value_t *const *args, size_t nargs,
+                 const uvw_dispatch_opts_t *opts, uvw_reply_cb cb, void *arg, uvw_dispatch_t **out);
+/* Cancel a dispatch whose reply has not come: its callback runs now with
+ * UVW_ECANCELED (nothing merged) and the worker is told. For a stream it
+ * cancels the pending step and ends the stream. 0, or UVW_EINVAL when
+ * nothing is pending. */
+int uvw_dispatch_cancel(uvw_dispatch_t *d);
+
+/* Streaming: open (sends the Task), then one step at a time, each with its
+ * own callback run in the context current at that step, merged. A step
+ * while another is pending, or after the end, is UVW_EINVAL. */
+int uvw_stream_open(uvw_conn_t *conn, const char *routine, uvw_value_t *const *args, size_t nargs,
+                    const uvw_dispatch_opts_t *opts, uvw_dispatch_t **out);
+int uvw_stream_next(uvw_dispatch_t *d, uvw_reply_cb cb, void *arg);
+int uvw_stream_send(uvw_dispatch_t *d, uvw_value_t *value, uvw_reply_cb cb, void *arg);
+/* Raise `error` (borrowed) inside the routine at its current step. */
+int uvw_stream_throw(uvw_dispatch_t *d, const uvw_error_t *error, uvw_reply_cb cb, void *arg);
+int uvw_stream_done(const uvw_dispatch_t *d);
+/* End and free the stream: a pending step gets UVW_ECANCELED, a routine
+ * still running is told (a THROW step of a CancelledError). */
+void uvw_stream_close(uvw_dispatch_t *d);
+
+/* ---- pool ------------------------------------------------------------------- */
+
+/* Round-robin over connections to several workers. A connection found
+ * dead is replaced by a fresh one to the same address when its turn comes. */
+typedef struct uvw_pool_s uvw_pool_t;
+int uvw_pool_open(uv_loop_t *loop, const char *const *addresses, size_t count, uvw_pool_t **out);
+/* The next live connection (borrowed, owned by the pool), or NULL (with
+ * the detail) when none could be opened. */
+uvw_conn_t *uvw_pool_next(uvw_pool_t *pool);
+size_t uvw_pool_size(const uvw_pool_t *pool);
+void uvw_pool_set_dispatch_timeout(uvw_pool_t *pool, uint64_t ms);
+/* Close every connection (as uvw_conn_close), then cb(arg). */
+void uvw_pool_close(uvw_pool_t *pool, uvw_conn_close_cb cb, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,504 @@
+/* The caller's side: a connection to one worker, dispatches multiplexed on
+ * it by id, one-shot and streaming (SEMANTICS 8, "Caller side").
+ *
+ * Each dispatch (or stream step) captures the current context and task as a
+ * libuv registration does; its reply callback runs in that capture after
+ * the worker's manifest was merged into it (apply-back). A failure that is
+ * not the routine's (refused, cancelled, timed out, connection lost, bad
+ * frame) reaches the callback with nothing merged. */
+#include <string.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "loop_internal.h"
+#include "dispatch_int.h"
+
+#define DEFAULT_TIMEOUT_MS 5000
+#define CANCELLED_TYPE "CancelledError"
+
+struct uvw_dispatch_s {
+  uvw__idnode_t node;
+  uvw_conn_t *conn; /* NULL once the connection closed under an open stream */
+  char *routine;
+  int stream, acked, ended, closed;
+  unsigned in_cb;
+  uvw_error_t *end_error; /* why a stream ended without a step to tell */
+  /* the pending step */
+  uvw_reply_cb cb;
+  void *arg;
+  uvw_context_t *ctx;
+  uvw__task_t *task;
+  /* handshake: in the conn's awaiting-ack list until Ack/Nack */
+  uint64_t deadline, timeout_ms;
+  uvw_dispatch_t *ack_prev, *ack_next;
+  /* every dispatch of the conn, for teardown */
+  uvw_dispatch_t *all_prev, *all_next;
+};
+
+struct uvw_conn_s {
+  uv_loop_t *loop;
+  uvw__link_t link;
+  uv_connect_t connect_req;
+  uv_timer_t timer; /* the earliest handshake deadline */
+  uint64_t timer_due;
+  uvw__idmap_t live; /* dispatches that can still get frames */
+  uvw_dispatch_t *awaiting_ack, *all;
+  uint64_t next_id, default_timeout_ms;
+  size_t pending; /* dispatches with a callback waiting */
+  char *address;
+  int dead, closing, open_handles;
+  uvw_error_t *death;
+  uvw_conn_close_cb close_cb;
+  void *close_arg;
+};
+
+/* ---- bookkeeping ------------------------------------------------------------- */
+
+static void ack_unlink(uvw_conn_t *c, uvw_dispatch_t *d) {
+  if (d->acked) return;
+  d->acked = 1;
+  if (d->ack_prev)
+    d->ack_prev->ack_next = d->ack_next;
+  else
+    c->awaiting_ack = d->ack_next;
+  if (d->ack_next) d->ack_next->ack_prev = d->ack_prev;
+  d->ack_prev = d->ack_next = NULL;
+}
+
+/* No more frames for d: out of the id table and the handshake list. */
+static void retire(uvw_dispatch_t *d) {
+  uvw_conn_t *c = d->conn;
+  d->ended = 1;
+  if (c == NULL) return;
+  if (uvw__idmap_get(&c->live, d->node.id) == &d->node) uvw__idmap_del(&c->live, &d->node);
+  ack_unlink(c, d);
+}
+
+static void dispatch_free(uvw_dispatch_t *d) {
+  uvw_conn_t *c = d->conn;
+  retire(d);
+  if (c) {
+    if (d->all_prev)
+      d->all_prev->all_next = d->all_next;
+    else
+      c->all = d->all_next;
+    if (d->all_next) d->all_next->all_prev = d->all_prev;
+  }
+  uvw__capture_release(d->ctx, d->task);
+  uvw_error_unref(d->end_error);
+  uvw__free(d->routine);
+  uvw__free(d);
+}
+
+/* Run the pending callback. f: the Result/Exception whose manifest is
+ * merged first (NULL: a local failure, nothing merged). */
+static void deliver(uvw_dispatch_t *d, const uvw_frame_t *f, int status, uvw_value_t *value,
+                    const uvw_error_t *error, int done) {
+  uvw_reply_cb cb = d->cb;
+  void *arg = d->arg;
+  uvw_context_t *ctx = d->ctx;
+  uvw__task_t *task = d->task;
+  uv_loop_t *loop = d->conn ? d->conn->loop : NULL;
+  d->cb = NULL;
+  d->ctx = NULL;
+  d->task = NULL;
+  if (d->conn) d->conn->pending--;
+  if (done) retire(d);
+
+  uvw__frame_t fr;
+  uvw__frame_begin(&fr, loop ? uvw__loop_find(loop) : NULL, ctx, task);
+  uvw_error_t *held = NULL;
+  if (f && uvw_frame_mount(f) != 0) {
+    /* Nothing was merged. For an Exception the routine's error stays the
+     * answer, the decode error at the tail of its context chain. */
+    held = uvw_error_ref(uvw_last_error());
+    if (status == 0) status = uvw_error_code(held);
+    error = held;
+    value = NULL;
+  }
+  uvw_reply_t reply = {status, done, value, error};
+  d->in_cb++;
+  cb(d, &reply, arg);
+  d->in_cb--;
+  uvw__frame_end(&fr);
+  uvw__capture_release(ctx, task);
+  uvw_error_unref(held);
+  if (d->in_cb == 0 && ((!d->stream && done) || d->closed)) dispatch_free(d);
+}
+
+static void deliver_error(uvw_dispatch_t *d, int status, const uvw_error_t *e) {
+  if (d->cb) {
+    deliver(d, NULL, status, NULL, e, 1);
+    return;
+  }
+  /* A stream with no step pending: the next step reports it. */
+  retire(d);
+  if (d->end_error == NULL) d->end_error = uvw_error_ref(e);
+}
+
+static void tell_worker_cancelled(uvw_dispatch_t *d) {
+  uvw_conn_t *c = d->conn;
+  if (c == NULL || c->dead || c->closing) return;
+  uvw_error_t *e = uvw_error_new(CANCELLED_TYPE, UVW_ECANCELED, "the caller cancelled the dispatch");
+  uvw_frame_t *f = e ? uvw_frame_new(UVW_FRAME_THROW, d->node.id) : NULL;
+  if (f && uvw_frame_set_error(f, e) == 0) uvw__link_send_frame(&c->link, f);
+  uvw_frame_free(f);
+  uvw_error_unref(e);
+}
+
+/* ---- the connection dies ------------------------------------------------------ */
+
+static void conn_link_closed(uvw__link_t *link);
+
+/* Fail every dispatch still going. A callback may close other dispatches,
+ * so the list is searched again after each one. */
+static void fail_all(uvw_conn_t *c, int code, const uvw_error_t *e) {
+  for (;;) {
+    uvw_dispatch_t *d = c->all;
+    while (d && (d->ended || d->in_cb)) d = d->all_next;
+    if (d == NULL) return;
+    deliver_error(d, code, e);
+  }
+}
+
+/* Fail every dispatch with `code` (detail e) and close the link. */
+static void conn_die(uvw_conn_t *c, int code, const uvw_error_t *e) {
+  if (c->dead) return;
+  c->dead = 1;
+  c->death = uvw_error_ref(e);
+  uv_timer_stop(&c->timer);
+  fail_all(c, code, c->death);
+  uvw__link_close(&c->link, conn_link_closed);
+}
+
+static void conn_fail(uvw__link_t *link, int code) {
+  uvw_conn_t *c = link->owner;
+  uvw_error_t *e = uvw_error_ref(uvw_last_error());
+  uvw__error_field(e, "address", "%s", c->address);
+  conn_die(c, code, e);
+  uvw_error_unref(e);
+}
+
+/* ---- frames from the worker ----------------------------------------------------- */
+
+static void protocol_violation(uvw_dispatch_t *d, const char *what) {
+  uvw_error_t *e = uvw__dispatch_error(UVW_EPROTO, d->routine, what);
+  tell_worker_cancelled(d);
+  deliver_error(d, UVW_EPROTO, e);
+  uvw_error_unref(e);
+}
+
+static void on_frame(uvw__link_t *link, const uint8_t *data, size_t len) {
+  uvw_conn_t *c = link->owner;
+  uvw_frame_t *f;
+  if (uvw_frame_decode_response(data, len, &f) != 0) {
+    uvw_error_t *e = uvw_error_ref(uvw_last_error());
+    uvw__error_field(e, "address", "%s", c->address);
+    link->failed = 1;
+    conn_die(c, uvw_error_code(e), e);
+    uvw_error_unref(e);
+    return;
+  }
+  uvw_dispatch_t *d = (uvw_dispatch_t *)uvw__idmap_get(&c->live, uvw_frame_dispatch_id(f));
+  uvw_frame_kind_t kind = uvw_frame_kind(f);
+  if (d == NULL) {
+    /* The answer of a dispatch cancelled or timed out here: dropped. */
+  } else if (kind == UVW_FRAME_ACK) {
+    ack_unlink(c, d);
+  } else if (kind == UVW_FRAME_NACK) {
+    deliver_error(d, UVW_ENACK, uvw_frame_error(f));
+  } else if (!d->acked) {
+    protocol_violation(d, "the worker answered before acknowledging");
+  } else if (d->cb == NULL) {
+    protocol_violation(d, "the worker answered a step nobody made");
+  } else if (kind == UVW_FRAME_RESULT) {
+    deliver(d, f, 0, uvw_frame_value(f), NULL, !d->stream || uvw_frame_done(f));
+  } else {
+    deliver(d, f, UVW_EREMOTE, NULL, uvw_frame_error(f), 1);
+  }
+  uvw_frame_free(f);
+}
+
+/* ---- handshake deadlines ----------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t) {
+  uvw_conn_t *c = t->data;
+  uint64_t now = uv_now(c->loop), next = 0;
+  c->timer_due = 0;
+  for (uvw_dispatch_t *d = c->awaiting_ack, *nx; d; d = nx) {
+    nx = d->ack_next;
+    if (d->deadline <= now) {
+      uvw_error_t *e = uvw__dispatch_error(UVW_ETIMEDOUT, d->routine, "no answer to the handshake in time");
+      uvw__error_field(e, "timeout_ms", "%llu", (unsigned long long)d->timeout_ms);
+      tell_worker_cancelled(d);
+      deliver_error(d, UVW_ETIMEDOUT, e);
+      uvw_error_unref(e);
+    } else if (next == 0 || d->deadline < next) {
+      next = d->deadline;
+    }
+  }
+  if (next && !c->dead) {
+    c->timer_due = next;
+    uv_timer_start(&c->timer, on_timer, next - now, 0);
+  }
+}
+
+static void await_ack(uvw_conn_t *c, uvw_dispatch_t *d, uint64_t timeout_ms) {
+  d->timeout_ms = timeout_ms;
+  d->deadline = uv_now(c->loop) + timeout_ms;
+  d->ack_next = c->awaiting_ack;
+  if (c->awaiting_ack) c->awaiting_ack->ack_prev = d;
+  c->awaiting_ack = d;
+  if (c->timer_due == 0 || d->deadline < c->timer_due) {
+    c->timer_due = d->deadline;
+    uv_timer_start(&c->timer, on_timer, timeout_ms, 0);
+  }
+}
+
+/* ---- open / close ----------------------------------------------------------------- */
+
+static void on_connect(uv_connect_t *req, int status) {
+  uvw_conn_t *c = req->data;
+  if (c->dead || c->closing) return;
+  if (status == 0) status = uvw__link_start(&c->link, on_frame, conn_fail);
+  if (status != 0) {
+    uvw_error_t *e = uvw__error_new(UVW_ECONNRESET, UVW_KIND_WOOL_ERROR, "cannot connect to %s: %s", c->address,
+                                    uv_strerror(status));
+    uvw__error_field(e, "address", "%s", c->address);
+    uvw__error_field(e, "libuv_error", "%s", uv_err_name(status));
+    conn_die(c, UVW_ECONNRESET, e);
+    uvw_error_unref(e);
+  }
+}
+
+int uvw_conn_open(uv_loop_t *loop, const char *address, uvw_conn_t **out) {
+  uvw__addr_t a;
+  if (loop == NULL || out == NULL) return UVW_EINVAL;
+  int rc = uvw__addr_parse(address, &a);
+  if (rc != 0) return rc;
+  uvw_conn_t *c = uvw__calloc(1, sizeof(*c));
+  if (c == NULL || (c->address = uvw__strndup(address, strlen(address))) == NULL) {
+    uvw__free(c);
+    return uvw__error_nomem("connection");
+  }
+  c->loop = loop;
+  c->default_timeout_ms = DEFAULT_TIMEOUT_MS;
+  c->next_id = 1;
+  uvw__idmap_init(&c->live);
+  rc = uvw__link_init(&c->link, loop, a.is_pipe, c);
+  if (rc != 0) {
+    uvw__free(c->address);
+    uvw__free(c);
+    return rc;
+  }
+  uv_timer_init(loop, &c->timer);
+  c->timer.data = c;
+  c->open_handles = 2;
+  c->connect_req.data = c;
+  if (a.is_pipe)
+    uv_pipe_connect(&c->connect_req, &c->link.h.pipe, a.path, on_connect);
+  else if ((rc = uv_tcp_connect(&c->connect_req, &c->link.h.tcp, (struct sockaddr *)&a.sa, on_connect)) != 0)
+    on_connect(&c->connect_req, rc);
+  *out = c;
+  return 0;
+}
+
+void uvw_conn_set_dispatch_timeout(uvw_conn_t *c, uint64_t ms) { c->default_timeout_ms = ms ? ms : DEFAULT_TIMEOUT_MS; }
+int uvw_conn_is_dead(const uvw_conn_t *c) { return c->dead; }
+size_t uvw_conn_pending(const uvw_conn_t *c) { return c->pending; }
+
+static void conn_free(uvw_conn_t *c) {
+  uvw_conn_close_cb cb = c->close_cb;
+  void *arg = c->close_arg;
+  uvw__idmap_free(&c->live);
+  uvw_error_unref(c->death);
+  uvw__free(c->address);
+  uvw__free(c);
+  if (cb) cb(arg);
+}
+
+static void handle_closed(uvw_conn_t *c) {
+  if (--c->open_handles == 0 && c->closing) conn_free(c);
+}
+static void conn_link_closed(uvw__link_t *link) { handle_closed(link->owner); }
+static void timer_closed(uv_handle_t *h) { handle_closed(h->data); }
+
+void uvw_conn_close(uvw_conn_t *c, uvw_conn_close_cb cb, void *arg) {
+  if (c == NULL || c->closing) return;
+  c->closing = 1;
+  c->close_cb = cb;
+  c->close_arg = arg;
+  uvw_error_t *e = uvw__error_new(UVW_ECANCELED, UVW_KIND_WOOL_ERROR, "the connection to %s was closed", c->address);
+  fail_all(c, UVW_ECANCELED, e);
+  /* Streams the user still holds outlive the connection, detached. */
+  for (uvw_dispatch_t *d = c->all; d; d = d->all_next) d->conn = NULL;
+  c->all = NULL;
+  uvw_error_unref(e);
+  uvw__link_close(&c->link, conn_link_closed); /* no-op if dying closed it already */
+  uv_close((uv_handle_t *)&c->timer, timer_closed);
+}
+
+/* ---- dispatching ----------------------------------------------------------------------- */
+
+static int usable(uvw_conn_t *c) {
+  if (c == NULL) return UVW_EINVAL;
+  if (c->closing) {
+    uvw__error_set(UVW_EINVAL, UVW_KIND_RUNTIME_ERROR, "the connection is closed");
+    return UVW_EINVAL;
+  }
+  if (c->dead) {
+    uvw_error_t *e = uvw__error_set(UVW_ECONNRESET, UVW_KIND_WOOL_ERROR, "the connection to %s is lost", c->address);
+    uvw__error_set_cause(e, uvw_error_ref(c->death));
+    return UVW_ECONNRESET;
+  }
+  return 0;
+}
+
+static int send_built(uvw_conn_t *c, uvw_frame_t *f) {
+  int rc = uvw__link_send_frame(&c->link, f);
+  uvw_frame_free(f);
+  return rc;
+}
+
+/* A new dispatch with its Task frame encoded and sent. */
+static int start(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, size_t nargs,
+                 const uvw_dispatch_opts_t *opts, int stream, uvw_frame_t *first_step, uvw_dispatch_t **out) {
+  uint64_t timeout = opts && opts->dispatch_timeout_ms ? opts->dispatch_timeout_ms : c->default_timeout_ms;
+  uvw_dispatch_t *d = uvw__calloc(1, sizeof(*d));
+  uvw_frame_t *task = uvw_frame_new(UVW_FRAME_TASK, c->next_id);
+  int rc = d && task && (d->routine = uvw__strndup(routine, strlen(routine))) ? 0 : uvw__error_nomem("dispatch");
+  if (rc == 0) rc = uvw_frame_set_routine(task, routine);
+  for (size_t i = 0; rc == 0 && i < nargs; i++) rc = uvw_frame_add_arg(task, args[i]);
+  if (rc == 0) rc = uvw_frame_set_dispatch_timeout(task, timeout);
+  void *tbuf = NULL, *sbuf = NULL;
+  size_t tlen = 0, slen = 0;
+  if (rc == 0) rc = uvw_frame_encode(task, &tbuf, &tlen);
+  if (rc == 0 && first_step) rc = uvw_frame_encode(first_step, &sbuf, &slen);
+  if (rc == 0) {
+    d->node.id = c->next_id;
+    rc = uvw__idmap_put(&c->live, &d->node);
+  }
+  uvw_frame_free(task);
+  if (rc != 0) {
+    uvw_free(tbuf);
+    uvw_free(sbuf);
+    if (d) uvw__free(d->routine);
+    uvw__free(d);
+    return rc;
+  }
+  c->next_id++;
+  d->conn = c;
+  d->stream = stream;
+  d->all_next = c->all;
+  if (c->all) c->all->all_prev = d;
+  c->all = d;
+  await_ack(c, d, timeout);
+  uvw__link_send(&c->link, tbuf, tlen);
+  if (sbuf) uvw__link_send(&c->link, sbuf, slen);
+  *out = d;
+  return 0;
+}
+
+/* Capture the current context for d's step and remember its callback. */
+static int arm_step(uvw_dispatch_t *d, uvw_reply_cb cb, void *arg) {
+  if (uvw__loop_get(d->conn->loop) == NULL) return uvw__error_nomem("loop state");
+  int rc = uvw__capture(&d->ctx, &d->task);
+  if (rc != 0) return uvw__error_nomem("dispatch capture");
+  d->cb = cb;
+  d->arg = arg;
+  d->conn->pending++;
+  return 0;
+}
+
+/* A Next/Send/Throw for dispatch id with the current context's manifest. */
+static uvw_frame_t *step_frame(uint64_t id, uvw_frame_kind_t kind, uvw_value_t *value, const uvw_error_t *error,
+                               int *rc) {
+  uvw_frame_t *f = uvw_frame_new(kind, id);
+  *rc = f ? 0 : UVW_ENOMEM;
+  if (*rc == 0 && kind == UVW_FRAME_SEND) *rc = uvw_frame_set_value(f, value ? value : uvw_value_nil());
+  if (*rc == 0 && kind == UVW_FRAME_THROW) *rc = uvw_frame_set_error(f, error);
+  if (*rc == 0) *rc = uvw_frame_attach_manifest(f, NULL);
+  if (*rc != 0) {
+    uvw_frame_free(f);
+    return NULL;
+  }
+  return f;
+}
+
+int uvw_dispatch(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, size_t nargs,
+                 const uvw_dispatch_opts_t *opts, uvw_reply_cb cb, void *arg, uvw_dispatch_t **out) {
+  int rc = usable(c);
+  if (rc == 0 && (routine == NULL || *routine == '\0' || cb == NULL || (nargs && args == NULL))) rc = UVW_EINVAL;
+  if (rc != 0) return rc;
+  /* The Next rides with the Task: one round trip. */
+  uvw_frame_t *next = step_frame(c->next_id, UVW_FRAME_NEXT, NULL, NULL, &rc);
+  if (next == NULL) return rc;
+  uvw_dispatch_t *d;
+  rc = start(c, routine, args, nargs, opts, 0, next, &d);
+  uvw_frame_free(next);
+  if (rc == 0 && (rc = arm_step(d, cb, arg)) != 0) {
+    /* Both frames are on their way: make the worker drop the dispatch. */
+    tell_worker_cancelled(d);
+    dispatch_free(d);
+  }
+  if (rc == 0 && out) *out = d;
+  return rc;
+}
+
+int uvw_stream_open(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, size_t nargs,
+                    const uvw_dispatch_opts_t *opts, uvw_dispatch_t **out) {
+  int rc = usable(c);
+  if (rc == 0 && (routine == NULL || *routine == '\0' || out == NULL || (nargs && args == NULL))) rc = UVW_EINVAL;
+  return rc != 0 ? rc : start(c, routine, args, nargs, opts, 1, NULL, out);
+}
+
+static int step(uvw_dispatch_t *d, uvw_frame_kind_t kind, uvw_value_t *value, const uvw_error_t *error,
+                uvw_reply_cb cb, void *arg) {
+  if (d == NULL || !d->stream || cb == NULL || d->closed) return UVW_EINVAL;
+  if (d->end_error) {
+    uvw__error_publish(uvw_error_ref(d->end_error));
+    return uvw_error_code(d->end_error) ? uvw_error_code(d->end_error) : UVW_EINVAL;
+  }
+  if (d->cb || d->ended) {
+    uvw__error_set(UVW_EINVAL, UVW_KIND_RUNTIME_ERROR, d->cb ? "a step of this stream is already pending"
+                                                             : "the stream has ended");
+    return UVW_EINVAL;
+  }
+  int rc = usable(d->conn);
+  if (rc != 0) return rc;
+  uvw_frame_t *f = step_frame(d->node.id, kind, value, error, &rc);
+  if (f == NULL) return rc;
+  if ((rc = arm_step(d, cb, arg)) != 0) {
+    uvw_frame_free(f);
+    return rc;
+  }
+  return send_built(d->conn, f);
+}
+
+int uvw_stream_next(uvw_dispatch_t *d, uvw_reply_cb cb, void *arg) { return step(d, UVW_FRAME_NEXT, NULL, NULL, cb, arg); }
+int uvw_stream_send(uvw_dispatch_t *d, uvw_value_t *value, uvw_reply_cb cb, void *arg) {
+  return step(d, UVW_FRAME_SEND, value, NULL, cb, arg);
+}
+int uvw_stream_throw(uvw_dispatch_t *d, const uvw_error_t *error, uvw_reply_cb cb, void *arg) {
+  return error ? step(d, UVW_FRAME_THROW, NULL, error, cb, arg) : UVW_EINVAL;
+}
+int uvw_stream_done(const uvw_dispatch_t *d) { return d->ended; }
+
+int uvw_dispatch_cancel(uvw_dispatch_t *d) {
+  if (d == NULL || d->cb == NULL) return UVW_EINVAL;
+  uvw_error_t *e = uvw__dispatch_error(UVW_ECANCELED, d->routine, "cancelled by the caller");
+  tell_worker_cancelled(d);
+  deliver(d, NULL, UVW_ECANCELED, NULL, e, 1);
+  uvw_error_unref(e);
+  return 0;
+}
+
+void uvw_stream_close(uvw_dispatch_t *d) {
+  if (d == NULL || d->closed) return;
+  if (d->cb)
+    uvw_dispatch_cancel(d);
+  else if (!d->ended)
+    tell_worker_cancelled(d);
+  d->closed = 1;
+  if (d->in_cb == 0) dispatch_free(d);
+}

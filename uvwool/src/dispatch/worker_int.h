@@ -1,0 +1,66 @@
+/* Worker internals: the server (worker.c) and the per-dispatch session
+ * (call.c). */
+#ifndef UVW_WORKER_INT_H
+#define UVW_WORKER_INT_H
+
+#include "dispatch_int.h"
+#include "loop_internal.h"
+
+typedef struct routine_s {
+  char *name;
+  uvw_routine_fn fn;
+  void *arg;
+  unsigned flags;
+} uvw__routine_t;
+
+typedef struct uvw__wconn_s uvw__wconn_t;
+typedef struct uvw__listener_s uvw__listener_t;
+
+struct uvw_worker_s {
+  uv_loop_t *loop;
+  uv_thread_t loop_thread;
+  uvw__routine_t *routines;
+  size_t nroutines;
+  uvw__listener_t *listeners;
+  uvw__wconn_t *conns;
+  uvw_worker_error_cb on_error;
+  void *on_error_arg;
+  uint64_t default_timeout_ms;
+  /* Calls with a request queued while a step was running, drained from an
+   * idle handle so a routine is never re-entered from inside its answer. */
+  uv_idle_t kick;
+  uvw_call_t *kicked;
+  size_t live_calls;    /* calls not yet freed: the worker outlives them */
+  size_t open_handles;  /* listeners, connections and the kick handle */
+  int closing;
+  uvw_worker_close_cb close_cb;
+  void *close_arg;
+};
+
+/* One accepted connection: its dispatches by id. */
+struct uvw__wconn_s {
+  uvw__link_t link;
+  uvw_worker_t *worker;
+  uvw__idmap_t calls;
+  uvw__wconn_t *next;
+};
+
+/* At most this many live dispatches per connection: beyond, Tasks are
+ * refused (Nack) so a peer cannot grow the worker's memory without bound. */
+#define UVW__MAX_CALLS_PER_CONN 65536
+
+/* call.c: the session of one dispatch. */
+void uvw__call_task(uvw__wconn_t *c, uvw_frame_t *task);            /* takes the frame */
+void uvw__call_request(uvw__wconn_t *c, uvw_frame_t *request);      /* Next/Send/Throw; takes it */
+/* The connection is going away: detach every call (waiting streams get a
+ * THROW step of UVW_ECONNRESET; running ones have their answers dropped). */
+void uvw__call_orphan_all(uvw__wconn_t *c);
+/* Run queued requests: the kick handle's callback. */
+void uvw__call_run_kicked(uvw_worker_t *w);
+void uvw__worker_kick_cb(uv_idle_t *idle);
+/* The worker's bookkeeping when a call is freed. */
+void uvw__worker_call_freed(uvw_worker_t *w);
+void uvw__worker_report(uvw_worker_t *w, const uvw_error_t *e);
+const uvw__routine_t *uvw__worker_find(const uvw_worker_t *w, const char *name);
+
+#endif
