@@ -22,7 +22,8 @@ struct uvw_dispatch_s {
   char *routine;
   int stream, acked, ended, closed;
   unsigned in_cb;
-  uvw_error_t *end_error; /* why a stream ended without a step to tell */
+  uvw_error_t *end_error; /* why a stream ended early: later steps report it */
+  int end_status;
   /* the pending step */
   uvw_reply_cb cb;
   void *arg;
@@ -127,13 +128,15 @@ static void deliver(uvw_dispatch_t *d, const uvw_frame_t *f, int status, uvw_val
 }
 
 static void deliver_error(uvw_dispatch_t *d, int status, const uvw_error_t *e) {
-  if (d->cb) {
-    deliver(d, NULL, status, NULL, e, 1);
-    return;
+  /* A stream remembers why it ended: later steps report it. */
+  if (d->stream && d->end_error == NULL) {
+    d->end_error = uvw_error_ref(e);
+    d->end_status = status;
   }
-  /* A stream with no step pending: the next step reports it. */
-  retire(d);
-  if (d->end_error == NULL) d->end_error = uvw_error_ref(e);
+  if (d->cb)
+    deliver(d, NULL, status, NULL, e, 1);
+  else
+    retire(d);
 }
 
 static void tell_worker_cancelled(uvw_dispatch_t *d) {
@@ -457,7 +460,7 @@ static int step(uvw_dispatch_t *d, uvw_frame_kind_t kind, uvw_value_t *value, co
   if (d == NULL || !d->stream || cb == NULL || d->closed) return UVW_EINVAL;
   if (d->end_error) {
     uvw__error_publish(uvw_error_ref(d->end_error));
-    return uvw_error_code(d->end_error) ? uvw_error_code(d->end_error) : UVW_EINVAL;
+    return d->end_status;
   }
   if (d->cb || d->ended) {
     uvw__error_set(UVW_EINVAL, UVW_KIND_RUNTIME_ERROR, d->cb ? "a step of this stream is already pending"

@@ -1,0 +1,185 @@
+/* Streaming dispatch to a real worker process: context on every step, a
+ * token kept across yields, SEND and THROW, interleaved streams on one
+ * chain (TEST-MATRIX 29, 36). */
+#include "harness.h"
+
+static uv_loop_t loop;
+static dh_worker_t worker;
+static uvw_conn_t *conn;
+
+static void start(void) {
+  char addr[200];
+  dh_pipe_address(addr, sizeof(addr));
+  const char *listen[] = {addr, NULL};
+  dh_start(&worker, listen, NULL);
+  dh_declare();
+  uv_loop_init(&loop);
+  cr_assert_eq(uvw_conn_open(&loop, worker.addr[0], &conn), 0);
+}
+
+static void stop(void) {
+  dh_finish(&loop, conn);
+  dh_stop(&worker);
+}
+
+/* A stream driven from its own callbacks: each reply is recorded, then the
+ * next step is made from inside the callback (so it carries the context the
+ * callback sees, merged). */
+typedef struct driver_s {
+  uvw_dispatch_t *d;
+  dh_reply_t r[8];
+  int steps;
+  const char *rename_at_1; /* request_id set by the caller after step 1 */
+} driver_t;
+
+static void drive(uvw_dispatch_t *d, const uvw_reply_t *reply, void *arg) {
+  driver_t *dr = arg;
+  dh_record(d, reply, &dr->r[dr->steps]);
+  int k = ++dr->steps;
+  if (reply->done || reply->status != 0) return;
+  if (k == 1 && dr->rename_at_1) dh_set_str(dh_request_id, dr->rename_at_1);
+  int rc;
+  if (k == 3) {
+    uvw_value_t *v = uvw_value_int(10);
+    rc = uvw_stream_send(d, v, drive, dr);
+    uvw_value_unref(v);
+  } else if (k == 4) {
+    uvw_error_t *e = uvw_error_new("StopIt", 0, "enough");
+    rc = uvw_stream_throw(d, e, drive, dr);
+    uvw_error_unref(e);
+  } else {
+    rc = uvw_stream_next(d, drive, dr);
+  }
+  cr_assert_eq(rc, 0, "step %d: %s", k + 1, uvw_error_message(uvw_last_error()));
+}
+
+Test(stream, context_flows_both_ways_on_every_step) {
+  start();
+  uvw_context_t *ctx = uvw_context_new();
+  uvw_context_enter(ctx);
+  dh_set_str(dh_request_id, "S");
+  char chain[33];
+  dh_chain_id(chain);
+  driver_t dr = {.rename_at_1 = "S2"};
+  cr_assert_eq(uvw_stream_open(conn, "counter_stream", NULL, 0, NULL, &dr.d), 0);
+  cr_assert_eq(uvw_stream_next(dr.d, drive, &dr), 0);
+  cr_assert_eq(uvw_stream_next(dr.d, drive, &dr), UVW_EINVAL, "one step at a time");
+  dh_run_until(&loop, &dr.steps, 5, 30000);
+  for (int i = 0; i < 5; i++) {
+    cr_assert_eq(dr.r[i].status, 0, "step %d: %s", i + 1, dr.r[i].error_msg);
+    cr_assert_str_eq(dr.r[i].chain, chain, "step %d keeps the caller's chain", i + 1);
+  }
+  /* step 1: the caller's value arrived, the routine's tenant came back */
+  cr_assert_str_eq(dr.r[0].value, "1:S:stream-tenant");
+  cr_assert_str_eq(dr.r[0].tenant, "stream-tenant");
+  cr_assert_eq(dr.r[0].counter, 1);
+  cr_assert_not(dr.r[0].done);
+  /* step 2: the token set at step 1 reset after the yield; the reset
+   * reached the caller as an unbinding */
+  cr_assert_str_eq(dr.r[1].value, "reset:ok");
+  cr_assert_str_eq(dr.r[1].tenant, "-");
+  cr_assert_eq(dr.r[1].counter, 2);
+  cr_assert_str_eq(dr.r[1].request_id, "S2", "the caller's change between steps travelled");
+  /* step 3 sees the caller's renamed request id */
+  cr_assert_str_eq(dr.r[2].value, "3:S2:-");
+  cr_assert_eq(dr.r[2].counter, 3);
+  /* SEND 10: the routine set counter = 10 and yielded 20 */
+  cr_assert_eq(dr.r[3].ivalue, 20);
+  cr_assert_eq(dr.r[3].counter, 10);
+  /* THROW: the routine caught it and ended the stream */
+  cr_assert_str_eq(dr.r[4].value, "caught:enough");
+  cr_assert(dr.r[4].done);
+  cr_assert(uvw_stream_done(dr.d));
+  cr_assert_eq(uvw_stream_next(dr.d, drive, &dr), UVW_EINVAL, "the stream has ended");
+  /* The caller's own context: untouched by apply-back into the captures. */
+  cr_assert_str_eq(dh_str(dh_request_id), "S");
+  uvw_stream_close(dr.d);
+  uvw_context_exit(ctx);
+  uvw_context_unref(ctx);
+  for (int i = 0; i < 5; i++) dh_reply_clear(&dr.r[i]);
+  stop();
+}
+
+Test(stream, an_unarmed_stream_armed_by_the_routine_is_found_again_by_the_next_step) {
+  start();
+  uvw_context_t *ctx = uvw_context_new();
+  uvw_context_enter(ctx);
+  driver_t dr = {0};
+  cr_assert_eq(uvw_stream_open(conn, "counter_stream", NULL, 0, NULL, &dr.d), 0);
+  cr_assert_eq(uvw_stream_next(dr.d, drive, &dr), 0);
+  dh_run_until(&loop, &dr.steps, 2, 30000);
+  cr_assert_str_eq(dr.r[0].value, "1:-:stream-tenant");
+  cr_assert_eq(strlen(dr.r[0].chain), 32, "the routine armed the chain; the caller mounted it");
+  /* Step 2 carried that chain id: the worker found the context it filed
+   * under it, so the token from step 1 was still valid there. */
+  cr_assert_str_eq(dr.r[1].value, "reset:ok");
+  cr_assert_str_eq(dr.r[1].chain, dr.r[0].chain);
+  uvw_stream_close(dr.d); /* mid-stream: the routine is told, nothing leaks */
+  uvw_context_exit(ctx);
+  uvw_context_unref(ctx);
+  for (int i = 0; i < 2; i++) dh_reply_clear(&dr.r[i]);
+  stop();
+}
+
+/* Two streams on one chain, stepped alternately and concurrently: neither
+ * side's guard trips, and each stream keeps its own worker context. */
+static void step_once(uvw_dispatch_t *d, dh_reply_t *r) {
+  cr_assert_eq(uvw_stream_next(d, dh_record, r), 0);
+}
+
+Test(stream, two_streams_interleaved_on_one_chain_never_trip_the_guard) {
+  start();
+  uvw_context_t *ctx = uvw_context_new();
+  uvw_context_enter(ctx);
+  dh_set_str(dh_request_id, "I");
+  char chain[33];
+  dh_chain_id(chain);
+  uvw_dispatch_t *a, *b;
+  cr_assert_eq(uvw_stream_open(conn, "counter_stream", NULL, 0, NULL, &a), 0);
+  cr_assert_eq(uvw_stream_open(conn, "counter_stream", NULL, 0, NULL, &b), 0);
+  dh_reply_t ra[3] = {0}, rb[3] = {0};
+  for (int k = 0; k < 3; k++) {
+    /* both steps in flight at once, from the same context and chain */
+    step_once(a, &ra[k]);
+    step_once(b, &rb[k]);
+    dh_run_until(&loop, &ra[k].calls, 1, 30000);
+    dh_run_until(&loop, &rb[k].calls, 1, 30000);
+    cr_assert_eq(ra[k].status, 0, "A step %d: %s", k + 1, ra[k].error_msg);
+    cr_assert_eq(rb[k].status, 0, "B step %d: %s", k + 1, rb[k].error_msg);
+    cr_assert_str_eq(ra[k].chain, chain);
+    cr_assert_str_eq(rb[k].chain, chain);
+  }
+  cr_assert_str_eq(ra[0].value, "1:I:stream-tenant");
+  cr_assert_str_eq(rb[0].value, "1:I:stream-tenant");
+  cr_assert_str_eq(ra[1].value, "reset:ok", "each stream kept its own token");
+  cr_assert_str_eq(rb[1].value, "reset:ok");
+  /* Step 3 was sent from the test's context, which never merged step 2's
+   * reset (that went into step 2's capture): tenant is unbound here because
+   * it was never bound in this context, and the worker kept its own view. */
+  cr_assert_str_eq(ra[2].value, "3:I:-");
+  cr_assert_str_eq(rb[2].value, "3:I:-");
+  uvw_stream_close(a);
+  uvw_stream_close(b);
+  uvw_context_exit(ctx);
+  uvw_context_unref(ctx);
+  for (int k = 0; k < 3; k++) {
+    dh_reply_clear(&ra[k]);
+    dh_reply_clear(&rb[k]);
+  }
+  stop();
+}
+
+Test(stream, a_refused_stream_reports_the_refusal_at_its_first_step) {
+  start();
+  uvw_dispatch_t *d;
+  dh_reply_t r = {0};
+  cr_assert_eq(uvw_stream_open(conn, "no_such_stream", NULL, 0, NULL, &d), 0);
+  cr_assert_eq(uvw_stream_next(d, dh_record, &r), 0);
+  dh_run_until(&loop, &r.calls, 1, 30000);
+  cr_assert_eq(r.status, UVW_ENACK);
+  cr_assert(r.done);
+  cr_assert_eq(uvw_stream_next(d, dh_record, &r), UVW_ENACK, "later steps report it too");
+  uvw_stream_close(d);
+  dh_reply_clear(&r);
+  stop();
+}
