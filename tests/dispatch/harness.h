@@ -182,7 +182,7 @@ typedef struct dh_reply_s {
   char error_msg[256];
   uvw_error_t *error;
   /* what the callback read in its own context after apply-back */
-  char request_id[128], tenant[128];
+  char request_id[128], tenant[128], opaque[128];
   long counter;
   char chain[33];
 } dh_reply_t;
@@ -214,6 +214,10 @@ static inline void dh_record(uvw_dispatch_t *d, const uvw_reply_t *r, void *arg)
   snprintf(out->request_id, sizeof(out->request_id), "%s", dh_str(dh_request_id));
   snprintf(out->tenant, sizeof(out->tenant), "%s", dh_str(dh_tenant));
   out->counter = dh_int(dh_counter);
+  uvw_value_t *o = NULL;
+  uvw_get_or(dh_opaque, NULL, &o);
+  snprintf(out->opaque, sizeof(out->opaque), "%s",
+           o == NULL ? "-" : uvw_value_kind(o) == UVW_VALUE_STRING ? uvw_value_as_string(o) : "<other>");
   dh_chain_id(out->chain);
 }
 
