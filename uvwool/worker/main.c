@@ -95,6 +95,11 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
+  /* Before announcing readiness: a supervisor may stop us right after. */
+  uv_signal_init(loop, &sigint_h);
+  uv_signal_init(loop, &sigterm_h);
+  uv_signal_start(&sigint_h, on_signal, SIGINT);
+  uv_signal_start(&sigterm_h, on_signal, SIGTERM);
   for (size_t i = 0; i < naddrs; i++) {
     if (uvw_worker_listen(worker, addrs[i]) != 0) {
       report("listen", uvw_last_error());
@@ -105,10 +110,6 @@ int main(int argc, char **argv) {
     printf("uvwool-worker: listening on %s\n", bound);
   }
   fflush(stdout);
-  uv_signal_init(loop, &sigint_h);
-  uv_signal_init(loop, &sigterm_h);
-  uv_signal_start(&sigint_h, on_signal, SIGINT);
-  uv_signal_start(&sigterm_h, on_signal, SIGTERM);
   uv_run(loop, UV_RUN_DEFAULT);
   uvw_loop_close(loop);
   for (size_t i = 0; i < nlibs; i++) dlclose(handles[i]);

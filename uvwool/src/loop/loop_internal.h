@@ -66,6 +66,8 @@ typedef struct uvw__loop_s {
 uvw__loop_t *uvw__loop_get(uv_loop_t *loop);
 /* The loop's state if it exists, else NULL. */
 uvw__loop_t *uvw__loop_find(uv_loop_t *loop);
+/* Initialise the call-soon idle handle on first use: 0 or a libuv error. */
+int uvw__loop_soon_init(uvw__loop_t *L);
 
 /* ---- records ---------------------------------------------------------------- */
 

@@ -45,16 +45,23 @@ uvw__loop_t *uvw__loop_find(uv_loop_t *loop) {
   return L;
 }
 
-static int init_handles(uvw__loop_t *L) {
+/* The state owns no libuv handle until a feature needs one: the idle of
+ * call-soon on first use (soon.c), the async of the thread-safe call-soon on
+ * uvw_loop_attach. A loop that only sees wrapped registrations (transparent
+ * mode above all) thus keeps exactly the handles, fds and uv_walk /
+ * uv_loop_close results it would have without uvwool. */
+int uvw__loop_soon_init(uvw__loop_t *L) {
+  if (L->soon_ready) return 0;
   int rc = uv_idle_init(L->loop, &L->soon_idle);
-  if (rc != 0) return rc;
-  L->soon_ready = 1;
-  rc = uv_async_init(L->loop, &L->ts_async, uvw__ts_drain);
-  if (rc != 0) return rc;
-  /* Wakes the loop for foreign threads but must not keep it alive. */
-  uv_unref((uv_handle_t *)&L->ts_async);
-  L->ts_ready = 1;
-  return 0;
+  if (rc == 0) L->soon_ready = 1;
+  return rc;
+}
+
+static int attach_error(int rc) {
+  uvw_error_t *err =
+      uvw__error_set(rc, UVW_KIND_RUNTIME_ERROR, "cannot attach uvwool to the loop: %s", uv_strerror(rc));
+  uvw__error_field(err, "libuv_error", "%s", uv_err_name(rc));
+  return rc;
 }
 
 uvw__loop_t *uvw__loop_get(uv_loop_t *loop) {
@@ -70,26 +77,12 @@ uvw__loop_t *uvw__loop_get(uv_loop_t *loop) {
   }
   L->loop = loop;
   pthread_mutex_init(&L->ts_lock, NULL);
-  int rc = init_handles(L);
-  if (rc != 0) {
-    uvw_error_t *err = uvw__error_set(rc, UVW_KIND_RUNTIME_ERROR, "cannot attach uvwool to the loop: %s",
-                                      uv_strerror(rc));
-    uvw__error_field(err, "libuv_error", "%s", uv_err_name(rc));
-    /* A handle that did initialise is registered with the loop: it stays,
-     * closed, until the loop runs; dropping the state here is not safe. */
-    if (!L->soon_ready) {
-      pthread_mutex_destroy(&L->ts_lock);
-      uvw__free(L);
-      uvw__free(e);
-      return NULL;
-    }
-  }
   e->state = L;
   pthread_mutex_lock(&registry_lock);
   e->next = registry;
   registry = e;
   pthread_mutex_unlock(&registry_lock);
-  return rc == 0 ? L : NULL;
+  return L;
 }
 
 int uvw_loop_attach(uv_loop_t *loop) {
@@ -97,13 +90,40 @@ int uvw_loop_attach(uv_loop_t *loop) {
     uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_loop_attach: loop is NULL");
     return UVW_EINVAL;
   }
-  return uvw__loop_get(loop) ? 0 : uvw_error_code(uvw_last_error());
+  uvw__loop_t *L = uvw__loop_get(loop);
+  if (L == NULL) return uvw_error_code(uvw_last_error());
+  if (L->ts_ready) return 0;
+  int rc = uv_async_init(L->loop, &L->ts_async, uvw__ts_drain);
+  if (rc != 0) return attach_error(rc);
+  /* Wakes the loop for foreign threads but must not keep it alive. */
+  uv_unref((uv_handle_t *)&L->ts_async);
+  L->ts_ready = 1;
+  return 0;
 }
 
 void uvw__soon_free_all(uvw__loop_t *L);
 void uvw__factory_free(uvw__loop_t *L);
 
+/* uv_walk callback: counts the handles that are not the state's own. */
+typedef struct {
+  uvw__loop_t *L;
+  unsigned others;
+} busy_count_t;
+static void count_others(uv_handle_t *h, void *arg) {
+  busy_count_t *c = arg;
+  if (h != (uv_handle_t *)&c->L->soon_idle && h != (uv_handle_t *)&c->L->ts_async) c->others++;
+}
+
 int uvw_loop_close(uv_loop_t *loop) {
+  uvw__loop_t *found = uvw__loop_find(loop);
+  if (found != NULL) {
+    /* uv_loop_close would refuse (UV_EBUSY) for the user's handles or
+     * requests: refuse before touching anything, so the state (and every
+     * capture of those live handles) is kept. */
+    busy_count_t c = {found, 0};
+    uv_walk(loop, count_others, &c);
+    if (c.others > 0 || loop->active_reqs.count > 0) return UV_EBUSY;
+  }
   pthread_mutex_lock(&registry_lock);
   entry_t **p = &registry;
   while (*p && (*p)->state->loop != loop) p = &(*p)->next;
@@ -115,7 +135,8 @@ int uvw_loop_close(uv_loop_t *loop) {
     atomic_fetch_add_explicit(&registry_gen, 1, memory_order_release);
     if (L->soon_ready) uv_close((uv_handle_t *)&L->soon_idle, NULL);
     if (L->ts_ready) uv_close((uv_handle_t *)&L->ts_async, NULL);
-    uv_run(loop, UV_RUN_NOWAIT); /* runs the close callbacks of our handles */
+    /* Only our own handles are left: this turn runs just their close. */
+    if (L->soon_ready || L->ts_ready) uv_run(loop, UV_RUN_NOWAIT);
     uvw__soon_free_all(L);
     uvw__reg_free_all(L);
     uvw__factory_free(L);

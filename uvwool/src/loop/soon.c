@@ -24,6 +24,12 @@ int uvw__call_soon_ex(uv_loop_t *loop, uvw_callback_t cb, void *arg, uvw_callbac
   if (loop == NULL || cb == NULL) return bad_loop("uvw_call_soon");
   uvw__loop_t *L = uvw__loop_get(loop);
   if (L == NULL) return uvw_error_code(uvw_last_error());
+  int rc = uvw__loop_soon_init(L);
+  if (rc != 0) {
+    uvw__error_set(rc, UVW_KIND_RUNTIME_ERROR, "uvw_call_soon: cannot start the loop's idle handle: %s",
+                   uv_strerror(rc));
+    return rc;
+  }
   /* A queued entry is a record outside the table: key NULL, no slot. */
   uvw__reg_t *r = uvw__reg_prepare(L, NULL, 0, (uvw__fn)cb, (uvw__fn)drop);
   if (r == NULL) return UVW_ENOMEM;
