@@ -9,6 +9,7 @@
 #include <uvwool.h>
 
 static uvw_var_t *request_id, *tenant, *counter, *opaque_var;
+static int cancelled_count;
 
 static uvw_value_t *str(const char *s) { return uvw_value_cstring(s); }
 
@@ -68,10 +69,27 @@ static void raise_after_set(uvw_call_t *call, void *arg) {
   uvw_error_unref(e);
 }
 
-/* hang: never answers (until the caller goes away, which it can observe). */
-static void hang(uvw_call_t *call, void *arg) {
-  (void)call;
+/* hang: never answers on its own; when the caller cancels or goes away it
+ * is told, and raises, which ends the call (no leak at worker exit). */
+static void hang_cancelled(uvw_call_t *call, void *arg) {
   (void)arg;
+  cancelled_count++;
+  uvw_error_t *e = uvw_error_new("CancelledError", UVW_ECANCELED, "hang was cancelled");
+  uvw_call_raise(call, e);
+  uvw_error_unref(e);
+}
+
+static void hang(uvw_call_t *call, void *arg) {
+  (void)arg;
+  uvw_call_on_cancel(call, hang_cancelled, NULL);
+}
+
+/* cancelled_count: how many `hang` calls were told of their cancellation. */
+static void cancelled_count_routine(uvw_call_t *call, void *arg) {
+  (void)arg;
+  uvw_value_t *v = uvw_value_int(cancelled_count);
+  uvw_call_return(call, v);
+  uvw_value_unref(v);
 }
 
 /* ---- a streaming routine ---------------------------------------------------- */
@@ -331,7 +349,7 @@ int uvwool_worker_init(uvw_worker_t *w) {
       {"echo", echo, 0},
       {"raise_after_set", raise_after_set, 0},
       {"hang", hang, 0},
-      {"hang_stream", hang, UVW_ROUTINE_STREAM},
+      {"cancelled_count", cancelled_count_routine, 0},
       {"counter_stream", counter_stream, UVW_ROUTINE_STREAM},
       {"offload_plain", offload_plain, 0},
       {"offload_to_thread", offload_to_thread, 0},

@@ -113,6 +113,10 @@ Test(faults, a_cancelled_dispatch_merges_nothing_and_its_late_answer_is_dropped)
   dh_run_until(&loop, &slower.calls, 1, 30000);
   cr_assert_eq(slower.status, 0);
   cr_assert_eq(slow.calls, 1, "no second callback for the cancelled dispatch");
+  dh_reply_t told = {0};
+  cr_assert_eq(uvw_dispatch(conn, "cancelled_count", NULL, 0, NULL, dh_record, &told, NULL), 0);
+  dh_run_until(&loop, &told.calls, 1, 30000);
+  cr_assert_eq(told.ivalue, 1, "the running routine was told of its cancellation");
   cr_assert_eq(slow.status, UVW_ECANCELED);
   cr_assert_str_eq(slow.tenant, "-", "its routine's change was not merged");
   leave(ctx);

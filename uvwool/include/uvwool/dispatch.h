@@ -108,6 +108,14 @@ const uvw_error_t *uvw_call_thrown(const uvw_call_t *call); /* THROW step, else 
 int uvw_call_dispatch_timeout(const uvw_call_t *call, uint64_t *ms);
 /* Non-zero once the caller cancelled or went away: answers are dropped. */
 int uvw_call_cancelled(const uvw_call_t *call);
+/* Called (once, on the loop thread) when the caller cancels or goes away
+ * while a step runs, so the routine can stop its work and answer, which
+ * ends the call. A routine that never answers keeps its call (and the
+ * worker's memory) alive until the process exits: long or open-ended work
+ * should register this. Streams waiting between steps get a THROW step
+ * instead. */
+typedef void (*uvw_call_on_cancel_fn)(uvw_call_t *call, void *arg);
+void uvw_call_on_cancel(uvw_call_t *call, uvw_call_on_cancel_fn fn, void *arg);
 uv_loop_t *uvw_call_loop(const uvw_call_t *call);
 /* Per-call state for a streaming routine; free_fn(data) runs when the
  * call ends. */

@@ -48,6 +48,8 @@ struct uvw_call_s {
   unsigned depth; /* routine frames on the stack: freeing waits for 0 */
   void *data;
   void (*data_free)(void *);
+  uvw_call_on_cancel_fn on_cancel;
+  void *on_cancel_arg;
   uvw_call_t *kick_next;
 };
 
@@ -120,6 +122,21 @@ static void kick(uvw_call_t *call) {
   call->kick_next = w->kicked;
   w->kicked = call;
   uv_idle_start(&w->kick, uvw__worker_kick_cb);
+}
+
+/* The caller cancelled or went away. A running step is told through its
+ * on_cancel callback (once), so it can stop and answer, which ends the call;
+ * answers are dropped from now on. */
+static void cancel(uvw_call_t *call) {
+  if (call->cancelled) return;
+  call->cancelled = 1;
+  uvw_call_on_cancel_fn fn = call->on_cancel;
+  if (fn == NULL || call->state != CALL_RUNNING) return;
+  call->on_cancel = NULL;
+  call->depth++;
+  fn(call, call->on_cancel_arg);
+  call->depth--;
+  if (call->state == CALL_ENDED && call->depth == 0) call_free(call);
 }
 
 /* ---- contexts ---------------------------------------------------------------------- */
@@ -312,17 +329,15 @@ void uvw__call_request(uvw__wconn_t *c, uvw_frame_t *f) {
     return;
   }
   if (call->state == CALL_RUNNING || call->kicked) {
-    if (kind == UVW_FRAME_THROW && is_cancellation(uvw_frame_error(f))) call->cancelled = 1;
-    if (!(call->flags & UVW_ROUTINE_STREAM) || call->queued) {
+    int cancelling = kind == UVW_FRAME_THROW && is_cancellation(uvw_frame_error(f));
+    if (cancelling || !(call->flags & UVW_ROUTINE_STREAM) || call->queued) {
       /* A one-shot takes no steps; a second queued step breaks "one request,
        * one answer". Either way only a cancellation is legitimate here. */
-      int legit = kind == UVW_FRAME_THROW && call->cancelled;
       uvw_frame_free(f);
-      if (!legit) {
+      if (!cancelling)
         protocol_error(c, id, UVW_FRAME_EXCEPTION, "a request arrived before the previous step was answered (%s)",
                        uvw_frame_routine(call->task));
-        call->cancelled = 1;
-      }
+      cancel(call);
       return;
     }
     call->queued = f;
@@ -341,6 +356,10 @@ void uvw__call_orphan_all(uvw__wconn_t *c) {
   while ((n = uvw__idmap_pop(&c->calls)) != NULL) {
     uvw_call_t *call = (uvw_call_t *)n;
     call->conn = NULL;
+    if (call->state == CALL_RUNNING) {
+      cancel(call);
+      continue;
+    }
     call->cancelled = 1;
     if (call->state == CALL_ACKED)
       call_end(call);
@@ -456,3 +475,7 @@ void uvw_call_set_data(uvw_call_t *call, void *data, void (*free_fn)(void *)) {
   call->data_free = free_fn;
 }
 void *uvw_call_data(const uvw_call_t *call) { return call->data; }
+void uvw_call_on_cancel(uvw_call_t *call, uvw_call_on_cancel_fn fn, void *arg) {
+  call->on_cancel = fn;
+  call->on_cancel_arg = arg;
+}
