@@ -9,6 +9,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +226,97 @@ static inline void dh_record(uvw_dispatch_t *d, const uvw_reply_t *r, void *arg)
 static inline void dh_reply_clear(dh_reply_t *r) {
   uvw_error_unref(r->error);
   memset(r, 0, sizeof(*r));
+}
+
+/* ---- one worker, one loop, one connection per test ------------------------------ */
+
+static uv_loop_t loop;
+static dh_worker_t worker;
+static uvw_conn_t *conn;
+
+/* Start a worker on a fresh unix socket ("pipe") or an ephemeral loopback
+ * port ("tcp"), with an extra flag (may be NULL), and connect to it. */
+static inline void dh_open(const char *kind, const char *flag) {
+  char addr[200];
+  if (strcmp(kind, "tcp") == 0)
+    snprintf(addr, sizeof(addr), "tcp:127.0.0.1:0");
+  else
+    dh_pipe_address(addr, sizeof(addr));
+  const char *listen[] = {addr, NULL};
+  dh_start(&worker, listen, flag);
+  dh_declare();
+  uv_loop_init(&loop);
+  cr_assert_eq(uvw_conn_open(&loop, worker.addr[0], &conn), 0);
+}
+
+/* Close the connection and the loop, stop the worker (cleanly). */
+static inline void dh_close(void) {
+  dh_finish(&loop, conn);
+  dh_stop(&worker);
+}
+
+/* A fresh context, entered, with request_id bound (NULL: left unarmed). */
+static inline uvw_context_t *dh_enter(const char *request_id) {
+  uvw_context_t *ctx = uvw_context_new();
+  cr_assert_eq(uvw_context_enter(ctx), 0);
+  if (request_id) dh_set_str(dh_request_id, request_id);
+  return ctx;
+}
+
+static inline void dh_leave(uvw_context_t *ctx) {
+  cr_assert_eq(uvw_context_exit(ctx), 0);
+  uvw_context_unref(ctx);
+}
+
+/* ---- a raw client (blocking socket), to play a hostile peer or read the
+ * exact frames a worker sends ---------------------------------------------------- */
+
+static inline int dh_raw_connect(const char *address) {
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  cr_assert_lt(strlen(address + 5), sizeof(sa.sun_path));
+  strcpy(sa.sun_path, address + 5);
+  cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  return fd;
+}
+
+static inline void dh_raw_send(int fd, const void *data, size_t len) {
+  cr_assert_eq(write(fd, data, len), (ssize_t)len);
+}
+
+static inline void dh_raw_send_frame(int fd, const uvw_frame_t *f) {
+  void *buf;
+  size_t len;
+  cr_assert_eq(uvw_frame_encode(f, &buf, &len), 0);
+  uint8_t h[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len};
+  dh_raw_send(fd, h, 4);
+  dh_raw_send(fd, buf, len);
+  uvw_free(buf);
+}
+
+/* Read exactly len bytes: 1, or 0 when the peer hung up first. */
+static inline int dh_raw_read(int fd, void *buf, size_t len) {
+  size_t got = 0;
+  while (got < len) {
+    struct pollfd p = {fd, POLLIN, 0};
+    cr_assert_gt(poll(&p, 1, 30000), 0, "the worker did not answer");
+    ssize_t n = read(fd, (char *)buf + got, len - got);
+    if (n <= 0) return 0;
+    got += (size_t)n;
+  }
+  return 1;
+}
+
+static inline uvw_frame_t *dh_raw_recv_frame(int fd) {
+  uint8_t h[4];
+  cr_assert(dh_raw_read(fd, h, 4), "connection closed instead of a frame");
+  size_t len = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+  void *buf = malloc(len ? len : 1);
+  cr_assert(dh_raw_read(fd, buf, len));
+  uvw_frame_t *f;
+  cr_assert_eq(uvw_frame_decode_response(buf, len, &f), 0);
+  free(buf);
+  return f;
 }
 
 #endif

@@ -2,36 +2,7 @@
  * input list): a worker killed mid-stream, cancellation, a connection
  * dropped mid-frame, malformed frames from a hostile peer on either side,
  * and 1,000 concurrent dispatches on one connection. */
-#include <sys/socket.h>
-#include <sys/un.h>
-
 #include "harness.h"
-
-static uv_loop_t loop;
-static dh_worker_t worker;
-static uvw_conn_t *conn;
-
-static void start(void) {
-  char addr[200];
-  dh_pipe_address(addr, sizeof(addr));
-  const char *listen[] = {addr, NULL};
-  dh_start(&worker, listen, NULL);
-  dh_declare();
-  uv_loop_init(&loop);
-  cr_assert_eq(uvw_conn_open(&loop, worker.addr[0], &conn), 0);
-}
-
-static uvw_context_t *enter_with(const char *request_id) {
-  uvw_context_t *ctx = uvw_context_new();
-  cr_assert_eq(uvw_context_enter(ctx), 0);
-  dh_set_str(dh_request_id, request_id);
-  return ctx;
-}
-
-static void leave(uvw_context_t *ctx) {
-  cr_assert_eq(uvw_context_exit(ctx), 0);
-  uvw_context_unref(ctx);
-}
 
 /* ---- a worker killed mid-stream ------------------------------------------------ */
 
@@ -51,8 +22,8 @@ static void kill_worker(uv_timer_t *t) {
 }
 
 Test(faults, a_worker_killed_mid_stream_fails_the_step_and_merges_nothing) {
-  start();
-  uvw_context_t *ctx = enter_with("start");
+  dh_open("pipe", NULL);
+  uvw_context_t *ctx = dh_enter("start");
   uvw_dispatch_t *d;
   cr_assert_eq(uvw_stream_open(conn, "hang_after_one", NULL, 0, NULL, &d), 0);
   cr_assert_eq(uvw_stream_next(d, after_step1, &step1), 0);
@@ -76,7 +47,7 @@ Test(faults, a_worker_killed_mid_stream_fails_the_step_and_merges_nothing) {
   cr_assert_str_eq(dh_str(dh_request_id), "start");
   uvw_stream_close(d);
   uv_close((uv_handle_t *)&t, NULL);
-  leave(ctx);
+  dh_leave(ctx);
   dh_reply_clear(&step1);
   dh_reply_clear(&step2);
   dh_finish(&loop, conn);
@@ -85,8 +56,8 @@ Test(faults, a_worker_killed_mid_stream_fails_the_step_and_merges_nothing) {
 /* ---- cancellation ------------------------------------------------------------------ */
 
 Test(faults, a_cancelled_dispatch_merges_nothing_and_its_late_answer_is_dropped) {
-  start();
-  uvw_context_t *ctx = enter_with("cancel-me");
+  dh_open("pipe", NULL);
+  uvw_context_t *ctx = dh_enter("cancel-me");
   char chain[33];
   dh_chain_id(chain);
   dh_reply_t hung = {0}, slow = {0}, slower = {0};
@@ -119,7 +90,7 @@ Test(faults, a_cancelled_dispatch_merges_nothing_and_its_late_answer_is_dropped)
   cr_assert_eq(told.ivalue, 1, "the running routine was told of its cancellation");
   cr_assert_eq(slow.status, UVW_ECANCELED);
   cr_assert_str_eq(slow.tenant, "-", "its routine's change was not merged");
-  leave(ctx);
+  dh_leave(ctx);
   dh_reply_clear(&hung);
   dh_reply_clear(&slow);
   dh_reply_clear(&slower);
@@ -173,7 +144,7 @@ static void against_fake_worker(const char *bytes, size_t len, int want_status, 
   cr_assert_eq(uv_pipe_bind(&fake_server, addr + 5), 0);
   cr_assert_eq(uv_listen((uv_stream_t *)&fake_server, 4, fake_accept), 0);
   cr_assert_eq(uvw_conn_open(&loop, addr, &conn), 0);
-  uvw_context_t *ctx = enter_with("untouched");
+  uvw_context_t *ctx = dh_enter("untouched");
   char chain[33];
   dh_chain_id(chain);
   dh_reply_t r = {0};
@@ -185,7 +156,7 @@ static void against_fake_worker(const char *bytes, size_t len, int want_status, 
   cr_assert_str_eq(r.chain, chain);
   cr_assert(uvw_conn_is_dead(conn));
   cr_assert_str_eq(dh_str(dh_request_id), "untouched");
-  leave(ctx);
+  dh_leave(ctx);
   dh_reply_clear(&r);
   uv_close((uv_handle_t *)&fake_server, NULL);
   dh_finish(&loop, conn);
@@ -210,57 +181,9 @@ Test(faults, an_oversized_frame_announcement_is_refused_before_buffering) {
 
 /* ---- hostile callers against a real worker (blocking raw sockets) --------------------- */
 
-static int raw_connect(const char *address) {
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  cr_assert_lt(strlen(address + 5), sizeof(sa.sun_path));
-  strcpy(sa.sun_path, address + 5);
-  cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-  return fd;
-}
-
-static void raw_send(int fd, const void *data, size_t len) {
-  cr_assert_eq(write(fd, data, len), (ssize_t)len);
-}
-
-static void raw_send_frame(int fd, const uvw_frame_t *f) {
-  void *buf;
-  size_t len;
-  cr_assert_eq(uvw_frame_encode(f, &buf, &len), 0);
-  uint8_t h[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len};
-  raw_send(fd, h, 4);
-  raw_send(fd, buf, len);
-  uvw_free(buf);
-}
-
-/* Read exactly len bytes; 0 on EOF first. */
-static int raw_read(int fd, void *buf, size_t len) {
-  size_t got = 0;
-  while (got < len) {
-    struct pollfd p = {fd, POLLIN, 0};
-    cr_assert_gt(poll(&p, 1, 30000), 0, "the worker did not answer");
-    ssize_t n = read(fd, (char *)buf + got, len - got);
-    if (n <= 0) return 0;
-    got += (size_t)n;
-  }
-  return 1;
-}
-
-static uvw_frame_t *raw_recv_frame(int fd) {
-  uint8_t h[4];
-  cr_assert(raw_read(fd, h, 4), "connection closed instead of a frame");
-  size_t len = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
-  void *buf = malloc(len ? len : 1);
-  cr_assert(raw_read(fd, buf, len));
-  uvw_frame_t *f;
-  cr_assert_eq(uvw_frame_decode_response(buf, len, &f), 0);
-  free(buf);
-  return f;
-}
-
 static void expect_hang_up(int fd) {
   char c;
-  cr_assert_eq(raw_read(fd, &c, 1), 0, "the worker should have dropped this peer");
+  cr_assert_eq(dh_raw_read(fd, &c, 1), 0, "the worker should have dropped this peer");
   close(fd);
 }
 
@@ -276,16 +199,16 @@ static void echo_works(void) {
 }
 
 Test(faults, the_worker_drops_hostile_peers_and_keeps_serving_the_others) {
-  start();
+  dh_open("pipe", NULL);
   echo_works();
-  int fd = raw_connect(worker.addr[0]);
-  raw_send(fd, "\x00\x00\x00\x07garbage", 11);
+  int fd = dh_raw_connect(worker.addr[0]);
+  dh_raw_send(fd, "\x00\x00\x00\x07garbage", 11);
   expect_hang_up(fd);
-  fd = raw_connect(worker.addr[0]);
-  raw_send(fd, "\x7f\xff\xff\xff", 4); /* a 2 GiB frame: refused unread */
+  fd = dh_raw_connect(worker.addr[0]);
+  dh_raw_send(fd, "\x7f\xff\xff\xff", 4); /* a 2 GiB frame: refused unread */
   expect_hang_up(fd);
-  fd = raw_connect(worker.addr[0]);
-  raw_send(fd, "\x00\x00\x01\x00half", 8); /* then hangs up mid-frame */
+  fd = dh_raw_connect(worker.addr[0]);
+  dh_raw_send(fd, "\x00\x00\x01\x00half", 8); /* then hangs up mid-frame */
   close(fd);
   echo_works();
   dh_finish(&loop, conn);
@@ -293,12 +216,12 @@ Test(faults, the_worker_drops_hostile_peers_and_keeps_serving_the_others) {
 }
 
 Test(faults, a_request_for_an_unknown_dispatch_gets_a_protocol_error) {
-  start();
-  int fd = raw_connect(worker.addr[0]);
+  dh_open("pipe", NULL);
+  int fd = dh_raw_connect(worker.addr[0]);
   uvw_frame_t *next = uvw_frame_new(UVW_FRAME_NEXT, 99);
-  raw_send_frame(fd, next);
+  dh_raw_send_frame(fd, next);
   uvw_frame_free(next);
-  uvw_frame_t *f = raw_recv_frame(fd);
+  uvw_frame_t *f = dh_raw_recv_frame(fd);
   cr_assert_eq(uvw_frame_kind(f), UVW_FRAME_EXCEPTION);
   cr_assert_eq(uvw_frame_dispatch_id(f), 99);
   cr_assert_eq(uvw_error_code(uvw_frame_error(f)), UVW_EPROTO);
@@ -306,15 +229,15 @@ Test(faults, a_request_for_an_unknown_dispatch_gets_a_protocol_error) {
   /* The connection still works for well-formed dispatches. */
   uvw_frame_t *task = uvw_frame_new(UVW_FRAME_TASK, 1);
   uvw_frame_set_routine(task, "timeout_seen");
-  raw_send_frame(fd, task);
+  dh_raw_send_frame(fd, task);
   uvw_frame_free(task);
   next = uvw_frame_new(UVW_FRAME_NEXT, 1);
-  raw_send_frame(fd, next);
+  dh_raw_send_frame(fd, next);
   uvw_frame_free(next);
-  f = raw_recv_frame(fd);
+  f = dh_raw_recv_frame(fd);
   cr_assert_eq(uvw_frame_kind(f), UVW_FRAME_ACK);
   uvw_frame_free(f);
-  f = raw_recv_frame(fd);
+  f = dh_raw_recv_frame(fd);
   cr_assert_eq(uvw_frame_kind(f), UVW_FRAME_RESULT);
   cr_assert_eq(uvw_value_as_int(uvw_frame_value(f)), -1, "no timeout travelled with this Task");
   uvw_frame_free(f);
@@ -329,15 +252,15 @@ Test(faults, a_request_for_an_unknown_dispatch_gets_a_protocol_error) {
 static dh_reply_t many[MANY];
 
 Test(faults, a_thousand_concurrent_dispatches_on_one_connection_do_not_cross_talk) {
-  start();
+  dh_open("pipe", NULL);
   for (int i = 0; i < MANY; i++) {
     char id[32];
     snprintf(id, sizeof(id), "r%d", i);
-    uvw_context_t *ctx = enter_with(id);
+    uvw_context_t *ctx = dh_enter(id);
     uvw_value_t *n = uvw_value_int(i);
     cr_assert_eq(uvw_dispatch(conn, "read_and_mutate", &n, 1, NULL, dh_record, &many[i], NULL), 0);
     uvw_value_unref(n);
-    leave(ctx);
+    dh_leave(ctx);
   }
   cr_assert_eq(uvw_conn_pending(conn), MANY);
   for (int i = 0; i < MANY; i++) dh_run_until(&loop, &many[i].calls, 1, 120000);

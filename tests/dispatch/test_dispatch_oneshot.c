@@ -2,43 +2,9 @@
  * unix socket and over TCP on loopback, and the round-robin pool. */
 #include "harness.h"
 
-static uv_loop_t loop;
-static dh_worker_t worker;
-static uvw_conn_t *conn;
-
-static void start(const char *kind) {
-  char addr[200];
-  if (strcmp(kind, "pipe") == 0)
-    dh_pipe_address(addr, sizeof(addr));
-  else
-    snprintf(addr, sizeof(addr), "tcp:127.0.0.1:0");
-  const char *listen[] = {addr, NULL};
-  dh_start(&worker, listen, NULL);
-  dh_declare();
-  uv_loop_init(&loop);
-  cr_assert_eq(uvw_conn_open(&loop, worker.addr[0], &conn), 0);
-}
-
-static void stop(void) {
-  dh_finish(&loop, conn);
-  dh_stop(&worker);
-}
-
-static uvw_context_t *enter_fresh(void) {
-  uvw_context_t *ctx = uvw_context_new();
-  cr_assert_eq(uvw_context_enter(ctx), 0);
-  return ctx;
-}
-
-static void leave(uvw_context_t *ctx) {
-  cr_assert_eq(uvw_context_exit(ctx), 0);
-  uvw_context_unref(ctx);
-}
-
 static void value_there_and_back(const char *kind) {
-  start(kind);
-  uvw_context_t *ctx = enter_fresh();
-  dh_set_str(dh_request_id, "req-1");
+  dh_open(kind, NULL);
+  uvw_context_t *ctx = dh_enter("req-1");
   char chain[33];
   dh_chain_id(chain);
   dh_reply_t r = {0};
@@ -55,17 +21,17 @@ static void value_there_and_back(const char *kind) {
   /* The merge went into the dispatch's capture, like any callback's. */
   cr_assert_str_eq(dh_str(dh_request_id), "req-1");
   cr_assert_eq(dh_int(dh_counter), -1);
-  leave(ctx);
+  dh_leave(ctx);
   dh_reply_clear(&r);
-  stop();
+  dh_close();
 }
 
 Test(oneshot, value_reaches_the_routine_and_its_change_comes_back_over_a_pipe) { value_there_and_back("pipe"); }
 Test(oneshot, value_reaches_the_routine_and_its_change_comes_back_over_tcp) { value_there_and_back("tcp"); }
 
 Test(oneshot, an_unarmed_caller_gets_the_chain_the_routine_armed) {
-  start("pipe");
-  uvw_context_t *ctx = enter_fresh();
+  dh_open("pipe", NULL);
+  uvw_context_t *ctx = dh_enter(NULL);
   cr_assert_not(uvw_context_is_armed(uvw_context_current()));
   dh_reply_t r = {0};
   cr_assert_eq(uvw_dispatch(conn, "read_and_mutate", NULL, 0, NULL, dh_record, &r, NULL), 0);
@@ -75,20 +41,18 @@ Test(oneshot, an_unarmed_caller_gets_the_chain_the_routine_armed) {
   cr_assert_str_eq(r.request_id, "-+worker");
   cr_assert_eq(strlen(r.chain), 32, "the routine armed the chain and the caller mounted it");
   cr_assert_not(uvw_context_is_armed(uvw_context_current()));
-  leave(ctx);
+  dh_leave(ctx);
   dh_reply_clear(&r);
-  stop();
+  dh_close();
 }
 
 Test(oneshot, concurrent_dispatches_stay_isolated_and_sequential_ones_do_not_bleed) {
-  start("pipe");
+  dh_open("pipe", NULL);
   dh_reply_t ra = {0}, rb = {0}, rc = {0};
-  uvw_context_t *a = enter_fresh();
-  dh_set_str(dh_request_id, "A");
+  uvw_context_t *a = dh_enter("A");
   cr_assert_eq(uvw_dispatch(conn, "read_and_mutate", NULL, 0, NULL, dh_record, &ra, NULL), 0);
-  leave(a);
-  uvw_context_t *b = enter_fresh();
-  dh_set_str(dh_request_id, "B");
+  dh_leave(a);
+  uvw_context_t *b = dh_enter("B");
   cr_assert_eq(uvw_dispatch(conn, "read_and_mutate", NULL, 0, NULL, dh_record, &rb, NULL), 0);
   dh_run_until(&loop, &ra.calls, 1, 30000);
   dh_run_until(&loop, &rb.calls, 1, 30000);
@@ -103,17 +67,16 @@ Test(oneshot, concurrent_dispatches_stay_isolated_and_sequential_ones_do_not_ble
   dh_run_until(&loop, &rc.calls, 1, 30000);
   cr_assert_str_eq(rc.value, "saw:B");
   cr_assert_str_eq(rc.chain, rb.chain);
-  leave(b);
+  dh_leave(b);
   dh_reply_clear(&ra);
   dh_reply_clear(&rb);
   dh_reply_clear(&rc);
-  stop();
+  dh_close();
 }
 
 Test(oneshot, mutations_made_before_a_raise_come_back_with_the_error) {
-  start("pipe");
-  uvw_context_t *ctx = enter_fresh();
-  dh_set_str(dh_request_id, "before");
+  dh_open("pipe", NULL);
+  uvw_context_t *ctx = dh_enter("before");
   dh_reply_t r = {0};
   cr_assert_eq(uvw_dispatch(conn, "raise_after_set", NULL, 0, NULL, dh_record, &r, NULL), 0);
   dh_run_until(&loop, &r.calls, 1, 30000);
@@ -122,15 +85,14 @@ Test(oneshot, mutations_made_before_a_raise_come_back_with_the_error) {
   cr_assert_str_eq(r.error_msg, "the routine was asked to fail");
   cr_assert_str_eq(uvw_error_field(r.error, "reason"), "asked to");
   cr_assert_str_eq(r.request_id, "set-before-raise");
-  leave(ctx);
+  dh_leave(ctx);
   dh_reply_clear(&r);
-  stop();
+  dh_close();
 }
 
 Test(oneshot, an_unknown_routine_is_refused_and_merges_nothing) {
-  start("pipe");
-  uvw_context_t *ctx = enter_fresh();
-  dh_set_str(dh_request_id, "kept");
+  dh_open("pipe", NULL);
+  uvw_context_t *ctx = dh_enter("kept");
   dh_reply_t r = {0};
   cr_assert_eq(uvw_dispatch(conn, "no_such_routine", NULL, 0, NULL, dh_record, &r, NULL), 0);
   dh_run_until(&loop, &r.calls, 1, 30000);
@@ -139,13 +101,13 @@ Test(oneshot, an_unknown_routine_is_refused_and_merges_nothing) {
   cr_assert_eq(uvw_error_code(r.error), UVW_ENOROUTINE);
   cr_assert_str_eq(uvw_error_field(r.error, "routine"), "no_such_routine");
   cr_assert_str_eq(r.request_id, "kept");
-  leave(ctx);
+  dh_leave(ctx);
   dh_reply_clear(&r);
-  stop();
+  dh_close();
 }
 
 Test(oneshot, the_dispatch_timeout_travels_with_the_dispatch) {
-  start("pipe");
+  dh_open("pipe", NULL);
   dh_reply_t r1 = {0}, r2 = {0}, r3 = {0};
   uvw_dispatch_opts_t opts = {.dispatch_timeout_ms = 1234};
   cr_assert_eq(uvw_dispatch(conn, "timeout_seen", NULL, 0, &opts, dh_record, &r1, NULL), 0);
@@ -157,13 +119,12 @@ Test(oneshot, the_dispatch_timeout_travels_with_the_dispatch) {
   cr_assert_eq(r1.ivalue, 1234, "the per-dispatch override");
   cr_assert_eq(r2.ivalue, 5000, "the connection's default");
   cr_assert_eq(r3.ivalue, 777, "the connection's setting");
-  stop();
+  dh_close();
 }
 
 Test(oneshot, the_dispatch_timeout_bounds_the_handshake_not_the_execution) {
-  start("pipe");
-  uvw_context_t *ctx = enter_fresh();
-  dh_set_str(dh_request_id, "slow");
+  dh_open("pipe", NULL);
+  uvw_context_t *ctx = dh_enter("slow");
   dh_reply_t r = {0};
   uvw_dispatch_opts_t opts = {.dispatch_timeout_ms = 50};
   uvw_value_t *ms = uvw_value_int(300);
@@ -174,9 +135,9 @@ Test(oneshot, the_dispatch_timeout_bounds_the_handshake_not_the_execution) {
   cr_assert_str_eq(r.value, "slept");
   cr_assert_str_eq(r.tenant, "set-after-sleep", "a change made in the routine's own callback comes back");
   cr_assert_str_eq(r.request_id, "slow");
-  leave(ctx);
+  dh_leave(ctx);
   dh_reply_clear(&r);
-  stop();
+  dh_close();
 }
 
 /* ---- a peer that accepts and never answers: the handshake times out ---- */
@@ -197,8 +158,7 @@ Test(oneshot, a_worker_that_never_acknowledges_times_out) {
   cr_assert_eq(uv_pipe_bind(&silent_server, addr + 5), 0);
   cr_assert_eq(uv_listen((uv_stream_t *)&silent_server, 4, silent_accept), 0);
   cr_assert_eq(uvw_conn_open(&loop, addr, &conn), 0);
-  uvw_context_t *ctx = enter_fresh();
-  dh_set_str(dh_request_id, "waiting");
+  uvw_context_t *ctx = dh_enter("waiting");
   char chain[33];
   dh_chain_id(chain);
   dh_reply_t r = {0};
@@ -214,7 +174,7 @@ Test(oneshot, a_worker_that_never_acknowledges_times_out) {
   cr_assert_str_eq(r.request_id, "waiting");
   cr_assert_str_eq(r.chain, chain);
   cr_assert_eq(uvw_conn_pending(conn), 0);
-  leave(ctx);
+  dh_leave(ctx);
   dh_reply_clear(&r);
   uv_close((uv_handle_t *)&silent_peer, NULL);
   uv_close((uv_handle_t *)&silent_server, NULL);

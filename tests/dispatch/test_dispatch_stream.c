@@ -3,25 +3,6 @@
  * chain (TEST-MATRIX 29, 36). */
 #include "harness.h"
 
-static uv_loop_t loop;
-static dh_worker_t worker;
-static uvw_conn_t *conn;
-
-static void start(void) {
-  char addr[200];
-  dh_pipe_address(addr, sizeof(addr));
-  const char *listen[] = {addr, NULL};
-  dh_start(&worker, listen, NULL);
-  dh_declare();
-  uv_loop_init(&loop);
-  cr_assert_eq(uvw_conn_open(&loop, worker.addr[0], &conn), 0);
-}
-
-static void stop(void) {
-  dh_finish(&loop, conn);
-  dh_stop(&worker);
-}
-
 /* A stream driven from its own callbacks: each reply is recorded, then the
  * next step is made from inside the callback (so it carries the context the
  * callback sees, merged). */
@@ -54,7 +35,7 @@ static void drive(uvw_dispatch_t *d, const uvw_reply_t *reply, void *arg) {
 }
 
 Test(stream, context_flows_both_ways_on_every_step) {
-  start();
+  dh_open("pipe", NULL);
   uvw_context_t *ctx = uvw_context_new();
   uvw_context_enter(ctx);
   dh_set_str(dh_request_id, "S");
@@ -97,11 +78,11 @@ Test(stream, context_flows_both_ways_on_every_step) {
   uvw_context_exit(ctx);
   uvw_context_unref(ctx);
   for (int i = 0; i < 5; i++) dh_reply_clear(&dr.r[i]);
-  stop();
+  dh_close();
 }
 
 Test(stream, an_unarmed_stream_armed_by_the_routine_is_found_again_by_the_next_step) {
-  start();
+  dh_open("pipe", NULL);
   uvw_context_t *ctx = uvw_context_new();
   uvw_context_enter(ctx);
   driver_t dr = {0};
@@ -118,7 +99,7 @@ Test(stream, an_unarmed_stream_armed_by_the_routine_is_found_again_by_the_next_s
   uvw_context_exit(ctx);
   uvw_context_unref(ctx);
   for (int i = 0; i < 2; i++) dh_reply_clear(&dr.r[i]);
-  stop();
+  dh_close();
 }
 
 /* Two streams on one chain, stepped alternately and concurrently: neither
@@ -128,7 +109,7 @@ static void step_once(uvw_dispatch_t *d, dh_reply_t *r) {
 }
 
 Test(stream, two_streams_interleaved_on_one_chain_never_trip_the_guard) {
-  start();
+  dh_open("pipe", NULL);
   uvw_context_t *ctx = uvw_context_new();
   uvw_context_enter(ctx);
   dh_set_str(dh_request_id, "I");
@@ -166,11 +147,11 @@ Test(stream, two_streams_interleaved_on_one_chain_never_trip_the_guard) {
     dh_reply_clear(&ra[k]);
     dh_reply_clear(&rb[k]);
   }
-  stop();
+  dh_close();
 }
 
 Test(stream, a_refused_stream_reports_the_refusal_at_its_first_step) {
-  start();
+  dh_open("pipe", NULL);
   uvw_dispatch_t *d;
   dh_reply_t r = {0};
   cr_assert_eq(uvw_stream_open(conn, "no_such_stream", NULL, 0, NULL, &d), 0);
@@ -181,5 +162,5 @@ Test(stream, a_refused_stream_reports_the_refusal_at_its_first_step) {
   cr_assert_eq(uvw_stream_next(d, dh_record, &r), UVW_ENACK, "later steps report it too");
   uvw_stream_close(d);
   dh_reply_clear(&r);
-  stop();
+  dh_close();
 }

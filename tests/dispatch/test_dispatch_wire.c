@@ -1,41 +1,7 @@
 /* What crosses the boundary and how it fails (TEST-MATRIX 33-35):
  * lenient and strict serialization on both sides, stubs passing through a
  * worker that never declared them, and the guard on a worker's offload. */
-#include <sys/socket.h>
-#include <sys/un.h>
-
 #include "harness.h"
-
-static uv_loop_t loop;
-static dh_worker_t worker;
-static uvw_conn_t *conn;
-
-static void start(const char *flag) {
-  char addr[200];
-  dh_pipe_address(addr, sizeof(addr));
-  const char *listen[] = {addr, NULL};
-  dh_start(&worker, listen, flag);
-  dh_declare();
-  uv_loop_init(&loop);
-  cr_assert_eq(uvw_conn_open(&loop, worker.addr[0], &conn), 0);
-}
-
-static void stop(void) {
-  dh_finish(&loop, conn);
-  dh_stop(&worker);
-}
-
-static uvw_context_t *enter_with(const char *request_id) {
-  uvw_context_t *ctx = uvw_context_new();
-  cr_assert_eq(uvw_context_enter(ctx), 0);
-  dh_set_str(dh_request_id, request_id);
-  return ctx;
-}
-
-static void leave(uvw_context_t *ctx) {
-  cr_assert_eq(uvw_context_exit(ctx), 0);
-  uvw_context_unref(ctx);
-}
 
 static void run(const char *routine, uvw_value_t **args, size_t nargs, dh_reply_t *r) {
   cr_assert_eq(uvw_dispatch(conn, routine, args, nargs, NULL, dh_record, r, NULL), 0, "%s: %s", routine,
@@ -54,8 +20,8 @@ static void count_warning(const uvw_error_t *w, void *arg) {
 /* ---- TEST-MATRIX 35: the guard on a worker's offload ------------------------------- */
 
 Test(wire, plain_work_in_a_routine_trips_the_guard_and_the_caller_gets_its_fields) {
-  start(NULL);
-  uvw_context_t *ctx = enter_with("offloaded");
+  dh_open("pipe", NULL);
+  uvw_context_t *ctx = dh_enter("offloaded");
   char chain[33];
   dh_chain_id(chain);
   dh_reply_t plain = {0}, thread = {0};
@@ -73,55 +39,13 @@ Test(wire, plain_work_in_a_routine_trips_the_guard_and_the_caller_gets_its_field
   run("offload_to_thread", NULL, 0, &thread);
   cr_assert_eq(thread.status, 0, "%s", thread.error_msg);
   cr_assert_str_eq(thread.value, "thread saw offloaded");
-  leave(ctx);
+  dh_leave(ctx);
   dh_reply_clear(&plain);
   dh_reply_clear(&thread);
-  stop();
+  dh_close();
 }
 
 /* ---- TEST-MATRIX 34: stubs ------------------------------------------------------------ */
-
-/* A raw client, so the test can read the manifest the worker sends back. */
-static int raw_connect(const char *address) {
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  strcpy(sa.sun_path, address + 5);
-  cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-  return fd;
-}
-
-static void raw_send_frame(int fd, const uvw_frame_t *f) {
-  void *buf;
-  size_t len;
-  cr_assert_eq(uvw_frame_encode(f, &buf, &len), 0);
-  uint8_t h[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len};
-  cr_assert_eq(write(fd, h, 4), 4);
-  cr_assert_eq(write(fd, buf, len), (ssize_t)len);
-  uvw_free(buf);
-}
-
-static void raw_read(int fd, void *buf, size_t len) {
-  size_t got = 0;
-  while (got < len) {
-    struct pollfd p = {fd, POLLIN, 0};
-    cr_assert_gt(poll(&p, 1, 30000), 0);
-    ssize_t n = read(fd, (char *)buf + got, len - got);
-    cr_assert_gt(n, 0);
-    got += (size_t)n;
-  }
-}
-
-static uvw_frame_t *raw_recv_frame(int fd) {
-  uint8_t h[4];
-  raw_read(fd, h, 4);
-  size_t len = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
-  void *buf = malloc(len ? len : 1);
-  raw_read(fd, buf, len);
-  uvw_frame_t *f;
-  cr_assert_eq(uvw_frame_decode_response(buf, len, &f), 0);
-  free(buf);
-  return f;
-}
 
 /* Dispatch `routine` (string args) over the raw socket with the current
  * context's manifest; return the Result frame. */
@@ -134,16 +58,16 @@ static uvw_frame_t *raw_dispatch(int fd, uint64_t id, const char *routine, const
     uvw_frame_add_arg(task, v);
     uvw_value_unref(v);
   }
-  raw_send_frame(fd, task);
+  dh_raw_send_frame(fd, task);
   uvw_frame_free(task);
   uvw_frame_t *next = uvw_frame_new(UVW_FRAME_NEXT, id);
   cr_assert_eq(uvw_frame_attach_manifest(next, NULL), 0);
-  raw_send_frame(fd, next);
+  dh_raw_send_frame(fd, next);
   uvw_frame_free(next);
-  uvw_frame_t *ack = raw_recv_frame(fd);
+  uvw_frame_t *ack = dh_raw_recv_frame(fd);
   cr_assert_eq(uvw_frame_kind(ack), UVW_FRAME_ACK);
   uvw_frame_free(ack);
-  uvw_frame_t *res = raw_recv_frame(fd);
+  uvw_frame_t *res = dh_raw_recv_frame(fd);
   cr_assert_eq(uvw_frame_kind(res), UVW_FRAME_RESULT);
   return res;
 }
@@ -161,10 +85,10 @@ static uvw_value_t *manifest_value(const uvw_frame_t *f, const char *name) {
 }
 
 Test(wire, a_variable_the_worker_never_declared_passes_through_and_is_promoted_once_declared) {
-  start(NULL);
-  uvw_context_t *ctx = enter_with("stubs");
+  dh_open("pipe", NULL);
+  uvw_context_t *ctx = dh_enter("stubs");
   dh_set_str(dh_stub_only, "carried");
-  int fd = raw_connect(worker.addr[0]);
+  int fd = dh_raw_connect(worker.addr[0]);
   /* The worker never declared t.stub_only: it travels as a stub and comes
    * back, unchanged, in the worker's own manifest. */
   uvw_frame_t *res = raw_dispatch(fd, 1, "echo", "x", NULL);
@@ -183,8 +107,8 @@ Test(wire, a_variable_the_worker_never_declared_passes_through_and_is_promoted_o
   cr_assert_str_eq(uvw_value_as_string(back), "carried");
   uvw_frame_free(res);
   close(fd);
-  leave(ctx);
-  stop();
+  dh_leave(ctx);
+  dh_close();
 }
 
 /* ---- TEST-MATRIX 33: serialization failures on both sides ------------------------- */
@@ -192,22 +116,22 @@ Test(wire, a_variable_the_worker_never_declared_passes_through_and_is_promoted_o
 static const uvw_opaque_ops_t caller_only = {"t.caller_only", NULL};
 
 Test(wire, lenient_worker_drops_an_unencodable_key_and_sends_the_rest) {
-  start(NULL);
-  uvw_context_t *ctx = enter_with("before");
+  dh_open("pipe", NULL);
+  uvw_context_t *ctx = dh_enter("before");
   dh_set_str(dh_opaque, "caller-value");
   dh_reply_t r = {0};
   run("bind_unserializable", NULL, 0, &r);
   cr_assert_eq(r.status, 0, "%s", r.error_msg);
   cr_assert_str_eq(r.request_id, "alongside", "the rest of the manifest came back");
   cr_assert_str_eq(r.opaque, "caller-value", "the key was dropped, not reset: no false reset");
-  leave(ctx);
+  dh_leave(ctx);
   dh_reply_clear(&r);
-  stop();
+  dh_close();
 }
 
 Test(wire, strict_worker_fails_the_answer_with_chain_serialization_error) {
-  start("--strict");
-  uvw_context_t *ctx = enter_with("before");
+  dh_open("pipe", "--strict");
+  uvw_context_t *ctx = dh_enter("before");
   dh_reply_t r = {0};
   run("bind_unserializable", NULL, 0, &r);
   cr_assert_eq(r.status, UVW_EREMOTE);
@@ -215,14 +139,14 @@ Test(wire, strict_worker_fails_the_answer_with_chain_serialization_error) {
   cr_assert_geq(uvw_error_warning_count(r.error), 1, "each failure is aggregated");
   cr_assert_eq(uvw_error_kind(uvw_error_warning(r.error, 0)), UVW_KIND_SERIALIZATION_WARNING);
   cr_assert_str_eq(r.request_id, "before", "nothing was merged");
-  leave(ctx);
+  dh_leave(ctx);
   dh_reply_clear(&r);
-  stop();
+  dh_close();
 }
 
 Test(wire, lenient_caller_warns_and_sends_the_rest) {
-  start(NULL);
-  uvw_context_t *ctx = enter_with("sent");
+  dh_open("pipe", NULL);
+  uvw_context_t *ctx = dh_enter("sent");
   static int dummy;
   uvw_value_t *o = uvw_value_opaque(&dummy, &caller_only);
   cr_assert_eq(uvw_set(dh_opaque, o, NULL), 0);
@@ -236,14 +160,14 @@ Test(wire, lenient_caller_warns_and_sends_the_rest) {
   cr_assert_str_eq(r.value, "saw:sent");
   cr_assert_geq(warnings, 1);
   cr_assert_str_eq(warning_kind, "SerializationWarning");
-  leave(ctx);
+  dh_leave(ctx);
   dh_reply_clear(&r);
-  stop();
+  dh_close();
 }
 
 Test(wire, strict_caller_refuses_to_send_an_unencodable_context) {
-  start(NULL);
-  uvw_context_t *ctx = enter_with("never-sent");
+  dh_open("pipe", NULL);
+  uvw_context_t *ctx = dh_enter("never-sent");
   static int dummy;
   uvw_value_t *o = uvw_value_opaque(&dummy, &caller_only);
   cr_assert_eq(uvw_set(dh_opaque, o, NULL), 0);
@@ -255,14 +179,14 @@ Test(wire, strict_caller_refuses_to_send_an_unencodable_context) {
   cr_assert_eq(rc, UVW_ECHAINSERIALIZE);
   cr_assert_eq(uvw_error_kind(uvw_last_error()), UVW_KIND_CHAIN_SERIALIZATION_ERROR);
   cr_assert_eq(uvw_conn_pending(conn), 0, "nothing was sent");
-  leave(ctx);
-  stop();
+  dh_leave(ctx);
+  dh_close();
   cr_assert_eq(r.calls, 0);
 }
 
 Test(wire, a_value_the_caller_cannot_decode_is_skipped_leniently_and_fails_strictly) {
-  start(NULL);
-  uvw_context_t *ctx = enter_with("before");
+  dh_open("pipe", NULL);
+  uvw_context_t *ctx = dh_enter("before");
   dh_reply_t lenient = {0}, strict = {0};
   warnings = 0;
   uvw_set_warning_sink(count_warning, NULL);
@@ -276,8 +200,8 @@ Test(wire, a_value_the_caller_cannot_decode_is_skipped_leniently_and_fails_stric
   uvw_set_strict(0);
   cr_assert_eq(strict.status, UVW_ECHAINSERIALIZE);
   cr_assert_str_eq(strict.request_id, "before", "nothing was merged");
-  leave(ctx);
+  dh_leave(ctx);
   dh_reply_clear(&lenient);
   dh_reply_clear(&strict);
-  stop();
+  dh_close();
 }
