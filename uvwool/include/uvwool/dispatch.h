@@ -78,9 +78,6 @@ int uvw_worker_listen(uvw_worker_t *w, const char *address);
  * written NUL-terminated into buf. 0, UVW_EINVAL (no such listener,
  * buffer too small). */
 int uvw_worker_address(uvw_worker_t *w, size_t i, char *buf, size_t len);
-/* Serve an already-connected stream (a pipe to a parent, a socketpair).
- * The worker takes it over and closes it when done. */
-int uvw_worker_serve_fd(uvw_worker_t *w, uv_file fd);
 /* Called with a description when a peer is dropped for bad input
  * (malformed or oversized frame, protocol violation) or an I/O error; the
  * worker keeps serving everyone else. `error` is borrowed. */

@@ -124,8 +124,8 @@ static void conn_frame(uvw__link_t *link, const uint8_t *data, size_t len) {
     uvw__call_request(c, f);
 }
 
-/* Adopt a connected stream: rc is the result of connecting it (accept,
- * open); on failure the connection is dropped again. */
+/* Adopt an accepted stream (rc: the result of uv_accept); on failure the
+ * connection is dropped again. */
 static int conn_add(uvw_worker_t *w, uvw__wconn_t *c, int rc) {
   c->next = w->conns;
   w->conns = c;
@@ -154,12 +154,6 @@ static void on_connection(uv_stream_t *server, int status) {
   uvw__wconn_t *c = conn_new(w, server->type == UV_NAMED_PIPE);
   if (c == NULL) return; /* the pending connection stays in the backlog */
   conn_add(w, c, uv_accept(server, &c->link.h.stream));
-}
-
-int uvw_worker_serve_fd(uvw_worker_t *w, uv_file fd) {
-  uvw__wconn_t *c = conn_new(w, 1);
-  if (c == NULL) return uvw__error_nomem("worker connection");
-  return conn_add(w, c, uv_pipe_open(&c->link.h.pipe, fd));
 }
 
 /* ---- listeners ---------------------------------------------------------------- */
