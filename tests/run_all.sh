@@ -65,8 +65,15 @@ valgrind_unit() {
     timeout 600 valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
       --trace-children=yes --log-file="$logs/$(basename "$t").%p.log" "$t" --jobs 1 >/dev/null 2>&1 || bad=1
   done
-  local dirty
-  dirty=$(grep -L "ERROR SUMMARY: 0 errors" "$logs"/*.log)
+  # A worker process a test killed with SIGKILL (a crash on purpose) leaves a
+  # log without any summary: valgrind gets no chance to write one. Those are
+  # not errors; every other worker is stopped with SIGTERM and its test
+  # asserts a clean exit, and a crashing worker gets a summary.
+  local dirty f
+  dirty=$(for f in $(grep -L "ERROR SUMMARY: 0 errors" "$logs"/*.log); do
+    if ! grep -q "ERROR SUMMARY" "$f" && grep -q "Command: .*/uvwool-worker " "$f"; then continue; fi
+    echo "$f"
+  done)
   if [ -n "$dirty" ] || [ $bad -ne 0 ]; then
     echo "valgrind found errors or a test failed:"
     for f in $dirty; do cat "$f"; done
