@@ -246,6 +246,78 @@ Test(faults, a_request_for_an_unknown_dispatch_gets_a_protocol_error) {
   dh_stop(&worker);
 }
 
+/* A peer that breaks the dispatch protocol in every way a well-formed frame
+ * can: each violation is answered on that dispatch (Nack or an EPROTO
+ * Exception), the connection stays usable, nothing leaks in the worker. */
+static void raw_request(int fd, uvw_frame_kind_t kind, uint64_t id, const char *routine) {
+  uvw_frame_t *f = uvw_frame_new(kind, id);
+  if (routine) uvw_frame_set_routine(f, routine);
+  if (kind == UVW_FRAME_SEND) {
+    uvw_value_t *v = uvw_value_int(3);
+    uvw_frame_set_value(f, v);
+    uvw_value_unref(v);
+  }
+  if (kind == UVW_FRAME_THROW) {
+    uvw_error_t *e = uvw_error_new("StopIt", 0, "stop");
+    uvw_frame_set_error(f, e);
+    uvw_error_unref(e);
+  }
+  dh_raw_send_frame(fd, f);
+  uvw_frame_free(f);
+}
+
+static void expect_frame(int fd, uvw_frame_kind_t kind, uint64_t id, int code) {
+  uvw_frame_t *f = dh_raw_recv_frame(fd);
+  cr_assert_eq(uvw_frame_kind(f), kind, "dispatch %llu: got frame kind %d, want %d", (unsigned long long)id,
+               uvw_frame_kind(f), kind);
+  cr_assert_eq(uvw_frame_dispatch_id(f), id);
+  if (code) cr_assert_eq(uvw_error_code(uvw_frame_error(f)), code, "%s", uvw_error_message(uvw_frame_error(f)));
+  uvw_frame_free(f);
+}
+
+Test(faults, protocol_violations_are_answered_per_dispatch_and_the_connection_survives) {
+  dh_open("pipe", NULL);
+  int fd = dh_raw_connect(worker.addr[0]);
+  raw_request(fd, UVW_FRAME_TASK, 5, "echo");
+  expect_frame(fd, UVW_FRAME_ACK, 5, 0);
+  raw_request(fd, UVW_FRAME_TASK, 5, "echo"); /* id in use */
+  expect_frame(fd, UVW_FRAME_NACK, 5, UVW_EPROTO);
+  raw_request(fd, UVW_FRAME_SEND, 5, NULL); /* the first request must be Next */
+  expect_frame(fd, UVW_FRAME_EXCEPTION, 5, UVW_EPROTO);
+  raw_request(fd, UVW_FRAME_TASK, 6, "echo");
+  raw_request(fd, UVW_FRAME_NEXT, 6, NULL);
+  raw_request(fd, UVW_FRAME_NEXT, 6, NULL); /* a one-shot takes one step: it is over */
+  expect_frame(fd, UVW_FRAME_ACK, 6, 0);
+  expect_frame(fd, UVW_FRAME_RESULT, 6, 0);
+  expect_frame(fd, UVW_FRAME_EXCEPTION, 6, UVW_EPROTO);
+  raw_request(fd, UVW_FRAME_TASK, 7, "hang");
+  raw_request(fd, UVW_FRAME_NEXT, 7, NULL);
+  raw_request(fd, UVW_FRAME_NEXT, 7, NULL); /* a step while the first still runs */
+  expect_frame(fd, UVW_FRAME_ACK, 7, 0);
+  expect_frame(fd, UVW_FRAME_EXCEPTION, 7, UVW_EPROTO);
+  raw_request(fd, UVW_FRAME_TASK, 8, "no_such_routine");
+  expect_frame(fd, UVW_FRAME_NACK, 8, UVW_ENOROUTINE);
+  /* A well-behaved stream on the same connection still works. */
+  raw_request(fd, UVW_FRAME_TASK, 9, "counter_stream");
+  raw_request(fd, UVW_FRAME_NEXT, 9, NULL);
+  expect_frame(fd, UVW_FRAME_ACK, 9, 0);
+  expect_frame(fd, UVW_FRAME_RESULT, 9, 0);
+  raw_request(fd, UVW_FRAME_SEND, 9, NULL);
+  uvw_frame_t *f = dh_raw_recv_frame(fd);
+  cr_assert_eq(uvw_frame_kind(f), UVW_FRAME_RESULT);
+  cr_assert_eq(uvw_value_as_int(uvw_frame_value(f)), 6);
+  uvw_frame_free(f);
+  raw_request(fd, UVW_FRAME_THROW, 9, NULL);
+  f = dh_raw_recv_frame(fd);
+  cr_assert_eq(uvw_frame_kind(f), UVW_FRAME_RESULT);
+  cr_assert_str_eq(uvw_value_as_string(uvw_frame_value(f)), "caught:stop");
+  cr_assert(uvw_frame_done(f));
+  uvw_frame_free(f);
+  close(fd);
+  echo_works();
+  dh_close();
+}
+
 /* ---- 1,000 concurrent dispatches on one connection ------------------------------------- */
 
 #define MANY 1000
