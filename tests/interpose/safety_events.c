@@ -47,18 +47,31 @@ static void on_pending_write(uv_write_t *req, int status) {
   LOG("pending write callback: status %s, req->data %s", err(status), (const char *)req->data);
 }
 
-/* ---- fs, process ---- */
-static void on_stat(uv_fs_t *req) {
-  LOG("fs_stat callback: result %s, data %s", err((int)req->result), (const char *)req->data);
-  uv_fs_req_cleanup(req);
+/* ---- fs, process: chained (stat, then the missing file, then the
+ * processes), because pool threads and a child finish in any order and the
+ * log must be deterministic ---- */
+static uv_fs_t missing;
+static uv_process_t child, nochild;
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
+  LOG("process exit: status %ld signal %d", (long)status, sig);
+  uv_close((uv_handle_t *)p, on_close_named);
 }
 static void on_missing(uv_fs_t *req) {
   LOG("fs_open missing file callback: %s", err((int)req->result));
   uv_fs_req_cleanup(req);
+  child.data = "process";
+  char *args[] = {"/bin/sh", "-c", "exit 3", NULL};
+  uv_process_options_t opts = {.file = args[0], .args = args, .exit_cb = on_exit_cb};
+  LOG("spawn: %s", err(uv_spawn(req->loop, &child, &opts)));
+  char *bad[] = {"/nonexistent/uvwool", NULL};
+  uv_process_options_t bad_opts = {.file = bad[0], .args = bad, .exit_cb = on_exit_cb};
+  LOG("spawn missing binary: %s", err(uv_spawn(req->loop, &nochild, &bad_opts)));
+  uv_close((uv_handle_t *)&nochild, NULL); /* libuv's rule: close even a failed spawn */
 }
-static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
-  LOG("process exit: status %ld signal %d", (long)status, sig);
-  uv_close((uv_handle_t *)p, on_close_named);
+static void on_stat(uv_fs_t *req) {
+  LOG("fs_stat callback: result %s, data %s", err((int)req->result), (const char *)req->data);
+  uv_fs_req_cleanup(req);
+  LOG("fs_open missing: %s", err(uv_fs_open(req->loop, &missing, "/nonexistent/uvwool", UV_FS_O_RDONLY, 0, on_missing)));
 }
 static void on_second_timer(uv_timer_t *t) {
   LOG("second loop timer, loop is second: %d", t->loop != uv_default_loop());
@@ -125,23 +138,14 @@ int main(void) {
   LOG("run: %d", uv_run(loop, UV_RUN_DEFAULT));
   free(payload);
 
-  /* requests: fs, a missing file (async and sync), a process */
-  uv_fs_t st, missing, sync_req;
+  /* requests: fs, a missing file (async and sync), processes (chained from
+   * the stat's callback) */
+  uv_fs_t st, sync_req;
   st.data = "stat";
   LOG("fs_stat: %s", err(uv_fs_stat(loop, &st, "/", on_stat)));
-  LOG("fs_open missing: %s", err(uv_fs_open(loop, &missing, "/nonexistent/uvwool", UV_FS_O_RDONLY, 0, on_missing)));
   LOG("sync fs_open missing: %s", err(uv_fs_open(loop, &sync_req, "/nonexistent/uvwool", UV_FS_O_RDONLY, 0, NULL)));
   uv_fs_req_cleanup(&sync_req);
   LOG("loop close with a pending request: %s", err(uv_loop_close(loop)));
-  uv_process_t child, nochild;
-  child.data = "process";
-  char *args[] = {"/bin/sh", "-c", "exit 3", NULL};
-  uv_process_options_t opts = {.file = args[0], .args = args, .exit_cb = on_exit_cb};
-  LOG("spawn: %s", err(uv_spawn(loop, &child, &opts)));
-  char *bad[] = {"/nonexistent/uvwool", NULL};
-  uv_process_options_t bad_opts = {.file = bad[0], .args = bad, .exit_cb = on_exit_cb};
-  LOG("spawn missing binary: %s", err(uv_spawn(loop, &nochild, &bad_opts)));
-  uv_close((uv_handle_t *)&nochild, NULL); /* libuv's rule: close even a failed spawn */
   LOG("run: %d", uv_run(loop, UV_RUN_DEFAULT));
 
   /* a second loop, with its own handles */
