@@ -19,8 +19,6 @@
 #include "error.h"
 #include "worker_int.h"
 
-#define CANCELLED_TYPE "CancelledError"
-
 enum { CALL_ACKED, CALL_IDLE, CALL_RUNNING, CALL_ENDED };
 
 typedef struct ctx_slot_s {
@@ -193,7 +191,7 @@ static uvw_context_t *context_for(uvw_call_t *call, const uvw_frame_t *f) {
 
 static int is_cancellation(const uvw_error_t *e) {
   const char *t = uvw_error_field(e, "wire_type");
-  return t && strcmp(t, CANCELLED_TYPE) == 0;
+  return t && strcmp(t, UVW__CANCELLED_TYPE) == 0;
 }
 
 /* Run one step: the request f (taken), or with f NULL a THROW of `local`

@@ -13,8 +13,6 @@
 #include "loop_internal.h"
 #include "dispatch_int.h"
 
-#define DEFAULT_TIMEOUT_MS 5000
-#define CANCELLED_TYPE "CancelledError"
 
 struct uvw_dispatch_s {
   uvw__idnode_t node;
@@ -142,7 +140,7 @@ static void deliver_error(uvw_dispatch_t *d, int status, const uvw_error_t *e) {
 static void tell_worker_cancelled(uvw_dispatch_t *d) {
   uvw_conn_t *c = d->conn;
   if (c == NULL || c->dead || c->closing) return;
-  uvw_error_t *e = uvw_error_new(CANCELLED_TYPE, UVW_ECANCELED, "the caller cancelled the dispatch");
+  uvw_error_t *e = uvw_error_new(UVW__CANCELLED_TYPE, UVW_ECANCELED, "the caller cancelled the dispatch");
   uvw_frame_t *f = e ? uvw_frame_new(UVW_FRAME_THROW, d->node.id) : NULL;
   if (f && uvw_frame_set_error(f, e) == 0) uvw__link_send_frame(&c->link, f);
   uvw_frame_free(f);
@@ -285,7 +283,7 @@ int uvw_conn_open(uv_loop_t *loop, const char *address, uvw_conn_t **out) {
     return uvw__error_nomem("connection");
   }
   c->loop = loop;
-  c->default_timeout_ms = DEFAULT_TIMEOUT_MS;
+  c->default_timeout_ms = UVW__DEFAULT_DISPATCH_TIMEOUT_MS;
   c->next_id = 1;
   uvw__idmap_init(&c->live);
   rc = uvw__link_init(&c->link, loop, a.is_pipe, c);
@@ -306,7 +304,7 @@ int uvw_conn_open(uv_loop_t *loop, const char *address, uvw_conn_t **out) {
   return 0;
 }
 
-void uvw_conn_set_dispatch_timeout(uvw_conn_t *c, uint64_t ms) { c->default_timeout_ms = ms ? ms : DEFAULT_TIMEOUT_MS; }
+void uvw_conn_set_dispatch_timeout(uvw_conn_t *c, uint64_t ms) { c->default_timeout_ms = ms ? ms : UVW__DEFAULT_DISPATCH_TIMEOUT_MS; }
 int uvw_conn_is_dead(const uvw_conn_t *c) { return c->dead; }
 size_t uvw_conn_pending(const uvw_conn_t *c) { return c->pending; }
 

@@ -86,6 +86,13 @@ void uvw__idmap_del(uvw__idmap_t *m, uvw__idnode_t *n);
 /* Remove and return any one node, or NULL when empty (for teardown). */
 uvw__idnode_t *uvw__idmap_pop(uvw__idmap_t *m);
 
+/* The handshake bound when neither the dispatch nor the Task says. */
+#define UVW__DEFAULT_DISPATCH_TIMEOUT_MS 5000
+
+/* The class name of the Throw a caller sends when it cancels a dispatch (or
+ * closes a stream): the worker drops that dispatch's answers from then on. */
+#define UVW__CANCELLED_TYPE "CancelledError"
+
 /* The error a dispatch gets for a lost connection / a cancellation, with
  * the routine name as a field. New reference. */
 uvw_error_t *uvw__dispatch_error(int code, const char *routine, const char *why);

@@ -14,7 +14,6 @@ struct uvw__listener_s {
   uvw__listener_t *next;
 };
 
-#define DEFAULT_TIMEOUT_MS 5000
 
 void uvw__worker_kick_cb(uv_idle_t *idle) { uvw__call_run_kicked(idle->data); }
 
@@ -24,7 +23,7 @@ int uvw_worker_new(uv_loop_t *loop, uvw_worker_t **out) {
   if (w == NULL) return uvw__error_nomem("worker");
   w->loop = loop;
   w->loop_thread = uv_thread_self();
-  w->default_timeout_ms = DEFAULT_TIMEOUT_MS;
+  w->default_timeout_ms = UVW__DEFAULT_DISPATCH_TIMEOUT_MS;
   uv_idle_init(loop, &w->kick);
   w->kick.data = w;
   uv_unref((uv_handle_t *)&w->kick);
@@ -64,7 +63,7 @@ void uvw_worker_on_error(uvw_worker_t *w, uvw_worker_error_cb cb, void *arg) {
 }
 
 void uvw_worker_set_dispatch_timeout(uvw_worker_t *w, uint64_t ms) {
-  w->default_timeout_ms = ms ? ms : DEFAULT_TIMEOUT_MS;
+  w->default_timeout_ms = ms ? ms : UVW__DEFAULT_DISPATCH_TIMEOUT_MS;
 }
 
 void uvw__worker_report(uvw_worker_t *w, const uvw_error_t *e) {
