@@ -304,7 +304,9 @@ int uvw_conn_open(uv_loop_t *loop, const char *address, uvw_conn_t **out) {
   return 0;
 }
 
-void uvw_conn_set_dispatch_timeout(uvw_conn_t *c, uint64_t ms) { c->default_timeout_ms = ms ? ms : UVW__DEFAULT_DISPATCH_TIMEOUT_MS; }
+void uvw_conn_set_dispatch_timeout(uvw_conn_t *c, uint64_t ms) {
+  c->default_timeout_ms = ms ? ms : UVW__DEFAULT_DISPATCH_TIMEOUT_MS;
+}
 int uvw_conn_is_dead(const uvw_conn_t *c) { return c->dead; }
 size_t uvw_conn_pending(const uvw_conn_t *c) { return c->pending; }
 
