@@ -134,7 +134,8 @@ int uvwool_worker_init(uvw_worker_t *w) {
       uvw_var_declare("demo", "deadline", NULL, &deadline) || uvw_var_declare("demo", "audit", NULL, &audit) ||
       uvw_var_declare("demo", "progress", NULL, &progress))
     return -1;
-  if (uvw_worker_register(w, "quote", quote, NULL, 0) || uvw_worker_register(w, "export_report", export_report, NULL, UVW_ROUTINE_STREAM) ||
+  if (uvw_worker_register(w, "quote", quote, NULL, 0) ||
+      uvw_worker_register(w, "export_report", export_report, NULL, UVW_ROUTINE_STREAM) ||
       uvw_worker_register(w, "thumbnail_wrong", thumbnail_wrong, NULL, 0) ||
       uvw_worker_register(w, "thumbnail_right", thumbnail_right, NULL, 0))
     return -1;

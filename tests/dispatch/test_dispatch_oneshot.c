@@ -207,7 +207,8 @@ Test(pool, round_robin_over_two_workers_and_a_restarted_worker_is_reconnected) {
   cr_assert_eq(uvw_pool_open(&loop, addrs, 2, &pool), 0);
   cr_assert_eq(uvw_pool_size(pool), 2);
   dh_reply_t r[4] = {0};
-  for (int i = 0; i < 4; i++) cr_assert_eq(uvw_dispatch(uvw_pool_next(pool), "whoami", NULL, 0, NULL, dh_record, &r[i], NULL), 0);
+  for (int i = 0; i < 4; i++)
+    cr_assert_eq(uvw_dispatch(uvw_pool_next(pool), "whoami", NULL, 0, NULL, dh_record, &r[i], NULL), 0);
   for (int i = 0; i < 4; i++) dh_run_until(&loop, &r[i].calls, 1, 30000);
   cr_assert_eq(r[0].ivalue, worker.pid);
   cr_assert_eq(r[1].ivalue, w2.pid);

@@ -478,7 +478,9 @@ static int step(uvw_dispatch_t *d, uvw_frame_kind_t kind, uvw_value_t *value, co
   return send_built(d->conn, f);
 }
 
-int uvw_stream_next(uvw_dispatch_t *d, uvw_reply_cb cb, void *arg) { return step(d, UVW_FRAME_NEXT, NULL, NULL, cb, arg); }
+int uvw_stream_next(uvw_dispatch_t *d, uvw_reply_cb cb, void *arg) {
+  return step(d, UVW_FRAME_NEXT, NULL, NULL, cb, arg);
+}
 int uvw_stream_send(uvw_dispatch_t *d, uvw_value_t *value, uvw_reply_cb cb, void *arg) {
   return step(d, UVW_FRAME_SEND, value, NULL, cb, arg);
 }
