@@ -68,4 +68,27 @@ static inline void lt_leave(uvw_context_t *ctx) {
   uvw_context_unref(ctx);
 }
 
+/* The fixture most loop tests share, for one file's test suite: `var` (what
+ * callbacks read and write), `held` (holds counted values), a fresh `loop`
+ * with an unreferenced watchdog, `scheduler_id` for a chain id, and
+ * finish() to close the watchdog and the loop. A macro because each test
+ * file needs its own statics and its own TestSuite. */
+#define LT_FIXTURE(suite)                                                                  \
+  static uvw_var_t *var;                                                                   \
+  static uvw_var_t *held; /* holds the counted values: callbacks write var, never held */ \
+  static uv_loop_t loop;                                                                   \
+  static char scheduler_id[33];                                                            \
+  static uv_timer_t watchdog;                                                              \
+  static void setup(void) {                                                                \
+    var = tu_var("v", NULL);                                                               \
+    held = tu_var("held", NULL);                                                           \
+    cr_assert_eq(uv_loop_init(&loop), 0);                                                  \
+    lt_watchdog_start(&loop, &watchdog, 2000);                                             \
+  }                                                                                        \
+  TestSuite(suite, .init = setup);                                                         \
+  static void finish(void) {                                                               \
+    uv_close((uv_handle_t *)&watchdog, NULL);                                              \
+    lt_finish(&loop);                                                                      \
+  }
+
 #endif

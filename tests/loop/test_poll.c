@@ -4,24 +4,7 @@
 
 #include "looptest.h"
 
-static uvw_var_t *var;
-static uvw_var_t *held; /* holds the counted values: callbacks write var, never held */
-static uv_loop_t loop;
-static char scheduler_id[33];
-static uv_timer_t watchdog;
-
-static void setup(void) {
-  var = tu_var("v", NULL);
-  held = tu_var("held", NULL);
-  cr_assert_eq(uv_loop_init(&loop), 0);
-  lt_watchdog_start(&loop, &watchdog, 2000);
-}
-TestSuite(poll, .init = setup);
-
-static void finish(void) {
-  uv_close((uv_handle_t *)&watchdog, NULL);
-  lt_finish(&loop);
-}
+LT_FIXTURE(poll)
 
 /* A poller watches sv[0] for reads; each event drains one byte and writes
  * the next into sv[1], so events come one at a time. */

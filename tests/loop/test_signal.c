@@ -8,24 +8,7 @@
 
 #include "looptest.h"
 
-static uvw_var_t *var;
-static uvw_var_t *held; /* holds the counted values: callbacks write var, never held */
-static uv_loop_t loop;
-static char scheduler_id[33];
-static uv_timer_t watchdog;
-
-static void setup(void) {
-  var = tu_var("v", NULL);
-  held = tu_var("held", NULL);
-  cr_assert_eq(uv_loop_init(&loop), 0);
-  lt_watchdog_start(&loop, &watchdog, 2000);
-}
-TestSuite(signal, .init = setup);
-
-static void finish(void) {
-  uv_close((uv_handle_t *)&watchdog, NULL);
-  lt_finish(&loop);
-}
+LT_FIXTURE(signal)
 
 typedef struct {
   uv_signal_t sig;
