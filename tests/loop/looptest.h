@@ -68,6 +68,23 @@ static inline void lt_leave(uvw_context_t *ctx) {
   uvw_context_unref(ctx);
 }
 
+/* What a multi-shot read-like registration (stream read, udp receive) saw
+ * over three callbacks, each of which writes base + call index: the first
+ * the value current at registration (1), the next ones their own previous
+ * write and not the other registration's; alloc runs in the same context;
+ * every callback in the scheduler's chain. */
+static inline void lt_assert_three_reads(int fired, const long seen[3], const long alloc_seen[3],
+                                         char ids[3][33], long base, const char *scheduler_id) {
+  cr_assert_eq(fired, 3);
+  cr_assert_eq(seen[0], 1, "the value current at registration");
+  cr_assert_eq(seen[1], base, "the previous callback's write, and not the other registration's");
+  cr_assert_eq(seen[2], base + 1);
+  cr_assert_eq(alloc_seen[0], 1, "alloc runs in the registration's context too");
+  cr_assert_eq(alloc_seen[1], base);
+  cr_assert_eq(alloc_seen[2], base + 1);
+  for (int k = 0; k < 3; k++) cr_assert_str_eq(ids[k], scheduler_id, "the scheduler's chain");
+}
+
 /* The fixture most loop tests share, for one file's test suite: `var` (what
  * callbacks read and write), `held` (holds counted values), a fresh `loop`
  * with an unreferenced watchdog, `scheduler_id` for a chain id, and

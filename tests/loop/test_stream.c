@@ -105,14 +105,7 @@ Test(stream, read_start_reuses_one_capture_per_registration) {
   reader_t *rs[] = {&a, &b};
   for (int i = 0; i < 2; i++) {
     reader_t *r = rs[i];
-    cr_assert_eq(r->fired, 3);
-    cr_assert_eq(r->seen[0], 1, "the value current at registration");
-    cr_assert_eq(r->seen[1], r->base, "the previous read's write, and not the other registration's");
-    cr_assert_eq(r->seen[2], r->base + 1);
-    cr_assert_eq(r->alloc_seen[0], 1, "alloc runs in the registration's context too");
-    cr_assert_eq(r->alloc_seen[1], r->base);
-    cr_assert_eq(r->alloc_seen[2], r->base + 1);
-    for (int k = 0; k < 3; k++) cr_assert_str_eq(r->ids[k], scheduler_id, "the scheduler's chain");
+    lt_assert_three_reads(r->fired, r->seen, r->alloc_seen, r->ids, r->base, scheduler_id);
     cr_assert_eq(r->pipe.data, r, "handle->data is the user's");
   }
   cr_assert_eq(lt_read(var), 2, "writes inside the callbacks did not leak back");
