@@ -2,6 +2,8 @@
  * tasks (a language runtime's coroutine, fiber or async scope). */
 #include "task.h"
 
+#include <stdio.h>
+
 #include "alloc.h"
 #include "context.h"
 #include "error.h"
@@ -187,6 +189,20 @@ int uvw_task_enter(uvw_task_t *task) {
   return 0;
 }
 
+/* Leaving an entered task that is not the current one: a task entered after
+ * it (a nested resume) is still current, or it runs on another thread. */
+static int not_current(const uvw__task_t *task, const uvw__task_t *current) {
+  char cur[32] = "none";
+  if (current) snprintf(cur, sizeof cur, "task %llu", (unsigned long long)current->id);
+  uvw_error_t *e = uvw__error_set(UVW_ENOTENTERED, UVW_KIND_RUNTIME_ERROR,
+                                  "uvw_task_leave: task %llu is not the current task (current: %s): leave the "
+                                  "innermost task first, on the thread that entered it",
+                                  (unsigned long long)task->id, cur);
+  uvw__error_field(e, "task", "%llu", (unsigned long long)task->id);
+  uvw__error_field(e, "current_task", "%llu", (unsigned long long)(current ? current->id : 0));
+  return UVW_ENOTENTERED;
+}
+
 /* Whether ctx is on the thread's stack at or below the current context. */
 static int on_stack(const uvw__thread_t *t, const uvw_context_t *ctx) {
   const uvw_context_t *c = t->current;
@@ -199,15 +215,7 @@ int uvw_task_leave(uvw_task_t *task) {
   if (rc != 0) return rc;
   if (!task->entered) return task_error(UVW_ENOTENTERED, "uvw_task_leave", task, "is not entered");
   uvw__thread_t *t = uvw__thread();
-  if (t->task != task) {
-    uvw_error_t *e = uvw__error_set(UVW_ENOTENTERED, UVW_KIND_RUNTIME_ERROR,
-                                    "uvw_task_leave: task %llu is not the current task: task %llu entered after "
-                                    "it is still current (leave the innermost task first)",
-                                    (unsigned long long)task->id, (unsigned long long)(t->task ? t->task->id : 0));
-    uvw__error_field(e, "task", "%llu", (unsigned long long)task->id);
-    uvw__error_field(e, "current_task", "%llu", (unsigned long long)(t->task ? t->task->id : 0));
-    return UVW_ENOTENTERED;
-  }
+  if (t->task != task) return not_current(task, t->task);
   uvw_context_t *ctx = task->ctx;
   if (!on_stack(t, ctx))
     return task_error(UVW_ENOTENTERED, "uvw_task_leave", task,
