@@ -517,7 +517,7 @@ Test(tasks, registrations_under_a_runtime_task_carry_it_and_count_as_pending) {
   cr_assert_eq(r.expected, t);
   assert_all_carried(&r, "runtime task");
   cr_assert_eq(pending_of(t), 0, "every registration gave its count back");
-  cr_assert_not(uvw_task_finished(t), "a runtime task finishes when its runtime says, not when its registrations end");
+  cr_assert_not(uvw_task_finished(t), "a runtime task finishes when its runtime says, not with its registrations");
   cr_assert_eq(uvw_task_finish(t), 0);
   uvw_task_unref(t);
 }
