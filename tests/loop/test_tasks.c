@@ -1,6 +1,7 @@
 /* Tasks and the task factory on a real loop (TEST-MATRIX rows 10, 11, 12,
  * 14 task parts, 15, 23, 24). */
 #include "looptest.h"
+#include "task.h" /* the core task: its pending count */
 
 static uvw_var_t *var;
 static uv_loop_t loop;
@@ -409,5 +410,178 @@ Test(tasks, a_task_abandoned_by_a_closing_loop_finishes_without_running) {
   cr_assert(uvw_task_finished(t));
   cr_assert_null(uvw_task_context(t));
   cr_assert_eq(tu_released(), before + 1, "the task's fork was released");
+  uvw_task_unref(t);
+}
+
+/* ---- a registration made under every kind of task ---------------------------- */
+
+/* What each kind of loop registration saw: the task current in its
+ * callback(s) and the value of var captured at registration. */
+enum { REG_TIMER, REG_FS, REG_WORK, REG_AFTER_WORK, REG_SOON, REG_COUNT };
+typedef struct {
+  uv_timer_t timer;
+  uv_fs_t fs;
+  uv_work_t work;
+  uvw_task_t *expected; /* current at registration */
+  uvw_task_t *seen[REG_COUNT];
+  long value[REG_COUNT];
+  int fired[REG_COUNT];
+  int finished[REG_COUNT]; /* the task's finished flag seen in each callback */
+} regs_t;
+
+static void reg_saw(regs_t *r, int which, int read) {
+  r->fired[which]++;
+  r->seen[which] = uvw_task_current();
+  r->value[which] = read ? lt_read(var) : 0;
+  r->finished[which] = uvw_task_finished(r->seen[which]);
+}
+static void reg_timer_cb(uv_timer_t *t) {
+  reg_saw(t->data, REG_TIMER, 1);
+  uvw_close((uv_handle_t *)t, NULL);
+}
+static void reg_fs_cb(uv_fs_t *req) {
+  reg_saw(req->data, REG_FS, 1);
+  uv_fs_req_cleanup(req);
+}
+/* The work callback runs on a pool thread: it records the task only (a read
+ * there would trip the thread guard, as asyncio.to_thread does). */
+static void reg_work_cb(uv_work_t *req) { reg_saw(req->data, REG_WORK, 0); }
+static void reg_after_cb(uv_work_t *req, int status) {
+  cr_assert_eq(status, 0);
+  reg_saw(req->data, REG_AFTER_WORK, 1);
+}
+static void reg_soon_cb(void *arg) { reg_saw(arg, REG_SOON, 1); }
+
+/* Under whatever task is current: var = 77, then one of each registration. */
+static void register_all(regs_t *r) {
+  lt_write(var, 77);
+  r->expected = uvw_task_current();
+  uv_timer_init(&loop, &r->timer);
+  r->timer.data = r->fs.data = r->work.data = r;
+  cr_assert_eq(uvw_timer_start(&r->timer, reg_timer_cb, 1, 0), 0);
+  cr_assert_eq(uvw_fs_stat(&loop, &r->fs, ".", reg_fs_cb), 0);
+  cr_assert_eq(uvw_queue_work(&loop, &r->work, reg_work_cb, reg_after_cb), 0);
+  cr_assert_eq(uvw_call_soon(&loop, reg_soon_cb, r), 0);
+}
+
+static void assert_all_carried(const regs_t *r, const char *kind) {
+  for (int k = 0; k < REG_COUNT; k++) {
+    cr_assert_eq(r->fired[k], 1, "%s: registration %d fired once", kind, k);
+    cr_assert_eq(r->seen[k], r->expected, "%s: registration %d carries the task it was made under", kind, k);
+    if (k != REG_WORK) cr_assert_eq(r->value[k], 77, "%s: registration %d runs in its capture", kind, k);
+  }
+}
+
+static size_t pending_of(uvw_task_t *t) { return atomic_load(&t->pending); }
+
+Test(tasks, registrations_under_no_task_carry_none) {
+  static regs_t r;
+  memset(&r, 0, sizeof r);
+  register_all(&r);
+  lt_finish(&loop);
+  cr_assert_null(r.expected);
+  assert_all_carried(&r, "no task");
+}
+
+static void register_in_loop_task(uvw_task_t *task, void *arg) {
+  (void)task;
+  register_all(arg);
+}
+
+Test(tasks, registrations_under_a_loop_task_carry_it_and_keep_it_live) {
+  static regs_t r;
+  memset(&r, 0, sizeof r);
+  uvw_task_t *t;
+  cr_assert_eq(uvw_task_spawn(&loop, register_in_loop_task, &r, NULL, &t), 0);
+  lt_finish(&loop);
+  cr_assert_eq(r.expected, t);
+  assert_all_carried(&r, "loop task");
+  for (int k = 0; k < REG_COUNT; k++) cr_assert_eq(r.finished[k], 0, "live while its registrations are pending");
+  cr_assert(uvw_task_finished(t));
+  cr_assert_eq(pending_of(t), 0);
+  uvw_task_unref(t);
+}
+
+/* The heap-buffer-overflow of a capture that took every task for a loop task
+ * shows here under ASan: a runtime task is a bare core task. */
+Test(tasks, registrations_under_a_runtime_task_carry_it_and_count_as_pending) {
+  static regs_t r;
+  memset(&r, 0, sizeof r);
+  uvw_task_t *t;
+  cr_assert_eq(uvw_task_new(NULL, &t), 0);
+  cr_assert_eq(uvw_task_enter(t), 0);
+  register_all(&r);
+  cr_assert_eq(pending_of(t), 4, "timer, fs, work and call-soon each hold a pending count");
+  cr_assert_eq(uvw_task_leave(t), 0);
+  lt_finish(&loop);
+  cr_assert_eq(r.expected, t);
+  assert_all_carried(&r, "runtime task");
+  cr_assert_eq(pending_of(t), 0, "every registration gave its count back");
+  cr_assert_not(uvw_task_finished(t), "a runtime task finishes when its runtime says, not with its registrations");
+  cr_assert_eq(uvw_task_finish(t), 0);
+  uvw_task_unref(t);
+}
+
+Test(tasks, registrations_outlive_a_finished_runtime_task_and_keep_its_identity) {
+  static regs_t r;
+  memset(&r, 0, sizeof r);
+  uvw_task_t *t;
+  cr_assert_eq(uvw_task_new(NULL, &t), 0);
+  cr_assert_eq(uvw_task_enter(t), 0);
+  register_all(&r);
+  cr_assert_eq(uvw_task_leave(t), 0);
+  cr_assert_eq(uvw_task_finish(t), 0, "finishing does not wait for the registrations");
+  uvw_task_unref(t); /* the registrations hold the object from here */
+  lt_finish(&loop);
+  assert_all_carried(&r, "finished runtime task");
+  /* (The work callback may run on its pool thread before the finish.) */
+  for (int k = 0; k < REG_COUNT; k++)
+    if (k != REG_WORK) cr_assert_eq(r.finished[k], 1, "callback %d sees the task, finished", k);
+}
+
+static uvw_task_t *nested_runtime;
+static uvw_task_t *after_leave;
+static void register_in_nested_runtime(uvw_task_t *task, void *arg) {
+  (void)task;
+  cr_assert_eq(uvw_task_new(NULL, &nested_runtime), 0);
+  cr_assert_eq(uvw_task_enter(nested_runtime), 0, "a loop task's body resumes a coroutine");
+  register_all(arg);
+  cr_assert_eq(uvw_task_leave(nested_runtime), 0);
+  after_leave = uvw_task_current();
+}
+
+Test(tasks, registrations_under_a_runtime_task_nested_in_a_loop_task_carry_the_runtime_task) {
+  static regs_t r;
+  memset(&r, 0, sizeof r);
+  uvw_task_t *outer;
+  cr_assert_eq(uvw_task_spawn(&loop, register_in_nested_runtime, &r, NULL, &outer), 0);
+  lt_finish(&loop);
+  cr_assert_eq(after_leave, outer, "leaving the coroutine restores the loop task");
+  cr_assert_eq(r.expected, nested_runtime);
+  assert_all_carried(&r, "nested runtime task");
+  cr_assert_eq(pending_of(nested_runtime), 0);
+  cr_assert(uvw_task_finished(outer), "the innermost task owns a registration: the loop task did not wait");
+  cr_assert_eq(uvw_task_finish(nested_runtime), 0);
+  uvw_task_unref(nested_runtime);
+  uvw_task_unref(outer);
+}
+
+static int loop_task_enter_rc, loop_task_leave_rc, loop_task_finish_rc;
+static void try_driving_a_loop_task(uvw_task_t *task, void *arg) {
+  (void)arg;
+  loop_task_enter_rc = uvw_task_enter(task);
+  loop_task_leave_rc = uvw_task_leave(task);
+  loop_task_finish_rc = uvw_task_finish(task);
+}
+
+Test(tasks, a_loop_task_cannot_be_driven_through_the_runtime_calls) {
+  uvw_task_t *t;
+  cr_assert_eq(uvw_task_spawn(&loop, try_driving_a_loop_task, NULL, NULL, &t), 0);
+  lt_finish(&loop);
+  cr_assert_eq(loop_task_enter_rc, UVW_EINVAL);
+  cr_assert_eq(loop_task_leave_rc, UVW_EINVAL);
+  cr_assert_eq(loop_task_finish_rc, UVW_EINVAL);
+  cr_assert(strstr(uvw_error_message(uvw_last_error()), "loop task") != NULL);
+  cr_assert(uvw_task_finished(t), "finished by its loop all the same");
   uvw_task_unref(t);
 }

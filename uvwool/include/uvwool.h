@@ -7,6 +7,7 @@
 #include "uvwool/errors.h"
 #include "uvwool/value.h"
 #include "uvwool/context.h"
+#include "uvwool/task.h"
 #include "uvwool/wire.h"
 #include "uvwool/dispatch.h"
 #include "uvwool/loop.h"

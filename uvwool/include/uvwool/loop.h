@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "uvwool/context.h"
+#include "uvwool/task.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -57,7 +58,9 @@ int uvw_to_thread(uv_loop_t *loop, uv_work_t *req, uv_work_cb work_cb, uv_after_
 
 /* ---- tasks ------------------------------------------------------------------ */
 
-typedef struct uvw_task_s uvw_task_t;
+/* Loop tasks. The task type and what every task has (current, ref/unref,
+ * finished, id, context) are in uvwool/task.h, with the runtime tasks of
+ * language bindings. */
 typedef void (*uvw_task_fn)(uvw_task_t *task, void *arg);
 typedef void (*uvw_task_done_cb)(uvw_task_t *task, void *arg);
 
@@ -66,7 +69,11 @@ typedef struct uvw_task_options_s {
    * (asyncio's create_task(context=...)). A context already driving a live
    * task is refused with ChainContention kind "create_task". */
   uvw_context_t *context;
-  /* Called on the loop when the task finishes, in the task's context. */
+  /* Called on the loop after the task finished, in the task's context with
+   * no task current: always from a later step of the loop (its call-soon
+   * queue), never inside the uvw_ call or at the end of the callback that
+   * released the task's last registration (libuv's rule for uv_close). Not
+   * called for a task whose loop closes first (uvw_loop_close). */
   uvw_task_done_cb done_cb;
   void *done_arg;
 } uvw_task_options_t;
@@ -77,22 +84,14 @@ typedef struct uvw_task_options_s {
  * UVW_PROPAGATE_FORK left out) with the task current. Callbacks it registers
  * carry the task; it finishes when fn has returned and every registration
  * made under it has completed, stopped or closed. opts may be NULL. *out
- * (may be NULL) receives a new reference. */
+ * (may be NULL) receives a new reference. 0, UVW_EINVAL (loop or fn NULL),
+ * UVW_ENOMEM, UVW_ECONTENTION (opts->context, kind "create_task") or a
+ * libuv error starting the loop's call-soon handle. Loop thread only. */
 int uvw_task_spawn(uv_loop_t *loop, uvw_task_fn fn, void *arg, const uvw_task_options_t *opts, uvw_task_t **out);
 /* Create a task directly, bypassing the factory chain (asyncio.Task(...)
  * rather than loop.create_task): what a factory at the bottom of the chain
  * calls. Same arguments and behaviour as uvw_task_spawn otherwise. */
 int uvw_task_create(uv_loop_t *loop, uvw_task_fn fn, void *arg, const uvw_task_options_t *opts, uvw_task_t **out);
-/* The task current on this thread, or NULL (plain callbacks). Borrowed. */
-uvw_task_t *uvw_task_current(void);
-uvw_task_t *uvw_task_ref(uvw_task_t *task);
-void uvw_task_unref(uvw_task_t *task);
-int uvw_task_finished(const uvw_task_t *task);
-/* Process-unique id (shown in ChainContention fields). */
-uint64_t uvw_task_id(const uvw_task_t *task);
-/* The context the task runs in, NULL once the task finished (it lets go of
- * its context then). Borrowed. */
-uvw_context_t *uvw_task_context(const uvw_task_t *task);
 
 /* ---- the task factory ------------------------------------------------------- */
 

@@ -12,13 +12,13 @@
 #include "uvwool/context.h"
 #include "uvwool/errors.h"
 
-struct uvw__task_s;
+struct uvw_task_s;
 
 typedef struct uvw__thread_s {
   uint64_t gen;                 /* 0 until the thread first uses uvwool */
   uvw_context_t *current;       /* NULL until the thread's base context is needed */
   uvw_context_t *base;          /* the thread's own default context */
-  struct uvw__task_s *task;     /* current task, borrowed; NULL in plain callbacks */
+  struct uvw_task_s *task;      /* current task, borrowed; NULL in plain code and plain callbacks */
   uvw_error_t *last_error;
   uint64_t rng[4];              /* xoshiro256** state for chain ids */
   uint64_t context_serial;      /* per-thread count behind context serials */

@@ -43,6 +43,7 @@ typedef struct uvw__ts_entry_s uvw__ts_entry_t;
 
 typedef struct uvw__loop_s {
   uv_loop_t *loop;
+  uint64_t serial; /* process-unique: tells this state from a later one at the same loop address */
   uvw__reg_t **buckets;
   size_t nbuckets, count;
   uvw__reg_t *free_list;
@@ -68,6 +69,10 @@ uvw__loop_t *uvw__loop_get(uv_loop_t *loop);
 uvw__loop_t *uvw__loop_find(uv_loop_t *loop);
 /* Initialise the call-soon idle handle on first use: 0 or a libuv error. */
 int uvw__loop_soon_init(uvw__loop_t *L);
+/* Queue a prepared record on the call-soon FIFO (its idle handle is ready):
+ * r->cb(r->extra) runs on a later step of the loop, r->cb2(r->extra) instead
+ * if the loop closes first. Cannot fail. */
+void uvw__soon_push(uvw__loop_t *L, uvw__reg_t *r);
 
 /* ---- records ---------------------------------------------------------------- */
 
@@ -77,6 +82,10 @@ uvw__reg_t *uvw__reg_prepare(uvw__loop_t *L, const void *key, unsigned slot, uvw
 /* Publish a prepared record once libuv accepted the registration, replacing
  * an existing one for (key, slot). */
 void uvw__reg_commit(uvw__loop_t *L, uvw__reg_t *r);
+/* A blank record from the loop's pool, captured nothing: for a queue entry
+ * that must not fail later (a task's done notification). NULL with the
+ * detail published on ENOMEM; give it back with uvw__reg_discard. */
+uvw__reg_t *uvw__reg_reserve(uvw__loop_t *L);
 /* Drop a prepared record libuv refused. */
 void uvw__reg_discard(uvw__loop_t *L, uvw__reg_t *r);
 uvw__reg_t *uvw__reg_find(uvw__loop_t *L, const void *key, unsigned slot);
@@ -144,19 +153,18 @@ static inline void uvw__reg_end(uvw__frame_t *f, uvw__loop_t *L, uvw__reg_t *r) 
  * uv_close then reuse) reports it once per call as a warning. */
 void uvw__reg_missing(const char *where, const void *key);
 
-/* Tasks: the loop layer's task embeds the core task first. */
-struct uvw_task_s {
+/* Loop tasks embed the core task first. The body holds one pending count
+ * of the core task (registrations captured under it hold the others). */
+typedef struct uvw__loop_task_s {
   uvw__task_t core;
   uv_loop_t *loop;
-  uvw_context_t *ctx;
+  uint64_t loop_serial; /* the state that queued it (uvw__loop_t.serial) */
   uvw_task_fn fn;
   void *arg;
   uvw_task_done_cb done_cb;
   void *done_arg;
-  atomic_uint pending; /* 1 for the body + 1 per live registration captured under it */
-};
-/* A registration captured under the task ended. */
-void uvw__task_pending_done(uvw__task_t *task);
+  uvw__reg_t *done_rec; /* reserved at creation: finishing queues it and cannot fail */
+} uvw__loop_task_t;
 
 #endif
 

@@ -18,6 +18,7 @@ typedef struct entry_s {
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static entry_t *registry;
 static atomic_uint_fast64_t registry_gen = 1;
+static atomic_uint_fast64_t state_serial = 1;
 
 static __thread struct {
   uv_loop_t *loop;
@@ -76,6 +77,7 @@ uvw__loop_t *uvw__loop_get(uv_loop_t *loop) {
     return NULL;
   }
   L->loop = loop;
+  L->serial = atomic_fetch_add_explicit(&state_serial, 1, memory_order_relaxed);
   pthread_mutex_init(&L->ts_lock, NULL);
   e->state = L;
   pthread_mutex_lock(&registry_lock);

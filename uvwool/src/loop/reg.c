@@ -21,15 +21,15 @@ static size_t bucket_of(const uvw__loop_t *L, const void *key, unsigned slot) {
   return (size_t)h & (L->nbuckets - 1);
 }
 
+/* The task's pending count is the core task's, so a registration made under
+ * any kind of task (loop or runtime) counts the same way; what the last one
+ * ending means is the task kind's business (ops->drained). */
 int uvw__capture(uvw_context_t **ctx, uvw__task_t **task) {
   *ctx = uvw_copy_context();
   if (*ctx == NULL) return UVW_ENOMEM;
   uvw__task_t *t = uvw__tstate.task;
   *task = uvw__task_ref(t);
-  if (t) {
-    struct uvw_task_s *lt = (struct uvw_task_s *)t;
-    atomic_fetch_add_explicit(&lt->pending, 1, memory_order_relaxed);
-  }
+  if (t) atomic_fetch_add_explicit(&t->pending, 1, memory_order_relaxed);
   return 0;
 }
 
@@ -67,6 +67,12 @@ static void record_free(uvw__loop_t *L, uvw__reg_t *r) {
   r->task = NULL;
   r->next = L->free_list;
   L->free_list = r;
+}
+
+uvw__reg_t *uvw__reg_reserve(uvw__loop_t *L) {
+  uvw__reg_t *r = record_alloc(L);
+  if (r == NULL) uvw__error_nomem("registration");
+  return r;
 }
 
 uvw__reg_t *uvw__reg_prepare(uvw__loop_t *L, const void *key, unsigned slot, uvw__fn cb, uvw__fn cb2) {

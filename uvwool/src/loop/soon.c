@@ -34,13 +34,18 @@ int uvw__call_soon_ex(uv_loop_t *loop, uvw_callback_t cb, void *arg, uvw_callbac
   uvw__reg_t *r = uvw__reg_prepare(L, NULL, 0, (uvw__fn)cb, (uvw__fn)drop);
   if (r == NULL) return UVW_ENOMEM;
   r->extra = arg;
+  uvw__soon_push(L, r);
+  return 0;
+}
+
+void uvw__soon_push(uvw__loop_t *L, uvw__reg_t *r) {
+  r->next = NULL;
   if (L->soon_tail)
     L->soon_tail->next = r;
   else
     L->soon_head = r;
   L->soon_tail = r;
   if (!uv_is_active((uv_handle_t *)&L->soon_idle)) uv_idle_start(&L->soon_idle, uvw__soon_drain);
-  return 0;
 }
 
 /* Runs the entries queued before this turn; entries queued by them run on

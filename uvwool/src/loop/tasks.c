@@ -4,45 +4,66 @@
 #include "error.h"
 #include "loop_internal.h"
 
-static void task_destroy(uvw__task_t *core) {
-  struct uvw_task_s *task = (struct uvw_task_s *)core;
-  uvw_context_unref(task->ctx);
-  uvw__free(task);
+static void task_destroy(uvw__task_t *core) { uvw__free(core); }
+static void task_drained(uvw__task_t *core);
+static const uvw__task_ops_t loop_task_ops = {task_destroy, task_drained};
+
+static uvw__loop_task_t *loop_task(uvw__task_t *core) { return (uvw__loop_task_t *)core; }
+
+/* Runs from the loop's call-soon queue, never inside the call that released
+ * the task's last registration: the done callback, in the task's context
+ * with no task current (the task is finished, so nothing it owned can
+ * contend). */
+static void run_done(void *arg) {
+  uvw__loop_task_t *task = arg;
+  uvw__frame_t f;
+  uvw__frame_begin(&f, uvw__loop_find(task->loop), task->core.ctx, NULL);
+  task->done_cb(&task->core, task->done_arg);
+  uvw__frame_end(&f);
+  uvw__task_drop_context(&task->core);
+  uvw__task_unref(&task->core); /* the queue's reference */
 }
 
-static int is_loop_task(const uvw__task_t *t) { return t && t->destroy == task_destroy; }
+/* The loop closed before the done callback could run: it never runs. */
+static void drop_done(void *arg) {
+  uvw__loop_task_t *task = arg;
+  uvw__task_drop_context(&task->core);
+  uvw__task_unref(&task->core);
+}
 
-static void run_done(uvw_task_t *task) {
-  uvw__task_finish(&task->core);
-  if (task->done_cb != NULL) {
-    /* The done callback runs in the task's context, with no task current:
-     * the task is finished, so nothing it owned can contend. */
-    uvw__frame_t f;
-    uvw__frame_begin(&f, uvw__loop_find(task->loop), task->ctx, NULL);
-    task->done_cb(task, task->done_arg);
-    uvw__frame_end(&f);
+/* The body and every registration made under the task are done: the task is
+ * finished now (asyncio's done() is true before its callbacks are
+ * scheduled), and its done callback is queued on the record reserved at
+ * creation, so this cannot fail. The task's chain names the task as its
+ * owner, so task -> context -> chain -> task is a cycle while the task
+ * runs: a finished task lets go of its context (after its done callback)
+ * to break it. */
+static void task_drained(uvw__task_t *core) {
+  uvw__loop_task_t *task = loop_task(core);
+  uvw__task_finish(core);
+  uvw__reg_t *r = task->done_rec;
+  task->done_rec = NULL;
+  /* No state (the loop is closing: uvw_loop_close frees the records, the
+   * reserved one with them) or a later state at the same loop address: the
+   * done callback can no longer run on the loop that owned the task. */
+  uvw__loop_t *L = r ? uvw__loop_find(task->loop) : NULL;
+  if (L == NULL || L->serial != task->loop_serial) {
+    uvw__task_drop_context(core);
+    return;
   }
-  /* The task's chain names the task as its owner (a reference), so task ->
-   * context -> chain -> task is a cycle while the task runs: a finished
-   * task lets go of its context to break it. */
-  uvw_context_t *ctx = task->ctx;
-  task->ctx = NULL;
-  uvw_context_unref(ctx);
-}
-
-void uvw__task_pending_done(uvw__task_t *core) {
-  if (!is_loop_task(core)) return;
-  struct uvw_task_s *task = (struct uvw_task_s *)core;
-  if (atomic_fetch_sub_explicit(&task->pending, 1, memory_order_acq_rel) == 1) run_done(task);
+  r->cb = (uvw__fn)run_done;
+  r->cb2 = (uvw__fn)drop_done;
+  r->extra = uvw__task_ref(core);
+  uvw__soon_push(L, r);
 }
 
 /* Runs on the loop: the body, with the task current in its context. */
 static void task_start(void *arg) {
-  uvw_task_t *task = arg;
+  uvw__loop_task_t *task = arg;
   uvw__loop_t *L = uvw__loop_find(task->loop);
   uvw__frame_t f;
-  uvw__frame_begin(&f, L, task->ctx, &task->core);
-  task->fn(task, task->arg);
+  uvw__frame_begin(&f, L, task->core.ctx, &task->core);
+  task->fn(&task->core, task->arg);
   uvw__frame_end(&f);
   uvw__task_pending_done(&task->core); /* the body's own count */
   uvw__task_unref(&task->core);        /* the reference the queue held */
@@ -51,27 +72,11 @@ static void task_start(void *arg) {
 /* The loop closed before the task started: it finishes without running
  * (no done callback: it never began) and lets go of what the queue held. */
 static void task_abandon(void *arg) {
-  uvw_task_t *task = arg;
+  uvw__loop_task_t *task = arg;
   uvw__task_finish(&task->core);
-  uvw_context_t *ctx = task->ctx;
-  task->ctx = NULL;
-  uvw_context_unref(ctx);
+  task->done_rec = NULL; /* freed with the loop's records */
+  uvw__task_drop_context(&task->core);
   uvw__task_unref(&task->core);
-}
-
-/* An explicitly supplied context drives one live task at a time: its chain's
- * owner task is the driver. */
-static int claim_explicit(uvw_context_t *ctx, uvw_task_t *task) {
-  uvw__chain_t *c = ctx->chain;
-  if (c == NULL) return 0; /* unarmed contexts are shared freely */
-  if (c->owner_task && !uvw__task_finished(c->owner_task))
-    return uvw__contention(c, "create_task", uvw__thread()->gen, &task->core);
-  uvw__chain_t *stamped = uvw__chain_clone(c);
-  if (stamped == NULL) return uvw__error_nomem("chain");
-  uvw__chain_set_owner(stamped, c->owner_gen, &task->core);
-  uvw__chain_unref(ctx->chain);
-  ctx->chain = stamped;
-  return 0;
 }
 
 /* uvwool's own creation: the fork (or the explicit context), then the
@@ -79,26 +84,30 @@ static int claim_explicit(uvw_context_t *ctx, uvw_task_t *task) {
 static int uvwool_create(uvw_task_factory_t *self, uv_loop_t *loop, uvw_task_fn fn, void *arg,
                          const uvw_task_options_t *opts, uvw_task_t **out) {
   (void)self;
-  uvw_task_t *task = uvw__calloc(1, sizeof(*task));
+  uvw__loop_t *L = uvw__loop_get(loop);
+  if (L == NULL) return uvw_error_code(uvw_last_error());
+  uvw__loop_task_t *task = uvw__calloc(1, sizeof(*task));
   if (task == NULL) return uvw__error_nomem("task");
-  uvw__task_init(&task->core, task_destroy);
+  uvw__task_init(&task->core, &loop_task_ops);
+  atomic_init(&task->core.pending, 1);
   task->loop = loop;
+  task->loop_serial = L->serial;
   task->fn = fn;
   task->arg = arg;
-  atomic_init(&task->pending, 1);
   if (opts) {
     task->done_cb = opts->done_cb;
     task->done_arg = opts->done_arg;
   }
   int rc = 0;
   if (opts && opts->context) {
-    task->ctx = uvw_context_ref(opts->context);
-    rc = claim_explicit(task->ctx, task);
+    rc = uvw__task_claim_context(opts->context, &task->core);
+    if (rc == 0) task->core.ctx = uvw_context_ref(opts->context);
   } else {
     uvw_context_t *cur = uvw_context_current();
-    task->ctx = cur ? uvw_context_fork(cur, UVW_PROPAGATE_FORK) : NULL;
-    if (task->ctx == NULL) rc = UVW_ENOMEM;
+    task->core.ctx = cur ? uvw_context_fork(cur, UVW_PROPAGATE_FORK) : NULL;
+    if (task->core.ctx == NULL) rc = UVW_ENOMEM;
   }
+  if (rc == 0 && task->done_cb && (task->done_rec = uvw__reg_reserve(L)) == NULL) rc = UVW_ENOMEM;
   if (rc == 0) {
     uvw__task_ref(&task->core); /* held by the queued start */
     uvw__task_t *outer = uvw__tstate.task;
@@ -108,11 +117,13 @@ static int uvwool_create(uvw_task_factory_t *self, uv_loop_t *loop, uvw_task_fn 
     if (rc != 0) uvw__task_unref(&task->core);
   }
   if (rc != 0) {
+    if (task->done_rec) uvw__reg_discard(L, task->done_rec);
+    task->done_rec = NULL;
     uvw__task_unref(&task->core);
     return rc;
   }
   if (out)
-    *out = task;
+    *out = &task->core;
   else
     uvw__task_unref(&task->core);
   return 0;
@@ -138,18 +149,6 @@ int uvw_task_spawn(uv_loop_t *loop, uvw_task_fn fn, void *arg, const uvw_task_op
   uvw_task_factory_t *top = L->factory_top ? L->factory_top : &uvwool_factory_proto;
   return top->create(top, loop, fn, arg, opts, out);
 }
-
-uvw_task_t *uvw_task_current(void) {
-  uvw__task_t *t = uvw__thread()->task;
-  return is_loop_task(t) ? (uvw_task_t *)t : NULL;
-}
-uvw_task_t *uvw_task_ref(uvw_task_t *task) { return task ? (uvw_task_t *)uvw__task_ref(&task->core) : NULL; }
-void uvw_task_unref(uvw_task_t *task) {
-  if (task) uvw__task_unref(&task->core);
-}
-int uvw_task_finished(const uvw_task_t *task) { return task && uvw__task_finished(&task->core); }
-uint64_t uvw_task_id(const uvw_task_t *task) { return task ? task->core.id : 0; }
-uvw_context_t *uvw_task_context(const uvw_task_t *task) { return task ? task->ctx : NULL; }
 
 /* ---- the factory chain ----------------------------------------------------- */
 
