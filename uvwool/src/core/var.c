@@ -5,10 +5,12 @@
 #include "var.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -67,16 +69,30 @@ static uvw_var_t *var_alloc(const char *ns, const char *name, uvw_value_t *dflt,
  * the nearest exported name or just the module and offset). */
 static void site_text(char *buf, size_t n, const void *addr) {
   Dl_info info;
+  struct link_map *lm = NULL;
   if (addr == NULL) {
     snprintf(buf, n, "unknown");
-  } else if (dladdr(addr, &info) == 0 || info.dli_fname == NULL) {
-    snprintf(buf, n, "%p", addr);
-  } else if (info.dli_sname != NULL) {
-    snprintf(buf, n, "%s+0x%" PRIxPTR " (%s)", info.dli_sname, (uintptr_t)addr - (uintptr_t)info.dli_saddr,
-             info.dli_fname);
-  } else {
-    snprintf(buf, n, "%s+0x%" PRIxPTR, info.dli_fname, (uintptr_t)addr - (uintptr_t)info.dli_fbase);
+    return;
   }
+  if (dladdr1(addr, &info, (void **)&lm, RTLD_DL_LINKMAP) == 0 || info.dli_fname == NULL) {
+    snprintf(buf, n, "%p", addr);
+    return;
+  }
+  /* The main program's map has no name and dli_fname is its argv[0]
+   * (which programs rewrite): name it by /proc/self/exe instead. */
+  char exe[256];
+  const char *module = info.dli_fname;
+  if (lm != NULL && lm->l_name[0] == '\0') {
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (len > 0) {
+      exe[len] = '\0';
+      module = exe;
+    }
+  }
+  if (info.dli_sname != NULL)
+    snprintf(buf, n, "%s+0x%" PRIxPTR " (%s)", info.dli_sname, (uintptr_t)addr - (uintptr_t)info.dli_saddr, module);
+  else
+    snprintf(buf, n, "%s+0x%" PRIxPTR, module, (uintptr_t)addr - (uintptr_t)info.dli_fbase);
 }
 
 static void default_text(char *buf, size_t n, const uvw_value_t *v) {
