@@ -38,7 +38,8 @@ static int64_t int_of(uvw_value_t *v) { return v ? uvw_value_as_int(v) : 0; }
 
 static void *writer(void *arg) {
   (void)arg;
-  if (uvw_context_enter(shared) != 0) return NULL;
+  uvw_context_t *mine = uvw_context_ref(shared); /* held while entered */
+  if (uvw_context_enter(mine) != 0) return NULL;
   atomic_store(&writer_ready, 1);
   int64_t r;
   for (r = 1; r <= ROUNDS || (atomic_load(&reads) < MIN_READS && r < MAX_ROUNDS); r++) {
@@ -58,7 +59,8 @@ static void *writer(void *arg) {
     }
   }
   last_round = r - 1;
-  uvw_context_exit(shared);
+  uvw_context_exit(mine);
+  uvw_context_unref(mine);
   atomic_store(&writer_done, 1);
   return NULL;
 }

@@ -75,8 +75,17 @@ static inline int uvw__context_enter_owned(uvw_context_t *ctx) {
  * syscall that makes every running thread execute one, and the writer needs
  * only a compiler barrier (the asymmetric pattern of liburcu and folly);
  * without it (old kernels, seccomp, ThreadSanitizer builds) the writer
- * issues a seq_cst fence. Reads on the entering thread itself (every
- * uvw_get, and copies of the own current context) skip all of this. */
+ * issues a seq_cst fence. A reader of a context entered nowhere (a
+ * capture, a parent kept for forking) skips the kernel barrier: no write is
+ * in progress, and a thread that enters meanwhile does so with a
+ * compare-and-swap, itself a full barrier, so its first write sees the
+ * reader. Reads on the entering thread itself (every uvw_get, and copies of
+ * the own current context) skip all of this.
+ *
+ * Lifetime of what the writer drops (the old map, replaced values, the old
+ * chain): it frees them inside its section, when no foreign reader can be
+ * between loading a pointer and taking its reference, or after publishing
+ * the new pointers, when no reader can load the old ones any more. */
 void uvw__context_wait_readers(uvw_context_t *ctx);
 
 static inline void uvw__context_write_begin(uvw_context_t *ctx) {
