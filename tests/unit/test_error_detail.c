@@ -137,6 +137,7 @@ Test(error_detail, collision_says_a_stub_from_wire_data_came_first) {
   assert_field(e, "first_declared_by", "stub");
   assert_field(e, "existing_default", "no default");
   assert_contains(uvw_error_message(e), "a stub made from wire data, then declared");
+  assert_contains(uvw_error_message(e), "with no default");
   cr_assert_null(again);
 }
 

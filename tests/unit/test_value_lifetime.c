@@ -235,3 +235,29 @@ Test(lifetime, var_run_set_errors_do_not_call_fn_and_change_nothing) {
   cr_assert_not(uvw_context_is_armed(ctx));
   uvw_value_unref(v);
 }
+
+/* ---- uvw_context_lookup of a context this thread has not entered ---------- */
+
+Test(lifetime, foreign_lookup_keeps_the_value_until_the_next_foreign_lookup) {
+  uvw_var_t *var = tu_var("v", NULL);
+  uvw_context_t *ctx = uvw_context_new();
+  uvw_value_t *counted = tu_counted_value(), *other = uvw_value_int(2);
+  uvw_context_enter(ctx);
+  uvw_set(var, counted, NULL);
+  uvw_value_unref(counted); /* the context holds the only reference */
+  uvw_context_exit(ctx);
+
+  /* Entered nowhere: this lookup reads it as any other thread would. */
+  uvw_value_t *seen = uvw_context_lookup(ctx, var);
+  cr_assert_eq(seen, counted);
+  size_t before = tu_released();
+  uvw_context_enter(ctx);
+  uvw_set(var, other, NULL); /* the binding goes; the value must not */
+  uvw_context_exit(ctx);
+  cr_assert_eq(tu_released(), before, "kept alive for the reader");
+  cr_assert_eq(uvw_value_opaque_ops(seen), &tu_counted_ops, "still readable");
+  cr_assert_eq(uvw_value_as_int(uvw_context_lookup(ctx, var)), 2);
+  cr_assert_eq(tu_released(), before + 1, "released at the next foreign lookup");
+  uvw_value_unref(other);
+  uvw_context_unref(ctx);
+}

@@ -115,13 +115,14 @@ static void default_text(char *buf, size_t n, const uvw_value_t *v) {
 static int collision(const uvw_var_t *v) {
   char site[512], dflt[64];
   site_text(site, sizeof(site), v->declared_at);
-  default_text(dflt, sizeof(dflt), atomic_load_explicit(&((uvw_var_t *)v)->default_value, memory_order_acquire));
+  uvw_value_t *d = atomic_load_explicit(&((uvw_var_t *)v)->default_value, memory_order_acquire);
+  default_text(dflt, sizeof(dflt), d);
   const char *origin = v->was_stub ? "a stub made from wire data, then declared" : "declared";
   uvw_error_t *e = uvw__error_set(UVW_ECOLLISION, UVW_KIND_CONTEXT_VAR_COLLISION,
                                   "context variable (%s, %s) is already declared: first %s by the call at %s, "
-                                  "default %s; declare each (namespace, name) once and share the variable "
+                                  "%s%s; declare each (namespace, name) once and share the variable "
                                   "(uvw_var_find returns it)",
-                                  v->ns, v->name, origin, site, dflt);
+                                  v->ns, v->name, origin, site, d ? "default " : "with ", dflt);
   uvw__error_field(e, "namespace", "%s", v->ns);
   uvw__error_field(e, "name", "%s", v->name);
   uvw__error_field(e, "first_declared_by", "%s", v->was_stub ? "stub" : "declaration");
