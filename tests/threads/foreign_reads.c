@@ -31,7 +31,7 @@ static int64_t last_round;
 
 typedef struct {
   int64_t last_first;  /* the greatest first-variable round seen so far */
-  long snapshots, bad_shape, went_back, bad_size, bad_lookup, bad_armed;
+  long snapshots, bad_shape, went_back, bad_size, bad_lookup, bad_armed, bad_encode;
 } reader_t;
 
 static int64_t int_of(uvw_value_t *v) { return v ? uvw_value_as_int(v) : 0; }
@@ -113,6 +113,11 @@ static void *reader(void *arg) {
     last_size = n;
     char id[33];
     if (v > 0 && (!uvw_context_is_armed(shared) || uvw_context_chain_id(shared, id) != 0)) rd->bad_armed++;
+    /* The wire reads an explicitly given context the same way. */
+    void *wire;
+    size_t wire_len;
+    if (uvw_manifest_encode(shared, &wire, &wire_len) != 0) rd->bad_encode++;
+    else uvw_free(wire);
     atomic_fetch_add(&reads, 1);
   } while (!atomic_load(&writer_done));
   return NULL;
@@ -147,6 +152,7 @@ static void run_phase(int n, const char *label) {
     CHECK(rd[i].went_back == 0, "%s: reader %d: %ld snapshots went back in time", label, i, rd[i].went_back);
     CHECK(rd[i].bad_size == 0, "%s: reader %d: %ld sizes disagree with the bindings", label, i, rd[i].bad_size);
     CHECK(rd[i].bad_lookup == 0, "%s: reader %d: %ld direct lookups went back", label, i, rd[i].bad_lookup);
+    CHECK(rd[i].bad_encode == 0, "%s: reader %d: %ld manifest encodes failed", label, i, rd[i].bad_encode);
     CHECK(rd[i].bad_armed == 0, "%s: reader %d: %ld armed checks failed", label, i, rd[i].bad_armed);
   }
   printf("%s: %lld rounds, %ld + %ld snapshots\n", label, (long long)last_round, rd[0].snapshots, rd[1].snapshots);

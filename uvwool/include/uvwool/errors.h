@@ -90,7 +90,7 @@ const char *uvw_error_message(const uvw_error_t *e);
 /* Structured fields, in insertion order. Names and values are borrowed.
  * ChainContention has: chain_id, kind (thread|task|create_task),
  * owner_thread, offending_thread, owner_task, offending_task (uvwool thread
- * generations and task ids), operation (get|set|reset|mount|create_task, ""
+ * generations and task ids), operation (get|set|reset|mount|serialize|create_task, ""
  * when unknown), variable ("(ns, name)", "" when the operation has none),
  * owner_os_thread, owner_thread_name, runner_os_thread, runner_thread_name
  * (OS thread ids, 0 when unknown, and names as the OS reports them when the

@@ -115,8 +115,7 @@ void uvw__context_wait_readers(uvw_context_t *ctx) {
   while (atomic_load_explicit(&ctx->readers, memory_order_acquire) != 0) sched_yield();
 }
 
-/* References to ctx's map and chain, safe from any thread. */
-static void context_snapshot(const uvw_context_t *ctx, uvw__map_t **map, uvw__chain_t **chain) {
+void uvw__context_snapshot(const uvw_context_t *ctx, uvw__map_t **map, uvw__chain_t **chain) {
   int foreign = uvw__context_read_begin(ctx);
   *map = uvw__map_ref(ctx->map);
   *chain = uvw__chain_ref(ctx->chain);
@@ -132,7 +131,7 @@ uvw_context_t *uvw_context_copy(uvw_context_t *ctx) {
     return context_alloc(ctx->map, ctx->chain); /* our own: nobody else writes it */
   uvw__map_t *map;
   uvw__chain_t *chain;
-  context_snapshot(ctx, &map, &chain);
+  uvw__context_snapshot(ctx, &map, &chain);
   return context_adopt(map, chain);
 }
 
@@ -181,7 +180,7 @@ uvw_context_t *uvw_context_fork(uvw_context_t *ctx, unsigned policy_flag) {
   }
   uvw__chain_t *src_chain;
   filter_t f = {NULL, policy_flag, 0};
-  context_snapshot(ctx, &f.map, &src_chain);
+  uvw__context_snapshot(ctx, &f.map, &src_chain);
   /* Only scan when some variable ever opted out: the common fork is O(1). */
   if (uvw__var_any_restricted()) {
     uvw__map_t *snapshot = uvw__map_ref(f.map);

@@ -110,6 +110,9 @@ static inline void uvw__context_write_end(uvw_context_t *ctx) {
  * ctx->chain stay put and alive: take references, do not allocate. */
 int uvw__context_read_begin(const uvw_context_t *ctx);
 void uvw__context_read_end(const uvw_context_t *ctx, int foreign);
+/* New references to ctx's map and chain (either may be NULL), read in a
+ * reader section: one consistent state, safe from any thread. */
+void uvw__context_snapshot(const uvw_context_t *ctx, uvw__map_t **map, uvw__chain_t **chain);
 
 /* Exit ctx after unwinding contexts a callee left entered above it. */
 int uvw__context_leave(uvw_context_t *ctx);
