@@ -94,10 +94,13 @@ int uvw__context_read_begin(const uvw_context_t *cctx) {
   if (atomic_load_explicit(&ctx->entered_gen, memory_order_relaxed) == uvw__thread()->gen) return 0;
   for (;;) {
     atomic_fetch_add_explicit(&ctx->readers, 1, memory_order_seq_cst);
-    /* Entered nowhere: no write is in progress, and a thread entering now
-     * sees us at its first write (its enter is a compare-and-swap, a full
-     * barrier like our increment), so the kernel's barrier is not needed. */
-    if (atomic_load_explicit(&ctx->entered, memory_order_seq_cst) == 0) return 1;
+    /* Entered nowhere: a thread entering now sees us at its first write
+     * (its enter is a compare-and-swap, a full barrier like our increment),
+     * and a writer that does not enter uses the fenced begin, so the
+     * kernel's barrier is not needed. */
+    if (atomic_load_explicit(&ctx->entered, memory_order_seq_cst) == 0 &&
+        atomic_load_explicit(&ctx->writing, memory_order_seq_cst) == 0)
+      return 1;
     uvw__membarrier();
     if (atomic_load_explicit(&ctx->writing, memory_order_seq_cst) == 0) return 1;
     atomic_fetch_sub_explicit(&ctx->readers, 1, memory_order_release);

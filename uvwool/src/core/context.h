@@ -100,6 +100,14 @@ static inline void uvw__context_write_begin(uvw_context_t *ctx) {
     uvw__context_wait_readers(ctx);
 }
 
+/* The write section for a writer that has not entered ctx (stamping an
+ * explicitly given context for a task): it cannot rely on enter's
+ * compare-and-swap, so it always pays the fence. Rare by nature. */
+static inline void uvw__context_write_begin_unentered(uvw_context_t *ctx) {
+  atomic_store_explicit(&ctx->writing, 1, memory_order_seq_cst); /* seq_cst store, then load: no reordering */
+  if (atomic_load_explicit(&ctx->readers, memory_order_seq_cst) != 0) uvw__context_wait_readers(ctx);
+}
+
 static inline void uvw__context_write_end(uvw_context_t *ctx) {
   atomic_store_explicit(&ctx->writing, 0, memory_order_release);
 }
