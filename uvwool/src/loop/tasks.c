@@ -69,8 +69,11 @@ static int claim_explicit(uvw_context_t *ctx, uvw_task_t *task) {
   uvw__chain_t *stamped = uvw__chain_clone(c);
   if (stamped == NULL) return uvw__error_nomem("chain");
   uvw__chain_set_owner(stamped, c->owner_gen, &task->core);
-  uvw__chain_unref(ctx->chain);
+  /* Other threads may be copying ctx: publish in a write section. */
+  uvw__context_write_begin_unentered(ctx);
   ctx->chain = stamped;
+  uvw__context_write_end(ctx);
+  uvw__chain_unref(c);
   return 0;
 }
 
