@@ -348,8 +348,10 @@ int uvw_context_chain_id(const uvw_context_t *ctx, char out[33]) {
     uvw__context_read_end(ctx, foreign);
   }
   if (!armed) {
-    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_context_chain_id: %s",
-                   ctx == NULL ? "ctx is NULL" : out == NULL ? "out is NULL" : "context is unarmed: it has no chain id");
+    const char *why = ctx == NULL   ? "ctx is NULL"
+                      : out == NULL ? "out is NULL"
+                                    : "context is unarmed: it has no chain id";
+    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_context_chain_id: %s", why);
     return UVW_EINVAL;
   }
   return 0;

@@ -24,8 +24,8 @@ static void what_text(char *buf, size_t n, const char *op, const uvw_var_t *var)
   else buf[0] = '\0';
 }
 
-static int contention(const uvw__chain_t *c, const char *kind, uint64_t offending_gen, const uvw__task_t *offending_task,
-                      int offending_tid, const char *op, const uvw_var_t *var) {
+static int contention(const uvw__chain_t *c, const char *kind, uint64_t offending_gen,
+                      const uvw__task_t *offending_task, int offending_tid, const char *op, const uvw_var_t *var) {
   char id[33], owner_task[24], off_task[24], what[320], owner_name[64], runner_name[64];
   uvw__chain_id_hex(c, id);
   task_text(owner_task, sizeof(owner_task), c->owner_task);
