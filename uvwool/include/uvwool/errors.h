@@ -17,6 +17,7 @@ extern "C" {
 /* Negative error codes. The generic ones reuse errno values like libuv. */
 #define UVW_ENOMEM        (-12)   /* allocation failed */
 #define UVW_EINVAL        (-22)   /* bad argument (NULL, empty name, sentinel value) */
+#define UVW_ENOBUFS       (-105)  /* caller's buffer too small (uvw_get_string); nothing written */
 #define UVW_ELOOKUP       (-30001) /* LookupError: unbound, no fallback, no default */
 #define UVW_ECONTENTION   (-30002) /* ChainContention: the chain is run by another runner */
 #define UVW_ECOLLISION    (-30003) /* ContextVarCollision: (namespace, name) already declared */
@@ -88,7 +89,17 @@ uvw_error_kind_t uvw_error_kind(const uvw_error_t *e);
 const char *uvw_error_message(const uvw_error_t *e);
 /* Structured fields, in insertion order. Names and values are borrowed.
  * ChainContention has: chain_id, kind (thread|task|create_task),
- * owner_thread, offending_thread, owner_task, offending_task. */
+ * owner_thread, offending_thread, owner_task, offending_task (uvwool thread
+ * generations and task ids), operation (get|set|reset|mount|serialize|create_task, ""
+ * when unknown), variable ("(ns, name)", "" when the operation has none),
+ * owner_os_thread, owner_thread_name, runner_os_thread, runner_thread_name
+ * (OS thread ids, 0 when unknown, and names as the OS reports them when the
+ * error is built, "?" for a thread that is gone), hint.
+ * ContextVarCollision has: namespace, name, first_declared_by
+ * (declaration|stub), first_declared_at (the declaring call, as
+ * "symbol+0xoff (module)" when the dynamic symbol table names it),
+ * existing_default. UVW_EENTERED has: entered_thread, entered_os_thread,
+ * entered_thread_name. */
 size_t uvw_error_field_count(const uvw_error_t *e);
 const char *uvw_error_field_name(const uvw_error_t *e, size_t i);
 const char *uvw_error_field_value(const uvw_error_t *e, size_t i);

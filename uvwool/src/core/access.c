@@ -38,7 +38,7 @@ static inline int bound_value(uvw_var_t *var, uvw_value_t **found) {
   const uvw_context_t *ctx = t->current;
   *found = NULL;
   if (ctx == NULL) return 0;
-  int rc = uvw__guard(ctx->chain, t);
+  int rc = uvw__guard_op(ctx->chain, t, "get", var);
   if (rc != 0) return rc;
   *found = uvw__map_get(ctx->map, var);
   return 0;
@@ -98,7 +98,7 @@ int uvw_set(uvw_var_t *var, uvw_value_t *value, uvw_token_t **token_out) {
   uvw_context_t *ctx = uvw__context_current();
   if (ctx == NULL) return UVW_ENOMEM;
   uvw__thread_t *t = &uvw__tstate;
-  int rc = uvw__guard(ctx->chain, t);
+  int rc = uvw__guard_op(ctx->chain, t, "set", var);
   if (rc != 0) return rc;
   if (t->write_hook && (rc = t->write_hook(t->write_hook_arg, ctx->chain == NULL)) != 0) return rc;
 
@@ -113,7 +113,10 @@ int uvw_set(uvw_var_t *var, uvw_value_t *value, uvw_token_t **token_out) {
     return rc;
   }
   uvw_value_t *old = NULL;
+  uvw__context_write_begin(ctx);
   rc = token ? uvw__map_swap(&ctx->map, var, value, &old) : uvw__map_set(&ctx->map, var, value);
+  if (rc == 0) install_chain(ctx, next);
+  uvw__context_write_end(ctx);
   if (rc != 0) {
     uvw__free(token);
     if (next != ctx->chain) uvw__chain_unref(next);
@@ -125,7 +128,6 @@ int uvw_set(uvw_var_t *var, uvw_value_t *value, uvw_token_t **token_out) {
     token->context_serial = ctx->serial;
     token->used = 0;
   }
-  install_chain(ctx, next);
   if (token_out) *token_out = token;
   return 0;
 }
@@ -135,7 +137,7 @@ int uvw_reset(uvw_var_t *var, uvw_token_t *token) {
   uvw_context_t *ctx = uvw__context_current();
   if (ctx == NULL) return UVW_ENOMEM;
   uvw__thread_t *t = &uvw__tstate;
-  int rc = uvw__guard(ctx->chain, t);
+  int rc = uvw__guard_op(ctx->chain, t, "reset", var);
   if (rc != 0) return rc;
   if (t->write_hook && (rc = t->write_hook(t->write_hook_arg, 0)) != 0) return rc;
   if (token->used) {
@@ -162,11 +164,14 @@ int uvw_reset(uvw_var_t *var, uvw_token_t *token) {
       if ((next = uvw__chain_clone(next)) == NULL) return uvw__error_nomem("chain");
       uvw__chain_remove_reset(next, var);
     }
-    if (uvw__map_set(&ctx->map, var, token->old_value) != 0) {
+    uvw__context_write_begin(ctx);
+    rc = uvw__map_set(&ctx->map, var, token->old_value);
+    if (rc == 0) install_chain(ctx, next);
+    uvw__context_write_end(ctx);
+    if (rc != 0) {
       if (next != ctx->chain) uvw__chain_unref(next);
       return uvw__error_nomem("binding");
     }
-    install_chain(ctx, next);
   } else {
     /* Back to "no value": record the key as a pending reset so the reset
      * itself travels on the wire. */
@@ -178,11 +183,14 @@ int uvw_reset(uvw_var_t *var, uvw_token_t *token) {
         return uvw__error_nomem("chain");
       }
     }
-    if (uvw__map_remove(&ctx->map, var) != 0) {
+    uvw__context_write_begin(ctx);
+    rc = uvw__map_remove(&ctx->map, var);
+    if (rc == 0 && next) install_chain(ctx, next);
+    uvw__context_write_end(ctx);
+    if (rc != 0) {
       uvw__chain_unref(next);
       return uvw__error_nomem("binding");
     }
-    if (next) install_chain(ctx, next);
   }
   token->used = 1;
   return 0;
@@ -196,4 +204,68 @@ void uvw_token_free(uvw_token_t *token) {
   if (token == NULL) return;
   uvw__value_unref(token->old_value);
   uvw__free(token);
+}
+
+/* ---- values that outlive the binding ------------------------------------------ */
+
+int uvw_get_ref(uvw_var_t *var, uvw_value_t **out) {
+  if (var == NULL || out == NULL) return bad_arg("uvw_get_ref", "var or out is NULL");
+  uvw_value_t *v;
+  int rc = uvw_get(var, &v);
+  if (rc != 0) return rc;
+  *out = uvw__value_ref(v);
+  return 0;
+}
+
+int uvw_get_string(uvw_var_t *var, char *buf, size_t cap, size_t *len_out) {
+  if (var == NULL || (buf == NULL && cap != 0))
+    return bad_arg("uvw_get_string", var == NULL ? "var is NULL" : "buf is NULL but cap is not 0");
+  uvw_value_t *v;
+  int rc = uvw_get(var, &v);
+  if (rc != 0) return rc;
+  if (v->kind != UVW_VALUE_STRING) {
+    static const char *const kinds[] = {"MISSING", "UNDEFINED", "nil", "bool", "int",
+                                        "double",  "string",    "bytes", "opaque"};
+    const char *k = v->kind < sizeof(kinds) / sizeof(kinds[0]) ? kinds[v->kind] : "unknown";
+    uvw_error_t *e = uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR,
+                                    "uvw_get_string: context variable (%s, %s) holds a %s value, not a string",
+                                    var->ns, var->name, k);
+    uvw__error_field(e, "variable", "(%s, %s)", var->ns, var->name);
+    uvw__error_field(e, "value_kind", "%s", k);
+    return UVW_EINVAL;
+  }
+  if (v->len >= cap) {
+    /* libuv's convention (uv_os_getenv): nothing written, the size needed
+     * (terminator included) reported, so the caller can retry. */
+    if (len_out) *len_out = v->len + 1;
+    uvw_error_t *e = uvw__error_set(UVW_ENOBUFS, UVW_KIND_VALUE_ERROR,
+                                    "uvw_get_string: the value of (%s, %s) needs %zu bytes, the buffer has %zu",
+                                    var->ns, var->name, v->len + 1, cap);
+    uvw__error_field(e, "needed", "%zu", v->len + 1);
+    uvw__error_field(e, "capacity", "%zu", cap);
+    return UVW_ENOBUFS;
+  }
+  memcpy(buf, v->data, v->len + 1);
+  if (len_out) *len_out = v->len;
+  return 0;
+}
+
+int uvw_set_cstring(uvw_var_t *var, const char *s, uvw_token_t **token_out) {
+  if (var == NULL || s == NULL) return bad_arg("uvw_set_cstring", "var or s is NULL");
+  uvw_value_t *v = uvw_value_cstring(s);
+  if (v == NULL) return UVW_ENOMEM; /* the constructor filled the detail */
+  int rc = uvw_set(var, v, token_out);
+  uvw_value_unref(v);
+  return rc;
+}
+
+int uvw_var_run(uvw_var_t *var, uvw_value_t *value, uvw_run_fn fn, void *arg) {
+  if (fn == NULL) return bad_arg("uvw_var_run", "fn is NULL");
+  uvw_token_t *token;
+  int rc = uvw_set(var, value, &token);
+  if (rc != 0) return rc;
+  fn(arg);
+  rc = uvw_reset(var, token);
+  uvw_token_free(token);
+  return rc;
 }

@@ -6,6 +6,10 @@
 #include "thread.h"
 #include "uvwool/errors.h"
 
+/* Owners are stamped by the thread that runs the chain, so its cached OS id
+ * is the owner's; a stamp for another generation keeps no id. */
+static int os_tid_of(uint64_t gen) { return gen != 0 && gen == uvw__tstate.gen ? uvw__tstate.os_tid : 0; }
+
 static uvw__chain_t *chain_alloc(void) {
   uvw__chain_t *c = uvw__calloc(1, sizeof(*c));
   if (c) atomic_init(&c->refs, 1);
@@ -17,6 +21,7 @@ uvw__chain_t *uvw__chain_new(uint64_t owner_gen, uvw__task_t *task) {
   if (c == NULL) return NULL;
   uvw__thread_random128(c->id);
   c->owner_gen = owner_gen;
+  c->owner_os_tid = os_tid_of(owner_gen);
   c->owner_task = uvw__task_ref(task);
   return c;
 }
@@ -37,6 +42,7 @@ uvw__chain_t *uvw__chain_clone(const uvw__chain_t *src) {
   if (c == NULL) return NULL;
   memcpy(c->id, src->id, sizeof(c->id));
   c->owner_gen = src->owner_gen;
+  c->owner_os_tid = src->owner_os_tid;
   if (copy_vars(&c->resets, &c->nresets, src->resets, src->nresets) != 0 ||
       copy_vars(&c->stubs, &c->nstubs, src->stubs, src->nstubs) != 0) {
     uvw__chain_unref(c);
@@ -63,6 +69,7 @@ void uvw__chain_destroy(uvw__chain_t *c) {
 }
 
 void uvw__chain_set_owner(uvw__chain_t *c, uint64_t owner_gen, uvw__task_t *task) {
+  if (owner_gen != c->owner_gen) c->owner_os_tid = os_tid_of(owner_gen);
   c->owner_gen = owner_gen;
   if (c->owner_task != task) {
     uvw__task_unref(c->owner_task);

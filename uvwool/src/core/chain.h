@@ -18,6 +18,7 @@ typedef struct uvw__chain_s {
   atomic_uint refs;
   uint8_t id[16];
   uint64_t owner_gen;         /* owner thread generation; 0 = not claimed yet (a fresh fork) */
+  int owner_os_tid;           /* the owner's OS thread id, for error reports only */
   uvw__task_t *owner_task;    /* reference held; NULL = no owner task */
   size_t nresets;             /* pending resets, keyed by variable identity, */
   uvw_var_t **resets;         /* i.e. (namespace, name): stubs stand for undeclared keys */

@@ -1,6 +1,7 @@
 /* Context objects: lifecycle, O(1) copy, fork, enter/exit, introspection. */
 #include "context.h"
 
+#include <sched.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -53,6 +54,10 @@ static uvw_context_t *context_adopt(uvw__map_t *map, uvw__chain_t *chain) {
   }
   atomic_init(&ctx->refs, 1);
   atomic_init(&ctx->entered, 0);
+  atomic_init(&ctx->entered_gen, 0);
+  atomic_init(&ctx->entered_tid, 0);
+  atomic_init(&ctx->readers, 0);
+  atomic_init(&ctx->writing, 0);
   ctx->map = map;
   ctx->chain = chain;
   ctx->prev = NULL;
@@ -72,6 +77,8 @@ uvw_context_t *uvw__context_current(void) {
     uvw_context_t *base = context_alloc(NULL, NULL);
     if (base == NULL) return NULL;
     atomic_store(&base->entered, 1); /* the base is current from birth: it cannot be entered */
+    atomic_store_explicit(&base->entered_gen, t->gen, memory_order_relaxed);
+    atomic_store_explicit(&base->entered_tid, t->os_tid, memory_order_relaxed);
     t->base = t->current = base;
   }
   return t->current;
@@ -80,12 +87,55 @@ uvw_context_t *uvw__context_current(void) {
 uvw_context_t *uvw_context_current(void) { return uvw__context_current(); }
 uvw_context_t *uvw_context_new(void) { return context_alloc(NULL, NULL); }
 
+/* ---- foreign readers (the handshake is described in context.h) ---------------- */
+
+int uvw__context_read_begin(const uvw_context_t *cctx) {
+  uvw_context_t *ctx = (uvw_context_t *)cctx; /* only the atomics are written */
+  if (atomic_load_explicit(&ctx->entered_gen, memory_order_relaxed) == uvw__thread()->gen) return 0;
+  for (;;) {
+    atomic_fetch_add_explicit(&ctx->readers, 1, memory_order_seq_cst);
+    /* Entered nowhere: a thread entering now sees us at its first write
+     * (its enter is a compare-and-swap, a full barrier like our increment),
+     * and a writer that does not enter uses the fenced begin, so the
+     * kernel's barrier is not needed. */
+    if (atomic_load_explicit(&ctx->entered, memory_order_seq_cst) == 0 &&
+        atomic_load_explicit(&ctx->writing, memory_order_seq_cst) == 0)
+      return 1;
+    uvw__membarrier();
+    if (atomic_load_explicit(&ctx->writing, memory_order_seq_cst) == 0) return 1;
+    atomic_fetch_sub_explicit(&ctx->readers, 1, memory_order_release);
+    while (atomic_load_explicit(&ctx->writing, memory_order_acquire) != 0) sched_yield();
+  }
+}
+
+void uvw__context_read_end(const uvw_context_t *ctx, int foreign) {
+  if (foreign) atomic_fetch_sub_explicit(&((uvw_context_t *)ctx)->readers, 1, memory_order_release);
+}
+
+void uvw__context_wait_readers(uvw_context_t *ctx) {
+  /* Readers inside only take references: the wait is a few instructions
+   * long, and new readers back off while `writing` is up. */
+  while (atomic_load_explicit(&ctx->readers, memory_order_acquire) != 0) sched_yield();
+}
+
+void uvw__context_snapshot(const uvw_context_t *ctx, uvw__map_t **map, uvw__chain_t **chain) {
+  int foreign = uvw__context_read_begin(ctx);
+  *map = uvw__map_ref(ctx->map);
+  *chain = uvw__chain_ref(ctx->chain);
+  uvw__context_read_end(ctx, foreign);
+}
+
 uvw_context_t *uvw_context_copy(uvw_context_t *ctx) {
   if (ctx == NULL) {
     uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_context_copy: ctx is NULL");
     return NULL;
   }
-  return context_alloc(ctx->map, ctx->chain);
+  if (atomic_load_explicit(&ctx->entered_gen, memory_order_relaxed) == uvw__tstate.gen && uvw__tstate.gen != 0)
+    return context_alloc(ctx->map, ctx->chain); /* our own: nobody else writes it */
+  uvw__map_t *map;
+  uvw__chain_t *chain;
+  uvw__context_snapshot(ctx, &map, &chain);
+  return context_adopt(map, chain);
 }
 
 uvw_context_t *uvw_copy_context(void) {
@@ -131,15 +181,18 @@ uvw_context_t *uvw_context_fork(uvw_context_t *ctx, unsigned policy_flag) {
     uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_context_fork: bad context or policy flag");
     return NULL;
   }
-  filter_t f = {uvw__map_ref(ctx->map), policy_flag, 0};
+  uvw__chain_t *src_chain;
+  filter_t f = {NULL, policy_flag, 0};
+  uvw__context_snapshot(ctx, &f.map, &src_chain);
   /* Only scan when some variable ever opted out: the common fork is O(1). */
   if (uvw__var_any_restricted()) {
-    uvw__map_t *snapshot = uvw__map_ref(ctx->map);
+    uvw__map_t *snapshot = uvw__map_ref(f.map);
     uvw__map_foreach(snapshot, drop_unpropagated, &f);
     uvw__map_unref(snapshot);
   }
   uvw__chain_t *chain = NULL;
-  if (f.rc == 0 && ctx->chain != NULL && (chain = uvw__chain_fork(ctx->chain)) == NULL) f.rc = UVW_ENOMEM;
+  if (f.rc == 0 && src_chain != NULL && (chain = uvw__chain_fork(src_chain)) == NULL) f.rc = UVW_ENOMEM;
+  uvw__chain_unref(src_chain);
   if (f.rc != 0) {
     uvw__map_unref(f.map);
     uvw__error_nomem("fork");
@@ -150,6 +203,24 @@ uvw_context_t *uvw_context_fork(uvw_context_t *ctx, unsigned policy_flag) {
 
 /* ---- enter / exit ------------------------------------------------------------ */
 
+/* UVW_EENTERED naming the thread that has ctx entered. Its identity is read
+ * once, relaxed: it may have left since, which the report cannot know. */
+static int uvw__entered_error(const uvw_context_t *ctx) {
+  uint64_t gen = atomic_load_explicit(&ctx->entered_gen, memory_order_relaxed);
+  int tid = atomic_load_explicit(&ctx->entered_tid, memory_order_relaxed);
+  char name[64];
+  uvw__thread_name(tid, name, sizeof(name));
+  const char *where = gen == uvw__thread()->gen ? "this thread" : "another thread";
+  uvw_error_t *e = uvw__error_set(UVW_EENTERED, UVW_KIND_RUNTIME_ERROR,
+                                  "cannot enter context: it is already entered on %s (uvwool thread %llu, OS thread "
+                                  "%d \"%s\"); a context is current on one thread at a time: enter a copy instead",
+                                  where, (unsigned long long)gen, tid, name);
+  uvw__error_field(e, "entered_thread", "%llu", (unsigned long long)gen);
+  uvw__error_field(e, "entered_os_thread", "%d", tid);
+  uvw__error_field(e, "entered_thread_name", "%s", name);
+  return UVW_EENTERED;
+}
+
 int uvw_context_enter(uvw_context_t *ctx) {
   if (ctx == NULL) {
     uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_context_enter: ctx is NULL");
@@ -157,22 +228,26 @@ int uvw_context_enter(uvw_context_t *ctx) {
   }
   int expected = 0;
   if (!atomic_compare_exchange_strong_explicit(&ctx->entered, &expected, 1, memory_order_acquire,
-                                               memory_order_relaxed)) {
-    uvw__error_set(UVW_EENTERED, UVW_KIND_RUNTIME_ERROR, "cannot enter context: context is already entered");
-    return UVW_EENTERED;
-  }
+                                               memory_order_relaxed))
+    return uvw__entered_error(ctx);
   uvw__thread_t *t = uvw__thread();
   if (ctx->chain != NULL && ctx->chain->owner_gen == 0) {
-    /* A fresh fork: the first runner claims it (SEMANTICS 3). */
+    /* A fresh fork: the first runner claims it. */
     uvw__chain_t *claimed = uvw__chain_clone(ctx->chain);
     if (claimed == NULL) {
       atomic_store_explicit(&ctx->entered, 0, memory_order_release);
       return uvw__error_nomem("chain");
     }
     uvw__chain_set_owner(claimed, t->gen, t->task);
-    uvw__chain_unref(ctx->chain);
+    /* Not ours yet for readers (entered_gen is still 0): publish by the book. */
+    uvw__context_write_begin(ctx);
+    uvw__chain_t *old = ctx->chain;
     ctx->chain = claimed;
+    uvw__context_write_end(ctx);
+    uvw__chain_unref(old);
   }
+  atomic_store_explicit(&ctx->entered_gen, t->gen, memory_order_relaxed);
+  atomic_store_explicit(&ctx->entered_tid, t->os_tid, memory_order_relaxed);
   ctx->prev = t->current;
   t->current = ctx;
   return 0;
@@ -187,6 +262,8 @@ int uvw_context_exit(uvw_context_t *ctx) {
   }
   t->current = ctx->prev;
   ctx->prev = NULL;
+  atomic_store_explicit(&ctx->entered_gen, 0, memory_order_relaxed);
+  atomic_store_explicit(&ctx->entered_tid, 0, memory_order_relaxed);
   atomic_store_explicit(&ctx->entered, 0, memory_order_release);
   return 0;
 }
@@ -212,32 +289,89 @@ int uvw_context_run(uvw_context_t *ctx, uvw_run_fn fn, void *arg) {
 
 /* ---- introspection ------------------------------------------------------------ */
 
-int uvw_context_is_armed(const uvw_context_t *ctx) { return ctx && ctx->chain != NULL; }
-size_t uvw_context_size(const uvw_context_t *ctx) { return ctx ? uvw__map_size(ctx->map) : 0; }
-uvw_value_t *uvw_context_lookup(const uvw_context_t *ctx, const uvw_var_t *var) {
-  return ctx ? uvw__map_get(ctx->map, var) : NULL;
+/* Every reader below runs in a reader section (context.h), so it sees one
+ * consistent state of ctx even while the thread that entered it writes. The
+ * chain is immutable: reading it inside the section is enough. */
+
+int uvw_context_is_armed(const uvw_context_t *ctx) {
+  if (ctx == NULL) return 0;
+  int foreign = uvw__context_read_begin(ctx);
+  int armed = ctx->chain != NULL;
+  uvw__context_read_end(ctx, foreign);
+  return armed;
 }
-const void *uvw_context_chain(const uvw_context_t *ctx) { return ctx ? ctx->chain : NULL; }
+
+size_t uvw_context_size(const uvw_context_t *ctx) {
+  if (ctx == NULL) return 0;
+  int foreign = uvw__context_read_begin(ctx);
+  size_t n = uvw__map_size(ctx->map);
+  uvw__context_read_end(ctx, foreign);
+  return n;
+}
+
+uvw_value_t *uvw_context_lookup(const uvw_context_t *ctx, const uvw_var_t *var) {
+  if (ctx == NULL) return NULL;
+  int foreign = uvw__context_read_begin(ctx);
+  uvw_value_t *v = uvw__map_get(ctx->map, var);
+  if (!foreign) return v;
+  /* The owner may drop this binding at any moment: the thread keeps the
+   * value alive until its next foreign lookup, as documented. */
+  uvw__value_ref(v);
+  uvw__context_read_end(ctx, foreign);
+  uvw__thread_t *t = &uvw__tstate;
+  uvw_value_unref(t->foreign_lookup);
+  t->foreign_lookup = v;
+  return v;
+}
+
+const void *uvw_context_chain(const uvw_context_t *ctx) {
+  if (ctx == NULL) return NULL;
+  int foreign = uvw__context_read_begin(ctx);
+  const void *c = ctx->chain; /* an identity to compare, never dereferenced by callers */
+  uvw__context_read_end(ctx, foreign);
+  return c;
+}
+
 uint64_t uvw_context_owner_thread(const uvw_context_t *ctx) {
-  return ctx && ctx->chain ? ctx->chain->owner_gen : 0;
+  if (ctx == NULL) return 0;
+  int foreign = uvw__context_read_begin(ctx);
+  uint64_t gen = ctx->chain ? ctx->chain->owner_gen : 0;
+  uvw__context_read_end(ctx, foreign);
+  return gen;
 }
 
 int uvw_context_chain_id(const uvw_context_t *ctx, char out[33]) {
-  if (ctx == NULL || ctx->chain == NULL || out == NULL) {
-    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "context is unarmed: it has no chain id");
+  int armed = 0;
+  if (ctx != NULL && out != NULL) {
+    int foreign = uvw__context_read_begin(ctx);
+    if ((armed = ctx->chain != NULL)) uvw__chain_id_hex(ctx->chain, out);
+    uvw__context_read_end(ctx, foreign);
+  }
+  if (!armed) {
+    const char *why = ctx == NULL   ? "ctx is NULL"
+                      : out == NULL ? "out is NULL"
+                                    : "context is unarmed: it has no chain id";
+    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_context_chain_id: %s", why);
     return UVW_EINVAL;
   }
-  uvw__chain_id_hex(ctx->chain, out);
   return 0;
 }
 
 size_t uvw_context_pending_reset_count(const uvw_context_t *ctx) {
-  return ctx && ctx->chain ? ctx->chain->nresets : 0;
+  if (ctx == NULL) return 0;
+  int foreign = uvw__context_read_begin(ctx);
+  size_t n = ctx->chain ? ctx->chain->nresets : 0;
+  uvw__context_read_end(ctx, foreign);
+  return n;
 }
 
 int uvw_context_has_pending_reset(const uvw_context_t *ctx, const char *ns, const char *name) {
   uvw_var_t *var = uvw_var_find(ns, name);
-  return var && ctx && ctx->chain && uvw__chain_has_reset(ctx->chain, var);
+  if (var == NULL || ctx == NULL) return 0;
+  int foreign = uvw__context_read_begin(ctx);
+  int has = ctx->chain && uvw__chain_has_reset(ctx->chain, var);
+  uvw__context_read_end(ctx, foreign);
+  return has;
 }
 
 uint64_t uvw_thread_generation(void) { return uvw__thread()->gen; }

@@ -15,6 +15,13 @@
 struct uvw_context_s {
   atomic_uint refs;
   atomic_int entered;   /* 1 while current on some thread (a thread's base: always) */
+  /* Who has it entered (0: nobody): written by that thread at enter and
+   * exit only, read by readers to tell "mine" from "foreign" and by the
+   * UVW_EENTERED report. */
+  _Atomic uint64_t entered_gen;
+  atomic_int entered_tid;
+  atomic_uint readers;  /* foreign readers inside their section (see below) */
+  atomic_int writing;   /* the entering thread is replacing map or chain */
   uvw__map_t *map;      /* NULL: no bindings */
   uvw__chain_t *chain;  /* NULL: unarmed */
   uvw_context_t *prev;  /* what was current before enter (borrowed) */
@@ -37,26 +44,106 @@ static inline int uvw__context_enter_owned(uvw_context_t *ctx) {
                        0))
     return uvw_context_enter(ctx);
   atomic_store_explicit(&ctx->entered, 1, memory_order_relaxed);
+  atomic_store_explicit(&ctx->entered_gen, t->gen, memory_order_relaxed);
+  atomic_store_explicit(&ctx->entered_tid, t->os_tid, memory_order_relaxed);
   ctx->prev = t->current;
   t->current = ctx;
   return 0;
 }
 
+/* ---- foreign readers ---------------------------------------------------------
+ *
+ * Only the thread that has a context entered writes its map and chain
+ * pointers, and it updates a map it holds alone in place (map.h). Any other
+ * thread may copy, look up or measure the context meanwhile (as CPython
+ * allows ctx.copy(), ctx.get() and len(ctx) from any thread). The danger is
+ * the window between a foreign reader loading ctx->map and taking its
+ * reference: the writer may update that map in place or free it (and the
+ * values or chain it drops) inside the window.
+ *
+ * The two sides close the window with a Dekker handshake on the context:
+ * the writer raises `writing`, then checks `readers` and waits for it to
+ * drain; a foreign reader raises `readers`, then checks `writing` and backs
+ * off while it is set. Either the reader sees the write in progress, or the
+ * writer sees the reader, never neither. Once the reader holds its
+ * reference the map is shared, so the writer copies instead of updating in
+ * place: a copy is a consistent snapshot for as long as it lives.
+ *
+ * Cost: the owner's side is two plain stores and a load per write, with no
+ * read-modify-write. The store-then-load order needs a full barrier on one
+ * side: with membarrier(2) registered the foreign reader pays it as a
+ * syscall that makes every running thread execute one, and the writer needs
+ * only a compiler barrier (the asymmetric pattern of liburcu and folly);
+ * without it (old kernels, seccomp, ThreadSanitizer builds) the writer
+ * issues a seq_cst fence. A reader of a context entered nowhere (a
+ * capture, a parent kept for forking) skips the kernel barrier: no write is
+ * in progress, and a thread that enters meanwhile does so with a
+ * compare-and-swap, itself a full barrier, so its first write sees the
+ * reader. Reads on the entering thread itself (every uvw_get, and copies of
+ * the own current context) skip all of this.
+ *
+ * Lifetime of what the writer drops (the old map, replaced values, the old
+ * chain): it frees them inside its section, when no foreign reader can be
+ * between loading a pointer and taking its reference, or after publishing
+ * the new pointers, when no reader can load the old ones any more. */
+void uvw__context_wait_readers(uvw_context_t *ctx);
+
+static inline void uvw__context_write_begin(uvw_context_t *ctx) {
+#ifdef UVW__TSAN
+  atomic_store_explicit(&ctx->writing, 1, memory_order_seq_cst);
+#else
+  atomic_store_explicit(&ctx->writing, 1, memory_order_relaxed);
+  if (uvw__membarrier_ok) atomic_signal_fence(memory_order_seq_cst);
+  else atomic_thread_fence(memory_order_seq_cst);
+#endif
+  if (__builtin_expect(atomic_load_explicit(&ctx->readers, memory_order_seq_cst) != 0, 0))
+    uvw__context_wait_readers(ctx);
+}
+
+/* The write section for a writer that has not entered ctx (stamping an
+ * explicitly given context for a task): it cannot rely on enter's
+ * compare-and-swap, so it always pays the fence. Rare by nature. */
+static inline void uvw__context_write_begin_unentered(uvw_context_t *ctx) {
+  atomic_store_explicit(&ctx->writing, 1, memory_order_seq_cst); /* seq_cst store, then load: no reordering */
+  if (atomic_load_explicit(&ctx->readers, memory_order_seq_cst) != 0) uvw__context_wait_readers(ctx);
+}
+
+static inline void uvw__context_write_end(uvw_context_t *ctx) {
+  atomic_store_explicit(&ctx->writing, 0, memory_order_release);
+}
+
+/* A reader section: returns 0 when the calling thread has ctx entered (no
+ * handshake needed, it is the only writer), 1 after entering the foreign
+ * section, which uvw__context_read_end(ctx, 1) leaves. Inside, ctx->map and
+ * ctx->chain stay put and alive: take references, do not allocate. */
+int uvw__context_read_begin(const uvw_context_t *ctx);
+void uvw__context_read_end(const uvw_context_t *ctx, int foreign);
+/* New references to ctx's map and chain (either may be NULL), read in a
+ * reader section: one consistent state, safe from any thread. */
+void uvw__context_snapshot(const uvw_context_t *ctx, uvw__map_t **map, uvw__chain_t **chain);
+
 /* Exit ctx after unwinding contexts a callee left entered above it. */
 int uvw__context_leave(uvw_context_t *ctx);
 
-/* The guard (SEMANTICS 4) against chain `c` of the current context. Returns 0
- * or UVW_ECONTENTION with the detail published. */
+/* The guard against chain `c` of the current context, run by operation `op`
+ * ("get", "set", "reset", "mount", ...) on `var` (NULL when the operation
+ * concerns no single variable). Returns 0 or UVW_ECONTENTION with the
+ * detail published. */
+int uvw__guard_fail_op(const uvw__chain_t *c, uvw__thread_t *t, const char *kind, const char *op,
+                       const uvw_var_t *var);
 int uvw__guard_fail(const uvw__chain_t *c, uvw__thread_t *t, const char *kind);
 
-static inline int uvw__guard(const uvw__chain_t *c, uvw__thread_t *t) {
+static inline int uvw__guard_op(const uvw__chain_t *c, uvw__thread_t *t, const char *op, const uvw_var_t *var) {
   if (c == NULL) return 0;
-  if (__builtin_expect(c->owner_gen != t->gen && c->owner_gen != 0, 0)) return uvw__guard_fail(c, t, "thread");
+  if (__builtin_expect(c->owner_gen != t->gen && c->owner_gen != 0, 0))
+    return uvw__guard_fail_op(c, t, "thread", op, var);
   const uvw__task_t *owner = c->owner_task;
   if (__builtin_expect(owner != NULL && t->task != NULL && t->task != owner, 0) && !uvw__task_finished(owner))
-    return uvw__guard_fail(c, t, "task");
+    return uvw__guard_fail_op(c, t, "task", op, var);
   return 0;
 }
+
+static inline int uvw__guard(const uvw__chain_t *c, uvw__thread_t *t) { return uvw__guard_op(c, t, NULL, NULL); }
 
 /* Build and publish a ChainContention for chain c, owner vs the offender. */
 int uvw__contention(const uvw__chain_t *c, const char *kind, uint64_t offending_gen, const uvw__task_t *offending_task);

@@ -14,6 +14,7 @@
 #define UVW__CODES(X)                                                          \
   X(UVW_ENOMEM, "out of memory")                                               \
   X(UVW_EINVAL, "invalid argument")                                            \
+  X(UVW_ENOBUFS, "buffer too small")                                           \
   X(UVW_ELOOKUP, "context variable has no value")                              \
   X(UVW_ECONTENTION, "chain is run by another runner")                         \
   X(UVW_ECOLLISION, "context variable already declared")                       \

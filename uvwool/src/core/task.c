@@ -100,8 +100,11 @@ int uvw__task_claim_context(uvw_context_t *ctx, uvw__task_t *task) {
   uvw__chain_t *stamped = uvw__chain_clone(c);
   if (stamped == NULL) return uvw__error_nomem("chain");
   uvw__chain_set_owner(stamped, c->owner_gen, task);
-  uvw__chain_unref(ctx->chain);
+  /* Other threads may be copying ctx: publish in a write section. */
+  uvw__context_write_begin_unentered(ctx);
   ctx->chain = stamped;
+  uvw__context_write_end(ctx);
+  uvw__chain_unref(c);
   return 0;
 }
 

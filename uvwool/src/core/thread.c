@@ -1,10 +1,15 @@
+#define _GNU_SOURCE 1 /* pthread_getname_np */
 #include "thread.h"
 
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "context.h"
 #include "error.h"
@@ -23,6 +28,8 @@ static void thread_cleanup(void *unused) {
   /* A context left entered at thread exit is released with the base. */
   uvw_context_unref(t->base);
   t->base = t->current = NULL;
+  uvw_value_unref(t->foreign_lookup);
+  t->foreign_lookup = NULL;
   uvw__context_cache_drain(t);
   if (t->last_error) uvw_error_unref(t->last_error);
   t->last_error = NULL;
@@ -58,12 +65,44 @@ static void seed_rng(uvw__thread_t *t) {
 void uvw__thread_init(void) {
   uvw__thread_t *t = &uvw__tstate;
   t->gen = atomic_fetch_add(&next_gen, 1);
+  t->os_tid = (int)syscall(SYS_gettid);
   seed_rng(t);
   /* The base context is allocated lazily by uvw__context_current_slow so a
    * thread that only reads errors never allocates one. */
   t->base = t->current = NULL;
   pthread_once(&cleanup_once, make_key);
   (void)pthread_setspecific(cleanup_key, t);
+}
+
+int uvw__membarrier_ok;
+
+/* Registered before main so the flag never changes while writers run. */
+__attribute__((constructor)) static void membarrier_register(void) {
+#ifdef UVW__TSAN
+  /* ThreadSanitizer cannot see the kernel's barrier: keep the fences it understands. */
+  uvw__membarrier_ok = 0;
+#else
+  uvw__membarrier_ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+#endif
+}
+
+void uvw__membarrier(void) {
+  if (uvw__membarrier_ok) (void)syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+}
+
+void uvw__thread_name(int tid, char *buf, size_t n) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/self/task/%d/comm", tid);
+  FILE *f = tid > 0 ? fopen(path, "r") : NULL;
+  size_t len = f ? fread(buf, 1, n - 1, f) : 0;
+  if (f) fclose(f);
+  while (len > 0 && buf[len - 1] == '\n') len--;
+  if (len == 0) snprintf(buf, n, "?");
+  else buf[len] = '\0';
+}
+
+void uvw__thread_self_name(char *buf, size_t n) {
+  if (n < 16 || pthread_getname_np(pthread_self(), buf, n) != 0 || buf[0] == '\0') snprintf(buf, n, "?");
 }
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }

@@ -7,6 +7,7 @@
 #ifndef UVW_CORE_THREAD_H
 #define UVW_CORE_THREAD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "uvwool/context.h"
@@ -16,6 +17,7 @@ struct uvw_task_s;
 
 typedef struct uvw__thread_s {
   uint64_t gen;                 /* 0 until the thread first uses uvwool */
+  int os_tid;                   /* gettid(), cached at first use for error reports */
   uvw_context_t *current;       /* NULL until the thread's base context is needed */
   uvw_context_t *base;          /* the thread's own default context */
   struct uvw_task_s *task;      /* current task, borrowed; NULL in plain code and plain callbacks */
@@ -30,6 +32,9 @@ typedef struct uvw__thread_s {
    * knows nothing of loops; a non-zero return fails the write. */
   int (*write_hook)(void *arg, int arming);
   void *write_hook_arg;
+  /* uvw_context_lookup on a context entered by another thread keeps the
+   * value it returns alive here until the next such lookup (context.c). */
+  uvw_value_t *foreign_lookup;
 } uvw__thread_t;
 
 extern __thread uvw__thread_t uvw__tstate __attribute__((tls_model("initial-exec")));
@@ -41,6 +46,25 @@ static inline uvw__thread_t *uvw__thread(void) {
   if (__builtin_expect(uvw__tstate.gen == 0, 0)) uvw__thread_init();
   return &uvw__tstate;
 }
+
+/* Non-zero when membarrier(PRIVATE_EXPEDITED) is registered for the
+ * process: the owner side of the foreign-reader handshake (context.h) then
+ * needs only a compiler barrier, the rare foreign reader pays the syscall. */
+extern int uvw__membarrier_ok;
+#if defined(__SANITIZE_THREAD__)
+#define UVW__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UVW__TSAN 1
+#endif
+#endif
+/* Make every running thread of the process execute a full barrier. */
+void uvw__membarrier(void);
+
+/* Name of the OS thread `tid` of this process ("?" when it is gone), and of
+ * the calling thread: for error reports only (a syscall or a /proc read). */
+void uvw__thread_name(int tid, char *buf, size_t n);
+void uvw__thread_self_name(char *buf, size_t n);
 
 /* 128 random bits for a chain id, from the thread's generator (seeded from
  * the OS once per thread, so minting costs no syscall). */

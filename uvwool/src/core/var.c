@@ -1,10 +1,16 @@
 /* The variable registry: a chained hash table under one mutex. Declaration
  * is rare (start-up, wire stubs) and never on a hot path; get/set never
  * touch the registry because callers hold uvw_var_t pointers. */
+#define _GNU_SOURCE 1 /* dladdr */
 #include "var.h"
 
+#include <dlfcn.h>
+#include <link.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -58,7 +64,75 @@ static uvw_var_t *var_alloc(const char *ns, const char *name, uvw_value_t *dflt,
   return v;
 }
 
+/* "main+0x1c (/usr/bin/prog)": the declaring call, named by the dynamic
+ * symbol table when it can (a static function or a stripped program gives
+ * the nearest exported name or just the module and offset). */
+static void site_text(char *buf, size_t n, const void *addr) {
+  Dl_info info;
+  struct link_map *lm = NULL;
+  if (addr == NULL) {
+    snprintf(buf, n, "unknown");
+    return;
+  }
+  if (dladdr1(addr, &info, (void **)&lm, RTLD_DL_LINKMAP) == 0 || info.dli_fname == NULL) {
+    snprintf(buf, n, "%p", addr);
+    return;
+  }
+  /* The main program's map has no name and dli_fname is its argv[0]
+   * (which programs rewrite): name it by /proc/self/exe instead. */
+  char exe[256];
+  const char *module = info.dli_fname;
+  if (lm != NULL && lm->l_name[0] == '\0') {
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (len > 0) {
+      exe[len] = '\0';
+      module = exe;
+    }
+  }
+  if (info.dli_sname != NULL)
+    snprintf(buf, n, "%s+0x%" PRIxPTR " (%s)", info.dli_sname, (uintptr_t)addr - (uintptr_t)info.dli_saddr, module);
+  else
+    snprintf(buf, n, "%s+0x%" PRIxPTR, module, (uintptr_t)addr - (uintptr_t)info.dli_fbase);
+}
+
+static void default_text(char *buf, size_t n, const uvw_value_t *v) {
+  if (v == NULL) {
+    snprintf(buf, n, "no default");
+    return;
+  }
+  switch (uvw_value_kind(v)) {
+  case UVW_VALUE_NIL: snprintf(buf, n, "nil"); break;
+  case UVW_VALUE_BOOL: snprintf(buf, n, "%s", uvw_value_as_bool(v) ? "true" : "false"); break;
+  case UVW_VALUE_INT: snprintf(buf, n, "%" PRId64, uvw_value_as_int(v)); break;
+  case UVW_VALUE_DOUBLE: snprintf(buf, n, "%g", uvw_value_as_double(v)); break;
+  case UVW_VALUE_STRING: snprintf(buf, n, "\"%.40s\"", uvw_value_as_string(v)); break;
+  case UVW_VALUE_BYTES: snprintf(buf, n, "%zu bytes", uvw_value_len(v)); break;
+  default: snprintf(buf, n, "an opaque value"); break;
+  }
+}
+
+/* Called with the registry lock held: v's origin cannot change meanwhile. */
+static int collision(const uvw_var_t *v) {
+  char site[512], dflt[64];
+  site_text(site, sizeof(site), v->declared_at);
+  uvw_value_t *d = atomic_load_explicit(&((uvw_var_t *)v)->default_value, memory_order_acquire);
+  default_text(dflt, sizeof(dflt), d);
+  const char *origin = v->was_stub ? "a stub made from wire data, then declared" : "declared";
+  uvw_error_t *e = uvw__error_set(UVW_ECOLLISION, UVW_KIND_CONTEXT_VAR_COLLISION,
+                                  "context variable (%s, %s) is already declared: first %s by the call at %s, "
+                                  "%s%s; declare each (namespace, name) once and share the variable "
+                                  "(uvw_var_find returns it)",
+                                  v->ns, v->name, origin, site, d ? "default " : "with ", dflt);
+  uvw__error_field(e, "namespace", "%s", v->ns);
+  uvw__error_field(e, "name", "%s", v->name);
+  uvw__error_field(e, "first_declared_by", "%s", v->was_stub ? "stub" : "declaration");
+  uvw__error_field(e, "first_declared_at", "%s", site);
+  uvw__error_field(e, "existing_default", "%s", dflt);
+  return UVW_ECOLLISION;
+}
+
 int uvw_var_declare(const char *ns, const char *name, uvw_value_t *dflt, uvw_var_t **out) {
+  const void *caller = __builtin_return_address(0);
   int rc = check_key(ns, name);
   if (rc != 0) return rc;
   if (out == NULL || (dflt != NULL && uvw__value_is_sentinel(dflt))) {
@@ -70,12 +144,9 @@ int uvw_var_declare(const char *ns, const char *name, uvw_value_t *dflt, uvw_var
   pthread_mutex_lock(&registry_lock);
   uvw_var_t *v = lookup_locked(ns, name, bucket);
   if (v != NULL && !atomic_load(&v->is_stub)) {
+    rc = collision(v);
     pthread_mutex_unlock(&registry_lock);
-    uvw_error_t *e = uvw__error_set(UVW_ECOLLISION, UVW_KIND_CONTEXT_VAR_COLLISION,
-                                    "context variable (%s, %s) is already declared", ns, name);
-    uvw__error_field(e, "namespace", "%s", ns);
-    uvw__error_field(e, "name", "%s", name);
-    return UVW_ECOLLISION;
+    return rc;
   }
   if (v != NULL) {
     /* Take the stub over in place: every context that bound it keeps its
@@ -83,6 +154,8 @@ int uvw_var_declare(const char *ns, const char *name, uvw_value_t *dflt, uvw_var
      * default (if any) simply wins. */
     atomic_store_explicit(&v->default_value, uvw__value_ref(dflt), memory_order_release);
     atomic_store(&v->is_stub, 0);
+    v->was_stub = 1;
+    v->declared_at = caller;
     stub_count--;
   } else {
     v = var_alloc(ns, name, dflt, 0);
@@ -90,6 +163,7 @@ int uvw_var_declare(const char *ns, const char *name, uvw_value_t *dflt, uvw_var
       pthread_mutex_unlock(&registry_lock);
       return uvw__error_nomem("context variable");
     }
+    v->declared_at = caller;
     v->next = buckets[bucket];
     buckets[bucket] = v;
   }

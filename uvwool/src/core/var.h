@@ -17,6 +17,11 @@ struct uvw_var_s {
   _Atomic(uvw_value_t *) default_value;
   atomic_int is_stub;
   atomic_uint policy;
+  /* Who declared it, for ContextVarCollision reports: the declaring call's
+   * return address (under the registry lock) and whether a stub made from
+   * wire data held the key first. */
+  const void *declared_at;
+  int was_stub;
   struct uvw_var_s *next; /* registry bucket chain */
 };
 

@@ -117,10 +117,13 @@ int uvw_baggage_encode(uvw_context_t *ctx, char **out) {
   if (ctx == NULL) {
     uvw__thread_t *t = uvw__thread();
     ctx = t->current;
-    int rc = ctx ? uvw__guard(ctx->chain, t) : 0;
+    int rc = ctx ? uvw__guard_op(ctx->chain, t, "serialize", NULL) : 0;
     if (rc != 0) return rc;
   }
-  uvw__map_t *map = ctx ? uvw__map_ref(ctx->map) : NULL;
+  uvw__map_t *map = NULL;
+  uvw__chain_t *chain = NULL;
+  if (ctx) uvw__context_snapshot(ctx, &map, &chain); /* ctx may be another thread's */
+  uvw__chain_unref(chain);
   strs_t c = {0};
   uvw__map_foreach(map, collect, &c);
   sbuf_t b = {0};

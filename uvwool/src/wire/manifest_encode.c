@@ -136,14 +136,18 @@ int uvw__manifest_encode(uvw_context_t *ctx, unsigned flags, void **out, size_t 
     uvw__thread_t *t = uvw__thread();
     ctx = t->current; /* never materialised: the empty unarmed context */
     if (ctx == NULL) return 0;
-    int rc = uvw__guard(ctx->chain, t);
+    int rc = uvw__guard_op(ctx->chain, t, "serialize", NULL);
     if (rc != 0) return rc;
   }
   /* Snapshots: the context may be changed by its owner while we work on an
    * explicitly given one; the map and chain records are immutable. */
-  uvw__chain_t *chain = uvw__chain_ref(ctx->chain);
-  if (chain == NULL) return 0;
-  uvw__map_t *map = uvw__map_ref(ctx->map);
+  uvw__map_t *map;
+  uvw__chain_t *chain;
+  uvw__context_snapshot(ctx, &map, &chain);
+  if (chain == NULL) {
+    uvw__map_unref(map);
+    return 0;
+  }
   collect_t c = {0};
   uvw__map_foreach(map, visit, &c);
   if (!(flags & UVW__MANIFEST_NO_RESETS))

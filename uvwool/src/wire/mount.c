@@ -19,7 +19,7 @@ int uvw_manifest_mount(const uvw_manifest_t *m) {
   uvw_context_t *ctx = uvw__context_current();
   if (ctx == NULL) return UVW_ENOMEM;
   uvw__thread_t *t = &uvw__tstate;
-  int rc = uvw__guard(ctx->chain, t);
+  int rc = uvw__guard_op(ctx->chain, t, "mount", NULL);
   if (rc != 0) return rc;
   /* Inside a loop callback: install the task factory on arming, report its
    * displacement (SEMANTICS 6), as set and reset do. */
@@ -60,9 +60,14 @@ int uvw_manifest_mount(const uvw_manifest_t *m) {
     uvw__chain_unref(next);
     return uvw__error_nomem("mount");
   }
-  uvw__map_unref(ctx->map);
+  /* Foreign readers may be copying ctx: publish inside a write section. */
+  uvw__context_write_begin(ctx);
+  uvw__map_t *old_map = ctx->map;
+  uvw__chain_t *old_chain = ctx->chain;
   ctx->map = map;
-  uvw__chain_unref(ctx->chain);
   ctx->chain = next;
+  uvw__context_write_end(ctx);
+  uvw__map_unref(old_map);
+  uvw__chain_unref(old_chain);
   return 0;
 }
