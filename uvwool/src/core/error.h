@@ -48,6 +48,11 @@ void uvw__error_field(uvw_error_t *e, const char *name, const char *fmt, ...) UV
 void uvw__error_set_cause(uvw_error_t *e, uvw_error_t *cause);
 void uvw__error_set_context(uvw_error_t *e, uvw_error_t *context);
 int uvw__error_add_warning(uvw_error_t *e, uvw_error_t *warning);
+/* Names codes outside uvwool's list for uvw_strerror (want_name 0) and
+ * uvw_err_name (1): a static string, or NULL if unknown. Installed once by
+ * the loop layer when the library loads (before any thread can read it). */
+typedef const char *(*uvw__error_text_fn)(int code, int want_name);
+void uvw__error_set_text_fallback(uvw__error_text_fn fn);
 /* Emit a warning through the sink (borrowed by the sink, then dropped). */
 void uvw__warn(uvw_error_t *warning);
 

@@ -51,5 +51,5 @@ int uvw_signal_start_oneshot(uv_signal_t *handle, uv_signal_cb signal_cb, int si
 int uvw_signal_stop(uv_signal_t *handle) {
   uvw__loop_t *L = uvw__loop_find(handle->loop);
   if (L) uvw__reg_stop(L, handle, UVW__SLOT_MAIN);
-  return uv_signal_stop(handle);
+  return UVW__UV(uv_signal_stop(handle));
 }
