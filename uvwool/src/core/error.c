@@ -145,6 +145,19 @@ int uvw__error_nomem(const char *what) {
   return UVW_ENOMEM;
 }
 
+int uvw__error_arg(const char *fn, const char *arg, const char *why) {
+  uvw_error_t *e = uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "%s: %s %s", fn, arg, why);
+  uvw__error_field(e, "function", "%s", fn);
+  uvw__error_field(e, "argument", "%s", arg);
+  return UVW_EINVAL;
+}
+
+int uvw__error_state(int code, const char *fn, const char *why) {
+  uvw_error_t *e = uvw__error_set(code, UVW_KIND_RUNTIME_ERROR, "%s: %s", fn, why);
+  uvw__error_field(e, "function", "%s", fn);
+  return code;
+}
+
 static int append_field(uvw_error_t *e, char *name, char *value) {
   char **names = uvw__realloc(e->field_names, (e->nfields + 1) * sizeof(char *));
   if (names == NULL) return -1;

@@ -39,6 +39,13 @@ uvw_error_t *uvw__error_newv(int code, uvw_error_kind_t kind, const char *fmt, v
 uvw_error_t *uvw__error_set(int code, uvw_error_kind_t kind, const char *fmt, ...) UVW__PRINTF(3, 4);
 /* Publish e as this thread's last error (takes ownership of the reference). */
 void uvw__error_publish(uvw_error_t *e);
+/* Report a bad argument of public function `fn`: publishes UVW_EINVAL, a
+ * ValueError "<fn>: <arg> <why>" with fields function and argument, and
+ * returns UVW_EINVAL. */
+int uvw__error_arg(const char *fn, const char *arg, const char *why);
+/* Report a call made in the wrong state ("<fn>: <why>", RuntimeError) with
+ * code `code` and a function field; returns `code`. */
+int uvw__error_state(int code, const char *fn, const char *why);
 /* Report an allocation failure of `what`; returns UVW_ENOMEM. */
 int uvw__error_nomem(const char *what);
 /* Append a structured field; silently dropped on allocation failure (the
