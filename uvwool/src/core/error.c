@@ -332,13 +332,14 @@ uvw_error_t *uvw_error_new(const char *type, int code, const char *message) {
 }
 
 int uvw_error_add_field(uvw_error_t *e, const char *name, const char *value) {
-  if (e == NULL || e->immortal || name == NULL || value == NULL) return UVW_EINVAL;
+  if (e == NULL || e->immortal) return uvw__error_arg(__func__, "e", "is NULL or not built by uvw_error_new");
+  if (name == NULL || value == NULL) return uvw__error_arg(__func__, "name or value", "is NULL");
   char *n = uvw__strndup(name, strlen(name));
   char *v = uvw__strndup(value, strlen(value));
   if (n == NULL || v == NULL || append_field(e, n, v) != 0) {
     uvw__free(n);
     uvw__free(v);
-    return UVW_ENOMEM;
+    return uvw__error_nomem("error field");
   }
   /* Keep a foreign class name last, where the wire looks for it. */
   size_t last = e->nfields - 1;
