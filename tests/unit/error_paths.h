@@ -80,7 +80,14 @@ static int ep_declared(const char *const *texts, size_t ntexts, const char *fn) 
   for (size_t t = 0; t < ntexts; t++)
     for (const char *p = strstr(texts[t], fn); p; p = strstr(p + 1, fn)) {
       char before = p == texts[t] ? ' ' : p[-1];
-      if ((before == ' ' || before == '*') && p[n] == '(') return 1;
+      if ((before != ' ' && before != '*') || p[n] != '(') continue;
+      /* A declaration, not a mention: the line starts with its return type
+       * (not a comment) and has no "(" before the name. */
+      const char *line = p;
+      while (line > texts[t] && line[-1] != '\n') line--;
+      while (*line == ' ') line++;
+      if (*line == '*' || *line == '/' || memchr(line, '(', (size_t)(p - line))) continue;
+      return 1;
     }
   return 0;
 }
