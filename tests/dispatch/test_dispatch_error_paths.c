@@ -482,3 +482,73 @@ Test(error_paths, strerror_and_err_name_fall_back_to_libuv_for_libuv_codes) {
   cr_expect_str_eq(uvw_err_name(UV_ENOMEM), "UVW_ENOMEM");
   cr_expect_str_eq(uvw_strerror(0), "success");
 }
+
+/* ---- answers in the wrong state, from inside real routines ------------------ */
+
+static struct {
+  int yield_rc, again_rc, answered, replies;
+  char yield_detail[256], again_detail[256];
+} ws;
+
+static void keep_detail(char *buf, size_t len) {
+  const uvw_error_t *e = uvw_last_error();
+  snprintf(buf, len, "%s", e ? uvw_error_message(e) : "(no detail)");
+}
+
+static void oneshot_yields(uvw_call_t *call, void *arg) {
+  (void)arg;
+  uvw_clear_error();
+  ws.yield_rc = uvw_call_yield(call, NULL);
+  keep_detail(ws.yield_detail, sizeof(ws.yield_detail));
+  uvw_call_return(call, NULL);
+}
+
+static void stream_answers_twice(uvw_call_t *call, void *arg) {
+  (void)arg;
+  if (ws.answered) { /* the THROW step of the close */
+    uvw_call_return(call, NULL);
+    return;
+  }
+  ws.answered = 1;
+  cr_assert_eq(uvw_call_yield(call, NULL), 0);
+  uvw_clear_error();
+  ws.again_rc = uvw_call_return(call, NULL); /* the step was answered already */
+  keep_detail(ws.again_detail, sizeof(ws.again_detail));
+}
+
+static void count_reply(uvw_dispatch_t *d, const uvw_reply_t *r, void *arg) {
+  (void)d, (void)r, (void)arg;
+  ws.replies++;
+}
+
+Test(error_paths, answers_in_the_wrong_state_name_the_function_and_the_state) {
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  uvw_worker_t *w;
+  cr_assert_eq(uvw_worker_new(&loop, &w), 0);
+  cr_assert_eq(uvw_worker_register(w, "oneshot_yields", oneshot_yields, NULL, 0), 0);
+  cr_assert_eq(uvw_worker_register(w, "stream_answers_twice", stream_answers_twice, NULL, UVW_ROUTINE_STREAM), 0);
+  char addr[128];
+  snprintf(addr, sizeof(addr), "pipe:/tmp/uvwool-ep-live-%d.sock", (int)getpid());
+  remove(addr + 5);
+  cr_assert_eq(uvw_worker_listen(w, addr), 0);
+  uvw_conn_t *c;
+  cr_assert_eq(uvw_conn_open(&loop, addr, &c), 0);
+  cr_assert_eq(uvw_dispatch(c, "oneshot_yields", no_args, 0, NULL, count_reply, NULL, NULL), 0);
+  uvw_dispatch_t *s;
+  cr_assert_eq(uvw_stream_open(c, "stream_answers_twice", no_args, 0, NULL, &s), 0);
+  cr_assert_eq(uvw_stream_next(s, count_reply, NULL), 0);
+  for (int i = 0; i < 1000 && ws.replies < 2; i++) uv_run(&loop, UV_RUN_ONCE);
+  cr_assert_eq(ws.replies, 2);
+  cr_expect_eq(ws.yield_rc, UVW_EINVAL);
+  cr_expect(strstr(ws.yield_detail, "uvw_call_yield") && strstr(ws.yield_detail, "one-shot"), "detail: %s",
+            ws.yield_detail);
+  cr_expect_eq(ws.again_rc, UVW_EINVAL);
+  cr_expect(strstr(ws.again_detail, "uvw_call_return") && strstr(ws.again_detail, "no step is waiting"),
+            "detail: %s", ws.again_detail);
+  uvw_stream_close(s);
+  uvw_conn_close(c, NULL, NULL);
+  uvw_worker_close(w, NULL, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  remove(addr + 5);
+  cr_expect_eq(uvw_loop_close(&loop), 0);
+}

@@ -478,7 +478,8 @@ static int step(uvw_dispatch_t *d, uvw_frame_kind_t kind, uvw_value_t *value, co
     return d->end_status;
   }
   if (d->cb || d->ended) {
-    return uvw__error_state(UVW_EINVAL, fn, d->cb ? "a step of this stream is already pending" : "the stream has ended");
+    return uvw__error_state(UVW_EINVAL, fn,
+                            d->cb ? "a step of this stream is already pending" : "the stream has ended");
   }
   int rc = usable(d->conn, fn);
   if (rc != 0) return rc;
