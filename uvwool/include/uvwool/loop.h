@@ -147,7 +147,13 @@ typedef struct uvw_wrapper_s {
 const uvw_wrapper_t *uvw_wrapper_table(size_t *count);
 
 /* ---- the wrappers (same signatures as libuv 1.44) ----------------------------
- * The *_stop wrappers are not registrations but release the capture. */
+ * The *_stop wrappers are not registrations but release the capture.
+ * Each returns libuv's code unchanged; a failure (negative) also leaves a
+ * detail in uvw_last_error() naming the wrapper, the libuv function, the
+ * code's name and libuv's message (fields function, libuv_function,
+ * libuv_error). Where the wrapper itself refuses (a NULL loop, no memory
+ * for the capture, uvw_thread_create's NULL entry, uvw_spawn's NULL
+ * options) it returns UV_EINVAL / UV_ENOMEM with the same kind of detail. */
 
 /* ---- timers ---- */
 
