@@ -77,6 +77,10 @@ static int l_queue_work(void) {
 static int l_task_spawn(void) { return uvw_task_spawn(NULL, noop_task, NULL, NULL, NULL); }
 static int l_task_create(void) { return uvw_task_create(NULL, noop_task, NULL, NULL, NULL); }
 static int l_loop_set_task_factory(void) { return uvw_loop_set_task_factory(NULL, NULL); }
+static int l_loop_set_task_factory_no_create(void) {
+  static uvw_task_factory_t no_create;
+  return uvw_loop_set_task_factory(&loop, &no_create);
+}
 static int l_install_task_factory(void) { return uvw_install_task_factory(NULL); }
 static int l_timer_start_closing(void) { return uvw_timer_start(&closing_timer, noop_timer, 1, 0); }
 static int l_timer_start_null_cb(void) { return uvw_timer_start(&closing_timer, NULL, 1, 0); }
@@ -260,6 +264,7 @@ static const ep_case_t cases[] = {
     C(uvw_task_spawn, l_task_spawn),
     C(uvw_task_create, l_task_create),
     C(uvw_loop_set_task_factory, l_loop_set_task_factory),
+    CN(uvw_loop_set_task_factory, l_loop_set_task_factory_no_create, "factory->create"),
     C(uvw_install_task_factory, l_install_task_factory),
     C(uvw_timer_start, l_timer_start_closing),
     CN(uvw_timer_start, l_timer_start_null_cb, "uv_timer_start"),

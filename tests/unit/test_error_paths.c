@@ -8,10 +8,17 @@ static void noop_run(void *arg) { (void)arg; }
 
 static uvw_var_t *unbound(void) { return tu_var("unbound", NULL); }
 
+/* One value for every case (the calls borrow it), held for the process. */
+static uvw_value_t *one(void) {
+  static uvw_value_t *v;
+  if (v == NULL) v = uvw_value_int(1);
+  return v;
+}
+
 /* A token already used by a reset. */
 static uvw_token_t *used_token(uvw_var_t *var) {
   uvw_token_t *t = NULL;
-  cr_assert(uvw_set(var, uvw_value_int(1), &t) == 0);
+  cr_assert(uvw_set(var, one(), &t) == 0);
   cr_assert(uvw_reset(var, t) == 0);
   return t;
 }
@@ -42,7 +49,7 @@ static int c_var_declare(void) {
 }
 static int c_var_declare_collision(void) {
   uvw_var_t *v = tu_var("twice", NULL), *w;
-  return uvw_var_declare(uvw_var_namespace(v), "twice", uvw_value_int(1), &w);
+  return uvw_var_declare(uvw_var_namespace(v), "twice", one(), &w);
 }
 static int c_var_set_policy(void) { return uvw_var_set_policy(unbound(), 0xffffu); }
 static int c_get(void) {
@@ -57,7 +64,7 @@ static int c_get_or(void) {
   uvw_value_t *v;
   return uvw_get_or(NULL, NULL, &v);
 }
-static int c_set(void) { return uvw_set(NULL, uvw_value_int(1), NULL); }
+static int c_set(void) { return uvw_set(NULL, one(), NULL); }
 static int c_reset(void) { return uvw_reset(unbound(), NULL); }
 static int c_reset_used(void) {
   uvw_var_t *var = unbound();
@@ -102,9 +109,9 @@ static uvw_frame_t *ack(void) { return uvw_frame_new(UVW_FRAME_ACK, 1); }
     return rc;                    \
   }
 W_FRAME_CASE(frame_set_routine, uvw_frame_set_routine(f, "r"))
-W_FRAME_CASE(frame_add_arg, uvw_frame_add_arg(f, uvw_value_int(1)))
+W_FRAME_CASE(frame_add_arg, uvw_frame_add_arg(f, one()))
 W_FRAME_CASE(frame_set_dispatch_timeout, uvw_frame_set_dispatch_timeout(f, 5))
-W_FRAME_CASE(frame_set_value, uvw_frame_set_value(f, uvw_value_int(1)))
+W_FRAME_CASE(frame_set_value, uvw_frame_set_value(f, one()))
 W_FRAME_CASE(frame_set_done, uvw_frame_set_done(f, 1))
 W_FRAME_CASE(frame_set_error, uvw_frame_set_error(f, NULL))
 W_FRAME_CASE(frame_attach_manifest, uvw_frame_attach_manifest(f, NULL))

@@ -110,7 +110,8 @@ struct uvw_task_factory_s {
   void *data;
 };
 /* Install `factory` as the loop's top factory (borrowed: it must outlive the
- * loop's use of it). NULL removes every factory. */
+ * loop's use of it). NULL removes every factory. UVW_EINVAL (nothing
+ * changed) for a NULL loop or a factory whose create is NULL. */
 int uvw_loop_set_task_factory(uv_loop_t *loop, uvw_task_factory_t *factory);
 /* The loop's top factory, or NULL. */
 uvw_task_factory_t *uvw_loop_task_factory(uv_loop_t *loop);
