@@ -1,6 +1,6 @@
 /* Allocation-failure injection across the wire layer: with any one
  * allocation failing, every call returns UVW_ENOMEM (never a crash, never
- * a half result) and no live context changes. */
+ * a half result), the detail record says so and no live context changes. */
 #include "context.h"
 #include "wiretest.h"
 
@@ -11,6 +11,7 @@ static void sweep(op_fn op, void *arg, uvw_context_t *live, const char *what) {
   const void *chain = live ? uvw_context_chain(live) : NULL;
   size_t size = live ? uvw_context_size(live) : 0;
   for (long n = 1; n < 5000; n++) {
+    uvw_clear_error();
     tu_fail_alloc_after(n);
     int rc = op(arg);
     tu_restore_alloc();
@@ -21,6 +22,8 @@ static void sweep(op_fn op, void *arg, uvw_context_t *live, const char *what) {
     if (rc == 0) return;
     cr_assert_eq(rc, UVW_ENOMEM, "%s, allocation %ld: rc %d (%s)", what, n, rc,
                  uvw_error_message(uvw_last_error()));
+    /* Every failing path leaves its detail. */
+    cr_assert_eq(uvw_error_code(uvw_last_error()), UVW_ENOMEM, "%s, allocation %ld: no ENOMEM detail", what, n);
   }
   cr_assert_fail("%s never succeeded", what);
 }

@@ -62,7 +62,8 @@ int uvw_context_enter(uvw_context_t *ctx);
 /* Leave ctx, restoring the context that was current at its enter. Fails with
  * UVW_ENOTENTERED when ctx is not this thread's current entered context. */
 int uvw_context_exit(uvw_context_t *ctx);
-/* enter; fn(arg); exit. Returns enter's error, else 0. */
+/* enter; fn(arg); exit. Returns UVW_EINVAL (nothing entered) when fn is
+ * NULL, else enter's error, else 0. */
 typedef void (*uvw_run_fn)(void *arg);
 int uvw_context_run(uvw_context_t *ctx, uvw_run_fn fn, void *arg);
 

@@ -14,36 +14,78 @@
 extern "C" {
 #endif
 
-/* Negative error codes. The generic ones reuse errno values like libuv. */
-#define UVW_ENOMEM        (-12)   /* allocation failed */
-#define UVW_EINVAL        (-22)   /* bad argument (NULL, empty name, sentinel value) */
-#define UVW_ENOBUFS       (-105)  /* caller's buffer too small (uvw_get_string); nothing written */
-#define UVW_ELOOKUP       (-30001) /* LookupError: unbound, no fallback, no default */
-#define UVW_ECONTENTION   (-30002) /* ChainContention: the chain is run by another runner */
-#define UVW_ECOLLISION    (-30003) /* ContextVarCollision: (namespace, name) already declared */
-#define UVW_ETOKEN_USED   (-30004) /* RuntimeError: token already used */
-#define UVW_ETOKEN_VAR    (-30005) /* ValueError: token was created by another variable */
-#define UVW_ETOKEN_CONTEXT (-30006) /* ValueError: token was created in another context */
-#define UVW_EENTERED      (-30007) /* RuntimeError: context already entered */
-#define UVW_ENOTENTERED   (-30008) /* RuntimeError: exit of a context that is not the current one */
-#define UVW_EDISPLACED    (-30009) /* TaskFactoryDisplaced */
-#define UVW_ESERIALIZE    (-30010) /* SerializationError */
-#define UVW_ECHAINSERIALIZE (-30011) /* ChainSerializationError (a SerializationError) */
-#define UVW_EMALFORMED    (-30012) /* SerializationError: malformed wire data (bad protobuf, bad id, bad text) */
-#define UVW_ETOOBIG       (-30013) /* SerializationError: input or output exceeds the wire size limit */
-#define UVW_ESTUBCAP      (-30014) /* SerializationError: the process-wide stub cap is reached */
-/* Dispatch (uvwool/dispatch.h). Generic conditions reuse errno values. */
-#define UVW_EPROTO        (-71)    /* the peer broke the dispatch protocol */
-#define UVW_ECONNRESET    (-104)   /* the connection to the peer was lost (or never made) */
-#define UVW_ETIMEDOUT     (-110)   /* the dispatch handshake timed out */
-#define UVW_ECANCELED     (-125)   /* the dispatch was cancelled */
-#define UVW_EREMOTE       (-30015) /* the routine raised: the error is the routine's */
-#define UVW_ENACK         (-30016) /* the worker refused the dispatch (Nack) */
-#define UVW_ENOROUTINE    (-30017) /* no routine is registered under that name */
+/* The error codes, one list: UVW_ERRNO_MAP(XX) calls XX(name, value,
+ * message) once per code, as libuv's UV_ERRNO_MAP does, and generates the
+ * enum below, uvw_strerror and uvw_err_name. The values are fixed (they
+ * cross the wire): the generic ones reuse errno values like libuv, so
+ * UVW_ENOMEM == UV_ENOMEM; uvwool's own start at -30001. */
+#define UVW_ERRNO_MAP(XX)                                                                          \
+  /* allocation failed */                                                                         \
+  XX(ENOMEM, -12, "out of memory")                                                                \
+  /* bad argument (NULL, empty name, sentinel value) */                                           \
+  XX(EINVAL, -22, "invalid argument")                                                             \
+  /* the caller's buffer is too small (uvw_get_string); nothing written */                          \
+  XX(ENOBUFS, -105, "buffer too small")                                                           \
+  /* LookupError: unbound, no fallback, no default */                                             \
+  XX(ELOOKUP, -30001, "context variable has no value")                                            \
+  /* ChainContention: the chain is run by another runner */                                       \
+  XX(ECONTENTION, -30002, "chain is run by another runner")                                       \
+  /* ContextVarCollision: (namespace, name) already declared */                                   \
+  XX(ECOLLISION, -30003, "context variable already declared")                                     \
+  /* RuntimeError: token already used */                                                         \
+  XX(ETOKEN_USED, -30004, "token has already been used once")                                     \
+  /* ValueError: token was created by another variable */                                         \
+  XX(ETOKEN_VAR, -30005, "token was created by a different context variable")                     \
+  /* ValueError: token was created in another context */                                          \
+  XX(ETOKEN_CONTEXT, -30006, "token was created in a different context")                          \
+  /* RuntimeError: context already entered */                                                     \
+  XX(EENTERED, -30007, "context is already entered")                                              \
+  /* RuntimeError: exit of a context that is not the current one */                               \
+  XX(ENOTENTERED, -30008, "context is not the current entered context")                           \
+  /* TaskFactoryDisplaced */                                                                      \
+  XX(EDISPLACED, -30009, "uvwool task factory was displaced")                                     \
+  /* SerializationError */                                                                        \
+  XX(ESERIALIZE, -30010, "serialization failed")                                                  \
+  /* ChainSerializationError (a SerializationError) */                                            \
+  XX(ECHAINSERIALIZE, -30011, "chain serialization failed")                                       \
+  /* SerializationError: malformed wire data (bad protobuf, bad id, bad text) */                  \
+  XX(EMALFORMED, -30012, "malformed wire data")                                                   \
+  /* SerializationError: input or output exceeds the wire size limit */                           \
+  XX(ETOOBIG, -30013, "wire data exceeds the size limit")                                         \
+  /* SerializationError: the process-wide stub cap is reached */                                  \
+  XX(ESTUBCAP, -30014, "too many undeclared context variables (stub cap)")                        \
+  /* dispatch (uvwool/dispatch.h): the peer broke the dispatch protocol */                        \
+  XX(EPROTO, -71, "dispatch protocol violation")                                                  \
+  /* dispatch: the connection to the peer was lost (or never made) */                             \
+  XX(ECONNRESET, -104, "connection to the peer lost")                                             \
+  /* dispatch: the handshake timed out */                                                         \
+  XX(ETIMEDOUT, -110, "dispatch handshake timed out")                                             \
+  /* dispatch: the dispatch was cancelled */                                                      \
+  XX(ECANCELED, -125, "dispatch cancelled")                                                       \
+  /* dispatch: the routine raised; the error is the routine's */                                  \
+  XX(EREMOTE, -30015, "the routine raised")                                                       \
+  /* dispatch: the worker refused the dispatch (Nack) */                                          \
+  XX(ENACK, -30016, "the worker refused the dispatch")                                            \
+  /* dispatch: no routine is registered under that name */                                        \
+  XX(ENOROUTINE, -30017, "no such routine")
 
-/* Returns a static message for a code ("unknown error" for others). */
+/* Success: what every call returns when it did not fail. */
+#define UVW_OK 0
+
+typedef enum uvw_errno_e {
+#define UVW__ERRNO_ENUM(name, value, message) UVW_##name = (value),
+  UVW_ERRNO_MAP(UVW__ERRNO_ENUM)
+#undef UVW__ERRNO_ENUM
+} uvw_errno_t;
+
+/* A static message for a code, never NULL: the list's message for a uvwool
+ * code, "success" for 0, libuv's uv_strerror text for any other code once
+ * the loop layer is loaded (it installs libuv's names when the library
+ * loads), else "unknown error". Thread-safe. */
 const char *uvw_strerror(int code);
-/* Returns the static symbolic name ("UVW_ELOOKUP"), "UVW_UNKNOWN" for others. */
+/* The static symbolic name, never NULL: "UVW_ELOOKUP" for a uvwool code,
+ * "UVW_OK" for 0, libuv's uv_err_name ("EBUSY") for any other code libuv
+ * knows, else "UVW_UNKNOWN". Thread-safe. */
 const char *uvw_err_name(int code);
 
 /* The error and warning classes, a tree under two roots (SEMANTICS 9).

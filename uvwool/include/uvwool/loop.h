@@ -109,7 +109,8 @@ struct uvw_task_factory_s {
   void *data;
 };
 /* Install `factory` as the loop's top factory (borrowed: it must outlive the
- * loop's use of it). NULL removes every factory. */
+ * loop's use of it). NULL removes every factory. UVW_EINVAL (nothing
+ * changed) for a NULL loop or a factory whose create is NULL. */
 int uvw_loop_set_task_factory(uv_loop_t *loop, uvw_task_factory_t *factory);
 /* The loop's top factory, or NULL. */
 uvw_task_factory_t *uvw_loop_task_factory(uv_loop_t *loop);
@@ -146,7 +147,13 @@ typedef struct uvw_wrapper_s {
 const uvw_wrapper_t *uvw_wrapper_table(size_t *count);
 
 /* ---- the wrappers (same signatures as libuv 1.44) ----------------------------
- * The *_stop wrappers are not registrations but release the capture. */
+ * The *_stop wrappers are not registrations but release the capture.
+ * Each returns libuv's code unchanged; a failure (negative) also leaves a
+ * detail in uvw_last_error() naming the wrapper, the libuv function, the
+ * code's name and libuv's message (fields function, libuv_function,
+ * libuv_error). Where the wrapper itself refuses (a NULL loop, no memory
+ * for the capture, uvw_thread_create's NULL entry, uvw_spawn's NULL
+ * options) it returns UV_EINVAL / UV_ENOMEM with the same kind of detail. */
 
 /* ---- timers ---- */
 

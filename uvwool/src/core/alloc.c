@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "uvwool/common.h"
+#include "error.h"
 #include "uvwool/errors.h"
 
 /* Plain globals, like libuv's uv__allocator: replaced only before use. */
@@ -19,7 +20,7 @@ const char *uvw_version_string(void) { return UVWOOL_VERSION_STRING; }
 int uvw_replace_allocator(uvw_malloc_func malloc_func, uvw_realloc_func realloc_func,
                           uvw_calloc_func calloc_func, uvw_free_func free_func) {
   if (malloc_func == NULL || realloc_func == NULL || calloc_func == NULL || free_func == NULL)
-    return UVW_EINVAL;
+    return uvw__error_arg(__func__, "malloc_func, realloc_func, calloc_func or free_func", "is NULL");
   uvw__allocator.local_malloc = malloc_func;
   uvw__allocator.local_realloc = realloc_func;
   uvw__allocator.local_calloc = calloc_func;

@@ -281,6 +281,7 @@ int uvw__context_leave(uvw_context_t *ctx) {
 }
 
 int uvw_context_run(uvw_context_t *ctx, uvw_run_fn fn, void *arg) {
+  if (fn == NULL) return uvw__error_arg(__func__, "fn", "is NULL");
   int rc = uvw_context_enter(ctx);
   if (rc != 0) return rc;
   fn(arg);

@@ -11,46 +11,36 @@
 
 /* ---- codes ------------------------------------------------------------ */
 
-#define UVW__CODES(X)                                                          \
-  X(UVW_ENOMEM, "out of memory")                                               \
-  X(UVW_EINVAL, "invalid argument")                                            \
-  X(UVW_ENOBUFS, "buffer too small")                                           \
-  X(UVW_ELOOKUP, "context variable has no value")                              \
-  X(UVW_ECONTENTION, "chain is run by another runner")                         \
-  X(UVW_ECOLLISION, "context variable already declared")                       \
-  X(UVW_ETOKEN_USED, "token has already been used once")                       \
-  X(UVW_ETOKEN_VAR, "token was created by a different context variable")       \
-  X(UVW_ETOKEN_CONTEXT, "token was created in a different context")            \
-  X(UVW_EENTERED, "context is already entered")                                \
-  X(UVW_ENOTENTERED, "context is not the current entered context")             \
-  X(UVW_EDISPLACED, "uvwool task factory was displaced")                       \
-  X(UVW_ESERIALIZE, "serialization failed")                                    \
-  X(UVW_ECHAINSERIALIZE, "chain serialization failed")                        \
-  X(UVW_EMALFORMED, "malformed wire data")                                     \
-  X(UVW_ETOOBIG, "wire data exceeds the size limit")                           \
-  X(UVW_ESTUBCAP, "too many undeclared context variables (stub cap)")         \
-  X(UVW_EPROTO, "dispatch protocol violation")                                 \
-  X(UVW_ECONNRESET, "connection to the peer lost")                             \
-  X(UVW_ETIMEDOUT, "dispatch handshake timed out")                             \
-  X(UVW_ECANCELED, "dispatch cancelled")                                       \
-  X(UVW_EREMOTE, "the routine raised")                                         \
-  X(UVW_ENACK, "the worker refused the dispatch")                              \
-  X(UVW_ENOROUTINE, "no such routine")
+/* Codes outside uvwool's list (libuv's, when the loop layer is loaded) are
+ * named by a fallback the loop layer installs when the library loads: the
+ * core knows nothing of libuv, and libuv's own list names the codes a libuv
+ * user meets (UV_EOF, UV_EAI_*) that errno text would not. A plain pointer
+ * written once, before main, so reading it needs no lock. */
+static uvw__error_text_fn text_fallback;
+
+void uvw__error_set_text_fallback(uvw__error_text_fn fn) { text_fallback = fn; }
+
+static const char *fallback_text(int code, int want_name) {
+  const char *s = text_fallback ? text_fallback(code, want_name) : NULL;
+  return s ? s : want_name ? "UVW_UNKNOWN" : "unknown error";
+}
 
 const char *uvw_strerror(int code) {
-#define X(c, msg) \
-  if (code == c) return msg;
-  UVW__CODES(X)
-#undef X
-  return "unknown error";
+  if (code == UVW_OK) return "success";
+#define UVW__STRERROR(name, value, message) \
+  if (code == (value)) return message;
+  UVW_ERRNO_MAP(UVW__STRERROR)
+#undef UVW__STRERROR
+  return fallback_text(code, 0);
 }
 
 const char *uvw_err_name(int code) {
-#define X(c, msg) \
-  if (code == c) return #c;
-  UVW__CODES(X)
-#undef X
-  return "UVW_UNKNOWN";
+  if (code == UVW_OK) return "UVW_OK";
+#define UVW__ERR_NAME(name, value, message) \
+  if (code == (value)) return "UVW_" #name;
+  UVW_ERRNO_MAP(UVW__ERR_NAME)
+#undef UVW__ERR_NAME
+  return fallback_text(code, 1);
 }
 
 /* ---- the class tree ------------------------------------------------------ */
@@ -153,6 +143,19 @@ uvw_error_t *uvw__error_set(int code, uvw_error_kind_t kind, const char *fmt, ..
 int uvw__error_nomem(const char *what) {
   uvw__error_set(UVW_ENOMEM, UVW_KIND_MEMORY_ERROR, "out of memory allocating %s", what);
   return UVW_ENOMEM;
+}
+
+int uvw__error_arg(const char *fn, const char *arg, const char *why) {
+  uvw_error_t *e = uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "%s: %s %s", fn, arg, why);
+  uvw__error_field(e, "function", "%s", fn);
+  uvw__error_field(e, "argument", "%s", arg);
+  return UVW_EINVAL;
+}
+
+int uvw__error_state(int code, const char *fn, const char *why) {
+  uvw_error_t *e = uvw__error_set(code, UVW_KIND_RUNTIME_ERROR, "%s: %s", fn, why);
+  uvw__error_field(e, "function", "%s", fn);
+  return code;
 }
 
 static int append_field(uvw_error_t *e, char *name, char *value) {
@@ -329,13 +332,14 @@ uvw_error_t *uvw_error_new(const char *type, int code, const char *message) {
 }
 
 int uvw_error_add_field(uvw_error_t *e, const char *name, const char *value) {
-  if (e == NULL || e->immortal || name == NULL || value == NULL) return UVW_EINVAL;
+  if (e == NULL || e->immortal) return uvw__error_arg(__func__, "e", "is NULL or not built by uvw_error_new");
+  if (name == NULL || value == NULL) return uvw__error_arg(__func__, "name or value", "is NULL");
   char *n = uvw__strndup(name, strlen(name));
   char *v = uvw__strndup(value, strlen(value));
   if (n == NULL || v == NULL || append_field(e, n, v) != 0) {
     uvw__free(n);
     uvw__free(v);
-    return UVW_ENOMEM;
+    return uvw__error_nomem("error field");
   }
   /* Keep a foreign class name last, where the wire looks for it. */
   size_t last = e->nfields - 1;

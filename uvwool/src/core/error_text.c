@@ -70,11 +70,15 @@ static void put_record(sbuf_t *b, const uvw_error_t *e, int depth, const char *r
 }
 
 char *uvw_error_serialize(const uvw_error_t *e) {
-  if (e == NULL) return NULL;
+  if (e == NULL) {
+    uvw__error_arg(__func__, "e", "is NULL");
+    return NULL;
+  }
   sbuf_t b = {0};
   put_record(&b, e, 0, "root");
   if (b.failed) {
     uvw__free(b.buf);
+    uvw__error_nomem("error text");
     return NULL;
   }
   return b.buf;
@@ -210,7 +214,8 @@ static int parse_record(cursor_t *c, int line, long *depth, const char **rel, si
 }
 
 int uvw_error_deserialize(const char *text, size_t len, uvw_error_t **out) {
-  if (text == NULL || out == NULL) return malformed(0, "NULL argument");
+  if (text == NULL) return uvw__error_arg(__func__, "text", "is NULL");
+  if (out == NULL) return uvw__error_arg(__func__, "out", "is NULL");
   uvw_error_t *stack[MAX_DEPTH] = {0};
   cursor_t c = {text, text + len};
   int line = 0, rc = 0;

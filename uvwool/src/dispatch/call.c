@@ -374,20 +374,20 @@ void uvw__call_orphan_all(uvw__wconn_t *c) {
 
 /* ---- answers ---------------------------------------------------------------------- */
 
-static int answer_check(uvw_call_t *call, int yield) {
+static int answer_check(uvw_call_t *call, int yield, const char *fn) {
+  if (call == NULL) return uvw__error_arg(fn, "call", "is NULL");
   uv_thread_t self = uv_thread_self();
   const char *why = NULL;
-  if (call == NULL)
-    why = "no call";
-  else if (!uv_thread_equal(&self, &call->worker->loop_thread))
+  if (!uv_thread_equal(&self, &call->worker->loop_thread))
     why = "answers are made on the worker's loop thread";
   else if (call->state != CALL_RUNNING)
     why = "no step is waiting for an answer";
   else if (yield && !(call->flags & UVW_ROUTINE_STREAM))
     why = "a one-shot routine cannot yield";
   if (why == NULL) return 0;
-  uvw_error_t *e = uvw__error_set(UVW_EINVAL, UVW_KIND_RUNTIME_ERROR, "%s", why);
-  if (call) uvw__error_field(e, "routine", "%s", uvw_frame_routine(call->task));
+  uvw_error_t *e = uvw__error_set(UVW_EINVAL, UVW_KIND_RUNTIME_ERROR, "%s: %s", fn, why);
+  uvw__error_field(e, "function", "%s", fn);
+  uvw__error_field(e, "routine", "%s", uvw_frame_routine(call->task));
   return UVW_EINVAL;
 }
 
@@ -429,17 +429,17 @@ static int answer(uvw_call_t *call, uvw_frame_kind_t kind, uvw_value_t *value, i
 }
 
 int uvw_call_yield(uvw_call_t *call, uvw_value_t *value) {
-  int rc = answer_check(call, 1);
+  int rc = answer_check(call, 1, __func__);
   return rc ? rc : answer(call, UVW_FRAME_RESULT, value, 0, NULL);
 }
 
 int uvw_call_return(uvw_call_t *call, uvw_value_t *value) {
-  int rc = answer_check(call, 0);
+  int rc = answer_check(call, 0, __func__);
   return rc ? rc : answer(call, UVW_FRAME_RESULT, value, 1, NULL);
 }
 
 int uvw_call_raise(uvw_call_t *call, const uvw_error_t *error) {
-  int rc = answer_check(call, 0);
+  int rc = answer_check(call, 0, __func__);
   if (rc) return rc;
   uvw_error_t *e = uvw_error_ref(error ? error : uvw_last_error());
   if (e == NULL) e = uvw__error_new(UVW_EREMOTE, UVW_KIND_WOOL_ERROR, "routine raised without an error");

@@ -274,7 +274,8 @@ static void on_connect(uv_connect_t *req, int status) {
 
 int uvw_conn_open(uv_loop_t *loop, const char *address, uvw_conn_t **out) {
   uvw__addr_t a;
-  if (loop == NULL || out == NULL) return UVW_EINVAL;
+  if (loop == NULL) return uvw__error_arg(__func__, "loop", "is NULL");
+  if (out == NULL) return uvw__error_arg(__func__, "out", "is NULL");
   int rc = uvw__addr_parse(address, &a);
   if (rc != 0) return rc;
   uvw_conn_t *c = uvw__calloc(1, sizeof(*c));
@@ -305,10 +306,12 @@ int uvw_conn_open(uv_loop_t *loop, const char *address, uvw_conn_t **out) {
 }
 
 void uvw_conn_set_dispatch_timeout(uvw_conn_t *c, uint64_t ms) {
+  if (c == NULL) return;
   c->default_timeout_ms = ms ? ms : UVW__DEFAULT_DISPATCH_TIMEOUT_MS;
 }
-int uvw_conn_is_dead(const uvw_conn_t *c) { return c->dead; }
-size_t uvw_conn_pending(const uvw_conn_t *c) { return c->pending; }
+/* NULL-safe: no connection is a dead one with nothing pending. */
+int uvw_conn_is_dead(const uvw_conn_t *c) { return c ? c->dead : 1; }
+size_t uvw_conn_pending(const uvw_conn_t *c) { return c ? c->pending : 0; }
 
 static void conn_free(uvw_conn_t *c) {
   uvw_conn_close_cb cb = c->close_cb;
@@ -343,14 +346,13 @@ void uvw_conn_close(uvw_conn_t *c, uvw_conn_close_cb cb, void *arg) {
 
 /* ---- dispatching ----------------------------------------------------------------------- */
 
-static int usable(uvw_conn_t *c) {
-  if (c == NULL) return UVW_EINVAL;
-  if (c->closing) {
-    uvw__error_set(UVW_EINVAL, UVW_KIND_RUNTIME_ERROR, "the connection is closed");
-    return UVW_EINVAL;
-  }
+static int usable(uvw_conn_t *c, const char *fn) {
+  if (c == NULL) return uvw__error_arg(fn, "conn", "is NULL");
+  if (c->closing) return uvw__error_state(UVW_EINVAL, fn, "the connection is closed");
   if (c->dead) {
-    uvw_error_t *e = uvw__error_set(UVW_ECONNRESET, UVW_KIND_WOOL_ERROR, "the connection to %s is lost", c->address);
+    uvw_error_t *e =
+        uvw__error_set(UVW_ECONNRESET, UVW_KIND_WOOL_ERROR, "%s: the connection to %s is lost", fn, c->address);
+    uvw__error_field(e, "function", "%s", fn);
     uvw__error_set_cause(e, uvw_error_ref(c->death));
     return UVW_ECONNRESET;
   }
@@ -428,10 +430,19 @@ static uvw_frame_t *step_frame(uint64_t id, uvw_frame_kind_t kind, uvw_value_t *
   return f;
 }
 
+/* The routine name and arguments every dispatch and stream takes. */
+static int check_call(const char *fn, const char *routine, uvw_value_t *const *args, size_t nargs) {
+  if (routine == NULL) return uvw__error_arg(fn, "routine", "is NULL");
+  if (*routine == '\0') return uvw__error_arg(fn, "routine", "is empty");
+  if (nargs && args == NULL) return uvw__error_arg(fn, "args", "is NULL with nargs > 0");
+  return 0;
+}
+
 int uvw_dispatch(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, size_t nargs,
                  const uvw_dispatch_opts_t *opts, uvw_reply_cb cb, void *arg, uvw_dispatch_t **out) {
-  int rc = usable(c);
-  if (rc == 0 && (routine == NULL || *routine == '\0' || cb == NULL || (nargs && args == NULL))) rc = UVW_EINVAL;
+  int rc = usable(c, __func__);
+  if (rc == 0) rc = check_call(__func__, routine, args, nargs);
+  if (rc == 0 && cb == NULL) rc = uvw__error_arg(__func__, "cb", "is NULL");
   if (rc != 0) return rc;
   /* The Next rides with the Task: one round trip. */
   uvw_frame_t *next = step_frame(c->next_id, UVW_FRAME_NEXT, NULL, NULL, &rc);
@@ -450,24 +461,27 @@ int uvw_dispatch(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, s
 
 int uvw_stream_open(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, size_t nargs,
                     const uvw_dispatch_opts_t *opts, uvw_dispatch_t **out) {
-  int rc = usable(c);
-  if (rc == 0 && (routine == NULL || *routine == '\0' || out == NULL || (nargs && args == NULL))) rc = UVW_EINVAL;
+  int rc = usable(c, __func__);
+  if (rc == 0) rc = check_call(__func__, routine, args, nargs);
+  if (rc == 0 && out == NULL) rc = uvw__error_arg(__func__, "out", "is NULL");
   return rc != 0 ? rc : start(c, routine, args, nargs, opts, 1, NULL, out);
 }
 
 static int step(uvw_dispatch_t *d, uvw_frame_kind_t kind, uvw_value_t *value, const uvw_error_t *error,
-                uvw_reply_cb cb, void *arg) {
-  if (d == NULL || !d->stream || cb == NULL || d->closed) return UVW_EINVAL;
+                uvw_reply_cb cb, void *arg, const char *fn) {
+  if (d == NULL) return uvw__error_arg(fn, "d", "is NULL");
+  if (cb == NULL) return uvw__error_arg(fn, "cb", "is NULL");
+  if (!d->stream) return uvw__error_state(UVW_EINVAL, fn, "the dispatch is one-shot, not a stream");
+  if (d->closed) return uvw__error_state(UVW_EINVAL, fn, "the stream is closed");
   if (d->end_error) {
     uvw__error_publish(uvw_error_ref(d->end_error));
     return d->end_status;
   }
   if (d->cb || d->ended) {
-    uvw__error_set(UVW_EINVAL, UVW_KIND_RUNTIME_ERROR, d->cb ? "a step of this stream is already pending"
-                                                             : "the stream has ended");
-    return UVW_EINVAL;
+    return uvw__error_state(UVW_EINVAL, fn,
+                            d->cb ? "a step of this stream is already pending" : "the stream has ended");
   }
-  int rc = usable(d->conn);
+  int rc = usable(d->conn, fn);
   if (rc != 0) return rc;
   uvw_frame_t *f = step_frame(d->node.id, kind, value, error, &rc);
   if (f == NULL) return rc;
@@ -479,18 +493,21 @@ static int step(uvw_dispatch_t *d, uvw_frame_kind_t kind, uvw_value_t *value, co
 }
 
 int uvw_stream_next(uvw_dispatch_t *d, uvw_reply_cb cb, void *arg) {
-  return step(d, UVW_FRAME_NEXT, NULL, NULL, cb, arg);
+  return step(d, UVW_FRAME_NEXT, NULL, NULL, cb, arg, __func__);
 }
 int uvw_stream_send(uvw_dispatch_t *d, uvw_value_t *value, uvw_reply_cb cb, void *arg) {
-  return step(d, UVW_FRAME_SEND, value, NULL, cb, arg);
+  return step(d, UVW_FRAME_SEND, value, NULL, cb, arg, __func__);
 }
 int uvw_stream_throw(uvw_dispatch_t *d, const uvw_error_t *error, uvw_reply_cb cb, void *arg) {
-  return error ? step(d, UVW_FRAME_THROW, NULL, error, cb, arg) : UVW_EINVAL;
+  if (error == NULL) return uvw__error_arg(__func__, "error", "is NULL");
+  return step(d, UVW_FRAME_THROW, NULL, error, cb, arg, __func__);
 }
-int uvw_stream_done(const uvw_dispatch_t *d) { return d->ended; }
+/* A NULL stream has nothing left to step: done. */
+int uvw_stream_done(const uvw_dispatch_t *d) { return d ? d->ended : 1; }
 
 int uvw_dispatch_cancel(uvw_dispatch_t *d) {
-  if (d == NULL || d->cb == NULL) return UVW_EINVAL;
+  if (d == NULL) return uvw__error_arg(__func__, "d", "is NULL");
+  if (d->cb == NULL) return uvw__error_state(UVW_EINVAL, __func__, "no reply is pending");
   uvw_error_t *e = uvw__dispatch_error(UVW_ECANCELED, d->routine, "cancelled by the caller");
   tell_worker_cancelled(d);
   deliver(d, NULL, UVW_ECANCELED, NULL, e, 1);

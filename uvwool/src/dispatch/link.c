@@ -13,7 +13,13 @@ int uvw__link_init(uvw__link_t *link, uv_loop_t *loop, int is_pipe, void *owner)
   memset(link, 0, sizeof(*link));
   link->owner = owner;
   int rc = is_pipe ? uv_pipe_init(loop, &link->h.pipe, 0) : uv_tcp_init(loop, &link->h.tcp);
-  if (rc == 0) link->h.handle.data = link;
+  if (rc == 0) {
+    link->h.handle.data = link;
+    return 0;
+  }
+  uvw_error_t *e = uvw__error_set(rc, UVW_KIND_RUNTIME_ERROR, "cannot create the %s handle: %s",
+                                  is_pipe ? "pipe" : "tcp", uv_strerror(rc));
+  uvw__error_field(e, "libuv_error", "%s", uv_err_name(rc));
   return rc;
 }
 

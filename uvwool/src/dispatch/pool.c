@@ -24,7 +24,9 @@ struct uvw_pool_s {
 };
 
 int uvw_pool_open(uv_loop_t *loop, const char *const *addresses, size_t count, uvw_pool_t **out) {
-  if (loop == NULL || addresses == NULL || count == 0 || out == NULL) return UVW_EINVAL;
+  if (loop == NULL) return uvw__error_arg(__func__, "loop", "is NULL");
+  if (addresses == NULL || count == 0) return uvw__error_arg(__func__, "addresses", "is NULL or empty");
+  if (out == NULL) return uvw__error_arg(__func__, "out", "is NULL");
   uvw__addr_t a;
   for (size_t i = 0; i < count; i++) {
     int rc = uvw__addr_parse(addresses[i], &a);
@@ -47,15 +49,20 @@ int uvw_pool_open(uv_loop_t *loop, const char *const *addresses, size_t count, u
   return 0;
 }
 
-size_t uvw_pool_size(const uvw_pool_t *p) { return p->count; }
+size_t uvw_pool_size(const uvw_pool_t *p) { return p ? p->count : 0; }
 
 void uvw_pool_set_dispatch_timeout(uvw_pool_t *p, uint64_t ms) {
+  if (p == NULL) return;
   p->timeout_ms = ms;
   for (size_t i = 0; i < p->count; i++)
     if (p->members[i].conn) uvw_conn_set_dispatch_timeout(p->members[i].conn, ms);
 }
 
 uvw_conn_t *uvw_pool_next(uvw_pool_t *p) {
+  if (p == NULL) {
+    uvw__error_arg(__func__, "pool", "is NULL");
+    return NULL;
+  }
   for (size_t tries = 0; tries < p->count; tries++) {
     member_t *m = &p->members[p->turn++ % p->count];
     if (m->conn && uvw_conn_is_dead(m->conn)) {

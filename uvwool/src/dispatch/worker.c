@@ -18,7 +18,8 @@ struct uvw__listener_s {
 void uvw__worker_kick_cb(uv_idle_t *idle) { uvw__call_run_kicked(idle->data); }
 
 int uvw_worker_new(uv_loop_t *loop, uvw_worker_t **out) {
-  if (loop == NULL || out == NULL) return UVW_EINVAL;
+  if (loop == NULL) return uvw__error_arg(__func__, "loop", "is NULL");
+  if (out == NULL) return uvw__error_arg(__func__, "out", "is NULL");
   uvw_worker_t *w = uvw__calloc(1, sizeof(*w));
   if (w == NULL) return uvw__error_nomem("worker");
   w->loop = loop;
@@ -33,12 +34,14 @@ int uvw_worker_new(uv_loop_t *loop, uvw_worker_t **out) {
 }
 
 int uvw_worker_register(uvw_worker_t *w, const char *name, uvw_routine_fn fn, void *arg, unsigned flags) {
-  if (w == NULL || name == NULL || *name == '\0' || fn == NULL || (flags & ~UVW_ROUTINE_STREAM)) {
-    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "bad routine registration");
-    return UVW_EINVAL;
-  }
+  if (w == NULL) return uvw__error_arg(__func__, "w", "is NULL");
+  if (name == NULL || *name == '\0') return uvw__error_arg(__func__, "name", "is NULL or empty");
+  if (fn == NULL) return uvw__error_arg(__func__, "fn", "is NULL");
+  if (flags & ~UVW_ROUTINE_STREAM) return uvw__error_arg(__func__, "flags", "has unknown bits");
   if (uvw__worker_find(w, name)) {
-    uvw_error_t *e = uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "routine \"%s\" is already registered", name);
+    uvw_error_t *e = uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "%s: routine \"%s\" is already registered",
+                                    __func__, name);
+    uvw__error_field(e, "function", "%s", __func__);
     uvw__error_field(e, "routine", "%s", name);
     return UVW_EINVAL;
   }
@@ -188,6 +191,7 @@ static void describe(uvw__listener_t *l, const uvw__addr_t *a) {
 }
 
 int uvw_worker_listen(uvw_worker_t *w, const char *address) {
+  if (w == NULL) return uvw__error_arg(__func__, "w", "is NULL");
   uvw__addr_t a;
   int rc = uvw__addr_parse(address, &a);
   if (rc != 0) return rc;
@@ -220,9 +224,12 @@ int uvw_worker_listen(uvw_worker_t *w, const char *address) {
 }
 
 int uvw_worker_address(uvw_worker_t *w, size_t i, char *buf, size_t len) {
+  if (w == NULL) return uvw__error_arg(__func__, "w", "is NULL");
+  if (buf == NULL) return uvw__error_arg(__func__, "buf", "is NULL");
   uvw__listener_t *l = w->listeners;
   while (l && i--) l = l->next;
-  if (l == NULL || buf == NULL || strlen(l->address) >= len) return UVW_EINVAL;
+  if (l == NULL) return uvw__error_arg(__func__, "i", "is past the last listener");
+  if (strlen(l->address) >= len) return uvw__error_arg(__func__, "len", "is too small for the address");
   strcpy(buf, l->address);
   return 0;
 }

@@ -14,7 +14,7 @@ static void async_trampoline(uv_async_t *handle) {
 }
 
 int uvw_async_init(uv_loop_t *loop, uv_async_t *async, uv_async_cb async_cb) {
-  if (async_cb == NULL) return uv_async_init(loop, async, async_cb);
+  if (async_cb == NULL) return UVW__UV(uv_async_init(loop, async, async_cb));
   uvw__loop_t *L;
   uvw__reg_t *r;
   int rc = uvw__register(loop, async, UVW__SLOT_MAIN, (uvw__fn)async_cb, NULL, &L, &r);

@@ -29,7 +29,7 @@ static void getaddrinfo_trampoline(uv_getaddrinfo_t *req, int status, struct add
 
 int uvw_getaddrinfo(uv_loop_t *loop, uv_getaddrinfo_t *req, uv_getaddrinfo_cb getaddrinfo_cb, const char *node,
                     const char *service, const struct addrinfo *hints) {
-  if (getaddrinfo_cb == NULL) return uv_getaddrinfo(loop, req, NULL, node, service, hints);
+  if (getaddrinfo_cb == NULL) return UVW__UV(uv_getaddrinfo(loop, req, NULL, node, service, hints));
   uvw__loop_t *L;
   uvw__reg_t *r;
   int rc = uvw__register(loop, req, UVW__SLOT_MAIN, (uvw__fn)getaddrinfo_cb, NULL, &L, &r);
@@ -49,7 +49,7 @@ static void getnameinfo_trampoline(uv_getnameinfo_t *req, int status, const char
 
 int uvw_getnameinfo(uv_loop_t *loop, uv_getnameinfo_t *req, uv_getnameinfo_cb getnameinfo_cb,
                     const struct sockaddr *addr, int flags) {
-  if (getnameinfo_cb == NULL) return uv_getnameinfo(loop, req, NULL, addr, flags);
+  if (getnameinfo_cb == NULL) return UVW__UV(uv_getnameinfo(loop, req, NULL, addr, flags));
   uvw__loop_t *L;
   uvw__reg_t *r;
   int rc = uvw__register(loop, req, UVW__SLOT_MAIN, (uvw__fn)getnameinfo_cb, NULL, &L, &r);
@@ -68,7 +68,7 @@ static void random_trampoline(uv_random_t *req, int status, void *buf, size_t bu
 }
 
 int uvw_random(uv_loop_t *loop, uv_random_t *req, void *buf, size_t buflen, unsigned flags, uv_random_cb cb) {
-  if (cb == NULL) return uv_random(loop, req, buf, buflen, flags, NULL);
+  if (cb == NULL) return UVW__UV(uv_random(loop, req, buf, buflen, flags, NULL));
   uvw__loop_t *L;
   uvw__reg_t *r;
   int rc = uvw__register(loop, req, UVW__SLOT_MAIN, (uvw__fn)cb, NULL, &L, &r);

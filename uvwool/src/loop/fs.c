@@ -33,7 +33,7 @@ static void fs_trampoline(uv_fs_t *req) {
  * uvw_fs_<name> with exactly uv_fs_<name>'s signature. */
 #define UVW__FS(name, params, args)                                                                   \
   int uvw_fs_##name(uv_loop_t *loop, uv_fs_t *req, UVW__UNPAREN params, uv_fs_cb cb) {                \
-    if (cb == NULL) return uv_fs_##name(loop, req, UVW__UNPAREN args, NULL);                          \
+    if (cb == NULL) return UVW__UV(uv_fs_##name(loop, req, UVW__UNPAREN args, NULL));                 \
     uvw__loop_t *L;                                                                                   \
     uvw__reg_t *r;                                                                                    \
     int rc = uvw__register(loop, req, UVW__SLOT_MAIN, (uvw__fn)cb, NULL, &L, &r);                     \

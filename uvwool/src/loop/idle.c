@@ -14,7 +14,7 @@
   }                                                                                          \
                                                                                              \
   int uvw_##kind##_start(uv_##kind##_t *handle, uv_##kind##_cb cb) {                         \
-    if (cb == NULL) return uv_##kind##_start(handle, cb);                                    \
+    if (cb == NULL) return UVW__UV(uv_##kind##_start(handle, cb));                           \
     uvw__loop_t *L;                                                                          \
     uvw__reg_t *r;                                                                           \
     int rc = uvw__register(handle->loop, handle, UVW__SLOT_MAIN, (uvw__fn)cb, NULL, &L, &r); \
@@ -25,7 +25,7 @@
   int uvw_##kind##_stop(uv_##kind##_t *handle) {                                             \
     uvw__loop_t *L = uvw__loop_find(handle->loop);                                           \
     if (L) uvw__reg_stop(L, handle, UVW__SLOT_MAIN);                                         \
-    return uv_##kind##_stop(handle);                                                         \
+    return UVW__UV(uv_##kind##_stop(handle));                                                \
   }
 
 UVW__LOOP_WATCHER(idle)

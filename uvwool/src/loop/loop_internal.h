@@ -170,24 +170,41 @@ typedef struct uvw__loop_task_s {
 
 /* ---- the two halves of every wrapper and trampoline ---------------------- */
 
+/* A wrapper's libuv result, returned unchanged: a failure (rc < 0) also
+ * becomes this thread's detail record, naming `wrapper` (a uvw_<x> name),
+ * the libuv function (`libuv_fn`, or NULL for uv_<x>), the code's name and
+ * libuv's message. */
+int uvw__uv_failed(int rc, const char *wrapper, const char *libuv_fn);
+/* Publish "the loop is NULL" for `wrapper`; returns UV_EINVAL. */
+int uvw__no_loop(const char *wrapper);
+/* In a wrapper: `return UVW__UV(uv_x(...));` forwards libuv's result and
+ * fills the detail record when it failed. */
+#define UVW__UV(rc) uvw__uv_failed((rc), __func__, NULL)
+
 /* Wrapper, before calling libuv: capture for (key, slot). 0 or UV_ENOMEM /
- * UV_EINVAL (loop NULL). */
-static inline int uvw__register(uv_loop_t *loop, const void *key, unsigned slot, uvw__fn cb, uvw__fn cb2,
-                                uvw__loop_t **L, uvw__reg_t **r) {
-  *L = loop ? uvw__loop_get(loop) : NULL;
-  if (*L == NULL) return loop ? UV_ENOMEM : UV_EINVAL;
+ * UV_EINVAL (loop NULL), with the detail published. */
+static inline int uvw__register_in(uv_loop_t *loop, const void *key, unsigned slot, uvw__fn cb, uvw__fn cb2,
+                                   uvw__loop_t **L, uvw__reg_t **r, const char *wrapper) {
+  *L = NULL;
+  *r = NULL;
+  if (loop == NULL) return uvw__no_loop(wrapper);
+  *L = uvw__loop_get(loop);
+  if (*L == NULL) return UV_ENOMEM; /* the detail is published */
   *r = uvw__reg_prepare(*L, key, slot, cb, cb2);
   return *r ? 0 : UV_ENOMEM;
 }
+#define uvw__register(loop, key, slot, cb, cb2, L, r) uvw__register_in(loop, key, slot, cb, cb2, L, r, __func__)
 
 /* Wrapper, after calling libuv: keep the capture only if libuv accepted. */
-static inline int uvw__registered(uvw__loop_t *L, uvw__reg_t *r, int rc) {
-  if (rc == 0)
+static inline int uvw__registered_in(uvw__loop_t *L, uvw__reg_t *r, int rc, const char *wrapper) {
+  if (rc == 0) {
     uvw__reg_commit(L, r);
-  else
-    uvw__reg_discard(L, r);
-  return rc;
+    return 0;
+  }
+  uvw__reg_discard(L, r);
+  return uvw__uv_failed(rc, wrapper, NULL);
 }
+#define uvw__registered(L, r, rc) uvw__registered_in(L, r, rc, __func__)
 
 /* Trampoline: the record of (key, slot), or NULL (warned). */
 static inline uvw__reg_t *uvw__lookup(uv_loop_t *loop, const void *key, unsigned slot, uvw__loop_t **L,

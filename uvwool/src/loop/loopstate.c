@@ -117,6 +117,7 @@ static void count_others(uv_handle_t *h, void *arg) {
 }
 
 int uvw_loop_close(uv_loop_t *loop) {
+  if (loop == NULL) return UVW__UV(UV_EINVAL);
   uvw__loop_t *found = uvw__loop_find(loop);
   if (found != NULL) {
     /* uv_loop_close would refuse (UV_EBUSY) for the user's handles or
@@ -124,7 +125,7 @@ int uvw_loop_close(uv_loop_t *loop) {
      * capture of those live handles) is kept. */
     busy_count_t c = {found, 0};
     uv_walk(loop, count_others, &c);
-    if (c.others > 0 || loop->active_reqs.count > 0) return UV_EBUSY;
+    if (c.others > 0 || loop->active_reqs.count > 0) return UVW__UV(UV_EBUSY);
   }
   pthread_mutex_lock(&registry_lock);
   entry_t **p = &registry;
@@ -146,5 +147,5 @@ int uvw_loop_close(uv_loop_t *loop) {
     uvw__free(L);
     uvw__free(e);
   }
-  return uv_loop_close(loop);
+  return UVW__UV(uv_loop_close(loop));
 }

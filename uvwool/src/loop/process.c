@@ -66,18 +66,18 @@ static int child_env(const uv_process_options_t *o, char ***env, char **chain) {
 int uvw_spawn(uv_loop_t *loop, uv_process_t *handle, const uv_process_options_t *options) {
   /* libuv has no error code for NULL options (it dereferences them): refuse
    * rather than crash. */
-  if (options == NULL) return UV_EINVAL;
+  if (options == NULL) return UVW__UV(UV_EINVAL);
   /* The caller's options are const: libuv gets a copy (it keeps no pointer
    * to the options, nor to the environment, after uv_spawn returns). */
   uv_process_options_t opts = *options;
   char **env, *chain;
   int rc = child_env(options, &env, &chain);
-  if (rc != 0) return rc;
+  if (rc != 0) return rc; /* the detail is published */
   if (env) opts.env = env;
   uvw__loop_t *L = NULL;
   uvw__reg_t *r = NULL;
   if (options->exit_cb == NULL) {
-    rc = uv_spawn(loop, handle, &opts); /* without an exit callback there is nothing to capture */
+    rc = UVW__UV(uv_spawn(loop, handle, &opts)); /* without an exit callback there is nothing to capture */
   } else if ((rc = uvw__register(loop, handle, UVW__SLOT_MAIN, (uvw__fn)options->exit_cb, NULL, &L, &r)) == 0) {
     opts.exit_cb = exit_trampoline;
     rc = uvw__registered(L, r, uv_spawn(loop, handle, &opts));

@@ -26,30 +26,31 @@ static void signal_trampoline(uv_signal_t *handle, int signum) {
   uvw__reg_end(&f, L, r);
 }
 
-static int start(uv_signal_t *handle, uv_signal_cb cb, int signum, int oneshot) {
+static int start(uv_signal_t *handle, uv_signal_cb cb, int signum, int oneshot, const char *fn) {
   int (*libuv_start)(uv_signal_t *, uv_signal_cb, int) = oneshot ? uv_signal_start_oneshot : uv_signal_start;
   /* NULL callback or closing handle (libuv asserts): libuv's answer, no capture. */
-  if (cb == NULL || uv_is_closing((uv_handle_t *)handle)) return libuv_start(handle, cb, signum);
+  if (cb == NULL || uv_is_closing((uv_handle_t *)handle))
+    return uvw__uv_failed(libuv_start(handle, cb, signum), fn, NULL);
   uvw__loop_t *L;
   uvw__reg_t *r;
-  int rc = uvw__register(handle->loop, handle, UVW__SLOT_MAIN, (uvw__fn)cb, NULL, &L, &r);
+  int rc = uvw__register_in(handle->loop, handle, UVW__SLOT_MAIN, (uvw__fn)cb, NULL, &L, &r, fn);
   if (rc != 0) return rc;
   uvw__reg_t *live = uvw__reg_find(L, handle, UVW__SLOT_MAIN);
   if (signum != 0 && signum == handle->signum && live != NULL) oneshot = live->extra == &oneshot_tag;
   r->extra = oneshot ? (void *)&oneshot_tag : NULL;
-  return uvw__registered(L, r, libuv_start(handle, signal_trampoline, signum));
+  return uvw__registered_in(L, r, libuv_start(handle, signal_trampoline, signum), fn);
 }
 
 int uvw_signal_start(uv_signal_t *handle, uv_signal_cb signal_cb, int signum) {
-  return start(handle, signal_cb, signum, 0);
+  return start(handle, signal_cb, signum, 0, __func__);
 }
 
 int uvw_signal_start_oneshot(uv_signal_t *handle, uv_signal_cb signal_cb, int signum) {
-  return start(handle, signal_cb, signum, 1);
+  return start(handle, signal_cb, signum, 1, __func__);
 }
 
 int uvw_signal_stop(uv_signal_t *handle) {
   uvw__loop_t *L = uvw__loop_find(handle->loop);
   if (L) uvw__reg_stop(L, handle, UVW__SLOT_MAIN);
-  return uv_signal_stop(handle);
+  return UVW__UV(uv_signal_stop(handle));
 }

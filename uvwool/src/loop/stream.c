@@ -34,7 +34,7 @@ static void read_trampoline(uv_stream_t *stream, ssize_t nread, const uv_buf_t *
 }
 
 int uvw_read_start(uv_stream_t *stream, uv_alloc_cb alloc_cb, uv_read_cb read_cb) {
-  if (alloc_cb == NULL || read_cb == NULL || closing(stream)) return uv_read_start(stream, alloc_cb, read_cb);
+  if (alloc_cb == NULL || read_cb == NULL || closing(stream)) return UVW__UV(uv_read_start(stream, alloc_cb, read_cb));
   uvw__loop_t *L;
   uvw__reg_t *r;
   int rc = uvw__register(stream->loop, stream, UVW__SLOT_MAIN, (uvw__fn)read_cb, (uvw__fn)alloc_cb, &L, &r);
@@ -46,7 +46,7 @@ int uvw_read_start(uv_stream_t *stream, uv_alloc_cb alloc_cb, uv_read_cb read_cb
 int uvw_read_stop(uv_stream_t *stream) {
   uvw__loop_t *L = uvw__loop_find(stream->loop);
   if (L) uvw__reg_stop(L, stream, UVW__SLOT_MAIN);
-  return uv_read_stop(stream);
+  return UVW__UV(uv_read_stop(stream));
 }
 
 /* ---- listen ----------------------------------------------------------------- */
@@ -62,7 +62,7 @@ static void connection_trampoline(uv_stream_t *server, int status) {
 }
 
 int uvw_listen(uv_stream_t *stream, int backlog, uv_connection_cb cb) {
-  if (cb == NULL || closing(stream)) return uv_listen(stream, backlog, cb);
+  if (cb == NULL || closing(stream)) return UVW__UV(uv_listen(stream, backlog, cb));
   uvw__loop_t *L;
   uvw__reg_t *r;
   int rc = uvw__register(stream->loop, stream, UVW__SLOT_LISTEN, (uvw__fn)cb, NULL, &L, &r);
@@ -85,7 +85,7 @@ static void write_trampoline(uv_write_t *req, int status) {
 
 int uvw_write2(uv_write_t *req, uv_stream_t *handle, const uv_buf_t bufs[], unsigned int nbufs,
                uv_stream_t *send_handle, uv_write_cb cb) {
-  if (cb == NULL || closing(handle)) return uv_write2(req, handle, bufs, nbufs, send_handle, cb);
+  if (cb == NULL || closing(handle)) return UVW__UV(uv_write2(req, handle, bufs, nbufs, send_handle, cb));
   uvw__loop_t *L;
   uvw__reg_t *r;
   int rc = uvw__register(handle->loop, req, UVW__SLOT_MAIN, (uvw__fn)cb, NULL, &L, &r);
@@ -94,7 +94,7 @@ int uvw_write2(uv_write_t *req, uv_stream_t *handle, const uv_buf_t bufs[], unsi
 }
 
 int uvw_write(uv_write_t *req, uv_stream_t *handle, const uv_buf_t bufs[], unsigned int nbufs, uv_write_cb cb) {
-  if (cb == NULL || closing(handle)) return uv_write(req, handle, bufs, nbufs, cb);
+  if (cb == NULL || closing(handle)) return UVW__UV(uv_write(req, handle, bufs, nbufs, cb));
   uvw__loop_t *L;
   uvw__reg_t *r;
   int rc = uvw__register(handle->loop, req, UVW__SLOT_MAIN, (uvw__fn)cb, NULL, &L, &r);
@@ -113,7 +113,7 @@ static void shutdown_trampoline(uv_shutdown_t *req, int status) {
 }
 
 int uvw_shutdown(uv_shutdown_t *req, uv_stream_t *handle, uv_shutdown_cb cb) {
-  if (cb == NULL || closing(handle)) return uv_shutdown(req, handle, cb);
+  if (cb == NULL || closing(handle)) return UVW__UV(uv_shutdown(req, handle, cb));
   uvw__loop_t *L;
   uvw__reg_t *r;
   int rc = uvw__register(handle->loop, req, UVW__SLOT_MAIN, (uvw__fn)cb, NULL, &L, &r);
@@ -132,7 +132,7 @@ static void connect_trampoline(uv_connect_t *req, int status) {
 }
 
 int uvw_tcp_connect(uv_connect_t *req, uv_tcp_t *handle, const struct sockaddr *addr, uv_connect_cb cb) {
-  if (cb == NULL || closing((uv_stream_t *)handle)) return uv_tcp_connect(req, handle, addr, cb);
+  if (cb == NULL || closing((uv_stream_t *)handle)) return UVW__UV(uv_tcp_connect(req, handle, addr, cb));
   uvw__loop_t *L;
   uvw__reg_t *r;
   int rc = uvw__register(handle->loop, req, UVW__SLOT_MAIN, (uvw__fn)cb, NULL, &L, &r);
@@ -164,7 +164,7 @@ int uvw_tcp_close_reset(uv_tcp_t *handle, uv_close_cb close_cb) {
    * capture: it closes uncaptured. */
   if (close_cb == NULL || closing((uv_stream_t *)handle) ||
       uvw__register(handle->loop, handle, UVW__SLOT_CLOSE, (uvw__fn)close_cb, NULL, &L, &r) != 0)
-    rc = uv_tcp_close_reset(handle, close_cb);
+    rc = UVW__UV(uv_tcp_close_reset(handle, close_cb));
   else
     rc = uvw__registered(L, r, uv_tcp_close_reset(handle, uvw__close_trampoline));
   /* Only a reset libuv accepted closes the handle: a refused one (UV_EINVAL

@@ -198,12 +198,16 @@ static int install(uvw__loop_t *L) {
 }
 
 int uvw_install_task_factory(uv_loop_t *loop) {
+  if (loop == NULL) return uvw__error_arg(__func__, "loop", "is NULL");
   uvw__loop_t *L = loop ? uvw__loop_get(loop) : NULL;
   if (L == NULL) return loop ? uvw_error_code(uvw_last_error()) : UVW_EINVAL;
   return install(L);
 }
 
 int uvw_loop_set_task_factory(uv_loop_t *loop, uvw_task_factory_t *factory) {
+  if (loop == NULL) return uvw__error_arg(__func__, "loop", "is NULL");
+  /* A factory without create would crash the next uvw_task_spawn. */
+  if (factory && factory->create == NULL) return uvw__error_arg(__func__, "factory->create", "is NULL");
   uvw__loop_t *L = loop ? uvw__loop_get(loop) : NULL;
   if (L == NULL) return loop ? uvw_error_code(uvw_last_error()) : UVW_EINVAL;
   L->factory_top = factory;

@@ -132,11 +132,11 @@ static int submit(uv_loop_t *loop, uv_work_t *req, uv_work_cb work_cb, uv_after_
 }
 
 int uvw_queue_work(uv_loop_t *loop, uv_work_t *req, uv_work_cb work_cb, uv_after_work_cb after_work_cb) {
-  return submit(loop, req, work_cb, after_work_cb, 0);
+  return UVW__UV(submit(loop, req, work_cb, after_work_cb, 0));
 }
 
 int uvw_to_thread(uv_loop_t *loop, uv_work_t *req, uv_work_cb work_cb, uv_after_work_cb after_work_cb) {
-  return submit(loop, req, work_cb, after_work_cb, 1);
+  return uvw__uv_failed(submit(loop, req, work_cb, after_work_cb, 1), __func__, "uv_queue_work");
 }
 
 /* ---- threads ------------------------------------------------------------------ */
@@ -177,14 +177,17 @@ static int started(start_t *s, int rc) {
   return rc;
 }
 
+/* A NULL entry would crash the new thread: refused before it starts. */
 int uvw_thread_create(uv_thread_t *tid, uv_thread_cb entry, void *arg) {
+  if (entry == NULL) return UVW__UV(UV_EINVAL);
   start_t *s = prepare_start(entry, arg);
-  if (s == NULL) return UV_ENOMEM;
-  return started(s, uv_thread_create(tid, thread_trampoline, s));
+  if (s == NULL) return UVW__UV(UV_ENOMEM);
+  return UVW__UV(started(s, uv_thread_create(tid, thread_trampoline, s)));
 }
 
 int uvw_thread_create_ex(uv_thread_t *tid, const uv_thread_options_t *params, uv_thread_cb entry, void *arg) {
+  if (entry == NULL) return UVW__UV(UV_EINVAL);
   start_t *s = prepare_start(entry, arg);
-  if (s == NULL) return UV_ENOMEM;
-  return started(s, uv_thread_create_ex(tid, params, thread_trampoline, s));
+  if (s == NULL) return UVW__UV(UV_ENOMEM);
+  return UVW__UV(started(s, uv_thread_create_ex(tid, params, thread_trampoline, s)));
 }

@@ -41,12 +41,23 @@ int uvw_env_render(uvw_context_t *ctx, char **out) {
   return 0;
 }
 
+/* Say which variable held the bad text; the decoder's detail is the cause. */
+static int env_malformed(int rc) {
+  uvw_error_t *cause = uvw_error_ref(uvw_last_error());
+  uvw_error_kind_t kind = cause ? uvw_error_kind(cause) : UVW_KIND_SERIALIZATION_ERROR;
+  uvw_error_t *e = uvw__error_set(rc, kind, "uvw_env_mount: %s holds no valid chain: %s", UVW_ENV_CHAIN,
+                                  cause ? uvw_error_message(cause) : uvw_strerror(rc));
+  uvw__error_field(e, "variable", "%s", UVW_ENV_CHAIN);
+  uvw__error_set_cause(e, cause);
+  return rc;
+}
+
 int uvw_env_mount(void) {
   const char *text = getenv(UVW_ENV_CHAIN);
   if (text == NULL || text[0] == '\0') return 0;
   uvw_manifest_t *m;
   int rc = uvw_text_decode(text, strlen(text), &m);
-  if (rc != 0) return rc;
+  if (rc != 0) return env_malformed(rc);
   rc = uvw_manifest_mount(m);
   uvw_manifest_free(m);
   return rc;
