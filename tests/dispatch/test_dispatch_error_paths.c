@@ -338,12 +338,6 @@ static const ep_case_t cases[] = {
 #define STOP "libuv's stop always returns 0 (the wrapper forwards and reports it if that changes)"
 #define VOID "void, as libuv's: its errors reach the callback"
 static const ep_allowed_t allowed[] = {
-    {"uvw_task_current", GETTER},
-    {"uvw_task_ref", "a reference of NULL is NULL, not a failure"},
-    {"uvw_task_unref", "a release: NULL is a no-op"},
-    {"uvw_task_finished", FLAG},
-    {"uvw_task_id", GETTER},
-    {"uvw_task_context", GETTER},
     {"uvw_loop_task_factory", GETTER},
     {"uvw_task_factory_installed", FLAG},
     {"uvw_wrapper_table", GETTER},
