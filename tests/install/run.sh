@@ -13,7 +13,7 @@
 set -euo pipefail
 build=$1 src=$2 scratch=$3 readme=$4 version=$5
 cmake=${CMAKE_COMMAND:-cmake}
-cc=${C_COMPILER:-cc}
+cc=$(command -v "${C_COMPILER:-cc}")
 flags=""
 [ -n "${SANITIZE:-}" ] && flags="-fsanitize=$SANITIZE"
 fail() { echo "install test FAILED: $*" >&2; exit 1; }
@@ -71,7 +71,7 @@ for b in $blocks; do
   esac >>"$session"
   cat "$scratch/blocks/$b" >>"$session"
 done
-bash -euo pipefail -x "$session" >"$log" 2>&1 || { cat "$log" >&2; fail "a README block (above)"; }
+timeout 600 bash -euo pipefail -x "$session" >"$log" 2>&1 || { cat "$log" >&2; fail "a README block (above)"; }
 unset PKG_CONFIG_LIBDIR
 # What the blocks built runs, with no LD_LIBRARY_PATH.
 "$scratch/app/app" | grep -q '^consumer ok' || fail "the pkg-config build"
