@@ -17,6 +17,9 @@ cc=$(command -v "${C_COMPILER:-cc}")
 flags=""
 [ -n "${SANITIZE:-}" ] && flags="-fsanitize=$SANITIZE"
 fail() { echo "install test FAILED: $*" >&2; exit 1; }
+# grep -q on a pipe would close it early: the writer's SIGPIPE fails the
+# pipeline under pipefail. Read everything, then match.
+contains() { local all; all=$(cat); grep -q "$@" <<<"$all"; }
 unset LD_LIBRARY_PATH PKG_CONFIG_PATH
 
 rm -rf "$scratch"
@@ -74,8 +77,8 @@ done
 timeout 600 bash -euo pipefail -x "$session" >"$log" 2>&1 || { cat "$log" >&2; fail "a README block (above)"; }
 unset PKG_CONFIG_LIBDIR
 # What the blocks built runs, with no LD_LIBRARY_PATH.
-"$scratch/app/app" | grep -q '^consumer ok' || fail "the pkg-config build"
-"$scratch/app/build/app" | grep -q '^consumer ok' || fail "the CMake build"
+"$scratch/app/app" | contains '^consumer ok' || fail "the pkg-config build"
+"$scratch/app/build/app" | contains '^consumer ok' || fail "the CMake build"
 grep -q "^uvwool-worker (uvwool $version)" "$log" || fail "the worker did not start from the prefix"
 grep -qx "$PREFIX/lib/pkgconfig/../../share/uvwool/proto/uvwool.proto" "$log" || fail "protodir"
 cmp "$PREFIX/share/uvwool/proto/uvwool.proto" "$(dirname "$readme")/proto/uvwool.proto" || fail "proto"
@@ -85,9 +88,9 @@ cmp "$PREFIX/share/doc/uvwool/LICENSE" "$(dirname "$readme")/LICENSE" || fail "L
 IFS=. read -r major minor _ <<<"$version"
 if [ "$major" = 0 ]; then abi=$major.$minor; else abi=$major; fi
 lib=$PREFIX/lib/libuvwool.so
-readelf -d "$lib" | grep -q "(SONAME) .*\[libuvwool.so.$abi\]" || fail "SONAME is not libuvwool.so.$abi"
+readelf -d "$lib" | contains "(SONAME) .*\[libuvwool.so.$abi\]" || fail "SONAME is not libuvwool.so.$abi"
 [ -e "$PREFIX/lib/libuvwool.so.$abi" ] || fail "no libuvwool.so.$abi in the prefix"
-readelf -d "$PREFIX/bin/uvwool-worker" | grep -qF '(RUNPATH)            Library runpath: [$ORIGIN/../lib]' ||
+readelf -d "$PREFIX/bin/uvwool-worker" | contains -F '(RUNPATH)            Library runpath: [$ORIGIN/../lib]' ||
   fail "the worker's RUNPATH is not \$ORIGIN/../lib"
 readelf --dyn-syms -W "$lib" | awk '$5 == "GLOBAL" && $7 != "UND" {print $8}' >"$scratch/exported"
 grep -q "^uvw_var_declare@@UVWOOL_$abi$" "$scratch/exported" || fail "uvw_var_declare is not versioned UVWOOL_$abi"
@@ -101,21 +104,21 @@ sed 's/@@.*//' "$scratch/exported" | sort -u >"$scratch/exported.names"
 missing=$(comm -23 "$scratch/public" "$scratch/exported.names")
 [ -z "$missing" ] || fail "public functions not exported (add them to uvwool/uvwool.map): $missing"
 # A program built against it binds to the version.
-objdump -T "$scratch/app/app" | grep -q "(UVWOOL_$abi) *uvw_var_declare$" || fail "the app does not bind UVWOOL_$abi"
+objdump -T "$scratch/app/app" | contains "(UVWOOL_$abi) *uvw_var_declare$" || fail "the app does not bind UVWOOL_$abi"
 
 # ---- 3. the prefix moved ---------------------------------------------------------
 mv "$PREFIX" "$scratch/moved"
 [ "$(PKG_CONFIG_PATH="$scratch/moved/lib/pkgconfig" pkg-config --variable=libdir uvwool)" = \
   "$scratch/moved/lib/pkgconfig/../../lib" ] || fail "the .pc file is not relocatable"
-"$scratch/moved/bin/uvwool-worker" --help | grep -q "^uvwool-worker (uvwool $version)" || fail "the moved worker"
+"$scratch/moved/bin/uvwool-worker" --help | contains "^uvwool-worker (uvwool $version)" || fail "the moved worker"
 
 # ---- 4. the consumer project: shared, static, transparent ---------------------
 "$cmake" -S "$src" -B "$scratch/build" -DCMAKE_PREFIX_PATH="$scratch/moved" \
   -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" >/dev/null
 "$cmake" --build "$scratch/build" >/dev/null
-"$scratch/build/consumer" | grep -q '^consumer ok'
-"$scratch/build/consumer_static" | grep -q '^consumer ok'
+"$scratch/build/consumer" | contains '^consumer ok' || fail "consumer (shared)"
+"$scratch/build/consumer_static" | contains '^consumer ok' || fail "consumer_static"
 # uvwool_transparent() from the installed package: plain uv_* calls propagate.
-LD_LIBRARY_PATH="$scratch/moved/lib" "$scratch/build/consumer_transparent" | grep -q '^transparent ok'
+LD_LIBRARY_PATH="$scratch/moved/lib" "$scratch/build/consumer_transparent" | contains '^transparent ok' || fail "consumer_transparent"
 echo "install: README blocks (pkg-config, CMake without protobuf-c, worker, proto), SONAME, RUNPATH," \
   "versioned symbols, relocation and the consumer (shared, static, transparent) all ok"

@@ -18,7 +18,7 @@ while read -r layer inc expect; do
     got=ok
   elif grep -qF "the $layer layer of uvwool must not include $header:" "$work/err"; then
     got=fence
-  elif grep -q "No such file or directory" "$work/err"; then
+  elif grep -qE "No such file or directory|file not found" "$work/err"; then # gcc, clang
     got=absent
   else
     got="error: $(head -n 3 "$work/err")"
