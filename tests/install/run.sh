@@ -99,7 +99,8 @@ grep -q "^uvw_var_declare@@UVWOOL_$abi$" "$scratch/exported" || fail "uvw_var_de
 ! grep '^uvw__' "$scratch/exported" || fail "internal symbols exported (above)"
 # Every public function the library defines is exported (a missing
 # uvwool.map line fails here).
-nm -g --defined-only "$PREFIX/lib/libuvwool.a" | awk '$2 == "T" && $3 ~ /^uvw_[a-z]/ {print $3}' | sort -u >"$scratch/public"
+nm -g --defined-only "$PREFIX/lib/libuvwool.a" | awk '$2 == "T" && $3 ~ /^uvw_[a-z]/ {print $3}' |
+  sort -u >"$scratch/public"
 sed 's/@@.*//' "$scratch/exported" | sort -u >"$scratch/exported.names"
 missing=$(comm -23 "$scratch/public" "$scratch/exported.names")
 [ -z "$missing" ] || fail "public functions not exported (add them to uvwool/uvwool.map): $missing"
@@ -119,6 +120,7 @@ mv "$PREFIX" "$scratch/moved"
 "$scratch/build/consumer" | contains '^consumer ok' || fail "consumer (shared)"
 "$scratch/build/consumer_static" | contains '^consumer ok' || fail "consumer_static"
 # uvwool_transparent() from the installed package: plain uv_* calls propagate.
-LD_LIBRARY_PATH="$scratch/moved/lib" "$scratch/build/consumer_transparent" | contains '^transparent ok' || fail "consumer_transparent"
+LD_LIBRARY_PATH="$scratch/moved/lib" "$scratch/build/consumer_transparent" | contains '^transparent ok' ||
+  fail "consumer_transparent"
 echo "install: README blocks (pkg-config, CMake without protobuf-c, worker, proto), SONAME, RUNPATH," \
   "versioned symbols, relocation and the consumer (shared, static, transparent) all ok"
