@@ -24,12 +24,12 @@ typedef int (*init_fn)(uvw_worker_t *w);
 static uv_signal_t sigint_h, sigterm_h;
 static uvw_worker_t *worker;
 
+#define USAGE                                                                                               \
+  "usage: uvwool-worker --routines LIB.so [--routines ...] --listen pipe:PATH|tcp:HOST:PORT [--listen ...]\n" \
+  "                     [--strict|--lenient] [--dispatch-timeout MS]\n"
+
 static int usage(const char *why) {
-  fprintf(stderr,
-          "uvwool-worker: %s\n"
-          "usage: uvwool-worker --routines LIB.so [--routines ...] --listen pipe:PATH|tcp:HOST:PORT [--listen ...]\n"
-          "                     [--strict|--lenient] [--dispatch-timeout MS]\n",
-          why);
+  fprintf(stderr, "uvwool-worker: %s\n" USAGE, why);
   return 2;
 }
 
@@ -71,6 +71,8 @@ int main(int argc, char **argv) {
       strict = 0;
     else if (strcmp(a, "--dispatch-timeout") == 0 && v)
       timeout_ms = strtoull(argv[++i], NULL, 10);
+    else if (strcmp(a, "--help") == 0)
+      return printf("uvwool-worker (uvwool %s)\n" USAGE, uvw_version_string()) < 0;
     else
       return usage(a);
   }

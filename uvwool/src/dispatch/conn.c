@@ -10,7 +10,7 @@
 
 #include "alloc.h"
 #include "error.h"
-#include "loop_internal.h"
+#include "loop_scope.h"
 #include "dispatch_int.h"
 
 

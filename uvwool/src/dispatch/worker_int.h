@@ -4,7 +4,7 @@
 #define UVW_WORKER_INT_H
 
 #include "dispatch_int.h"
-#include "loop_internal.h"
+#include "loop_scope.h"
 
 typedef struct routine_s {
   char *name;

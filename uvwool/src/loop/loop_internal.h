@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "context.h"
+#include "loop_scope.h"
 #include "task.h"
 #include "uvwool/loop.h"
 
@@ -41,7 +42,7 @@ typedef struct uvw__reg_s {
 
 typedef struct uvw__ts_entry_s uvw__ts_entry_t;
 
-typedef struct uvw__loop_s {
+struct uvw__loop_s {
   uv_loop_t *loop;
   uint64_t serial; /* process-unique: tells this state from a later one at the same loop address */
   uvw__reg_t **buckets;
@@ -61,12 +62,8 @@ typedef struct uvw__loop_s {
   uvw_task_factory_t *factory_top;
   int factory_installed; /* uvwool's factory was installed once: displacement is reportable */
   void *owned_factory;   /* uvwool's factory object for this loop */
-} uvw__loop_t;
+};
 
-/* The loop's state, created on first use (loop thread only). NULL on ENOMEM. */
-uvw__loop_t *uvw__loop_get(uv_loop_t *loop);
-/* The loop's state if it exists, else NULL. */
-uvw__loop_t *uvw__loop_find(uv_loop_t *loop);
 /* Initialise the call-soon idle handle on first use: 0 or a libuv error. */
 int uvw__loop_soon_init(uvw__loop_t *L);
 /* Queue a prepared record on the call-soon FIFO (its idle handle is ready):
@@ -97,45 +94,6 @@ void uvw__reg_release(uvw__loop_t *L, uvw__reg_t *r);
 void uvw__reg_release_key(uvw__loop_t *L, const void *key, unsigned slot);
 /* Free every record of the loop (at uvw_loop_close). */
 void uvw__reg_free_all(uvw__loop_t *L);
-/* Drop a captured context / task pair (the task's pending count too). */
-void uvw__capture_release(uvw_context_t *ctx, uvw__task_t *task);
-/* Capture the current context and task: new references, task pending +1. */
-int uvw__capture(uvw_context_t **ctx, uvw__task_t **task);
-
-/* ---- the frame around a user callback ------------------------------------- */
-
-typedef struct uvw__frame_s {
-  uvw_context_t *ctx;      /* entered for the callback, or NULL */
-  uvw__task_t *prev_task;
-  int (*prev_hook)(void *, int);
-  void *prev_hook_arg;
-} uvw__frame_t;
-
-int uvw__loop_write_hook(void *arg, int arming);
-
-/* Enter ctx with task current and the loop's write hook installed. */
-static inline void uvw__frame_begin(uvw__frame_t *f, uvw__loop_t *L, uvw_context_t *ctx, uvw__task_t *task) {
-  uvw__thread_t *t = uvw__thread();
-  f->prev_task = t->task;
-  f->prev_hook = t->write_hook;
-  f->prev_hook_arg = t->write_hook_arg;
-  t->task = task;
-  /* Off the loop thread (L == NULL) there is no task factory to guard. */
-  t->write_hook = L ? uvw__loop_write_hook : NULL;
-  t->write_hook_arg = L;
-  /* Entering fails only if the context is entered elsewhere (a bug of the
-   * caller's) or a fork cannot be claimed for lack of memory: the callback
-   * still runs, in whatever context is current, rather than being lost. */
-  f->ctx = ctx && uvw__context_enter_owned(ctx) == 0 ? ctx : NULL;
-}
-
-static inline void uvw__frame_end(uvw__frame_t *f) {
-  uvw__thread_t *t = &uvw__tstate;
-  if (f->ctx) uvw__context_leave(f->ctx);
-  t->task = f->prev_task;
-  t->write_hook = f->prev_hook;
-  t->write_hook_arg = f->prev_hook_arg;
-}
 
 /* Around a record's callback: the record stays alive until the end even if
  * the callback stops, closes or re-registers its own handle. */
