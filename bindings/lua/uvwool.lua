@@ -55,7 +55,7 @@ function Context:run(fn, ...)
 end
 
 function M.copy_context()
-  return wrap_context(core.copy_context())
+  return wrap_context(core.context_copy_current())
 end
 
 -- A new empty context, with no bindings.

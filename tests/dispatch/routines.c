@@ -342,7 +342,7 @@ int uvwool_worker_init(uvw_worker_t *w) {
   rc |= uvw_var_declare("t", "opaque", NULL, &opaque_var);
   static const struct {
     const char *name;
-    uvw_routine_fn fn;
+    uvw_routine_cb fn;
     unsigned flags;
   } table[] = {
       {"read_and_mutate", read_and_mutate, 0},

@@ -64,8 +64,8 @@ static void noop_task(uvw_task_t *t, void *arg) { (void)t, (void)arg; }
 
 static int l_loop_attach(void) { return uvw_loop_attach(NULL); }
 static int l_loop_close_busy(void) { return uvw_loop_close(&loop); } /* handles still open */
-static int l_call_soon(void) { return uvw_call_soon(NULL, noop_soon, NULL); }
-static int l_call_soon_threadsafe(void) { return uvw_call_soon_threadsafe(NULL, noop_soon, NULL); }
+static int l_call_soon(void) { return uvw_loop_call_soon(NULL, noop_soon, NULL); }
+static int l_call_soon_threadsafe(void) { return uvw_loop_call_soon_threadsafe(NULL, noop_soon, NULL); }
 static int l_to_thread(void) {
   static uv_work_t req;
   return uvw_to_thread(&loop, &req, NULL, noop_after_work);
@@ -81,7 +81,7 @@ static int l_loop_set_task_factory_no_create(void) {
   static uvw_task_factory_t no_create;
   return uvw_loop_set_task_factory(&loop, &no_create);
 }
-static int l_install_task_factory(void) { return uvw_install_task_factory(NULL); }
+static int l_install_task_factory(void) { return uvw_loop_install_task_factory(NULL); }
 static int l_timer_start_closing(void) { return uvw_timer_start(&closing_timer, noop_timer, 1, 0); }
 static int l_timer_start_null_cb(void) { return uvw_timer_start(&closing_timer, NULL, 1, 0); }
 static int l_idle_start(void) { return uvw_idle_start(&idle, NULL); }
@@ -203,7 +203,7 @@ static void reply_cb(uvw_dispatch_t *d, const uvw_reply_t *r, void *arg) { (void
 
 static int d_worker_new(void) {
   uvw_worker_t *w;
-  return uvw_worker_new(NULL, &w);
+  return uvw_worker_open(NULL, &w);
 }
 static int d_worker_register_null_fn(void) { return uvw_worker_register(worker, "r2", NULL, NULL, 0); }
 static int d_worker_register_empty(void) { return uvw_worker_register(worker, "", routine, NULL, 0); }
@@ -226,26 +226,26 @@ static int d_conn_open_null(void) {
   return uvw_conn_open(NULL, "pipe:/tmp/x", &c);
 }
 static int d_dispatch_closed(void) {
-  return uvw_dispatch(closing_conn, "r", no_args, 0, NULL, reply_cb, NULL, NULL);
+  return uvw_conn_dispatch(closing_conn, "r", no_args, 0, NULL, reply_cb, NULL, NULL);
 }
-static int d_dispatch_lost(void) { return uvw_dispatch(dead_conn, "r", no_args, 0, NULL, reply_cb, NULL, NULL); }
-static int d_dispatch_null_cb(void) { return uvw_dispatch(pending_conn, "r", no_args, 0, NULL, NULL, NULL, NULL); }
+static int d_dispatch_lost(void) { return uvw_conn_dispatch(dead_conn, "r", no_args, 0, NULL, reply_cb, NULL, NULL); }
+static int d_dispatch_null_cb(void) { return uvw_conn_dispatch(pending_conn, "r", no_args, 0, NULL, NULL, NULL, NULL); }
 static int d_dispatch_null_routine(void) {
-  return uvw_dispatch(pending_conn, NULL, no_args, 0, NULL, reply_cb, NULL, NULL);
+  return uvw_conn_dispatch(pending_conn, NULL, no_args, 0, NULL, reply_cb, NULL, NULL);
 }
 static int d_dispatch_cancel_null(void) { return uvw_dispatch_cancel(NULL); }
 static int d_stream_open(void) {
   uvw_dispatch_t *d;
-  return uvw_stream_open(NULL, "r", no_args, 0, NULL, &d);
+  return uvw_conn_dispatch_stream(NULL, "r", no_args, 0, NULL, &d);
 }
 static int d_stream_open_closed(void) {
   uvw_dispatch_t *d;
-  return uvw_stream_open(closing_conn, "r", no_args, 0, NULL, &d);
+  return uvw_conn_dispatch_stream(closing_conn, "r", no_args, 0, NULL, &d);
 }
-static int d_stream_next(void) { return uvw_stream_next(oneshot, reply_cb, NULL); }
-static int d_stream_send(void) { return uvw_stream_send(oneshot, NULL, reply_cb, NULL); }
-static int d_stream_throw(void) { return uvw_stream_throw(oneshot, an_error, reply_cb, NULL); }
-static int d_stream_throw_null(void) { return uvw_stream_throw(oneshot, NULL, reply_cb, NULL); }
+static int d_stream_next(void) { return uvw_dispatch_next(oneshot, reply_cb, NULL); }
+static int d_stream_send(void) { return uvw_dispatch_send(oneshot, NULL, reply_cb, NULL); }
+static int d_stream_throw(void) { return uvw_dispatch_throw(oneshot, an_error, reply_cb, NULL); }
+static int d_stream_throw_null(void) { return uvw_dispatch_throw(oneshot, NULL, reply_cb, NULL); }
 static int d_pool_open(void) {
   uvw_pool_t *p;
   return uvw_pool_open(&loop, NULL, 0, &p);
@@ -257,15 +257,15 @@ static int d_pool_next(void) { return EP_PTR(uvw_pool_next(NULL)); }
 static const ep_case_t cases[] = {
     C(uvw_loop_attach, l_loop_attach),
     C(uvw_loop_close, l_loop_close_busy),
-    C(uvw_call_soon, l_call_soon),
-    C(uvw_call_soon_threadsafe, l_call_soon_threadsafe),
+    C(uvw_loop_call_soon, l_call_soon),
+    C(uvw_loop_call_soon_threadsafe, l_call_soon_threadsafe),
     CN(uvw_to_thread, l_to_thread, "uv_queue_work"),
     C(uvw_queue_work, l_queue_work),
     C(uvw_task_spawn, l_task_spawn),
     C(uvw_task_create, l_task_create),
     C(uvw_loop_set_task_factory, l_loop_set_task_factory),
     CN(uvw_loop_set_task_factory, l_loop_set_task_factory_no_create, "factory->create"),
-    C(uvw_install_task_factory, l_install_task_factory),
+    C(uvw_loop_install_task_factory, l_install_task_factory),
     C(uvw_timer_start, l_timer_start_closing),
     CN(uvw_timer_start, l_timer_start_null_cb, "uv_timer_start"),
     C(uvw_idle_start, l_idle_start),
@@ -306,7 +306,7 @@ static const ep_case_t cases[] = {
     C(uvw_fs_link, l_fs_link), C(uvw_fs_symlink, l_fs_symlink), C(uvw_fs_readlink, l_fs_readlink),
     C(uvw_fs_realpath, l_fs_realpath), C(uvw_fs_fchmod, l_fs_fchmod), C(uvw_fs_chown, l_fs_chown),
     C(uvw_fs_fchown, l_fs_fchown), C(uvw_fs_lchown, l_fs_lchown), C(uvw_fs_statfs, l_fs_statfs),
-    C(uvw_worker_new, d_worker_new),
+    C(uvw_worker_open, d_worker_new),
     CN(uvw_worker_register, d_worker_register_null_fn, "fn"),
     CN(uvw_worker_register, d_worker_register_empty, "name"),
     C(uvw_worker_register, d_worker_register_twice),
@@ -318,17 +318,17 @@ static const ep_case_t cases[] = {
     C(uvw_call_raise, d_call_raise),
     CN(uvw_conn_open, d_conn_open, "address"),
     C(uvw_conn_open, d_conn_open_null),
-    CN(uvw_dispatch, d_dispatch_closed, "closed"),
-    CN(uvw_dispatch, d_dispatch_lost, "lost"),
-    CN(uvw_dispatch, d_dispatch_null_cb, "cb"),
-    CN(uvw_dispatch, d_dispatch_null_routine, "routine"),
+    CN(uvw_conn_dispatch, d_dispatch_closed, "closed"),
+    CN(uvw_conn_dispatch, d_dispatch_lost, "lost"),
+    CN(uvw_conn_dispatch, d_dispatch_null_cb, "cb"),
+    CN(uvw_conn_dispatch, d_dispatch_null_routine, "routine"),
     C(uvw_dispatch_cancel, d_dispatch_cancel_null),
-    C(uvw_stream_open, d_stream_open),
-    CN(uvw_stream_open, d_stream_open_closed, "closed"),
-    CN(uvw_stream_next, d_stream_next, "one-shot"),
-    CN(uvw_stream_send, d_stream_send, "one-shot"),
-    CN(uvw_stream_throw, d_stream_throw, "one-shot"),
-    CN(uvw_stream_throw, d_stream_throw_null, "error"),
+    C(uvw_conn_dispatch_stream, d_stream_open),
+    CN(uvw_conn_dispatch_stream, d_stream_open_closed, "closed"),
+    CN(uvw_dispatch_next, d_stream_next, "one-shot"),
+    CN(uvw_dispatch_send, d_stream_send, "one-shot"),
+    CN(uvw_dispatch_throw, d_stream_throw, "one-shot"),
+    CN(uvw_dispatch_throw, d_stream_throw_null, "error"),
     C(uvw_pool_open, d_pool_open),
     C(uvw_pool_next, d_pool_next),
 };
@@ -339,7 +339,7 @@ static const ep_case_t cases[] = {
 #define VOID "void, as libuv's: its errors reach the callback"
 static const ep_allowed_t allowed[] = {
     {"uvw_loop_task_factory", GETTER},
-    {"uvw_task_factory_installed", FLAG},
+    {"uvw_loop_task_factory_installed", FLAG},
     {"uvw_wrapper_table", GETTER},
     {"uvw_timer_stop", STOP},
     {"uvw_prepare_stop", STOP},
@@ -373,8 +373,8 @@ static const ep_allowed_t allowed[] = {
     {"uvw_conn_is_dead", FLAG},
     {"uvw_conn_pending", FLAG},
     {"uvw_conn_close", "void; closing cannot fail (pending dispatches get UVW_ECANCELED)"},
-    {"uvw_stream_done", FLAG},
-    {"uvw_stream_close", "void; closing cannot fail"},
+    {"uvw_dispatch_done", FLAG},
+    {"uvw_dispatch_close", "void; closing cannot fail"},
     {"uvw_pool_size", FLAG},
     {"uvw_pool_set_dispatch_timeout", "void; 0 restores the default"},
     {"uvw_pool_close", "void; closing cannot fail"},
@@ -397,7 +397,7 @@ static void setup_state(void) {
   cr_assert_eq(uv_check_init(&loop, &check), 0);
   cr_assert_eq(uv_signal_init(&loop, &sig), 0);
   cr_assert_eq(uv_fs_event_init(&loop, &fs_event), 0);
-  cr_assert_eq(uvw_worker_new(&loop, &worker), 0);
+  cr_assert_eq(uvw_worker_open(&loop, &worker), 0);
   cr_assert_eq(uvw_worker_register(worker, "r", routine, NULL, 0), 0);
   /* No worker listens at these paths: the connects fail. */
   char addr[128];
@@ -408,7 +408,7 @@ static void setup_state(void) {
   cr_assert_eq(uvw_conn_open(&loop, addr, &closing_conn), 0);
   uvw_conn_close(closing_conn, conn_closed, NULL);
   cr_assert_eq(uvw_conn_open(&loop, addr, &pending_conn), 0);
-  cr_assert_eq(uvw_dispatch(pending_conn, "r", no_args, 0, NULL, reply_cb, NULL, &oneshot), 0);
+  cr_assert_eq(uvw_conn_dispatch(pending_conn, "r", no_args, 0, NULL, reply_cb, NULL, &oneshot), 0);
   an_error = uvw_error_new("ValueError", 0, "thrown");
 }
 
@@ -460,7 +460,7 @@ Test(error_paths, a_successful_wrapper_call_leaves_the_last_error_alone) {
   uv_timer_t t;
   cr_assert_eq(uv_timer_init(&loop, &t), 0);
   uvw_clear_error();
-  uvw_call_soon(NULL, noop_soon, NULL); /* a failure to remember */
+  uvw_loop_call_soon(NULL, noop_soon, NULL); /* a failure to remember */
   const uvw_error_t *earlier = uvw_last_error();
   cr_assert_eq(uvw_timer_start(&t, noop_timer, 1, 0), 0);
   cr_assert_eq(uvw_timer_stop(&t), 0);
@@ -521,7 +521,7 @@ static void count_reply(uvw_dispatch_t *d, const uvw_reply_t *r, void *arg) {
 Test(error_paths, answers_in_the_wrong_state_name_the_function_and_the_state) {
   cr_assert_eq(uv_loop_init(&loop), 0);
   uvw_worker_t *w;
-  cr_assert_eq(uvw_worker_new(&loop, &w), 0);
+  cr_assert_eq(uvw_worker_open(&loop, &w), 0);
   cr_assert_eq(uvw_worker_register(w, "oneshot_yields", oneshot_yields, NULL, 0), 0);
   cr_assert_eq(uvw_worker_register(w, "stream_answers_twice", stream_answers_twice, NULL, UVW_ROUTINE_STREAM), 0);
   char addr[128];
@@ -530,10 +530,10 @@ Test(error_paths, answers_in_the_wrong_state_name_the_function_and_the_state) {
   cr_assert_eq(uvw_worker_listen(w, addr), 0);
   uvw_conn_t *c;
   cr_assert_eq(uvw_conn_open(&loop, addr, &c), 0);
-  cr_assert_eq(uvw_dispatch(c, "oneshot_yields", no_args, 0, NULL, count_reply, NULL, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch(c, "oneshot_yields", no_args, 0, NULL, count_reply, NULL, NULL), 0);
   uvw_dispatch_t *s;
-  cr_assert_eq(uvw_stream_open(c, "stream_answers_twice", no_args, 0, NULL, &s), 0);
-  cr_assert_eq(uvw_stream_next(s, count_reply, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch_stream(c, "stream_answers_twice", no_args, 0, NULL, &s), 0);
+  cr_assert_eq(uvw_dispatch_next(s, count_reply, NULL), 0);
   for (int i = 0; i < 1000 && ws.replies < 2; i++) uv_run(&loop, UV_RUN_ONCE);
   cr_assert_eq(ws.replies, 2);
   cr_expect_eq(ws.yield_rc, UVW_EINVAL);
@@ -542,7 +542,7 @@ Test(error_paths, answers_in_the_wrong_state_name_the_function_and_the_state) {
   cr_expect_eq(ws.again_rc, UVW_EINVAL);
   cr_expect(strstr(ws.again_detail, "uvw_call_return") && strstr(ws.again_detail, "no step is waiting"),
             "detail: %s", ws.again_detail);
-  uvw_stream_close(s);
+  uvw_dispatch_close(s);
   uvw_conn_close(c, NULL, NULL);
   uvw_worker_close(w, NULL, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);

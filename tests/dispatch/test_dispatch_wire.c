@@ -4,7 +4,7 @@
 #include "harness.h"
 
 static void run(const char *routine, uvw_value_t **args, size_t nargs, dh_reply_t *r) {
-  cr_assert_eq(uvw_dispatch(conn, routine, args, nargs, NULL, dh_record, r, NULL), 0, "%s: %s", routine,
+  cr_assert_eq(uvw_conn_dispatch(conn, routine, args, nargs, NULL, dh_record, r, NULL), 0, "%s: %s", routine,
                uvw_error_message(uvw_last_error()));
   dh_run_until(&loop, &r->calls, 1, 30000);
 }
@@ -61,7 +61,7 @@ static uvw_frame_t *raw_dispatch(int fd, uint64_t id, const char *routine, const
   dh_raw_send_frame(fd, task);
   uvw_frame_free(task);
   uvw_frame_t *next = uvw_frame_new(UVW_FRAME_NEXT, id);
-  cr_assert_eq(uvw_frame_attach_manifest(next, NULL), 0);
+  cr_assert_eq(uvw_frame_set_manifest(next, NULL), 0);
   dh_raw_send_frame(fd, next);
   uvw_frame_free(next);
   uvw_frame_t *ack = dh_raw_recv_frame(fd);
@@ -174,7 +174,7 @@ Test(wire, strict_caller_refuses_to_send_an_unencodable_context) {
   uvw_value_unref(o);
   uvw_set_strict(1);
   dh_reply_t r = {0};
-  int rc = uvw_dispatch(conn, "read_and_mutate", NULL, 0, NULL, dh_record, &r, NULL);
+  int rc = uvw_conn_dispatch(conn, "read_and_mutate", NULL, 0, NULL, dh_record, &r, NULL);
   uvw_set_strict(0);
   cr_assert_eq(rc, UVW_ECHAINSERIALIZE);
   cr_assert_eq(uvw_error_kind(uvw_last_error()), UVW_KIND_CHAIN_SERIALIZATION_ERROR);

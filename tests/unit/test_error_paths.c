@@ -114,7 +114,7 @@ W_FRAME_CASE(frame_set_dispatch_timeout, uvw_frame_set_dispatch_timeout(f, 5))
 W_FRAME_CASE(frame_set_value, uvw_frame_set_value(f, one()))
 W_FRAME_CASE(frame_set_done, uvw_frame_set_done(f, 1))
 W_FRAME_CASE(frame_set_error, uvw_frame_set_error(f, NULL))
-W_FRAME_CASE(frame_attach_manifest, uvw_frame_attach_manifest(f, NULL))
+W_FRAME_CASE(frame_attach_manifest, uvw_frame_set_manifest(f, NULL))
 W_FRAME_CASE(frame_set_manifest_bytes, uvw_frame_set_manifest_bytes(f, "x", 1))
 static int w_frame_mount(void) { return uvw_frame_mount(NULL); }
 static int w_frame_encode(void) {
@@ -140,7 +140,7 @@ static int w_baggage_decode(void) {
   uvw_manifest_t *m;
   return uvw_baggage_decode(NULL, 3, &m);
 }
-static int w_env_render(void) { return uvw_env_render(NULL, NULL); }
+static int w_env_render(void) { return uvw_env_encode(NULL, NULL); }
 /* ---- values a user cannot misuse, and runtime tasks ----------------------------- */
 
 static int c_get_ref(void) {
@@ -222,7 +222,7 @@ static const ep_case_t cases[] = {
     {"uvw_frame_set_value", w_frame_set_value, "frame of kind Ack"},
     {"uvw_frame_set_done", w_frame_set_done, "frame of kind Ack"},
     {"uvw_frame_set_error", w_frame_set_error, "frame of kind Ack"},
-    {"uvw_frame_attach_manifest", w_frame_attach_manifest, "frame of kind Ack"},
+    {"uvw_frame_set_manifest", w_frame_attach_manifest, "frame of kind Ack"},
     {"uvw_frame_set_manifest_bytes", w_frame_set_manifest_bytes, "frame of kind Ack"},
     {"uvw_frame_mount", w_frame_mount, NULL},
     {"uvw_frame_encode", w_frame_encode, NULL},
@@ -232,7 +232,7 @@ static const ep_case_t cases[] = {
     {"uvw_text_decode", w_text_decode, "manifest text"},
     {"uvw_baggage_encode", w_baggage_encode, NULL},
     {"uvw_baggage_decode", w_baggage_decode, NULL},
-    {"uvw_env_render", w_env_render, NULL},
+    {"uvw_env_encode", w_env_render, NULL},
     {"uvw_env_mount", w_env_mount, NULL},
     {"uvw_get_ref", c_get_ref, "unbound"},
     {"uvw_get_string", c_get_string_kind, "an_int"},
@@ -257,7 +257,7 @@ static const ep_allowed_t allowed[] = {
     {"uvw_task_id", GETTER},
     {"uvw_task_context", GETTER},
     {"uvw_context_new", NOMEM},
-    {"uvw_copy_context", NOMEM},
+    {"uvw_context_copy_current", NOMEM},
     {"uvw_value_int", NOMEM},
     {"uvw_value_double", NOMEM},
     {"uvw_error_new", NOMEM},

@@ -32,9 +32,10 @@ typedef struct uvw_value_s uvw_value_t;
  * made with it (a static is the usual choice). `release` runs once, when the
  * last reference goes, on whichever thread drops it; may be NULL. The wire
  * layer adds codec slots through a registry keyed by `type_name`. */
+typedef void (*uvw_opaque_release_cb)(void *ptr);
 typedef struct uvw_opaque_ops_s {
   const char *type_name;
-  void (*release)(void *ptr);
+  uvw_opaque_release_cb release;
 } uvw_opaque_ops_t;
 
 /* Sentinels: immortal, ref/unref are no-ops on them. Borrowed. */

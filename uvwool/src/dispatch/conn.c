@@ -422,7 +422,7 @@ static uvw_frame_t *step_frame(uint64_t id, uvw_frame_kind_t kind, uvw_value_t *
   *rc = f ? 0 : UVW_ENOMEM;
   if (*rc == 0 && kind == UVW_FRAME_SEND) *rc = uvw_frame_set_value(f, value ? value : uvw_value_nil());
   if (*rc == 0 && kind == UVW_FRAME_THROW) *rc = uvw_frame_set_error(f, error);
-  if (*rc == 0) *rc = uvw_frame_attach_manifest(f, NULL);
+  if (*rc == 0) *rc = uvw_frame_set_manifest(f, NULL);
   if (*rc != 0) {
     uvw_frame_free(f);
     return NULL;
@@ -438,7 +438,7 @@ static int check_call(const char *fn, const char *routine, uvw_value_t *const *a
   return 0;
 }
 
-int uvw_dispatch(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, size_t nargs,
+int uvw_conn_dispatch(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, size_t nargs,
                  const uvw_dispatch_opts_t *opts, uvw_reply_cb cb, void *arg, uvw_dispatch_t **out) {
   int rc = usable(c, __func__);
   if (rc == 0) rc = check_call(__func__, routine, args, nargs);
@@ -459,7 +459,7 @@ int uvw_dispatch(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, s
   return rc;
 }
 
-int uvw_stream_open(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, size_t nargs,
+int uvw_conn_dispatch_stream(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, size_t nargs,
                     const uvw_dispatch_opts_t *opts, uvw_dispatch_t **out) {
   int rc = usable(c, __func__);
   if (rc == 0) rc = check_call(__func__, routine, args, nargs);
@@ -492,18 +492,18 @@ static int step(uvw_dispatch_t *d, uvw_frame_kind_t kind, uvw_value_t *value, co
   return send_built(d->conn, f);
 }
 
-int uvw_stream_next(uvw_dispatch_t *d, uvw_reply_cb cb, void *arg) {
+int uvw_dispatch_next(uvw_dispatch_t *d, uvw_reply_cb cb, void *arg) {
   return step(d, UVW_FRAME_NEXT, NULL, NULL, cb, arg, __func__);
 }
-int uvw_stream_send(uvw_dispatch_t *d, uvw_value_t *value, uvw_reply_cb cb, void *arg) {
+int uvw_dispatch_send(uvw_dispatch_t *d, uvw_value_t *value, uvw_reply_cb cb, void *arg) {
   return step(d, UVW_FRAME_SEND, value, NULL, cb, arg, __func__);
 }
-int uvw_stream_throw(uvw_dispatch_t *d, const uvw_error_t *error, uvw_reply_cb cb, void *arg) {
+int uvw_dispatch_throw(uvw_dispatch_t *d, const uvw_error_t *error, uvw_reply_cb cb, void *arg) {
   if (error == NULL) return uvw__error_arg(__func__, "error", "is NULL");
   return step(d, UVW_FRAME_THROW, NULL, error, cb, arg, __func__);
 }
 /* A NULL stream has nothing left to step: done. */
-int uvw_stream_done(const uvw_dispatch_t *d) { return d ? d->ended : 1; }
+int uvw_dispatch_done(const uvw_dispatch_t *d) { return d ? d->ended : 1; }
 
 int uvw_dispatch_cancel(uvw_dispatch_t *d) {
   if (d == NULL) return uvw__error_arg(__func__, "d", "is NULL");
@@ -515,7 +515,7 @@ int uvw_dispatch_cancel(uvw_dispatch_t *d) {
   return 0;
 }
 
-void uvw_stream_close(uvw_dispatch_t *d) {
+void uvw_dispatch_close(uvw_dispatch_t *d) {
   if (d == NULL || d->closed) return;
   if (d->cb)
     uvw_dispatch_cancel(d);

@@ -17,7 +17,7 @@ struct uvw__listener_s {
 
 void uvw__worker_kick_cb(uv_idle_t *idle) { uvw__call_run_kicked(idle->data); }
 
-int uvw_worker_new(uv_loop_t *loop, uvw_worker_t **out) {
+int uvw_worker_open(uv_loop_t *loop, uvw_worker_t **out) {
   if (loop == NULL) return uvw__error_arg(__func__, "loop", "is NULL");
   if (out == NULL) return uvw__error_arg(__func__, "out", "is NULL");
   uvw_worker_t *w = uvw__calloc(1, sizeof(*w));
@@ -33,7 +33,7 @@ int uvw_worker_new(uv_loop_t *loop, uvw_worker_t **out) {
   return 0;
 }
 
-int uvw_worker_register(uvw_worker_t *w, const char *name, uvw_routine_fn fn, void *arg, unsigned flags) {
+int uvw_worker_register(uvw_worker_t *w, const char *name, uvw_routine_cb fn, void *arg, unsigned flags) {
   if (w == NULL) return uvw__error_arg(__func__, "w", "is NULL");
   if (name == NULL || *name == '\0') return uvw__error_arg(__func__, "name", "is NULL or empty");
   if (fn == NULL) return uvw__error_arg(__func__, "fn", "is NULL");

@@ -46,7 +46,7 @@ static int child_env(const uv_process_options_t *o, char ***env, char **chain) {
   size_t n = 0;
   for (; base && base[n]; n++)
     if (o->env && is_chain_entry(base[n])) return 0; /* explicit: the caller's */
-  int rc = uvw_env_render(NULL, chain);
+  int rc = uvw_env_encode(NULL, chain);
   if (rc != 0 || *chain == NULL) return rc; /* unarmed: the environment as it is */
   char **out = uvw__malloc((n + 2) * sizeof(*out));
   if (out == NULL) {

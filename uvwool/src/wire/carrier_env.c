@@ -13,9 +13,9 @@
 #include "error.h"
 #include "wire_int.h"
 
-int uvw_env_render(uvw_context_t *ctx, char **out) {
+int uvw_env_encode(uvw_context_t *ctx, char **out) {
   if (out == NULL) {
-    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_env_render: out is NULL");
+    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_env_encode: out is NULL");
     return UVW_EINVAL;
   }
   *out = NULL;
