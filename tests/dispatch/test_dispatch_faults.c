@@ -1,4 +1,4 @@
-/* Faults across the process boundary (TEST-MATRIX 32 and the issue's bad
+/* Faults across the process boundary (docs/testing.md row 32 and the issue's bad
  * input list): a worker killed mid-stream, cancellation, a connection
  * dropped mid-frame, malformed frames from a hostile peer on either side,
  * and 1,000 concurrent dispatches on one connection. */

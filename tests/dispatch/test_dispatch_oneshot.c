@@ -1,4 +1,4 @@
-/* One-shot dispatch to a real worker process (TEST-MATRIX 29-31, 37), over a
+/* One-shot dispatch to a real worker process (docs/testing.md row 29-31, 37), over a
  * unix socket and over TCP on loopback, and the round-robin pool. */
 #include "harness.h"
 

@@ -1,6 +1,6 @@
 /* Streaming dispatch to a real worker process: context on every step, a
  * token kept across yields, SEND and THROW, interleaved streams on one
- * chain (TEST-MATRIX 29, 36). */
+ * chain (docs/testing.md row 29, 36). */
 #include "harness.h"
 
 /* A stream driven from its own callbacks: each reply is recorded, then the

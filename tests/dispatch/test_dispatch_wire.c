@@ -1,4 +1,4 @@
-/* What crosses the boundary and how it fails (TEST-MATRIX 33-35):
+/* What crosses the boundary and how it fails (docs/testing.md row 33-35):
  * lenient and strict serialization on both sides, stubs passing through a
  * worker that never declared them, and the guard on a worker's offload. */
 #include "harness.h"
@@ -17,7 +17,7 @@ static void count_warning(const uvw_error_t *w, void *arg) {
   snprintf(warning_kind, sizeof(warning_kind), "%s", uvw_error_kind_name(uvw_error_kind(w)));
 }
 
-/* ---- TEST-MATRIX 35: the guard on a worker's offload ------------------------------- */
+/* ---- docs/testing.md row 35: the guard on a worker's offload ------------------------------- */
 
 Test(wire, plain_work_in_a_routine_trips_the_guard_and_the_caller_gets_its_fields) {
   dh_open("pipe", NULL);
@@ -45,7 +45,7 @@ Test(wire, plain_work_in_a_routine_trips_the_guard_and_the_caller_gets_its_field
   dh_close();
 }
 
-/* ---- TEST-MATRIX 34: stubs ------------------------------------------------------------ */
+/* ---- docs/testing.md row 34: stubs ------------------------------------------------------------ */
 
 /* Dispatch `routine` (string args) over the raw socket with the current
  * context's manifest; return the Result frame. */
@@ -111,7 +111,7 @@ Test(wire, a_variable_the_worker_never_declared_passes_through_and_is_promoted_o
   dh_close();
 }
 
-/* ---- TEST-MATRIX 33: serialization failures on both sides ------------------------- */
+/* ---- docs/testing.md row 33: serialization failures on both sides ------------------------- */
 
 static const uvw_opaque_ops_t caller_only = {"t.caller_only", NULL};
 

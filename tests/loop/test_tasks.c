@@ -1,4 +1,4 @@
-/* Tasks and the task factory on a real loop (TEST-MATRIX rows 10, 11, 12,
+/* Tasks and the task factory on a real loop (docs/testing.md rows 10, 11, 12,
  * 14 task parts, 15, 23, 24). */
 #include "looptest.h"
 #include "task.h" /* the core task: its pending count */

@@ -1,5 +1,5 @@
 /* Contexts: copy, run/enter/exit, what an (un)armed context holds, chain
- * immutability and forks (TEST-MATRIX rows 8, 9, 10 and 11 at the core
+ * immutability and forks (docs/testing.md rows 8, 9, 10 and 11 at the core
  * level; the loop issue adds the task-level versions). */
 #include <criterion/criterion.h>
 #include <string.h>

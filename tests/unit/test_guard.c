@@ -1,4 +1,4 @@
-/* The chain-contention guard with real threads (TEST-MATRIX rows 13, 14
+/* The chain-contention guard with real threads (docs/testing.md rows 13, 14
  * thread part, and the task slot of the guard). */
 #include <criterion/criterion.h>
 #include <pthread.h>

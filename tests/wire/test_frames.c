@@ -1,4 +1,4 @@
-/* TEST-MATRIX row 28 (frames) and row 16 (ChainContention survives the
+/* docs/testing.md row 28 (frames) and row 16 (ChainContention survives the
  * wire with every field). Frames are checked with protobuf-c directly and
  * by round trip. */
 #include <pthread.h>

@@ -1,6 +1,6 @@
 /* uvwool dispatch: run a named routine in a worker process over a libuv
  * stream (pipe or TCP), with the caller's context variables arriving in the
- * routine and the routine's changes flowing back (SEMANTICS 8, docs/dispatch.md).
+ * routine and the routine's changes flowing back (docs/semantics.md §8, docs/dispatch.md).
  *
  * Worker side: a uvw_worker_t listens on one or more addresses and hosts
  * routines registered by name. Each dispatch is a uvw_call_t. A routine is

@@ -88,7 +88,7 @@ const char *uvw_strerror(int code);
  * knows, else "UVW_UNKNOWN". Thread-safe. */
 const char *uvw_err_name(int code);
 
-/* The error and warning classes, a tree under two roots (SEMANTICS 9).
+/* The error and warning classes, a tree under two roots (docs/semantics.md §9).
  * Bindings raise exceptions of the same names with the same parents. */
 typedef enum uvw_error_kind_e {
   UVW_KIND_NONE = 0,

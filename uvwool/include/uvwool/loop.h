@@ -4,7 +4,7 @@
  * signature named uvw_<name without uv_>: convert code by changing a prefix.
  * A wrapper captures the current context (and task) at registration and
  * enters it around the callback, restoring the previous context after
- * (SEMANTICS 5): one capture per multi-shot registration, reused by all its
+ * (docs/semantics.md §5): one capture per multi-shot registration, reused by all its
  * events; one per request for one-shot callbacks; released on stop, close or
  * completion. handle->data and req->data stay the caller's, and the callback
  * the caller passed is the one that runs.

@@ -2,7 +2,7 @@
  * carriers (base64url text, W3C baggage, an environment variable).
  *
  * The format is proto/uvwool.proto (protobuf, proto2); docs/wire.md
- * describes it and every choice made. Rules (SEMANTICS 7-8):
+ * describes it and every choice made. Rules (docs/semantics.md §7-8):
  *   - encoding is deterministic: entries sorted by (namespace, name)
  *     bytewise, so equal states give identical bytes;
  *   - decoding is pure: it never touches a live context (it may register

@@ -1,4 +1,4 @@
-/* The worker's side of one dispatch (SEMANTICS 8, "Worker side").
+/* The worker's side of one dispatch (docs/semantics.md §8, "Worker side").
  *
  * A call keeps one context per chain id, reused by every step, so a token
  * set before a yield can be reset after it. A step runs in the context filed

@@ -1,5 +1,5 @@
 /* The caller's side: a connection to one worker, dispatches multiplexed on
- * it by id, one-shot and streaming (SEMANTICS 8, "Caller side").
+ * it by id, one-shot and streaming (docs/semantics.md §8, "Caller side").
  *
  * Each dispatch (or stream step) captures the current context and task as a
  * libuv registration does; its reply callback runs in that capture after

@@ -1,4 +1,4 @@
-/* uv_spawn: the exit callback is a done-callback (SEMANTICS 5), captured at
+/* uv_spawn: the exit callback is a done-callback (docs/semantics.md §5), captured at
  * spawn, keyed by the process handle in the main slot. The capture is
  * released once the exit callback has run, or by uvw_close if the handle is
  * closed first (uvw_close releases the handle's main slot).

@@ -2,7 +2,7 @@
  * process; the child mounts it at start.
  *
  * A child process runs concurrently with its parent and never writes back,
- * which is a spawned task's situation (SEMANTICS 3, copy-on-fork): so the
+ * which is a spawned task's situation (docs/semantics.md §3, copy-on-fork): so the
  * rendering is a fork's, with the values, without pending resets and
  * without the id, and the child mints its own id when it mounts. */
 #include <stdlib.h>

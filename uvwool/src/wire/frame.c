@@ -1,4 +1,4 @@
-/* Dispatch frames (SEMANTICS 8): Request = Task | Next | Send | Throw,
+/* Dispatch frames (docs/semantics.md §8): Request = Task | Next | Send | Throw,
  * Response = Ack | Nack | Result | Exception, each with a dispatch id and,
  * on the mid-stream kinds, the sender's manifest.
  *
