@@ -1,6 +1,6 @@
 /* uvwool core: contexts, context variables, tokens and the chain.
  *
- * The model is Python's contextvars (see docs/semantics in the repository):
+ * The model is Python's contextvars (docs/semantics.md):
  * every thread has a current context; a context maps variables to values;
  * copying a context is O(1); `set` returns a single-use token that `reset`
  * consumes. uvwool adds the chain: an armed context carries one immutable

@@ -8,7 +8,6 @@
 #include "error.h"
 #include "var.h"
 
-/* A new context that takes over the caller's references to map and chain. */
 /* Freed context objects wait in a small per-thread cache: capturing a context
  * at every libuv registration then allocates nothing once the loop is warm. */
 #define CONTEXT_CACHE_MAX 64
@@ -43,6 +42,7 @@ void uvw__context_cache_drain(uvw__thread_t *t) {
   t->context_cache_len = 0;
 }
 
+/* A new context that takes over the caller's references to map and chain. */
 static uvw_context_t *context_adopt(uvw__map_t *map, uvw__chain_t *chain) {
   uvw__thread_t *t = uvw__thread();
   uvw_context_t *ctx = context_obtain(t);

@@ -1,6 +1,6 @@
 /* Internal layout of contexts and the guard, shared by context.c and access.c
- * (and later by the libuv layer, which enters captured contexts around
- * callbacks). */
+ * and by the layers above (the loop layer enters captured contexts around
+ * callbacks, the wire layer mounts into them). */
 #ifndef UVW_CORE_CONTEXT_H
 #define UVW_CORE_CONTEXT_H
 

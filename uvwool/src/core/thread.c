@@ -67,7 +67,7 @@ void uvw__thread_init(void) {
   t->gen = atomic_fetch_add(&next_gen, 1);
   t->os_tid = (int)syscall(SYS_gettid);
   seed_rng(t);
-  /* The base context is allocated lazily by uvw__context_current_slow so a
+  /* The base context is allocated lazily by uvw__context_current so a
    * thread that only reads errors never allocates one. */
   t->base = t->current = NULL;
   pthread_once(&cleanup_once, make_key);

@@ -124,8 +124,6 @@ typedef struct uvw__loop_task_s {
   uvw__reg_t *done_rec; /* reserved at creation: finishing queues it and cannot fail */
 } uvw__loop_task_t;
 
-#endif
-
 /* ---- the two halves of every wrapper and trampoline ---------------------- */
 
 /* A wrapper's libuv result, returned unchanged: a failure (rc < 0) also
@@ -195,3 +193,5 @@ void uvw__handle_release(uv_handle_t *handle);
 void uvw__alloc_trampoline(uv_handle_t *handle, size_t suggested_size, uv_buf_t *buf);
 /* The close callback's trampoline (slot CLOSE, one-shot), for every close. */
 void uvw__close_trampoline(uv_handle_t *handle);
+
+#endif
