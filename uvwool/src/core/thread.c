@@ -64,6 +64,7 @@ void uvw__thread_init(void) {
   t->base = t->current = NULL;
   pthread_once(&cleanup_once, make_key);
   (void)pthread_setspecific(cleanup_key, t);
+  uvw__core_copies_check(); /* once per process: a second core is said at first use */
 }
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }

@@ -35,6 +35,8 @@ typedef struct uvw__thread_s {
 extern __thread uvw__thread_t uvw__tstate __attribute__((tls_model("initial-exec")));
 
 void uvw__thread_init(void);
+/* Warn (once) if another copy of the core is loaded in the process (copies.c). */
+void uvw__core_copies_check(void);
 void uvw__context_cache_drain(uvw__thread_t *t);
 
 static inline uvw__thread_t *uvw__thread(void) {
