@@ -205,6 +205,8 @@ int uvw__call_soon_ex(uv_loop_t *loop, uvw_callback_t cb, void *arg, uvw_callbac
 void uvw__soon_drain(uv_idle_t *idle);
 void uvw__ts_drain(uv_async_t *async);
 
+/* Read UVWOOL_DEBUG once (debug.c). */
+void uvw__debug_env(void);
 /* Prepare the close record of a handle (handle.c): 1 when the close
  * trampoline is to be installed, with *r to commit once libuv accepted. */
 int uvw__close_prepare(uv_handle_t *handle, uv_close_cb close_cb, uvw__loop_t **L, uvw__reg_t **r);
