@@ -21,6 +21,8 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <execinfo.h>
+#include <link.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,23 +37,43 @@ static pthread_mutex_t sites_lock = PTHREAD_MUTEX_INITIALIZER;
 static const void *sites[MAX_SITES];
 static size_t nsites;
 
-static const void *uv_run_address(void) {
+typedef struct {
+  uintptr_t start, end; /* uv_run's code */
+} range_t;
+
+/* uv_run's code as the global scope resolves it; end == start when its size
+ * is unknown (then a frame matches by its nearest symbol). */
+static int uv_run_range(range_t *r) {
   void *sym = dlsym(RTLD_DEFAULT, "uv_run");
-  if (sym == NULL) return NULL;
-  Dl_info info; /* the start of the symbol, whatever the interposition */
-  return dladdr(sym, &info) && info.dli_saddr ? info.dli_saddr : sym;
+  Dl_info info;
+  const ElfW(Sym) *entry = NULL;
+  if (sym == NULL || !dladdr1(sym, &info, (void **)&entry, RTLD_DL_SYMENT) || info.dli_saddr == NULL) return -1;
+  r->start = (uintptr_t)info.dli_saddr;
+  r->end = r->start + (entry ? entry->st_size : 0);
+  return 0;
 }
 
 static int under_uv_run(void) {
-  static const void *run; /* racing threads store the same address */
-  const void *r = __atomic_load_n(&run, __ATOMIC_RELAXED);
-  if (r == NULL && (r = uv_run_address()) == NULL) return 0;
-  __atomic_store_n(&run, r, __ATOMIC_RELAXED);
+  static range_t run; /* computed once; racing threads compute the same */
+  static int known;
+  if (!__atomic_load_n(&known, __ATOMIC_ACQUIRE)) {
+    range_t r;
+    if (uv_run_range(&r) != 0) return 0;
+    pthread_mutex_lock(&sites_lock);
+    run = r;
+    __atomic_store_n(&known, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&sites_lock);
+  }
   void *frames[MAX_FRAMES];
   int n = backtrace(frames, MAX_FRAMES);
   for (int i = 1; i < n; i++) {
-    Dl_info info;
-    if (dladdr((char *)frames[i] - 1, &info) && info.dli_saddr == r) return 1;
+    uintptr_t pc = (uintptr_t)frames[i] - 1; /* a return address: inside the caller */
+    if (run.end > run.start) {
+      if (pc >= run.start && pc < run.end) return 1;
+    } else {
+      Dl_info info;
+      if (dladdr((void *)pc, &info) && (uintptr_t)info.dli_saddr == run.start) return 1;
+    }
   }
   return 0;
 }
