@@ -36,7 +36,7 @@ uvw_context_t *uvw_context_new(void);
  * New reference, NULL on allocation failure. */
 uvw_context_t *uvw_context_copy(uvw_context_t *ctx);
 /* O(1) copy of the current context (copy_context()). New reference. */
-uvw_context_t *uvw_copy_context(void);
+uvw_context_t *uvw_context_copy_current(void);
 /* A fork for a new task or thread: the same values and pinned stubs, no
  * pending resets, and, when ctx is armed, a fresh chain id with no owner: the
  * first thread to enter the fork stamps itself as owner. Variables whose
@@ -54,8 +54,8 @@ int uvw_context_enter(uvw_context_t *ctx);
  * UVW_ENOTENTERED when ctx is not this thread's current entered context. */
 int uvw_context_exit(uvw_context_t *ctx);
 /* enter; fn(arg); exit. Returns enter's error, else 0. */
-typedef void (*uvw_run_fn)(void *arg);
-int uvw_context_run(uvw_context_t *ctx, uvw_run_fn fn, void *arg);
+typedef void (*uvw_run_cb)(void *arg);
+int uvw_context_run(uvw_context_t *ctx, uvw_run_cb fn, void *arg);
 
 /* Introspection (no guard runs; never arms). */
 int uvw_context_is_armed(const uvw_context_t *ctx);

@@ -88,7 +88,7 @@ uvw_context_t *uvw_context_copy(uvw_context_t *ctx) {
   return context_alloc(ctx->map, ctx->chain);
 }
 
-uvw_context_t *uvw_copy_context(void) {
+uvw_context_t *uvw_context_copy_current(void) {
   uvw__thread_t *t = uvw__thread();
   /* A thread still on its never-materialised base copies an empty context. */
   return t->current ? context_alloc(t->current->map, t->current->chain) : context_alloc(NULL, NULL);
@@ -163,7 +163,7 @@ int uvw_context_enter(uvw_context_t *ctx) {
   }
   uvw__thread_t *t = uvw__thread();
   if (ctx->chain != NULL && ctx->chain->owner_gen == 0) {
-    /* A fresh fork: the first runner claims it (SEMANTICS 3). */
+    /* A fresh fork: the first runner claims it (docs/semantics.md §3). */
     uvw__chain_t *claimed = uvw__chain_clone(ctx->chain);
     if (claimed == NULL) {
       atomic_store_explicit(&ctx->entered, 0, memory_order_release);
@@ -203,7 +203,7 @@ int uvw__context_leave(uvw_context_t *ctx) {
   return uvw_context_exit(ctx);
 }
 
-int uvw_context_run(uvw_context_t *ctx, uvw_run_fn fn, void *arg) {
+int uvw_context_run(uvw_context_t *ctx, uvw_run_cb fn, void *arg) {
   int rc = uvw_context_enter(ctx);
   if (rc != 0) return rc;
   fn(arg);

@@ -45,7 +45,7 @@ static inline int uvw__context_enter_owned(uvw_context_t *ctx) {
 /* Exit ctx after unwinding contexts a callee left entered above it. */
 int uvw__context_leave(uvw_context_t *ctx);
 
-/* The guard (SEMANTICS 4) against chain `c` of the current context. Returns 0
+/* The guard (docs/semantics.md §4) against chain `c` of the current context. Returns 0
  * or UVW_ECONTENTION with the detail published. */
 int uvw__guard_fail(const uvw__chain_t *c, uvw__thread_t *t, const char *kind);
 
