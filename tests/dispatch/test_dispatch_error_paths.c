@@ -338,6 +338,7 @@ static const ep_case_t cases[] = {
 #define STOP "libuv's stop always returns 0 (the wrapper forwards and reports it if that changes)"
 #define VOID "void, as libuv's: its errors reach the callback"
 static const ep_allowed_t allowed[] = {
+    {"uvw_debug_unwrapped", "a switch: returns its previous state, every int is a valid request"},
     {"uvw_loop_task_factory", GETTER},
     {"uvw_loop_task_factory_installed", FLAG},
     {"uvw_wrapper_table", GETTER},

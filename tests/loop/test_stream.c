@@ -197,11 +197,15 @@ static void on_connection(uv_stream_t *server, int status) {
     uvw_close((uv_handle_t *)server, NULL);
 }
 
-Test(stream, listen_reuses_one_capture_per_registration) {
+/* Each connection callback starts in a fork of the listen capture of its
+ * own: it sees the value current at listen, never a previous connection's
+ * write, each on a chain of its own. */
+Test(stream, listen_forks_the_capture_per_connection) {
   server_t a = {.base = 100}, b = {.base = 200};
   server_t *ss[] = {&a, &b};
   lt_write(var, 1);
   lt_chain_id(scheduler_id);
+  cr_assert_neq(scheduler_id[0], '\0', "the listen context is armed");
   for (int i = 0; i < 2; i++) {
     tcp_server(&ss[i]->server, &ss[i]->addr);
     ss[i]->server.data = ss[i];
@@ -214,13 +218,170 @@ Test(stream, listen_reuses_one_capture_per_registration) {
   for (int i = 0; i < 2; i++) {
     server_t *s = ss[i];
     cr_assert_eq(s->fired, 3);
-    cr_assert_eq(s->seen[0], 1, "the value current at listen");
-    cr_assert_eq(s->seen[1], s->base, "the previous connection's write, and not the other server's");
-    cr_assert_eq(s->seen[2], s->base + 1);
-    for (int k = 0; k < 3; k++) cr_assert_str_eq(s->ids[k], scheduler_id);
+    for (int k = 0; k < 3; k++) {
+      cr_assert_eq(s->seen[k], 1, "connection %d: the value current at listen, not a previous connection's", k);
+      cr_assert_neq(s->ids[k][0], '\0');
+      cr_assert_str_neq(s->ids[k], scheduler_id, "a chain of the connection's own");
+      for (int j = 0; j < k; j++) cr_assert_str_neq(s->ids[k], s->ids[j], "connections %d and %d share a chain", j, k);
+    }
     cr_assert_eq(s->server.data, s);
   }
+  cr_assert_str_neq(a.ids[0], b.ids[0]);
   cr_assert_eq(lt_read(var), 2);
+  finish();
+}
+
+/* ---- a server with 50 concurrent clients ----------------------------------------- */
+
+#define NCLIENTS 50
+
+/* Server side of one connection: the id bound in the connection callback and
+ * what every later callback of that connection saw. */
+typedef struct {
+  uv_tcp_t tcp;
+  uv_write_t wreq;
+  long id;
+  char chain[33];
+  char buf[64], reply[96];
+  size_t got;
+  int callbacks, wrong_id, wrong_chain;
+} conn_t;
+
+/* Client side: sends its number, expects it back with the server's id. */
+typedef struct {
+  uv_tcp_t tcp;
+  uv_connect_t creq;
+  uv_write_t wreq;
+  int number;
+  char out[16], in[96];
+  size_t got;
+} mclient_t;
+
+static conn_t conns[NCLIENTS];
+static mclient_t clients[NCLIENTS];
+static int nconns, nclosed;
+static uv_tcp_t many_server;
+
+static void conn_check(conn_t *c) {
+  char chain[33];
+  c->callbacks++;
+  if (lt_read(var) != c->id) c->wrong_id++;
+  lt_chain_id(chain);
+  if (strcmp(chain, c->chain) != 0) c->wrong_chain++;
+}
+
+static void conn_closed(uv_handle_t *h) {
+  conn_check(h->data);
+  if (++nclosed == NCLIENTS) uvw_close((uv_handle_t *)&many_server, NULL);
+}
+
+static void conn_written(uv_write_t *req, int status) {
+  cr_assert_eq(status, 0);
+  conn_check(req->data);
+  uvw_close((uv_handle_t *)req->handle, conn_closed);
+}
+
+static void conn_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
+  conn_t *c = h->data;
+  (void)size;
+  conn_check(c);
+  *buf = uv_buf_init(c->buf + c->got, (unsigned)(sizeof(c->buf) - 1 - c->got));
+}
+
+/* The client's number ends with '\n'; the reply carries what this callback
+ * reads from var, so the client checks the id travelled with its bytes. */
+static void conn_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  conn_t *c = s->data;
+  (void)buf;
+  conn_check(c);
+  if (n <= 0) return;
+  c->got += (size_t)n;
+  c->buf[c->got] = '\0';
+  if (strchr(c->buf, '\n') == NULL) return;
+  uvw_read_stop(s);
+  int len = snprintf(c->reply, sizeof c->reply, "%d %ld\n", atoi(c->buf), lt_read(var));
+  uv_buf_t out = uv_buf_init(c->reply, (unsigned)len);
+  c->wreq.data = c;
+  cr_assert_eq(uvw_write(&c->wreq, s, &out, 1, conn_written), 0);
+}
+
+static void many_connection(uv_stream_t *server, int status) {
+  cr_assert_eq(status, 0);
+  cr_assert_lt(nconns, NCLIENTS);
+  conn_t *c = &conns[nconns++];
+  c->id = 1000 + nconns; /* the request id of this connection */
+  lt_write(var, c->id);
+  lt_chain_id(c->chain);
+  uv_tcp_init(&loop, &c->tcp);
+  c->tcp.data = c;
+  cr_assert_eq(uv_accept(server, (uv_stream_t *)&c->tcp), 0);
+  cr_assert_eq(uvw_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_read), 0);
+}
+
+static void mclient_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
+  mclient_t *c = h->data;
+  (void)size;
+  *buf = uv_buf_init(c->in + c->got, (unsigned)(sizeof(c->in) - 1 - c->got));
+}
+
+static void mclient_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  mclient_t *c = s->data;
+  (void)buf;
+  if (n > 0) {
+    c->got += (size_t)n;
+    c->in[c->got] = '\0';
+  }
+  if (n < 0 || strchr(c->in, '\n')) uv_close((uv_handle_t *)s, NULL);
+}
+
+static void mclient_connected(uv_connect_t *req, int status) {
+  mclient_t *c = req->data;
+  cr_assert_eq(status, 0);
+  int len = snprintf(c->out, sizeof c->out, "%d\n", c->number);
+  uv_buf_t out = uv_buf_init(c->out, (unsigned)len);
+  cr_assert_eq(uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &out, 1, NULL), 0);
+  cr_assert_eq(uv_read_start((uv_stream_t *)&c->tcp, mclient_alloc, mclient_read), 0);
+}
+
+Test(stream, fifty_concurrent_clients_each_see_their_own_id) {
+  struct sockaddr_storage addr;
+  tcp_server(&many_server, &addr);
+  lt_write(var, 1);
+  lt_chain_id(scheduler_id);
+  cr_assert_eq(uvw_listen((uv_stream_t *)&many_server, 128, many_connection), 0);
+  for (int i = 0; i < NCLIENTS; i++) { /* all connecting at once */
+    mclient_t *c = &clients[i];
+    c->number = i;
+    c->tcp.data = c;
+    c->creq.data = c;
+    uv_tcp_init(&loop, &c->tcp);
+    cr_assert_eq(uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&addr, mclient_connected), 0);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(nconns, NCLIENTS);
+  cr_assert_eq(nclosed, NCLIENTS);
+  for (int i = 0; i < NCLIENTS; i++) {
+    conn_t *c = &conns[i];
+    /* alloc + read at least once each, the write and the close */
+    cr_assert_geq(c->callbacks, 4, "connection %d: %d callbacks", i, c->callbacks);
+    cr_assert_eq(c->wrong_id, 0, "connection %d saw another id in %d callbacks", i, c->wrong_id);
+    cr_assert_eq(c->wrong_chain, 0, "connection %d saw another chain in %d callbacks", i, c->wrong_chain);
+    cr_assert_neq(c->chain[0], '\0');
+    cr_assert_str_neq(c->chain, scheduler_id);
+    for (int j = 0; j < i; j++) cr_assert_str_neq(c->chain, conns[j].chain, "connections %d and %d share a chain", j, i);
+  }
+  /* End to end: each client got its own number back with the id of the
+   * connection that carried it, and the ids are the 50 distinct ones bound. */
+  int seen_id[NCLIENTS] = {0};
+  for (int i = 0; i < NCLIENTS; i++) {
+    int number = -1;
+    long id = -1;
+    cr_assert_eq(sscanf(clients[i].in, "%d %ld", &number, &id), 2, "client %d got \"%s\"", i, clients[i].in);
+    cr_assert_eq(number, i, "client %d got another client's reply", i);
+    cr_assert(id >= 1001 && id <= 1000 + NCLIENTS, "client %d: id %ld", i, id);
+    cr_assert_eq(seen_id[id - 1001]++, 0, "id %ld reached two clients", id);
+  }
+  cr_assert_eq(lt_read(var), 1, "no connection's id leaked into main");
   finish();
 }
 

@@ -175,3 +175,50 @@ Test(work, to_thread_leaves_out_variables_that_do_not_cross_threads) {
   cr_assert_eq(policy_seen_local, -1, "a thread-local-only variable stays behind");
   cr_assert_eq(lt_read(local_only), 2, "and stays bound here");
 }
+
+/* UVWOOL_QUEUE_WORK=to_thread (read once per process; Criterion runs each
+ * test in a process of its own) makes plain queue_work a to_thread. */
+Test(work, queue_work_env_to_thread_runs_plain_work_in_a_detached_fork) {
+  cr_assert_eq(setenv("UVWOOL_QUEUE_WORK", "to_thread", 1), 0);
+  job_t j = {0};
+  j.req.data = &j;
+  lt_write(var, 7);
+  char me[33];
+  lt_chain_id(me);
+  cr_assert_eq(uvw_queue_work(&loop, &j.req, touching_work, after), 0);
+  lt_finish(&loop);
+  cr_assert_eq(j.work_rc, 0, "never trips the guard");
+  cr_assert_eq(j.work_seen, 7);
+  cr_assert_str_neq(j.work_id, me, "on a fresh chain id");
+  cr_assert_neq(j.work_id[0], '\0');
+  cr_assert_eq(j.after_seen, 7, "the worker's write never flows back");
+  cr_assert_str_eq(j.after_id, me);
+}
+
+/* The in-flight lookup is a hash, not a walk of every queued request: with
+ * 40,000 queued at once, the chain steps per lookup stay a small constant
+ * (a list would average 20,000). Structural, so it cannot flake on load. */
+extern size_t uvw__work_probes, uvw__work_lookups;
+#define MANY_WORKS 40000
+static int many_done;
+static void nothing(uv_work_t *req) { (void)req; }
+static void count_done(uv_work_t *req, int status) {
+  (void)req;
+  cr_assert_eq(status, 0);
+  many_done++;
+}
+
+Test(work, forty_thousand_queued_works_are_found_in_constant_steps) {
+  uv_work_t *reqs = calloc(MANY_WORKS, sizeof(*reqs));
+  cr_assert_not_null(reqs);
+  lt_write(var, 8);
+  size_t probes = uvw__work_probes, lookups = uvw__work_lookups;
+  for (int i = 0; i < MANY_WORKS; i++) cr_assert_eq(uvw_queue_work(&loop, &reqs[i], nothing, count_done), 0);
+  lt_finish(&loop);
+  cr_assert_eq(many_done, MANY_WORKS);
+  lookups = uvw__work_lookups - lookups;
+  probes = uvw__work_probes - probes;
+  cr_assert_geq(lookups, 2 * MANY_WORKS, "one lookup on the pool, one after");
+  cr_assert_leq(probes, 2 * lookups, "%zu chain steps for %zu lookups", probes, lookups);
+  free(reqs);
+}

@@ -27,6 +27,13 @@ typedef void (*uvw_free_cb)(void *ptr);
 int uvw_replace_allocator(uvw_malloc_cb malloc_func, uvw_realloc_cb realloc_func,
                           uvw_calloc_cb calloc_func, uvw_free_cb free_func);
 
+/* The identity of this copy of the uvwool core: an address inside it.
+ * A process should hold one core; each copy compares this with what the
+ * global symbol scope resolves "uvw_core_id" to at its first use and warns
+ * (UVW_KIND_WOOL_WARNING, once) naming both objects when they differ.
+ * Never NULL; thread-safe; no error. */
+const void *uvw_core_id(void);
+
 /* Frees memory uvwool handed to the caller (serialized text, ids). */
 void uvw_free(void *ptr);
 

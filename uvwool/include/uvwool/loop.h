@@ -35,6 +35,20 @@ int uvw_loop_attach(uv_loop_t *loop);
  * Returns uv_loop_close's result; on UV_EBUSY the state is kept. */
 int uvw_loop_close(uv_loop_t *loop);
 
+/* ---- debugging ----------------------------------------------------------- */
+
+/* Turn the "unwrapped callback" check on (non-zero) or off, process-wide;
+ * UVWOOL_DEBUG=unwrapped turns it on at load. While on, a uvw_get or
+ * uvw_get_or made on a thread where no uvwool loop callback is running and
+ * whose call stack passes through libuv's uv_run (a callback registered with
+ * plain uv_* instead of its uvw_ wrapper) is reported as a
+ * UVW_KIND_WOOL_WARNING naming the caller, once per call site. Off, reads
+ * pay one predictable branch; on, reads outside uvwool callbacks walk the
+ * stack (a debugging aid, not for production). Thread-safe. Returns whether
+ * the check was on before. docs/loop.md lists the exact condition and its
+ * limits. */
+int uvw_debug_unwrapped(int on);
+
 /* ---- call-soon -------------------------------------------------------------- */
 
 typedef void (*uvw_soon_cb)(void *arg);
@@ -173,6 +187,9 @@ int uvw_idle_stop(uv_idle_t* idle);
 /* ---- streams: tcp, pipe, tty ---- */
 
 int uvw_shutdown(uv_shutdown_t* req, uv_stream_t* handle, uv_shutdown_cb cb);
+/* Each connection callback runs in a fork of the context captured at listen
+ * (UVW_PROPAGATE_FORK, a chain of its own when armed): what it sets, and the
+ * reads and writes it registers, belong to that connection alone. */
 int uvw_listen(uv_stream_t* stream, int backlog, uv_connection_cb cb);
 int uvw_read_start(uv_stream_t*, uv_alloc_cb alloc_cb, uv_read_cb read_cb);
 int uvw_read_stop(uv_stream_t*);
@@ -247,6 +264,10 @@ int uvw_fs_event_stop(uv_fs_event_t* handle);
 
 /* ---- work queue and threads ---- */
 
+/* work_cb runs in the context captured here (touching an armed variable on
+ * the pool thread is a ChainContention); with UVWOOL_QUEUE_WORK=to_thread in
+ * the environment (read once) it runs in a detached fork, as uvw_to_thread:
+ * the opt-in for transparent mode's plain uv_queue_work. */
 int uvw_queue_work(uv_loop_t* loop, uv_work_t* req, uv_work_cb work_cb, uv_after_work_cb after_work_cb);
 int uvw_thread_create(uv_thread_t* tid, uv_thread_cb entry, void* arg);
 int uvw_thread_create_ex(uv_thread_t* tid, const uv_thread_options_t* params, uv_thread_cb entry, void* arg);

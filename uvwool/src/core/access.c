@@ -17,6 +17,14 @@ struct uvw_token_s {
   int used;
 };
 
+_Atomic(uvw__read_hook_fn) uvw__read_hook;
+
+#define READ_HOOK()                                                                          \
+  do {                                                                                       \
+    uvw__read_hook_fn hook_ = atomic_load_explicit(&uvw__read_hook, memory_order_relaxed); \
+    if (__builtin_expect(hook_ != NULL, 0)) hook_(__builtin_return_address(0));            \
+  } while (0)
+
 static int bad_arg(const char *fn, const char *what) {
   uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "%s: %s", fn, what);
   return UVW_EINVAL;
@@ -45,6 +53,7 @@ static inline int bound_value(uvw_var_t *var, uvw_value_t **found) {
 }
 
 int uvw_get(uvw_var_t *var, uvw_value_t **out) {
+  READ_HOOK();
   if (__builtin_expect(var == NULL || out == NULL, 0)) return bad_arg("uvw_get", "var or out is NULL");
   uvw_value_t *v;
   int rc = bound_value(var, &v);
@@ -56,6 +65,7 @@ int uvw_get(uvw_var_t *var, uvw_value_t **out) {
 }
 
 int uvw_get_or(uvw_var_t *var, uvw_value_t *fallback, uvw_value_t **out) {
+  READ_HOOK();
   if (__builtin_expect(var == NULL || out == NULL, 0)) return bad_arg("uvw_get_or", "var or out is NULL");
   uvw_value_t *v;
   int rc = bound_value(var, &v);

@@ -72,6 +72,7 @@ void uvw__thread_init(void) {
   t->base = t->current = NULL;
   pthread_once(&cleanup_once, make_key);
   (void)pthread_setspecific(cleanup_key, t);
+  uvw__core_copies_check(); /* once per process: a second core is said at first use */
 }
 
 int uvw__membarrier_ok;

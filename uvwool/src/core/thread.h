@@ -40,6 +40,14 @@ typedef struct uvw__thread_s {
 extern __thread uvw__thread_t uvw__tstate __attribute__((tls_model("initial-exec")));
 
 void uvw__thread_init(void);
+/* A check the loop layer installs on every read (uvw_get, uvw_get_or) while
+ * UVWOOL_DEBUG=unwrapped is on, given the reader's return address; NULL
+ * (the default) costs the read one predictable branch. */
+typedef void (*uvw__read_hook_fn)(const void *site);
+extern _Atomic(uvw__read_hook_fn) uvw__read_hook;
+
+/* Warn (once) if another copy of the core is loaded in the process (copies.c). */
+void uvw__core_copies_check(void);
 void uvw__context_cache_drain(uvw__thread_t *t);
 
 static inline uvw__thread_t *uvw__thread(void) {

@@ -18,7 +18,8 @@ static void fs_event_trampoline(uv_fs_event_t *handle, const char *filename, int
 }
 
 int uvw_fs_event_start(uv_fs_event_t *handle, uv_fs_event_cb cb, const char *path, unsigned int flags) {
-  if (cb == NULL || uv_is_closing((uv_handle_t *)handle)) return UVW__UV(uv_fs_event_start(handle, cb, path, flags));
+  if (cb == NULL || handle == NULL || uv_is_closing((uv_handle_t *)handle))
+    return UVW__UV(uv_fs_event_start(handle, cb, path, flags));
   uvw__loop_t *L;
   uvw__reg_t *r;
   int rc = uvw__register(handle->loop, handle, UVW__SLOT_MAIN, (uvw__fn)cb, NULL, &L, &r);
@@ -28,6 +29,7 @@ int uvw_fs_event_start(uv_fs_event_t *handle, uv_fs_event_cb cb, const char *pat
 }
 
 int uvw_fs_event_stop(uv_fs_event_t *handle) {
+  if (handle == NULL) return UVW__UV(uv_fs_event_stop(handle));
   uvw__loop_t *L = uvw__loop_find(handle->loop);
   if (L) uvw__reg_stop(L, handle, UVW__SLOT_MAIN);
   return UVW__UV(uv_fs_event_stop(handle));
@@ -46,7 +48,7 @@ static void fs_poll_trampoline(uv_fs_poll_t *handle, int status, const uv_stat_t
 int uvw_fs_poll_start(uv_fs_poll_t *handle, uv_fs_poll_cb poll_cb, const char *path, unsigned int interval) {
   /* An active poller ignores a new start (libuv returns 0 and keeps its old
    * callback), so the wrapper keeps the old capture too. */
-  if (poll_cb == NULL || uv_is_closing((uv_handle_t *)handle) || uv_is_active((uv_handle_t *)handle))
+  if (poll_cb == NULL || handle == NULL || uv_is_closing((uv_handle_t *)handle) || uv_is_active((uv_handle_t *)handle))
     return UVW__UV(uv_fs_poll_start(handle, poll_cb, path, interval));
   uvw__loop_t *L;
   uvw__reg_t *r;
@@ -56,6 +58,7 @@ int uvw_fs_poll_start(uv_fs_poll_t *handle, uv_fs_poll_cb poll_cb, const char *p
 }
 
 int uvw_fs_poll_stop(uv_fs_poll_t *handle) {
+  if (handle == NULL) return UVW__UV(uv_fs_poll_stop(handle));
   uvw__loop_t *L = uvw__loop_find(handle->loop);
   if (L) uvw__reg_stop(L, handle, UVW__SLOT_MAIN);
   return UVW__UV(uv_fs_poll_stop(handle));

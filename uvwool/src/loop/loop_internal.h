@@ -186,7 +186,15 @@ int uvw__loop_call_soon_ex(uv_loop_t *loop, uvw_soon_cb cb, void *arg, uvw_soon_
 void uvw__soon_drain(uv_idle_t *idle);
 void uvw__ts_drain(uv_async_t *async);
 
-/* Release every capture of a handle (close). */
+/* Read UVWOOL_DEBUG once (debug.c). */
+void uvw__debug_env(void);
+/* Prepare the close record of a handle (handle.c): 1 when the close
+ * trampoline is to be installed, with *r to commit once libuv accepted. */
+int uvw__close_prepare(uv_handle_t *handle, uv_close_cb close_cb, uvw__loop_t **L, uvw__reg_t **r);
+/* At an accepted close: release the captures of a handle's records, keeping
+ * the records (and the user's callbacks) until the close callback. */
+void uvw__handle_stop(uv_handle_t *handle);
+/* Release every record of a handle (its close callback ran). */
 void uvw__handle_release(uv_handle_t *handle);
 /* The alloc callback's trampoline for reads and udp receives (slot MAIN,
  * the record's cb2). */

@@ -68,6 +68,7 @@ static int attach_error(int rc) {
 uvw__loop_t *uvw__loop_get(uv_loop_t *loop) {
   uvw__loop_t *L = uvw__loop_find(loop);
   if (L) return L;
+  uvw__debug_env();
   L = uvw__calloc(1, sizeof(*L));
   entry_t *e = uvw__malloc(sizeof(*e));
   if (L == NULL || e == NULL) {

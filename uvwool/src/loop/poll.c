@@ -15,6 +15,7 @@ static void poll_trampoline(uv_poll_t *handle, int status, int events) {
 }
 
 int uvw_poll_stop(uv_poll_t *handle) {
+  if (handle == NULL) return UVW__UV(uv_poll_stop(handle));
   uvw__loop_t *L = uvw__loop_find(handle->loop);
   if (L) uvw__reg_stop(L, handle, UVW__SLOT_MAIN);
   return UVW__UV(uv_poll_stop(handle));
@@ -22,7 +23,7 @@ int uvw_poll_stop(uv_poll_t *handle) {
 
 int uvw_poll_start(uv_poll_t *handle, int events, uv_poll_cb cb) {
   /* A closing handle goes to libuv (which asserts) with nothing captured. */
-  if (uv_is_closing((uv_handle_t *)handle)) return UVW__UV(uv_poll_start(handle, events, cb));
+  if (handle == NULL || uv_is_closing((uv_handle_t *)handle)) return UVW__UV(uv_poll_start(handle, events, cb));
   /* libuv treats a start with no events as a stop (the callback is not even
    * stored): so does the wrapper, releasing the capture. */
   if (events == 0) {

@@ -29,8 +29,7 @@ static void signal_trampoline(uv_signal_t *handle, int signum) {
 static int start(uv_signal_t *handle, uv_signal_cb cb, int signum, int oneshot, const char *fn) {
   int (*libuv_start)(uv_signal_t *, uv_signal_cb, int) = oneshot ? uv_signal_start_oneshot : uv_signal_start;
   /* NULL callback or closing handle (libuv asserts): libuv's answer, no capture. */
-  if (cb == NULL || uv_is_closing((uv_handle_t *)handle))
-    return uvw__uv_failed(libuv_start(handle, cb, signum), fn, NULL);
+  if (cb == NULL || handle == NULL || uv_is_closing((uv_handle_t *)handle)) return uvw__uv_failed(libuv_start(handle, cb, signum), fn, NULL);
   uvw__loop_t *L;
   uvw__reg_t *r;
   int rc = uvw__register_in(handle->loop, handle, UVW__SLOT_MAIN, (uvw__fn)cb, NULL, &L, &r, fn);
@@ -50,6 +49,7 @@ int uvw_signal_start_oneshot(uv_signal_t *handle, uv_signal_cb signal_cb, int si
 }
 
 int uvw_signal_stop(uv_signal_t *handle) {
+  if (handle == NULL) return UVW__UV(uv_signal_stop(handle));
   uvw__loop_t *L = uvw__loop_find(handle->loop);
   if (L) uvw__reg_stop(L, handle, UVW__SLOT_MAIN);
   return UVW__UV(uv_signal_stop(handle));

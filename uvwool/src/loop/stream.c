@@ -6,8 +6,8 @@
  * uvw_read_stop or close. Requests are one-shot, keyed by the request
  * pointer and released after their callback; a stream's close makes libuv
  * call pending request callbacks with UV_ECANCELED, which still find their
- * records. uvw_tcp_close_reset is a close: it releases the stream's captures
- * and captures for its close callback.
+ * records. uvw_tcp_close_reset is a close: it captures for its close
+ * callback, and the stream's captures go when that has run (handle.c).
  *
  * Every wrapper leaves a closing handle to libuv untouched, capturing
  * nothing: libuv accepts some calls on a closing handle (tcp_connect opens a
@@ -19,7 +19,9 @@
  * a listening socket), so listen has its own slot (UVW__SLOT_LISTEN): a
  * read_start never replaces the connection callback with a read callback. */
 
-static int closing(uv_stream_t *stream) { return uv_is_closing((uv_handle_t *)stream); }
+/* A NULL stream is libuv's to judge (uv_read_start returns UV_EINVAL, others
+ * crash as they do without uvwool): the wrappers never touch it first. */
+static int closing(uv_stream_t *stream) { return stream == NULL || uv_is_closing((uv_handle_t *)stream); }
 
 /* ---- reads ------------------------------------------------------------------ */
 
@@ -44,6 +46,7 @@ int uvw_read_start(uv_stream_t *stream, uv_alloc_cb alloc_cb, uv_read_cb read_cb
 }
 
 int uvw_read_stop(uv_stream_t *stream) {
+  if (stream == NULL) return UVW__UV(uv_read_stop(stream));
   uvw__loop_t *L = uvw__loop_find(stream->loop);
   if (L) uvw__reg_stop(L, stream, UVW__SLOT_MAIN);
   return UVW__UV(uv_read_stop(stream));
@@ -51,14 +54,24 @@ int uvw_read_stop(uv_stream_t *stream) {
 
 /* ---- listen ----------------------------------------------------------------- */
 
+/* Each connection callback runs in a fork of the listen capture of its own
+ * (asyncio's start_server runs each client in a task of its own): what it
+ * sets, and what the reads and writes it registers capture, belong to that
+ * connection alone, on a chain of its own when the capture is armed. The
+ * fork is the callback's: registrations made inside hold references. */
 static void connection_trampoline(uv_stream_t *server, int status) {
   uvw__loop_t *L;
   uvw__reg_t *r = uvw__lookup(server->loop, server, UVW__SLOT_LISTEN, &L, "uv_connection_cb");
   if (r == NULL) return;
+  uvw_context_t *fork = r->ctx ? uvw_context_fork(r->ctx, UVW_PROPAGATE_FORK) : NULL;
   uvw__frame_t f;
-  uvw__reg_begin(&f, L, r);
+  r->busy++;
+  /* Without memory for the fork the callback still runs, in the capture
+   * itself, rather than being lost. */
+  uvw__frame_begin(&f, L, fork ? fork : r->ctx, r->task);
   ((uv_connection_cb)r->cb)(server, status);
   uvw__reg_end(&f, L, r);
+  uvw_context_unref(fork);
 }
 
 int uvw_listen(uv_stream_t *stream, int backlog, uv_connection_cb cb) {
@@ -161,14 +174,15 @@ int uvw_tcp_close_reset(uv_tcp_t *handle, uv_close_cb close_cb) {
   uvw__reg_t *r;
   int rc;
   /* Like uvw_close, a reset is not refused for want of memory for the
-   * capture: it closes uncaptured. */
-  if (close_cb == NULL || closing((uv_stream_t *)handle) ||
-      uvw__register(handle->loop, handle, UVW__SLOT_CLOSE, (uvw__fn)close_cb, NULL, &L, &r) != 0)
+   * capture: it closes uncaptured, releasing the stream's records at once. */
+  if (closing((uv_stream_t *)handle) || !uvw__close_prepare((uv_handle_t *)handle, close_cb, &L, &r)) {
     rc = UVW__UV(uv_tcp_close_reset(handle, close_cb));
-  else
-    rc = uvw__registered(L, r, uv_tcp_close_reset(handle, uvw__close_trampoline));
-  /* Only a reset libuv accepted closes the handle: a refused one (UV_EINVAL
-   * while shutting down, a setsockopt error) leaves its reads reading. */
-  if (rc == 0) uvw__handle_release((uv_handle_t *)handle);
+    /* Only a reset libuv accepted closes the handle: a refused one (UV_EINVAL
+     * while shutting down, a setsockopt error) leaves its reads reading. */
+    if (rc == 0) uvw__handle_release((uv_handle_t *)handle);
+    return rc;
+  }
+  rc = uvw__registered(L, r, uv_tcp_close_reset(handle, uvw__close_trampoline));
+  if (rc == 0) uvw__handle_stop((uv_handle_t *)handle);
   return rc;
 }

@@ -13,7 +13,9 @@ static void timer_trampoline(uv_timer_t *handle) {
 }
 
 int uvw_timer_start(uv_timer_t *handle, uv_timer_cb cb, uint64_t timeout, uint64_t repeat) {
-  if (cb == NULL) return UVW__UV(uv_timer_start(handle, cb, timeout, repeat));
+  /* libuv refuses a closing timer (UV_EINVAL): nothing to capture. */
+  if (cb == NULL || handle == NULL || uv_is_closing((uv_handle_t *)handle))
+    return UVW__UV(uv_timer_start(handle, cb, timeout, repeat));
   uvw__loop_t *L;
   uvw__reg_t *r;
   int rc = uvw__register(handle->loop, handle, UVW__SLOT_MAIN, (uvw__fn)cb, NULL, &L, &r);
@@ -22,6 +24,7 @@ int uvw_timer_start(uv_timer_t *handle, uv_timer_cb cb, uint64_t timeout, uint64
 }
 
 int uvw_timer_stop(uv_timer_t *handle) {
+  if (handle == NULL) return UVW__UV(uv_timer_stop(handle));
   uvw__loop_t *L = uvw__loop_find(handle->loop);
   if (L) uvw__reg_stop(L, handle, UVW__SLOT_MAIN);
   return UVW__UV(uv_timer_stop(handle));

@@ -21,7 +21,7 @@ static void recv_trampoline(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf
 }
 
 int uvw_udp_recv_start(uv_udp_t *handle, uv_alloc_cb alloc_cb, uv_udp_recv_cb recv_cb) {
-  if (alloc_cb == NULL || recv_cb == NULL || uv_is_closing((uv_handle_t *)handle))
+  if (alloc_cb == NULL || recv_cb == NULL || handle == NULL || uv_is_closing((uv_handle_t *)handle))
     return UVW__UV(uv_udp_recv_start(handle, alloc_cb, recv_cb));
   uvw__loop_t *L;
   uvw__reg_t *r;
@@ -32,6 +32,7 @@ int uvw_udp_recv_start(uv_udp_t *handle, uv_alloc_cb alloc_cb, uv_udp_recv_cb re
 }
 
 int uvw_udp_recv_stop(uv_udp_t *handle) {
+  if (handle == NULL) return UVW__UV(uv_udp_recv_stop(handle));
   uvw__loop_t *L = uvw__loop_find(handle->loop);
   if (L) uvw__reg_stop(L, handle, UVW__SLOT_MAIN);
   return UVW__UV(uv_udp_recv_stop(handle));
@@ -50,7 +51,7 @@ static void send_trampoline(uv_udp_send_t *req, int status) {
 
 int uvw_udp_send(uv_udp_send_t *req, uv_udp_t *handle, const uv_buf_t bufs[], unsigned int nbufs,
                  const struct sockaddr *addr, uv_udp_send_cb send_cb) {
-  if (send_cb == NULL || uv_is_closing((uv_handle_t *)handle))
+  if (send_cb == NULL || handle == NULL || uv_is_closing((uv_handle_t *)handle))
     return UVW__UV(uv_udp_send(req, handle, bufs, nbufs, addr, send_cb));
   uvw__loop_t *L;
   uvw__reg_t *r;

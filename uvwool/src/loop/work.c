@@ -9,6 +9,7 @@
  * Work records are found from the pool thread, so they live in their own
  * table under a mutex, not in the loop-thread-only registration table; a
  * pool round trip costs microseconds, the lock does not count. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -26,7 +27,15 @@ typedef struct work_s {
 } work_t;
 
 static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
-static work_t *work_list; /* in-flight requests: a handful at a time */
+/* In-flight requests, hashed by request pointer: a program may queue tens of
+ * thousands at once, so a lookup must not walk them all. The table doubles
+ * when it holds more records than buckets; a failed grow only lengthens the
+ * chains. */
+#define WORK_MIN_BUCKETS 64
+static work_t **work_buckets;
+static size_t work_nbuckets, work_count;
+/* Chain steps and lookups, for the test that the lookup stays O(1). */
+size_t uvw__work_probes, uvw__work_lookups;
 /* Finished records kept for reuse, so a steady stream of work allocates
  * nothing per request. */
 #define WORK_CACHE_MAX 64
@@ -62,6 +71,11 @@ static void work_free(work_t *w) {
 
 /* Drop the cache at exit so leak checkers see a clean process. */
 __attribute__((destructor)) static void work_cache_drain(void) {
+  if (work_count == 0) {
+    uvw__free(work_buckets);
+    work_buckets = NULL;
+    work_nbuckets = 0;
+  }
   while (work_cache) {
     work_t *w = work_cache;
     work_cache = w->next;
@@ -70,12 +84,65 @@ __attribute__((destructor)) static void work_cache_drain(void) {
   work_cache_len = 0;
 }
 
+static size_t work_bucket(const uv_work_t *req) {
+  uint64_t h = (uint64_t)(uintptr_t)req;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return (size_t)h & (work_nbuckets - 1);
+}
+
+/* Under work_lock. */
+static void work_grow(void) {
+  size_t n = work_nbuckets ? work_nbuckets * 2 : WORK_MIN_BUCKETS;
+  work_t **b = uvw__calloc(n, sizeof(*b));
+  if (b == NULL) return;
+  work_t **old = work_buckets;
+  size_t oldn = work_nbuckets;
+  work_buckets = b;
+  work_nbuckets = n;
+  for (size_t i = 0; i < oldn; i++) {
+    for (work_t *w = old[i], *next; w; w = next) {
+      next = w->next;
+      size_t k = work_bucket(w->req);
+      w->next = b[k];
+      b[k] = w;
+    }
+  }
+  uvw__free(old);
+}
+
+/* Publish w; UV_ENOMEM when not even the first bucket array exists. */
+static int work_insert(work_t *w) {
+  pthread_mutex_lock(&work_lock);
+  if (work_count >= work_nbuckets) work_grow();
+  int rc = work_nbuckets ? 0 : UV_ENOMEM;
+  if (rc == 0) {
+    size_t k = work_bucket(w->req);
+    w->next = work_buckets[k];
+    work_buckets[k] = w;
+    work_count++;
+  }
+  pthread_mutex_unlock(&work_lock);
+  return rc;
+}
+
 static work_t *take_or_find(uv_work_t *req, int take) {
   pthread_mutex_lock(&work_lock);
-  work_t **p = &work_list;
-  while (*p && (*p)->req != req) p = &(*p)->next;
-  work_t *w = *p;
-  if (w && take) *p = w->next;
+  work_t *w = NULL;
+  if (work_nbuckets) {
+    uvw__work_lookups++;
+    work_t **p = &work_buckets[work_bucket(req)];
+    while (*p && (*p)->req != req) {
+      p = &(*p)->next;
+      uvw__work_probes++;
+    }
+    w = *p;
+    if (w && take) {
+      *p = w->next;
+      work_count--;
+    }
+  }
   pthread_mutex_unlock(&work_lock);
   return w;
 }
@@ -119,10 +186,11 @@ static int submit(uv_loop_t *loop, uv_work_t *req, uv_work_cb work_cb, uv_after_
   w->req = req;
   w->work_cb = work_cb;
   w->after_cb = after_cb;
-  pthread_mutex_lock(&work_lock);
-  w->next = work_list;
-  work_list = w;
-  pthread_mutex_unlock(&work_lock);
+  if (work_insert(w) != 0) {
+    work_free(w);
+    uvw__error_nomem("uv_queue_work");
+    return UV_ENOMEM;
+  }
   int rc = uv_queue_work(loop, req, work_trampoline, after_trampoline);
   if (rc != 0) {
     take_or_find(req, 1);
@@ -131,8 +199,25 @@ static int submit(uv_loop_t *loop, uv_work_t *req, uv_work_cb work_cb, uv_after_
   return rc;
 }
 
+/* UVWOOL_QUEUE_WORK=to_thread: the opt-in for programs that cannot call
+ * uvw_to_thread (transparent mode's plain uv_queue_work), read once. Any
+ * other value, or none, keeps uv_queue_work's own semantics. */
+static pthread_once_t queue_work_once = PTHREAD_ONCE_INIT;
+static int queue_work_forks;
+
+static void queue_work_mode(void) {
+  const char *mode = getenv("UVWOOL_QUEUE_WORK");
+  queue_work_forks = mode != NULL && strcmp(mode, "to_thread") == 0;
+  if (mode != NULL && !queue_work_forks && mode[0] != '\0') {
+    uvw_error_t *w = uvw__error_new(0, UVW_KIND_WOOL_WARNING,
+                                    "UVWOOL_QUEUE_WORK=%s is not a known mode (to_thread): ignored", mode);
+    uvw__warn(w);
+  }
+}
+
 int uvw_queue_work(uv_loop_t *loop, uv_work_t *req, uv_work_cb work_cb, uv_after_work_cb after_work_cb) {
-  return UVW__UV(submit(loop, req, work_cb, after_work_cb, 0));
+  pthread_once(&queue_work_once, queue_work_mode);
+  return UVW__UV(submit(loop, req, work_cb, after_work_cb, queue_work_forks));
 }
 
 int uvw_to_thread(uv_loop_t *loop, uv_work_t *req, uv_work_cb work_cb, uv_after_work_cb after_work_cb) {
