@@ -199,7 +199,7 @@ struct uvw_context_s {};
   ~uvw_context_s() { uvw_context_unref($self); }
 }
 /* Constructors return a new reference, or NULL only when allocation failed. */
-%typemap(out) uvw_context_t *uvw_copy_context, uvw_context_t *uvw_context_new %{
+%typemap(out) uvw_context_t *uvw_context_copy_current, uvw_context_t *uvw_context_new %{
   if ($1 == NULL) {
     uvwl_push_error(L, UVW_ENOMEM);
     SWIG_fail;
@@ -224,6 +224,6 @@ int uvw_set(uvw_var_t *var, uvw_value_t *value, uvw_token_t **token_out);
 int uvw_reset(uvw_var_t *var, uvw_token_t *token);
 
 uvw_context_t *uvw_context_new(void);
-uvw_context_t *uvw_copy_context(void);
+uvw_context_t *uvw_context_copy_current(void);
 
 %native(context_run) int uvwl_context_run(lua_State *L);

@@ -78,7 +78,7 @@ static void on_thumbnail_wrong(uvw_dispatch_t *d, const uvw_reply_t *r, void *ar
     failed = 1;
   }
   printf("\n== 4. the same work offloaded with uvw_to_thread (a detached fork the thread owns)\n");
-  uvw_dispatch(conn, "thumbnail_right", NULL, 0, NULL, on_thumbnail_right, NULL, NULL);
+  uvw_conn_dispatch(conn, "thumbnail_right", NULL, 0, NULL, on_thumbnail_right, NULL, NULL);
 }
 
 /* ---- 2. a streaming routine, step by step ------------------------------------------ */
@@ -86,16 +86,16 @@ static void on_thumbnail_wrong(uvw_dispatch_t *d, const uvw_reply_t *r, void *ar
 static void on_step(uvw_dispatch_t *d, const uvw_reply_t *r, void *arg) {
   int step = (int)(intptr_t)arg;
   if (!check(r, "export_report step")) {
-    uvw_stream_close(d);
+    uvw_dispatch_close(d);
     finish();
     return;
   }
   printf("  worker | %s\n", uvw_value_as_string(r->value));
   caller_view("after apply-back of this step:");
   if (r->done) {
-    uvw_stream_close(d);
+    uvw_dispatch_close(d);
     printf("\n== 3. a routine offloads with plain uv_queue_work and touches the context\n");
-    uvw_dispatch(conn, "thumbnail_wrong", NULL, 0, NULL, on_thumbnail_wrong, NULL, NULL);
+    uvw_conn_dispatch(conn, "thumbnail_wrong", NULL, 0, NULL, on_thumbnail_wrong, NULL, NULL);
     return;
   }
   if (step == 1) {
@@ -105,11 +105,11 @@ static void on_step(uvw_dispatch_t *d, const uvw_reply_t *r, void *arg) {
   if (step == 2) {
     uvw_value_t *fmt = uvw_value_cstring("csv");
     printf("  caller | -> send(\"csv\")\n");
-    uvw_stream_send(d, fmt, on_step, (void *)(intptr_t)(step + 1));
+    uvw_dispatch_send(d, fmt, on_step, (void *)(intptr_t)(step + 1));
     uvw_value_unref(fmt);
   } else {
     printf("  caller | -> next\n");
-    uvw_stream_next(d, on_step, (void *)(intptr_t)(step + 1));
+    uvw_dispatch_next(d, on_step, (void *)(intptr_t)(step + 1));
   }
 }
 
@@ -126,13 +126,13 @@ static void on_quote(uvw_dispatch_t *d, const uvw_reply_t *r, void *arg) {
   caller_view("after apply-back (the routine's audit note is here; same chain id):");
   printf("\n== 2. a streaming routine: next, next, send, next\n");
   uvw_dispatch_t *s;
-  if (uvw_stream_open(conn, "export_report", NULL, 0, NULL, &s) != 0) {
+  if (uvw_conn_dispatch_stream(conn, "export_report", NULL, 0, NULL, &s) != 0) {
     failed = 1;
     finish();
     return;
   }
   printf("  caller | -> next\n");
-  uvw_stream_next(s, on_step, (void *)(intptr_t)1);
+  uvw_dispatch_next(s, on_step, (void *)(intptr_t)1);
 }
 
 static void start_dispatching(const char *address) {
@@ -156,7 +156,7 @@ static void start_dispatching(const char *address) {
   caller_view("binds request_id, tenant and a deadline 5 s away:");
   uvw_value_t *sku = uvw_value_cstring("WIDGET-9");
   printf("  caller | -> dispatch quote(\"WIDGET-9\")\n");
-  uvw_dispatch(conn, "quote", &sku, 1, NULL, on_quote, NULL, NULL);
+  uvw_conn_dispatch(conn, "quote", &sku, 1, NULL, on_quote, NULL, NULL);
   uvw_value_unref(sku);
   /* The dispatch captured the context: this one can go. */
   uvw_context_exit(request);

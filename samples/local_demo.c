@@ -124,7 +124,7 @@ int main(void) {
   show("after set:");
 
   printf("\n3. copy_context() + run(): the copy sees the value; its writes stay in it:\n");
-  uvw_context_t *copy = uvw_copy_context();
+  uvw_context_t *copy = uvw_context_copy_current();
   uvw_context_run(copy, in_copy, NULL);
   show("back outside:");
 

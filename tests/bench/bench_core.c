@@ -228,11 +228,11 @@ static void loop_set_reset_unbound(size_t iters) { set_reset_loop(B.unbound, ite
 static void loop_copy(size_t iters) {
   uintptr_t acc = 0;
   for (size_t i = 0; i < iters; i++) {
-    uvw_context_t *c = uvw_copy_context();
+    uvw_context_t *c = uvw_context_copy_current();
     acc |= (uintptr_t)c == 0; /* NULL (allocation failure) is caught below */
     uvw_context_unref(c);
   }
-  if (acc) die("uvw_copy_context", UVW_ENOMEM);
+  if (acc) die("uvw_context_copy_current", UVW_ENOMEM);
 }
 
 static void empty_fn(void *arg) { (void)arg; }
@@ -493,7 +493,7 @@ static void add_cases(void) {
                           .what = "the same, variable unbound before (reset leaves a pending reset)",
                           .fn = loop_set_reset_unbound, .ctx = context_with_bound(1), .kind = BASE_CPYTHON,
                           .base_label = "CPython set+reset"});
-  add_case((bench_case_t){.op = "copy", .what = "uvw_copy_context + uvw_context_unref (armed context)",
+  add_case((bench_case_t){.op = "copy", .what = "uvw_context_copy_current + uvw_context_unref (armed context)",
                           .fn = loop_copy, .kind = BASE_CPYTHON, .base_label = "CPython copy_context()",
                           .has_target = 1});
   add_case((bench_case_t){.op = "run", .what = "uvw_context_run with an empty function", .fn = loop_run,
@@ -535,7 +535,7 @@ int main(int argc, char **argv) {
    * before every set loop. */
   check(uvw_set(B.vars[0], B.val[0], NULL), "uvw_set");
   check(uvw_set(B.setvar, B.val[0], NULL), "uvw_set");
-  B.ctx = check_ptr(uvw_copy_context(), "uvw_copy_context"); /* for run and enter/exit */
+  B.ctx = check_ptr(uvw_context_copy_current(), "uvw_context_copy_current"); /* for run and enter/exit */
   add_cases();
 
   printf("uvwool %s core benchmark: shared library, build type %s%s\n"

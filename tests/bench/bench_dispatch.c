@@ -11,10 +11,10 @@
  *
  * The worker serves tests/dispatch/routines.c: "noop" (one-shot, returns
  * nil) and "noop_stream" (every NEXT yields nil). Configurations:
- *   - one-shot, sequential: each uvw_dispatch("noop") is issued from the
+ *   - one-shot, sequential: each uvw_conn_dispatch("noop") is issued from the
  *     previous reply's callback;
- *   - streaming, sequential: one uvw_stream_open("noop_stream"), then
- *     uvw_stream_next steps, each issued from the previous step's callback
+ *   - streaming, sequential: one uvw_conn_dispatch_stream("noop_stream"), then
+ *     uvw_dispatch_next steps, each issued from the previous step's callback
  *     (the timed span includes the open's Task and Ack, once per N steps);
  *   - one-shot, pipelined: PIPELINE dispatches kept in flight, each reply's
  *     callback issuing the next one.
@@ -218,8 +218,8 @@ static void oneshot_cb(uvw_dispatch_t *d, const uvw_reply_t *r, void *arg);
 
 static void issue_oneshot(void) {
   issued++;
-  int rc = uvw_dispatch(conn, "noop", NULL, 0, NULL, oneshot_cb, NULL, NULL);
-  if (rc != 0) die("uvw_dispatch: %s: %s", uvw_err_name(rc), uvw_error_message(uvw_last_error()));
+  int rc = uvw_conn_dispatch(conn, "noop", NULL, 0, NULL, oneshot_cb, NULL, NULL);
+  if (rc != 0) die("uvw_conn_dispatch: %s: %s", uvw_err_name(rc), uvw_error_message(uvw_last_error()));
 }
 
 static void oneshot_cb(uvw_dispatch_t *d, const uvw_reply_t *r, void *arg) {
@@ -236,8 +236,8 @@ static void stream_cb(uvw_dispatch_t *d, const uvw_reply_t *r, void *arg) {
   completed++;
   if (issued < cur->round_trips) {
     issued++;
-    int rc = uvw_stream_next(d, stream_cb, NULL);
-    if (rc != 0) die("uvw_stream_next: %s: %s", uvw_err_name(rc), uvw_error_message(uvw_last_error()));
+    int rc = uvw_dispatch_next(d, stream_cb, NULL);
+    if (rc != 0) die("uvw_dispatch_next: %s: %s", uvw_err_name(rc), uvw_error_message(uvw_last_error()));
   }
 }
 
@@ -273,11 +273,11 @@ static double run(const config_t *c) {
 
   double t0 = now_ns();
   if (c->kind == STREAM) {
-    int rc = uvw_stream_open(conn, "noop_stream", NULL, 0, NULL, &stream);
-    if (rc != 0) die("uvw_stream_open: %s: %s", uvw_err_name(rc), uvw_error_message(uvw_last_error()));
+    int rc = uvw_conn_dispatch_stream(conn, "noop_stream", NULL, 0, NULL, &stream);
+    if (rc != 0) die("uvw_conn_dispatch_stream: %s: %s", uvw_err_name(rc), uvw_error_message(uvw_last_error()));
     issued++;
-    rc = uvw_stream_next(stream, stream_cb, NULL);
-    if (rc != 0) die("uvw_stream_next: %s: %s", uvw_err_name(rc), uvw_error_message(uvw_last_error()));
+    rc = uvw_dispatch_next(stream, stream_cb, NULL);
+    if (rc != 0) die("uvw_dispatch_next: %s: %s", uvw_err_name(rc), uvw_error_message(uvw_last_error()));
   } else {
     long first = c->kind == PIPELINED ? PIPELINE : 1;
     for (long i = 0; i < first && issued < c->round_trips; i++) issue_oneshot();
@@ -286,7 +286,7 @@ static double run(const config_t *c) {
   double t = now_ns() - t0;
 
   if (c->kind == STREAM) {
-    uvw_stream_close(stream); /* still open: the worker is told to end it */
+    uvw_dispatch_close(stream); /* still open: the worker is told to end it */
     stream = NULL;
   }
   if (uvw_conn_pending(conn) != 0) die("%zu dispatches still pending after the run", uvw_conn_pending(conn));

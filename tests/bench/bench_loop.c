@@ -286,7 +286,7 @@ int main(int argc, char **argv) {
     t0 = now_ns();
     for (long k = 0; k < n; k++) uvw_timer_start(&t, timer_cb, 1000000, 0);
     double w = (now_ns() - t0) / (double)n;
-    uvw_context_t *ctx = uvw_copy_context();
+    uvw_context_t *ctx = uvw_context_copy_current();
     t0 = now_ns();
     for (long k = 0; k < n; k++) {
       uvw_context_enter(ctx);

@@ -1,7 +1,7 @@
 /* Routines the cross-process tests dispatch to a real uvwool-worker. Each
  * answers with what it saw, so the caller can assert on both sides. The
  * variables live in namespace "t"; "t.stub_only" is deliberately never
- * declared here unless `declare_and_get` is called (TEST-MATRIX 34). */
+ * declared here unless `declare_and_get` is called (docs/testing.md row 34). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,7 +156,7 @@ static void counter_stream(uvw_call_t *call, void *arg) {
   uvw_value_unref(v);
 }
 
-/* ---- offloading (TEST-MATRIX 35) ---------------------------------------------- */
+/* ---- offloading (docs/testing.md row 35) ---------------------------------------------- */
 
 typedef struct {
   uv_work_t req;
@@ -342,7 +342,7 @@ int uvwool_worker_init(uvw_worker_t *w) {
   rc |= uvw_var_declare("t", "opaque", NULL, &opaque_var);
   static const struct {
     const char *name;
-    uvw_routine_fn fn;
+    uvw_routine_cb fn;
     unsigned flags;
   } table[] = {
       {"read_and_mutate", read_and_mutate, 0},

@@ -1,4 +1,4 @@
-/* Faults across the process boundary (TEST-MATRIX 32 and the issue's bad
+/* Faults across the process boundary (docs/testing.md row 32 and the issue's bad
  * input list): a worker killed mid-stream, cancellation, a connection
  * dropped mid-frame, malformed frames from a hostile peer on either side,
  * and 1,000 concurrent dispatches on one connection. */
@@ -13,7 +13,7 @@ static void after_step1(uvw_dispatch_t *d, const uvw_reply_t *r, void *arg) {
   dh_record(d, r, arg);
   dh_set_str(dh_request_id, "mid-stream");
   dh_chain_id(chain_at_step2);
-  cr_assert_eq(uvw_stream_next(d, dh_record, &step2), 0);
+  cr_assert_eq(uvw_dispatch_next(d, dh_record, &step2), 0);
 }
 
 static void kill_worker(uv_timer_t *t) {
@@ -25,8 +25,8 @@ Test(faults, a_worker_killed_mid_stream_fails_the_step_and_merges_nothing) {
   dh_open("pipe", NULL);
   uvw_context_t *ctx = dh_enter("start");
   uvw_dispatch_t *d;
-  cr_assert_eq(uvw_stream_open(conn, "hang_after_one", NULL, 0, NULL, &d), 0);
-  cr_assert_eq(uvw_stream_next(d, after_step1, &step1), 0);
+  cr_assert_eq(uvw_conn_dispatch_stream(conn, "hang_after_one", NULL, 0, NULL, &d), 0);
+  cr_assert_eq(uvw_dispatch_next(d, after_step1, &step1), 0);
   dh_run_until(&loop, &step1.calls, 1, 30000);
   cr_assert_eq(step1.status, 0);
   cr_assert_str_eq(step1.tenant, "from-step-1");
@@ -40,12 +40,12 @@ Test(faults, a_worker_killed_mid_stream_fails_the_step_and_merges_nothing) {
   cr_assert_str_eq(step2.tenant, "from-step-1");
   cr_assert_str_eq(step2.chain, chain_at_step2);
   cr_assert(uvw_conn_is_dead(conn));
-  cr_assert_eq(uvw_stream_next(d, dh_record, &step2), UVW_ECONNRESET);
+  cr_assert_eq(uvw_dispatch_next(d, dh_record, &step2), UVW_ECONNRESET);
   dh_reply_t r = {0};
-  cr_assert_eq(uvw_dispatch(conn, "echo", NULL, 0, NULL, dh_record, &r, NULL), UVW_ECONNRESET);
+  cr_assert_eq(uvw_conn_dispatch(conn, "echo", NULL, 0, NULL, dh_record, &r, NULL), UVW_ECONNRESET);
   cr_assert_eq(r.calls, 0);
   cr_assert_str_eq(dh_str(dh_request_id), "start");
-  uvw_stream_close(d);
+  uvw_dispatch_close(d);
   uv_close((uv_handle_t *)&t, NULL);
   dh_leave(ctx);
   dh_reply_clear(&step1);
@@ -62,7 +62,7 @@ Test(faults, a_cancelled_dispatch_merges_nothing_and_its_late_answer_is_dropped)
   dh_chain_id(chain);
   dh_reply_t hung = {0}, slow = {0}, slower = {0};
   uvw_dispatch_t *d;
-  cr_assert_eq(uvw_dispatch(conn, "hang", NULL, 0, NULL, dh_record, &hung, &d), 0);
+  cr_assert_eq(uvw_conn_dispatch(conn, "hang", NULL, 0, NULL, dh_record, &hung, &d), 0);
   cr_assert_eq(uvw_conn_pending(conn), 1);
   cr_assert_eq(uvw_dispatch_cancel(d), 0);
   cr_assert_eq(hung.calls, 1, "the callback ran at once");
@@ -75,17 +75,17 @@ Test(faults, a_cancelled_dispatch_merges_nothing_and_its_late_answer_is_dropped)
    * after 300 ms on the same connection: the first answer came and was
    * dropped in between. */
   uvw_value_t *ms = uvw_value_int(100);
-  cr_assert_eq(uvw_dispatch(conn, "sleep", &ms, 1, NULL, dh_record, &slow, &d), 0);
+  cr_assert_eq(uvw_conn_dispatch(conn, "sleep", &ms, 1, NULL, dh_record, &slow, &d), 0);
   uvw_value_unref(ms);
   cr_assert_eq(uvw_dispatch_cancel(d), 0);
   ms = uvw_value_int(300);
-  cr_assert_eq(uvw_dispatch(conn, "sleep", &ms, 1, NULL, dh_record, &slower, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch(conn, "sleep", &ms, 1, NULL, dh_record, &slower, NULL), 0);
   uvw_value_unref(ms);
   dh_run_until(&loop, &slower.calls, 1, 30000);
   cr_assert_eq(slower.status, 0);
   cr_assert_eq(slow.calls, 1, "no second callback for the cancelled dispatch");
   dh_reply_t told = {0};
-  cr_assert_eq(uvw_dispatch(conn, "cancelled_count", NULL, 0, NULL, dh_record, &told, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch(conn, "cancelled_count", NULL, 0, NULL, dh_record, &told, NULL), 0);
   dh_run_until(&loop, &told.calls, 1, 30000);
   cr_assert_eq(told.ivalue, 1, "the running routine was told of its cancellation");
   cr_assert_eq(slow.status, UVW_ECANCELED);
@@ -148,7 +148,7 @@ static void against_fake_worker(const char *bytes, size_t len, int want_status, 
   char chain[33];
   dh_chain_id(chain);
   dh_reply_t r = {0};
-  cr_assert_eq(uvw_dispatch(conn, "echo", NULL, 0, NULL, dh_record, &r, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch(conn, "echo", NULL, 0, NULL, dh_record, &r, NULL), 0);
   dh_run_until(&loop, &r.calls, 1, 30000);
   cr_assert_eq(r.status, want_status, "got %s: %s", uvw_err_name(r.status), r.error_msg);
   cr_assert(strstr(r.error_msg, want_in_message), "message: %s", r.error_msg);
@@ -190,7 +190,7 @@ static void expect_hang_up(int fd) {
 static void echo_works(void) {
   dh_reply_t r = {0};
   uvw_value_t *v = uvw_value_cstring("still serving");
-  cr_assert_eq(uvw_dispatch(conn, "echo", &v, 1, NULL, dh_record, &r, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch(conn, "echo", &v, 1, NULL, dh_record, &r, NULL), 0);
   uvw_value_unref(v);
   dh_run_until(&loop, &r.calls, 1, 30000);
   cr_assert_eq(r.status, 0);
@@ -330,7 +330,7 @@ Test(faults, a_thousand_concurrent_dispatches_on_one_connection_do_not_cross_tal
     snprintf(id, sizeof(id), "r%d", i);
     uvw_context_t *ctx = dh_enter(id);
     uvw_value_t *n = uvw_value_int(i);
-    cr_assert_eq(uvw_dispatch(conn, "read_and_mutate", &n, 1, NULL, dh_record, &many[i], NULL), 0);
+    cr_assert_eq(uvw_conn_dispatch(conn, "read_and_mutate", &n, 1, NULL, dh_record, &many[i], NULL), 0);
     uvw_value_unref(n);
     dh_leave(ctx);
   }

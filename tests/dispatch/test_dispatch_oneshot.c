@@ -1,4 +1,4 @@
-/* One-shot dispatch to a real worker process (TEST-MATRIX 29-31, 37), over a
+/* One-shot dispatch to a real worker process (docs/testing.md row 29-31, 37), over a
  * unix socket and over TCP on loopback, and the round-robin pool. */
 #include "harness.h"
 
@@ -9,7 +9,7 @@ static void value_there_and_back(const char *kind) {
   dh_chain_id(chain);
   dh_reply_t r = {0};
   uvw_value_t *n = uvw_value_int(41);
-  cr_assert_eq(uvw_dispatch(conn, "read_and_mutate", &n, 1, NULL, dh_record, &r, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch(conn, "read_and_mutate", &n, 1, NULL, dh_record, &r, NULL), 0);
   uvw_value_unref(n);
   dh_run_until(&loop, &r.calls, 1, 30000);
   cr_assert_eq(r.status, 0, "%s", r.error_msg);
@@ -34,7 +34,7 @@ Test(oneshot, an_unarmed_caller_gets_the_chain_the_routine_armed) {
   uvw_context_t *ctx = dh_enter(NULL);
   cr_assert_not(uvw_context_is_armed(uvw_context_current()));
   dh_reply_t r = {0};
-  cr_assert_eq(uvw_dispatch(conn, "read_and_mutate", NULL, 0, NULL, dh_record, &r, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch(conn, "read_and_mutate", NULL, 0, NULL, dh_record, &r, NULL), 0);
   dh_run_until(&loop, &r.calls, 1, 30000);
   cr_assert_eq(r.status, 0);
   cr_assert_str_eq(r.value, "saw:-", "nothing was bound, nothing arrived");
@@ -50,10 +50,10 @@ Test(oneshot, concurrent_dispatches_stay_isolated_and_sequential_ones_do_not_ble
   dh_open("pipe", NULL);
   dh_reply_t ra = {0}, rb = {0}, rc = {0};
   uvw_context_t *a = dh_enter("A");
-  cr_assert_eq(uvw_dispatch(conn, "read_and_mutate", NULL, 0, NULL, dh_record, &ra, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch(conn, "read_and_mutate", NULL, 0, NULL, dh_record, &ra, NULL), 0);
   dh_leave(a);
   uvw_context_t *b = dh_enter("B");
-  cr_assert_eq(uvw_dispatch(conn, "read_and_mutate", NULL, 0, NULL, dh_record, &rb, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch(conn, "read_and_mutate", NULL, 0, NULL, dh_record, &rb, NULL), 0);
   dh_run_until(&loop, &ra.calls, 1, 30000);
   dh_run_until(&loop, &rb.calls, 1, 30000);
   cr_assert_str_eq(ra.value, "saw:A");
@@ -63,7 +63,7 @@ Test(oneshot, concurrent_dispatches_stay_isolated_and_sequential_ones_do_not_ble
   cr_assert_str_neq(ra.chain, rb.chain);
   /* Sequential, same context, same chain id: the worker starts from what
    * this dispatch carries, not from the previous dispatch's mutation. */
-  cr_assert_eq(uvw_dispatch(conn, "read_and_mutate", NULL, 0, NULL, dh_record, &rc, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch(conn, "read_and_mutate", NULL, 0, NULL, dh_record, &rc, NULL), 0);
   dh_run_until(&loop, &rc.calls, 1, 30000);
   cr_assert_str_eq(rc.value, "saw:B");
   cr_assert_str_eq(rc.chain, rb.chain);
@@ -78,7 +78,7 @@ Test(oneshot, mutations_made_before_a_raise_come_back_with_the_error) {
   dh_open("pipe", NULL);
   uvw_context_t *ctx = dh_enter("before");
   dh_reply_t r = {0};
-  cr_assert_eq(uvw_dispatch(conn, "raise_after_set", NULL, 0, NULL, dh_record, &r, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch(conn, "raise_after_set", NULL, 0, NULL, dh_record, &r, NULL), 0);
   dh_run_until(&loop, &r.calls, 1, 30000);
   cr_assert_eq(r.status, UVW_EREMOTE);
   cr_assert_str_eq(r.error_type, "AppError", "the routine's own class name survives the trip");
@@ -94,7 +94,7 @@ Test(oneshot, an_unknown_routine_is_refused_and_merges_nothing) {
   dh_open("pipe", NULL);
   uvw_context_t *ctx = dh_enter("kept");
   dh_reply_t r = {0};
-  cr_assert_eq(uvw_dispatch(conn, "no_such_routine", NULL, 0, NULL, dh_record, &r, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch(conn, "no_such_routine", NULL, 0, NULL, dh_record, &r, NULL), 0);
   dh_run_until(&loop, &r.calls, 1, 30000);
   cr_assert_eq(r.status, UVW_ENACK);
   cr_assert_eq(uvw_error_kind(r.error), UVW_KIND_LOOKUP_ERROR);
@@ -110,11 +110,11 @@ Test(oneshot, the_dispatch_timeout_travels_with_the_dispatch) {
   dh_open("pipe", NULL);
   dh_reply_t r1 = {0}, r2 = {0}, r3 = {0};
   uvw_dispatch_opts_t opts = {.dispatch_timeout_ms = 1234};
-  cr_assert_eq(uvw_dispatch(conn, "timeout_seen", NULL, 0, &opts, dh_record, &r1, NULL), 0);
-  cr_assert_eq(uvw_dispatch(conn, "timeout_seen", NULL, 0, NULL, dh_record, &r2, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch(conn, "timeout_seen", NULL, 0, &opts, dh_record, &r1, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch(conn, "timeout_seen", NULL, 0, NULL, dh_record, &r2, NULL), 0);
   dh_run_until(&loop, &r2.calls, 1, 30000);
   uvw_conn_set_dispatch_timeout(conn, 777);
-  cr_assert_eq(uvw_dispatch(conn, "timeout_seen", NULL, 0, NULL, dh_record, &r3, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch(conn, "timeout_seen", NULL, 0, NULL, dh_record, &r3, NULL), 0);
   dh_run_until(&loop, &r3.calls, 1, 30000);
   cr_assert_eq(r1.ivalue, 1234, "the per-dispatch override");
   cr_assert_eq(r2.ivalue, 5000, "the connection's default");
@@ -128,7 +128,7 @@ Test(oneshot, the_dispatch_timeout_bounds_the_handshake_not_the_execution) {
    * longer than the bound below. */
   dh_reply_t warm = {0};
   uvw_value_t *one = uvw_value_int(1);
-  cr_assert_eq(uvw_dispatch(conn, "sleep", &one, 1, NULL, dh_record, &warm, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch(conn, "sleep", &one, 1, NULL, dh_record, &warm, NULL), 0);
   uvw_value_unref(one);
   dh_run_until(&loop, &warm.calls, 1, 30000);
   cr_assert_eq(warm.status, 0);
@@ -136,7 +136,7 @@ Test(oneshot, the_dispatch_timeout_bounds_the_handshake_not_the_execution) {
   dh_reply_t r = {0};
   uvw_dispatch_opts_t opts = {.dispatch_timeout_ms = 200};
   uvw_value_t *ms = uvw_value_int(800);
-  cr_assert_eq(uvw_dispatch(conn, "sleep", &ms, 1, &opts, dh_record, &r, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch(conn, "sleep", &ms, 1, &opts, dh_record, &r, NULL), 0);
   uvw_value_unref(ms);
   dh_run_until(&loop, &r.calls, 1, 30000);
   cr_assert_eq(r.status, 0, "%s", r.error_msg);
@@ -172,7 +172,7 @@ Test(oneshot, a_worker_that_never_acknowledges_times_out) {
   dh_reply_t r = {0};
   uvw_dispatch_opts_t opts = {.dispatch_timeout_ms = 100};
   uint64_t t0 = uv_now(&loop);
-  cr_assert_eq(uvw_dispatch(conn, "echo", NULL, 0, &opts, dh_record, &r, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch(conn, "echo", NULL, 0, &opts, dh_record, &r, NULL), 0);
   dh_run_until(&loop, &r.calls, 1, 30000);
   uint64_t elapsed = uv_now(&loop) - t0;
   cr_assert_eq(r.status, UVW_ETIMEDOUT);
@@ -208,7 +208,7 @@ Test(pool, round_robin_over_two_workers_and_a_restarted_worker_is_reconnected) {
   cr_assert_eq(uvw_pool_size(pool), 2);
   dh_reply_t r[4] = {0};
   for (int i = 0; i < 4; i++)
-    cr_assert_eq(uvw_dispatch(uvw_pool_next(pool), "whoami", NULL, 0, NULL, dh_record, &r[i], NULL), 0);
+    cr_assert_eq(uvw_conn_dispatch(uvw_pool_next(pool), "whoami", NULL, 0, NULL, dh_record, &r[i], NULL), 0);
   for (int i = 0; i < 4; i++) dh_run_until(&loop, &r[i].calls, 1, 30000);
   cr_assert_eq(r[0].ivalue, worker.pid);
   cr_assert_eq(r[1].ivalue, w2.pid);
@@ -218,7 +218,7 @@ Test(pool, round_robin_over_two_workers_and_a_restarted_worker_is_reconnected) {
   /* Worker 1 dies; its connection notices; a new worker 1 takes the address. */
   dh_reply_t lost = {0};
   uvw_conn_t *c1 = uvw_pool_next(pool);
-  cr_assert_eq(uvw_dispatch(c1, "hang", NULL, 0, NULL, dh_record, &lost, NULL), 0);
+  cr_assert_eq(uvw_conn_dispatch(c1, "hang", NULL, 0, NULL, dh_record, &lost, NULL), 0);
   dh_kill(&worker);
   dh_run_until(&loop, &lost.calls, 1, 30000);
   cr_assert_eq(lost.status, UVW_ECONNRESET);
@@ -227,7 +227,7 @@ Test(pool, round_robin_over_two_workers_and_a_restarted_worker_is_reconnected) {
   dh_start(&worker, l1, NULL);
   dh_reply_t again[2] = {0};
   for (int i = 0; i < 2; i++)
-    cr_assert_eq(uvw_dispatch(uvw_pool_next(pool), "whoami", NULL, 0, NULL, dh_record, &again[i], NULL), 0);
+    cr_assert_eq(uvw_conn_dispatch(uvw_pool_next(pool), "whoami", NULL, 0, NULL, dh_record, &again[i], NULL), 0);
   for (int i = 0; i < 2; i++) dh_run_until(&loop, &again[i].calls, 1, 30000);
   cr_assert_eq(again[0].ivalue, w2.pid);
   cr_assert_eq(again[1].ivalue, worker.pid, "the dead connection was replaced");

@@ -1,6 +1,6 @@
 /* Streaming dispatch to a real worker process: context on every step, a
  * token kept across yields, SEND and THROW, interleaved streams on one
- * chain (TEST-MATRIX 29, 36). */
+ * chain (docs/testing.md row 29, 36). */
 #include "harness.h"
 
 /* A stream driven from its own callbacks: each reply is recorded, then the
@@ -23,14 +23,14 @@ static void drive(uvw_dispatch_t *d, const uvw_reply_t *reply, void *arg) {
   int rc;
   if (k == 3) {
     uvw_value_t *v = uvw_value_int(10);
-    rc = uvw_stream_send(d, v, drive, dr);
+    rc = uvw_dispatch_send(d, v, drive, dr);
     uvw_value_unref(v);
   } else if (k == 4) {
     uvw_error_t *e = uvw_error_new("StopIt", 0, "enough");
-    rc = uvw_stream_throw(d, e, drive, dr);
+    rc = uvw_dispatch_throw(d, e, drive, dr);
     uvw_error_unref(e);
   } else {
-    rc = uvw_stream_next(d, drive, dr);
+    rc = uvw_dispatch_next(d, drive, dr);
   }
   cr_assert_eq(rc, 0, "step %d: %s", k + 1, uvw_error_message(uvw_last_error()));
 }
@@ -43,9 +43,9 @@ Test(stream, context_flows_both_ways_on_every_step) {
   char chain[33];
   dh_chain_id(chain);
   driver_t dr = {.rename_at_1 = "S2"};
-  cr_assert_eq(uvw_stream_open(conn, "counter_stream", NULL, 0, NULL, &dr.d), 0);
-  cr_assert_eq(uvw_stream_next(dr.d, drive, &dr), 0);
-  cr_assert_eq(uvw_stream_next(dr.d, drive, &dr), UVW_EINVAL, "one step at a time");
+  cr_assert_eq(uvw_conn_dispatch_stream(conn, "counter_stream", NULL, 0, NULL, &dr.d), 0);
+  cr_assert_eq(uvw_dispatch_next(dr.d, drive, &dr), 0);
+  cr_assert_eq(uvw_dispatch_next(dr.d, drive, &dr), UVW_EINVAL, "one step at a time");
   dh_run_until(&loop, &dr.steps, 5, 30000);
   for (int i = 0; i < 5; i++) {
     cr_assert_eq(dr.r[i].status, 0, "step %d: %s", i + 1, dr.r[i].error_msg);
@@ -71,11 +71,11 @@ Test(stream, context_flows_both_ways_on_every_step) {
   /* THROW: the routine caught it and ended the stream */
   cr_assert_str_eq(dr.r[4].value, "caught:enough");
   cr_assert(dr.r[4].done);
-  cr_assert(uvw_stream_done(dr.d));
-  cr_assert_eq(uvw_stream_next(dr.d, drive, &dr), UVW_EINVAL, "the stream has ended");
+  cr_assert(uvw_dispatch_done(dr.d));
+  cr_assert_eq(uvw_dispatch_next(dr.d, drive, &dr), UVW_EINVAL, "the stream has ended");
   /* The caller's own context: untouched by apply-back into the captures. */
   cr_assert_str_eq(dh_str(dh_request_id), "S");
-  uvw_stream_close(dr.d);
+  uvw_dispatch_close(dr.d);
   uvw_context_exit(ctx);
   uvw_context_unref(ctx);
   for (int i = 0; i < 8; i++) dh_reply_clear(&dr.r[i]);
@@ -87,8 +87,8 @@ Test(stream, an_unarmed_stream_armed_by_the_routine_is_found_again_by_the_next_s
   uvw_context_t *ctx = uvw_context_new();
   uvw_context_enter(ctx);
   driver_t dr = {.stop_after = 2};
-  cr_assert_eq(uvw_stream_open(conn, "counter_stream", NULL, 0, NULL, &dr.d), 0);
-  cr_assert_eq(uvw_stream_next(dr.d, drive, &dr), 0);
+  cr_assert_eq(uvw_conn_dispatch_stream(conn, "counter_stream", NULL, 0, NULL, &dr.d), 0);
+  cr_assert_eq(uvw_dispatch_next(dr.d, drive, &dr), 0);
   dh_run_until(&loop, &dr.steps, 2, 30000);
   cr_assert_str_eq(dr.r[0].value, "1:-:stream-tenant");
   cr_assert_eq(strlen(dr.r[0].chain), 32, "the routine armed the chain; the caller mounted it");
@@ -98,8 +98,8 @@ Test(stream, an_unarmed_stream_armed_by_the_routine_is_found_again_by_the_next_s
   cr_assert_str_eq(dr.r[1].chain, dr.r[0].chain);
   /* Closing with step 3 pending cancels it at once, merging nothing. */
   dh_reply_t third = {0};
-  cr_assert_eq(uvw_stream_next(dr.d, dh_record, &third), 0);
-  uvw_stream_close(dr.d);
+  cr_assert_eq(uvw_dispatch_next(dr.d, dh_record, &third), 0);
+  uvw_dispatch_close(dr.d);
   cr_assert_eq(third.calls, 1);
   cr_assert_eq(third.status, UVW_ECANCELED);
   cr_assert_str_eq(third.tenant, "-");
@@ -113,7 +113,7 @@ Test(stream, an_unarmed_stream_armed_by_the_routine_is_found_again_by_the_next_s
 /* Two streams on one chain, stepped alternately and concurrently: neither
  * side's guard trips, and each stream keeps its own worker context. */
 static void step_once(uvw_dispatch_t *d, dh_reply_t *r) {
-  cr_assert_eq(uvw_stream_next(d, dh_record, r), 0);
+  cr_assert_eq(uvw_dispatch_next(d, dh_record, r), 0);
 }
 
 Test(stream, two_streams_interleaved_on_one_chain_never_trip_the_guard) {
@@ -124,8 +124,8 @@ Test(stream, two_streams_interleaved_on_one_chain_never_trip_the_guard) {
   char chain[33];
   dh_chain_id(chain);
   uvw_dispatch_t *a, *b;
-  cr_assert_eq(uvw_stream_open(conn, "counter_stream", NULL, 0, NULL, &a), 0);
-  cr_assert_eq(uvw_stream_open(conn, "counter_stream", NULL, 0, NULL, &b), 0);
+  cr_assert_eq(uvw_conn_dispatch_stream(conn, "counter_stream", NULL, 0, NULL, &a), 0);
+  cr_assert_eq(uvw_conn_dispatch_stream(conn, "counter_stream", NULL, 0, NULL, &b), 0);
   dh_reply_t ra[3] = {0}, rb[3] = {0};
   for (int k = 0; k < 3; k++) {
     /* both steps in flight at once, from the same context and chain */
@@ -147,8 +147,8 @@ Test(stream, two_streams_interleaved_on_one_chain_never_trip_the_guard) {
    * it was never bound in this context, and the worker kept its own view. */
   cr_assert_str_eq(ra[2].value, "3:I:-");
   cr_assert_str_eq(rb[2].value, "3:I:-");
-  uvw_stream_close(a);
-  uvw_stream_close(b);
+  uvw_dispatch_close(a);
+  uvw_dispatch_close(b);
   uvw_context_exit(ctx);
   uvw_context_unref(ctx);
   for (int k = 0; k < 3; k++) {
@@ -162,13 +162,13 @@ Test(stream, a_refused_stream_reports_the_refusal_at_its_first_step) {
   dh_open("pipe", NULL);
   uvw_dispatch_t *d;
   dh_reply_t r = {0};
-  cr_assert_eq(uvw_stream_open(conn, "no_such_stream", NULL, 0, NULL, &d), 0);
-  cr_assert_eq(uvw_stream_next(d, dh_record, &r), 0);
+  cr_assert_eq(uvw_conn_dispatch_stream(conn, "no_such_stream", NULL, 0, NULL, &d), 0);
+  cr_assert_eq(uvw_dispatch_next(d, dh_record, &r), 0);
   dh_run_until(&loop, &r.calls, 1, 30000);
   cr_assert_eq(r.status, UVW_ENACK);
   cr_assert(r.done);
-  cr_assert_eq(uvw_stream_next(d, dh_record, &r), UVW_ENACK, "later steps report it too");
-  uvw_stream_close(d);
+  cr_assert_eq(uvw_dispatch_next(d, dh_record, &r), UVW_ENACK, "later steps report it too");
+  uvw_dispatch_close(d);
   dh_reply_clear(&r);
   dh_close();
 }

@@ -1,10 +1,10 @@
-/* What crosses the boundary and how it fails (TEST-MATRIX 33-35):
+/* What crosses the boundary and how it fails (docs/testing.md row 33-35):
  * lenient and strict serialization on both sides, stubs passing through a
  * worker that never declared them, and the guard on a worker's offload. */
 #include "harness.h"
 
 static void run(const char *routine, uvw_value_t **args, size_t nargs, dh_reply_t *r) {
-  cr_assert_eq(uvw_dispatch(conn, routine, args, nargs, NULL, dh_record, r, NULL), 0, "%s: %s", routine,
+  cr_assert_eq(uvw_conn_dispatch(conn, routine, args, nargs, NULL, dh_record, r, NULL), 0, "%s: %s", routine,
                uvw_error_message(uvw_last_error()));
   dh_run_until(&loop, &r->calls, 1, 30000);
 }
@@ -17,7 +17,7 @@ static void count_warning(const uvw_error_t *w, void *arg) {
   snprintf(warning_kind, sizeof(warning_kind), "%s", uvw_error_kind_name(uvw_error_kind(w)));
 }
 
-/* ---- TEST-MATRIX 35: the guard on a worker's offload ------------------------------- */
+/* ---- docs/testing.md row 35: the guard on a worker's offload ------------------------------- */
 
 Test(wire, plain_work_in_a_routine_trips_the_guard_and_the_caller_gets_its_fields) {
   dh_open("pipe", NULL);
@@ -45,7 +45,7 @@ Test(wire, plain_work_in_a_routine_trips_the_guard_and_the_caller_gets_its_field
   dh_close();
 }
 
-/* ---- TEST-MATRIX 34: stubs ------------------------------------------------------------ */
+/* ---- docs/testing.md row 34: stubs ------------------------------------------------------------ */
 
 /* Dispatch `routine` (string args) over the raw socket with the current
  * context's manifest; return the Result frame. */
@@ -61,7 +61,7 @@ static uvw_frame_t *raw_dispatch(int fd, uint64_t id, const char *routine, const
   dh_raw_send_frame(fd, task);
   uvw_frame_free(task);
   uvw_frame_t *next = uvw_frame_new(UVW_FRAME_NEXT, id);
-  cr_assert_eq(uvw_frame_attach_manifest(next, NULL), 0);
+  cr_assert_eq(uvw_frame_set_manifest(next, NULL), 0);
   dh_raw_send_frame(fd, next);
   uvw_frame_free(next);
   uvw_frame_t *ack = dh_raw_recv_frame(fd);
@@ -111,7 +111,7 @@ Test(wire, a_variable_the_worker_never_declared_passes_through_and_is_promoted_o
   dh_close();
 }
 
-/* ---- TEST-MATRIX 33: serialization failures on both sides ------------------------- */
+/* ---- docs/testing.md row 33: serialization failures on both sides ------------------------- */
 
 static const uvw_opaque_ops_t caller_only = {"t.caller_only", NULL};
 
@@ -174,7 +174,7 @@ Test(wire, strict_caller_refuses_to_send_an_unencodable_context) {
   uvw_value_unref(o);
   uvw_set_strict(1);
   dh_reply_t r = {0};
-  int rc = uvw_dispatch(conn, "read_and_mutate", NULL, 0, NULL, dh_record, &r, NULL);
+  int rc = uvw_conn_dispatch(conn, "read_and_mutate", NULL, 0, NULL, dh_record, &r, NULL);
   uvw_set_strict(0);
   cr_assert_eq(rc, UVW_ECHAINSERIALIZE);
   cr_assert_eq(uvw_error_kind(uvw_last_error()), UVW_KIND_CHAIN_SERIALIZATION_ERROR);

@@ -294,7 +294,7 @@ static void never_soon(void *arg) {
 }
 static void queue_something(void *state) {
   (void)state;
-  cr_assert_eq(uvw_call_soon(&loop, never_soon, NULL), 0);
+  cr_assert_eq(uvw_loop_call_soon(&loop, never_soon, NULL), 0);
 }
 
 Test(deferred, uvw_loop_close_runs_no_done_callback_and_leaks_nothing) {

@@ -1,4 +1,4 @@
-/* getaddrinfo, getnameinfo and random on a real loop (TEST-MATRIX rows 17
+/* getaddrinfo, getnameinfo and random on a real loop (docs/testing.md rows 17
  * and 22 for these done-callbacks). Numeric hosts only: no network. */
 #include <arpa/inet.h>
 #include <netdb.h>

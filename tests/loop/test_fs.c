@@ -1,5 +1,5 @@
 /* File system requests on a real loop and a real temporary directory
- * (TEST-MATRIX rows 17 and 22 for the fs done-callbacks): every uvw_fs_*
+ * (docs/testing.md rows 17 and 22 for the fs done-callbacks): every uvw_fs_*
  * wrapper is exercised once for real, each with its own propagation
  * assertions; plus synchronous mode, failing requests, refused requests,
  * re-registration from inside the callback and release of the capture. */

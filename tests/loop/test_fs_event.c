@@ -1,4 +1,4 @@
-/* File watching on temp files (TEST-MATRIX rows 17, 18, 22 for these
+/* File watching on temp files (docs/testing.md rows 17, 18, 22 for these
  * edges): fs_event_start (inotify) and fs_poll_start (stat polling every
  * 10 ms), both multi-shot. */
 #include <fcntl.h>

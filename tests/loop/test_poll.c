@@ -1,4 +1,4 @@
-/* uv_poll on a socketpair fd (TEST-MATRIX rows 17, 18, 22 for this edge). */
+/* uv_poll on a socketpair fd (docs/testing.md rows 17, 18, 22 for this edge). */
 #include <sys/socket.h>
 #include <unistd.h>
 

@@ -1,4 +1,4 @@
-/* uv_spawn's exit callback on a real loop (TEST-MATRIX rows 17 and 22 for
+/* uv_spawn's exit callback on a real loop (docs/testing.md rows 17 and 22 for
  * the process-exit done-callback). Children are /bin/sh one-liners. */
 #include <signal.h>
 #include <sys/wait.h>

@@ -1,4 +1,4 @@
-/* Signals delivered with uv_kill(getpid(), ...) (TEST-MATRIX rows 17, 18, 22
+/* Signals delivered with uv_kill(getpid(), ...) (docs/testing.md rows 17, 18, 22
  * for these edges): signal_start is multi-shot, signal_start_oneshot
  * one-shot. Every signal is sent only while a handle watches it (else the
  * default action would kill the test), and the next one only from the

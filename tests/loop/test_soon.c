@@ -34,9 +34,9 @@ Test(soon, call_soon_runs_next_iteration_in_the_context_at_registration) {
   char me[33];
   lt_write(var, 1);
   lt_chain_id(me);
-  cr_assert_eq(uvw_call_soon(&loop, probe, &a), 0);
+  cr_assert_eq(uvw_loop_call_soon(&loop, probe, &a), 0);
   lt_write(var, 2);
-  cr_assert_eq(uvw_call_soon(&loop, probe, &b), 0);
+  cr_assert_eq(uvw_loop_call_soon(&loop, probe, &b), 0);
   cr_assert_eq(a.order, 0, "not run synchronously");
   lt_finish(&loop);
   cr_assert_eq(a.seen, 1);
@@ -51,12 +51,12 @@ static probe_t chained_inner;
 static void chain_outer(void *arg) {
   (void)arg;
   lt_write(var, 10);
-  uvw_call_soon(&loop, probe, &chained_inner); /* carries the write forward */
+  uvw_loop_call_soon(&loop, probe, &chained_inner); /* carries the write forward */
 }
 
 Test(soon, writes_flow_forward_into_what_a_callback_registers) {
   lt_write(var, 1);
-  uvw_call_soon(&loop, chain_outer, NULL);
+  uvw_loop_call_soon(&loop, chain_outer, NULL);
   lt_finish(&loop);
   cr_assert_eq(chained_inner.seen, 10);
   cr_assert_eq(lt_read(var), 1);
@@ -89,7 +89,7 @@ static void give_up(uv_timer_t *t) { uv_stop(t->loop); }
 static void *sender(void *arg) {
   sender_t *s = arg;
   if (s->arm) lt_write(var, 500);
-  s->rc = uvw_call_soon_threadsafe(&loop, ts_probe, (void *)(intptr_t)s->arm);
+  s->rc = uvw_loop_call_soon_threadsafe(&loop, ts_probe, (void *)(intptr_t)s->arm);
   return NULL;
 }
 
@@ -121,7 +121,7 @@ Test(soon, threadsafe_call_soon_carries_the_sending_threads_context) {
 Test(soon, threadsafe_call_soon_needs_an_attached_loop) {
   uv_loop_t other;
   uv_loop_init(&other);
-  cr_assert_eq(uvw_call_soon_threadsafe(&other, ts_probe, NULL), UVW_EINVAL);
+  cr_assert_eq(uvw_loop_call_soon_threadsafe(&other, ts_probe, NULL), UVW_EINVAL);
   cr_assert_not_null(strstr(uvw_error_message(uvw_last_error()), "attach"));
   cr_assert_eq(uv_loop_close(&other), 0);
   lt_finish(&loop);

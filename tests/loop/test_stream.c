@@ -1,4 +1,4 @@
-/* Streams on a real loop (TEST-MATRIX rows 17, 18, 22 for these edges):
+/* Streams on a real loop (docs/testing.md rows 17, 18, 22 for these edges):
  * read_start (with its alloc callback) and listen are multi-shot; write,
  * write2, shutdown, tcp_connect and pipe_connect are one-shot requests;
  * tcp_close_reset is a close. Real sockets throughout: socketpairs under

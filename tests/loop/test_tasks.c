@@ -1,4 +1,4 @@
-/* Tasks and the task factory on a real loop (TEST-MATRIX rows 10, 11, 12,
+/* Tasks and the task factory on a real loop (docs/testing.md rows 10, 11, 12,
  * 14 task parts, 15, 23, 24). */
 #include "looptest.h"
 #include "task.h" /* the core task: its pending count */
@@ -266,7 +266,7 @@ Test(tasks, an_armed_context_drives_one_live_task_at_a_time) {
 /* A third-party factory: counts, then delegates to its inner factory or, at
  * the bottom of the chain, creates the task itself. */
 static int third_party_calls;
-static int third_party_create(uvw_task_factory_t *self, uv_loop_t *l, uvw_task_fn fn, void *arg,
+static int third_party_create(uvw_task_factory_t *self, uv_loop_t *l, uvw_task_body_cb fn, void *arg,
                               const uvw_task_options_t *opts, uvw_task_t **out) {
   third_party_calls++;
   return self->inner ? self->inner->create(self->inner, l, fn, arg, opts, out) : uvw_task_create(l, fn, arg, opts, out);
@@ -281,14 +281,14 @@ Test(tasks, first_arming_installs_the_factory_once_and_wraps_one_present) {
   /* A factory already present before uvwool arms anything on the loop. */
   uvw_task_factory_t base = {third_party_create, NULL, NULL};
   cr_assert_eq(uvw_loop_set_task_factory(&loop, &base), 0);
-  cr_assert_not(uvw_task_factory_installed(&loop));
-  uvw_call_soon(&loop, arm_in_callback, NULL);
+  cr_assert_not(uvw_loop_task_factory_installed(&loop));
+  uvw_loop_call_soon(&loop, arm_in_callback, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
-  cr_assert(uvw_task_factory_installed(&loop), "arming in a loop callback installed it");
+  cr_assert(uvw_loop_task_factory_installed(&loop), "arming in a loop callback installed it");
   uvw_task_factory_t *top = uvw_loop_task_factory(&loop);
   cr_assert_neq(top, &base);
   cr_assert_eq(top->inner, &base, "the present factory is wrapped");
-  cr_assert_eq(uvw_install_task_factory(&loop), 0);
+  cr_assert_eq(uvw_loop_install_task_factory(&loop), 0);
   cr_assert_eq(uvw_loop_task_factory(&loop), top, "idempotent");
   static seen_t through_base;
   char parent[33];
@@ -304,12 +304,12 @@ Test(tasks, first_arming_installs_the_factory_once_and_wraps_one_present) {
 
 static seen_t via_stack;
 Test(tasks, wrapped_and_buried_factories_still_run_and_are_recognised) {
-  cr_assert_eq(uvw_install_task_factory(&loop), 0);
+  cr_assert_eq(uvw_loop_install_task_factory(&loop), 0);
   uvw_task_factory_t *ours = uvw_loop_task_factory(&loop);
   uvw_task_factory_t later = {third_party_create, ours, NULL}; /* keeps the inner pointer */
   uvw_loop_set_task_factory(&loop, &later);
-  cr_assert(uvw_task_factory_installed(&loop), "recognised when buried");
-  cr_assert_eq(uvw_install_task_factory(&loop), 0);
+  cr_assert(uvw_loop_task_factory_installed(&loop), "recognised when buried");
+  cr_assert_eq(uvw_loop_install_task_factory(&loop), 0);
   cr_assert_eq(uvw_loop_task_factory(&loop), &later, "not re-installed on top");
   lt_write(var, 8);
   char parent[33];
@@ -331,7 +331,7 @@ static void write_after_displacement(void *arg) {
   displaced_set_rc = uvw_set(var, v, NULL);
   displaced_reset_rc = uvw_reset(var, *tok);
   displaced_mount_rc = uvw_manifest_mount(incoming);
-  uvw_install_task_factory(&loop);
+  uvw_loop_install_task_factory(&loop);
   recovered_rc = uvw_set(var, v, NULL);
   uvw_value_unref(v);
 }
@@ -343,9 +343,9 @@ static void arm_and_token(void *arg) {
 
 Test(tasks, a_factory_that_drops_uvwools_is_reported_at_the_next_write) {
   static uvw_token_t *tok;
-  uvw_call_soon(&loop, arm_and_token, &tok); /* first arming: installs */
+  uvw_loop_call_soon(&loop, arm_and_token, &tok); /* first arming: installs */
   uv_run(&loop, UV_RUN_DEFAULT);
-  cr_assert(uvw_task_factory_installed(&loop));
+  cr_assert(uvw_loop_task_factory_installed(&loop));
   uvw_task_factory_t rogue = {third_party_create, NULL, NULL}; /* no inner pointer */
   uvw_loop_set_task_factory(&loop, &rogue);
   lt_write(var, 1); /* not in a callback of the loop: no report here */
@@ -354,7 +354,7 @@ Test(tasks, a_factory_that_drops_uvwools_is_reported_at_the_next_write) {
   cr_assert_eq(uvw_manifest_encode(NULL, &bytes, &len), 0);
   cr_assert_eq(uvw_manifest_decode(bytes, len, &incoming), 0);
   uvw_free(bytes);
-  uvw_call_soon(&loop, write_after_displacement, &tok);
+  uvw_loop_call_soon(&loop, write_after_displacement, &tok);
   uv_run(&loop, UV_RUN_DEFAULT);
   cr_assert_eq(displaced_get_rc, 0, "get never reports displacement");
   cr_assert_eq(displaced_set_rc, UVW_EDISPLACED);
@@ -362,7 +362,7 @@ Test(tasks, a_factory_that_drops_uvwools_is_reported_at_the_next_write) {
   cr_assert_eq(displaced_mount_rc, UVW_EDISPLACED, "mount reports it too");
   uvw_manifest_free(incoming);
   cr_assert_eq(recovered_rc, 0, "installing again recovers");
-  cr_assert(uvw_task_factory_installed(&loop));
+  cr_assert(uvw_loop_task_factory_installed(&loop));
   cr_assert_eq(uvw_loop_task_factory(&loop)->inner, &rogue);
   uvw_token_free(tok);
   lt_finish(&loop);
@@ -461,7 +461,7 @@ static void register_all(regs_t *r) {
   cr_assert_eq(uvw_timer_start(&r->timer, reg_timer_cb, 1, 0), 0);
   cr_assert_eq(uvw_fs_stat(&loop, &r->fs, ".", reg_fs_cb), 0);
   cr_assert_eq(uvw_queue_work(&loop, &r->work, reg_work_cb, reg_after_cb), 0);
-  cr_assert_eq(uvw_call_soon(&loop, reg_soon_cb, r), 0);
+  cr_assert_eq(uvw_loop_call_soon(&loop, reg_soon_cb, r), 0);
 }
 
 static void assert_all_carried(const regs_t *r, const char *kind) {

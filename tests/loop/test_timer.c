@@ -1,4 +1,4 @@
-/* Timers and idle/check/prepare on a real loop (TEST-MATRIX rows 17, 18, 22
+/* Timers and idle/check/prepare on a real loop (docs/testing.md rows 17, 18, 22
  * for these edges). */
 #include "looptest.h"
 

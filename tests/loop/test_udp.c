@@ -1,4 +1,4 @@
-/* UDP on 127.0.0.1 (TEST-MATRIX rows 17, 18, 22 for these edges):
+/* UDP on 127.0.0.1 (docs/testing.md rows 17, 18, 22 for these edges):
  * udp_recv_start (with its alloc callback) is multi-shot, udp_send one-shot. */
 #include <netinet/in.h>
 #include <sys/socket.h>

@@ -1,5 +1,5 @@
-/* The work queue, to_thread and threads (TEST-MATRIX rows 20, 21 and the
- * thread rows of SEMANTICS 5). */
+/* The work queue, to_thread and threads (docs/testing.md rows 20, 21 and the
+ * thread rules of docs/semantics.md §5). */
 #include <pthread.h>
 
 #include "looptest.h"

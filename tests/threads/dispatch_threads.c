@@ -82,7 +82,7 @@ static void *worker_main(void *arg) {
   (void)arg;
   uv_loop_init(&wloop);
   uv_async_init(&wloop, &wstop, stop_worker);
-  CHECK(uvw_worker_new(&wloop, &worker) == 0, "worker");
+  CHECK(uvw_worker_open(&wloop, &worker) == 0, "worker");
   CHECK(uvw_worker_register(worker, "to_thread", offload, (void *)1, 0) == 0, "register");
   CHECK(uvw_worker_register(worker, "plain", offload, NULL, 0) == 0, "register");
   CHECK(uvw_worker_listen(worker, address) == 0, "listen: %s", uvw_error_message(uvw_last_error()));
@@ -130,7 +130,7 @@ static void dispatch_round(void) {
   uvw_value_t *v = uvw_value_int(round_no);
   uvw_set(var, v, NULL);
   uvw_value_unref(v);
-  int rc = uvw_dispatch(conn, round_no % 2 == 0 ? "to_thread" : "plain", NULL, 0, NULL, on_reply,
+  int rc = uvw_conn_dispatch(conn, round_no % 2 == 0 ? "to_thread" : "plain", NULL, 0, NULL, on_reply,
                         (void *)(intptr_t)round_no, NULL);
   CHECK(rc == 0, "dispatch: %s", uvw_error_message(uvw_last_error()));
   uvw_context_exit(ctx);

@@ -36,7 +36,7 @@ static void ts_cb(void *arg) {
 
 static void *sender(void *arg) {
   set_int((long)(intptr_t)arg);
-  for (int i = 0; i < PER_SENDER; i++) uvw_call_soon_threadsafe(&loop, ts_cb, arg);
+  for (int i = 0; i < PER_SENDER; i++) uvw_loop_call_soon_threadsafe(&loop, ts_cb, arg);
   return NULL;
 }
 

@@ -1,5 +1,5 @@
 /* Contexts: copy, run/enter/exit, what an (un)armed context holds, chain
- * immutability and forks (TEST-MATRIX rows 8, 9, 10 and 11 at the core
+ * immutability and forks (docs/testing.md rows 8, 9, 10 and 11 at the core
  * level; the loop issue adds the task-level versions). */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -17,7 +17,7 @@ Test(context, copy_shares_values_and_chain_but_writes_stay_apart) {
   uvw_context_t *ctx = uvw_context_new();
   uvw_context_enter(ctx);
   uvw_set(v, a, NULL);
-  uvw_context_t *copy = uvw_copy_context();
+  uvw_context_t *copy = uvw_context_copy_current();
   cr_assert_eq(uvw_context_chain(copy), uvw_context_chain(ctx), "copy shares the chain record");
   cr_assert_eq(uvw_context_lookup(copy, v), a);
   uvw_set(v, b, NULL);
@@ -108,7 +108,7 @@ Test(context, chain_changes_install_a_new_record_with_the_same_id) {
   const void *c1 = uvw_context_chain(ctx);
   char id1[33], id2[33];
   uvw_context_chain_id(ctx, id1);
-  uvw_context_t *snapshot = uvw_copy_context();
+  uvw_context_t *snapshot = uvw_context_copy_current();
   uvw_set(v, a, NULL);
   cr_assert_eq(uvw_context_chain(ctx), c1, "a plain set by the owner keeps the record");
   uvw_reset(v, t); /* back to no value: a pending reset changes the chain */
@@ -218,7 +218,7 @@ Test(context, captured_values_are_released_with_the_last_context) {
   uvw_context_enter(ctx);
   uvw_set(v, val, NULL);
   uvw_value_unref(val);
-  uvw_context_t *copy = uvw_copy_context();
+  uvw_context_t *copy = uvw_context_copy_current();
   uvw_context_exit(ctx);
   uvw_context_unref(ctx);
   cr_assert_eq(tu_released(), before, "the copy still holds it");

@@ -1,4 +1,4 @@
-/* The chain-contention guard with real threads (TEST-MATRIX rows 13, 14
+/* The chain-contention guard with real threads (docs/testing.md rows 13, 14
  * thread part, and the task slot of the guard). */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -152,7 +152,7 @@ Test(guard, no_false_positive_for_callbacks_on_the_owning_thread) {
   uvw_context_t *ctx = uvw_context_new();
   uvw_context_enter(ctx);
   uvw_set(s.var, a, NULL);
-  uvw_context_t *captured = uvw_copy_context(); /* what a callback registration captures */
+  uvw_context_t *captured = uvw_context_copy_current(); /* what a callback registration captures */
   uvw_context_exit(ctx);
   cr_assert_eq(uvw_context_run(captured, read_in_copy, &s), 0);
   cr_assert_eq(s.rc, 0);

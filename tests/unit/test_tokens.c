@@ -1,4 +1,4 @@
-/* set / reset and tokens (TEST-MATRIX rows 2, 3, 5, 12). */
+/* set / reset and tokens (docs/testing.md rows 2, 3, 5, 12). */
 #include <criterion/criterion.h>
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /* Variables: identity, registry, the get ladder, stubs and policy
- * (TEST-MATRIX rows 1, 4, 7). */
+ * (docs/testing.md rows 1, 4, 7). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 

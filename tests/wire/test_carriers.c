@@ -161,7 +161,7 @@ Test(carriers, env_carrier_reaches_a_child_process) {
   wt_set(a, uvw_value_cstring("for the child"));
   wt_set_reset(r);
   char *env;
-  cr_assert_eq(uvw_env_render(NULL, &env), 0);
+  cr_assert_eq(uvw_env_encode(NULL, &env), 0);
   cr_assert_eq(strncmp(env, "UVWOOL_CHAIN=", 13), 0);
   char pid_id[33];
   uvw_context_chain_id(ctx, pid_id);
@@ -186,7 +186,7 @@ Test(carriers, env_carrier_reaches_a_child_process) {
   wt_leave(ctx);
   /* Unarmed: nothing to render; absent variable: nothing to mount. */
   ctx = wt_enter_new();
-  cr_assert_eq(uvw_env_render(NULL, &env), 0);
+  cr_assert_eq(uvw_env_encode(NULL, &env), 0);
   cr_assert_null(env);
   unsetenv(UVW_ENV_CHAIN);
   cr_assert_eq(uvw_env_mount(), 0);

@@ -1,4 +1,4 @@
-/* TEST-MATRIX row 28 (frames) and row 16 (ChainContention survives the
+/* docs/testing.md row 28 (frames) and row 16 (ChainContention survives the
  * wire with every field). Frames are checked with protobuf-c directly and
  * by round trip. */
 #include <pthread.h>
@@ -60,7 +60,7 @@ Test(frames, task_round_trips_without_a_manifest) {
                          uvw_value_bytes("\0\1", 2), uvw_value_bool(1)};
   for (size_t i = 0; i < 6; i++) cr_assert_eq(uvw_frame_add_arg(f, args[i]), 0);
   cr_assert_eq(uvw_frame_set_dispatch_timeout(f, 2500), 0);
-  cr_assert_eq(uvw_frame_attach_manifest(f, NULL), UVW_EINVAL, "a Task never carries a manifest");
+  cr_assert_eq(uvw_frame_set_manifest(f, NULL), UVW_EINVAL, "a Task never carries a manifest");
   size_t len;
   uint8_t *b = encode(f, &len);
   Uvwool__Request *req = uvwool__request__unpack(NULL, len, b);
@@ -104,7 +104,7 @@ Test(frames, mid_stream_kinds_carry_the_manifest) {
     if (kinds[k] == UVW_FRAME_SEND || kinds[k] == UVW_FRAME_RESULT) cr_assert_eq(uvw_frame_set_value(f, val), 0);
     if (kinds[k] == UVW_FRAME_RESULT) cr_assert_eq(uvw_frame_set_done(f, 1), 0);
     if (kinds[k] == UVW_FRAME_THROW || kinds[k] == UVW_FRAME_EXCEPTION) cr_assert_eq(uvw_frame_set_error(f, err), 0);
-    cr_assert_eq(uvw_frame_attach_manifest(f, NULL), 0);
+    cr_assert_eq(uvw_frame_set_manifest(f, NULL), 0);
     uvw_frame_t *g = roundtrip(f);
     cr_assert_eq(uvw_frame_manifest_state(g), UVW_FRAME_MANIFEST_DECODED, "kind %d", kinds[k]);
     if (kinds[k] == UVW_FRAME_SEND || kinds[k] == UVW_FRAME_RESULT) cr_assert_eq(uvw_value_as_int(uvw_frame_value(g)), 9);
@@ -122,8 +122,8 @@ Test(frames, mid_stream_kinds_carry_the_manifest) {
   }
   /* Ack and Nack: no manifest, by API and on the wire. */
   uvw_frame_t *ack = uvw_frame_new(UVW_FRAME_ACK, 5), *nack = uvw_frame_new(UVW_FRAME_NACK, 6);
-  cr_assert_eq(uvw_frame_attach_manifest(ack, NULL), UVW_EINVAL);
-  cr_assert_eq(uvw_frame_attach_manifest(nack, NULL), UVW_EINVAL);
+  cr_assert_eq(uvw_frame_set_manifest(ack, NULL), UVW_EINVAL);
+  cr_assert_eq(uvw_frame_set_manifest(nack, NULL), UVW_EINVAL);
   cr_assert_eq(uvw_frame_set_error(nack, err), 0);
   uvw_frame_t *g = roundtrip(ack);
   cr_assert_eq(uvw_frame_manifest_state(g), UVW_FRAME_MANIFEST_ABSENT);
@@ -141,7 +141,7 @@ Test(frames, mid_stream_kinds_carry_the_manifest) {
 Test(frames, unarmed_sender_sends_no_manifest) {
   uvw_context_t *ctx = wt_enter_new();
   uvw_frame_t *f = uvw_frame_new(UVW_FRAME_NEXT, 1);
-  cr_assert_eq(uvw_frame_attach_manifest(f, NULL), 0);
+  cr_assert_eq(uvw_frame_set_manifest(f, NULL), 0);
   size_t len;
   uint8_t *b = encode(f, &len);
   Uvwool__Request *req = uvwool__request__unpack(NULL, len, b);

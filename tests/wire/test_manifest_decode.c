@@ -1,4 +1,4 @@
-/* TEST-MATRIX row 26: manifest decode. Inputs are built with protobuf-c
+/* docs/testing.md row 26: manifest decode. Inputs are built with protobuf-c
  * directly. Decoding must never touch a live context. */
 #include "context.h"
 #include "var.h"

@@ -1,4 +1,4 @@
-/* TEST-MATRIX row 25: manifest encode. Every expectation is read back with
+/* docs/testing.md row 25: manifest encode. Every expectation is read back with
  * protobuf-c directly, never through uvwool's own decoder. */
 #include <math.h>
 

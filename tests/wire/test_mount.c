@@ -1,4 +1,4 @@
-/* TEST-MATRIX row 27: mount, fresh and merged, and its failure modes. */
+/* docs/testing.md row 27: mount, fresh and merged, and its failure modes. */
 #include <pthread.h>
 
 #include "chain.h"

@@ -119,7 +119,7 @@ Test(wire_alloc, encode_decode_frames_and_carriers) {
                UVW_ELOOKUP);
   e = uvw_error_ref(uvw_last_error());
   uvw_frame_set_error(f, e);
-  uvw_frame_attach_manifest(f, NULL);
+  uvw_frame_set_manifest(f, NULL);
   cr_assert_eq(uvw_frame_encode(f, &g_bytes, &g_len), 0);
   sweep(op_frame, (void *)1, ctx, "response frame decode");
   uvw_free(g_bytes);

@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
   uvw_set_strict(strict);
 
   uv_loop_t *loop = uv_default_loop();
-  if (uvw_worker_new(loop, &worker) != 0) return 1;
+  if (uvw_worker_open(loop, &worker) != 0) return 1;
   uvw_worker_on_error(worker, on_peer_error, NULL);
   if (timeout_ms) uvw_worker_set_dispatch_timeout(worker, timeout_ms);
   void *handles[MAX_ITEMS];

@@ -15,17 +15,17 @@ extern "C" {
 
 const char *uvw_version_string(void);
 
-typedef void *(*uvw_malloc_func)(size_t size);
-typedef void *(*uvw_realloc_func)(void *ptr, size_t size);
-typedef void *(*uvw_calloc_func)(size_t count, size_t size);
-typedef void (*uvw_free_func)(void *ptr);
+typedef void *(*uvw_malloc_cb)(size_t size);
+typedef void *(*uvw_realloc_cb)(void *ptr, size_t size);
+typedef void *(*uvw_calloc_cb)(size_t count, size_t size);
+typedef void (*uvw_free_cb)(void *ptr);
 
 /* Replace the allocator uvwool uses, as uv_replace_allocator does. Call it
  * before any other uvwool call (memory allocated before must be freed by the
  * same free), or with functions that are compatible with the current ones.
  * Returns 0, or UVW_EINVAL when a function is NULL. */
-int uvw_replace_allocator(uvw_malloc_func malloc_func, uvw_realloc_func realloc_func,
-                          uvw_calloc_func calloc_func, uvw_free_func free_func);
+int uvw_replace_allocator(uvw_malloc_cb malloc_func, uvw_realloc_cb realloc_func,
+                          uvw_calloc_cb calloc_func, uvw_free_cb free_func);
 
 /* Frees memory uvwool handed to the caller (serialized text, ids). */
 void uvw_free(void *ptr);

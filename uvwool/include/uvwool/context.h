@@ -43,7 +43,7 @@ uvw_context_t *uvw_context_new(void);
  * what it always did. */
 uvw_context_t *uvw_context_copy(uvw_context_t *ctx);
 /* O(1) copy of the current context (copy_context()). New reference. */
-uvw_context_t *uvw_copy_context(void);
+uvw_context_t *uvw_context_copy_current(void);
 /* A fork for a new task or thread (thread-safe like uvw_context_copy): the same values and pinned stubs, no
  * pending resets, and, when ctx is armed, a fresh chain id with no owner: the
  * first thread to enter the fork stamps itself as owner. Variables whose
@@ -63,8 +63,8 @@ int uvw_context_enter(uvw_context_t *ctx);
  * UVW_ENOTENTERED when ctx is not this thread's current entered context. */
 int uvw_context_exit(uvw_context_t *ctx);
 /* enter; fn(arg); exit. Returns enter's error, else 0. */
-typedef void (*uvw_run_fn)(void *arg);
-int uvw_context_run(uvw_context_t *ctx, uvw_run_fn fn, void *arg);
+typedef void (*uvw_run_cb)(void *arg);
+int uvw_context_run(uvw_context_t *ctx, uvw_run_cb fn, void *arg);
 
 /* Introspection (no guard runs; never arms). All of these are NULL-safe (a
  * NULL ctx reads as empty and unarmed) and thread-safe in the way of
@@ -184,7 +184,7 @@ int uvw_set_cstring(uvw_var_t *var, const char *s, uvw_token_t **token_out);
  * nothing changes. Otherwise returns the reset's result: 0, or an error
  * when fn left the thread in another context than it found
  * (UVW_ETOKEN_CONTEXT) or already reset var with another token. */
-int uvw_var_run(uvw_var_t *var, uvw_value_t *value, uvw_run_fn fn, void *arg);
+int uvw_var_run(uvw_var_t *var, uvw_value_t *value, uvw_run_cb fn, void *arg);
 /* Restore the value var had before the set that minted token. Runs the
  * guard, then rejects in order: UVW_ETOKEN_USED, UVW_ETOKEN_VAR,
  * UVW_ETOKEN_CONTEXT. If var was unbound before, it becomes unbound and its

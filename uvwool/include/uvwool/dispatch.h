@@ -1,6 +1,6 @@
 /* uvwool dispatch: run a named routine in a worker process over a libuv
  * stream (pipe or TCP), with the caller's context variables arriving in the
- * routine and the routine's changes flowing back (SEMANTICS 8, docs/dispatch.md).
+ * routine and the routine's changes flowing back (docs/semantics.md §8, docs/dispatch.md).
  *
  * Worker side: a uvw_worker_t listens on one or more addresses and hosts
  * routines registered by name. Each dispatch is a uvw_call_t. A routine is
@@ -16,8 +16,8 @@
  * The worker keeps one context per chain id per dispatch, reused by every
  * step, so a token set before a yield can be reset after it.
  *
- * Caller side: a uvw_conn_t is one connection to one worker; uvw_dispatch
- * runs a one-shot routine, uvw_stream_open + uvw_stream_next/send/throw
+ * Caller side: a uvw_conn_t is one connection to one worker; uvw_conn_dispatch
+ * runs a one-shot routine, uvw_conn_dispatch_stream + uvw_dispatch_next/send/throw
  * drive a streaming one. The reply callback runs in the context captured
  * when the dispatch (or step) was made, after the worker's manifest was
  * merged into it (apply-back): the callback reads the routine's changes.
@@ -58,17 +58,17 @@ typedef enum uvw_step_e {
 /* Called once per step on the worker's loop thread, in the dispatch's
  * context. Answer with uvw_call_yield/return/raise, before or after
  * returning. */
-typedef void (*uvw_routine_fn)(uvw_call_t *call, void *arg);
+typedef void (*uvw_routine_cb)(uvw_call_t *call, void *arg);
 
 /* Routine flags. */
 #define UVW_ROUTINE_STREAM 1u /* a streaming routine (yields); default one-shot */
 
 /* A worker on `loop` (borrowed; it must outlive the worker). New worker in
  * *out. 0 or UVW_ENOMEM. */
-int uvw_worker_new(uv_loop_t *loop, uvw_worker_t **out);
+int uvw_worker_open(uv_loop_t *loop, uvw_worker_t **out);
 /* Register `fn` under `name` (copied); `arg` is passed to every call.
  * UVW_EINVAL on an empty name or a name already registered. */
-int uvw_worker_register(uvw_worker_t *w, const char *name, uvw_routine_fn fn, void *arg, unsigned flags);
+int uvw_worker_register(uvw_worker_t *w, const char *name, uvw_routine_cb fn, void *arg, unsigned flags);
 /* Listen on an address (may be called for several). For "tcp:HOST:0" the
  * system picks a port: uvw_worker_address gives it. A stale unix socket
  * file at PATH is NOT removed (a live worker may own it): remove it first.
@@ -111,8 +111,8 @@ int uvw_call_cancelled(const uvw_call_t *call);
  * worker's memory) alive until the process exits: long or open-ended work
  * should register this. Streams waiting between steps get a THROW step
  * instead. */
-typedef void (*uvw_call_on_cancel_fn)(uvw_call_t *call, void *arg);
-void uvw_call_on_cancel(uvw_call_t *call, uvw_call_on_cancel_fn fn, void *arg);
+typedef void (*uvw_call_cancel_cb)(uvw_call_t *call, void *arg);
+void uvw_call_on_cancel(uvw_call_t *call, uvw_call_cancel_cb fn, void *arg);
 uv_loop_t *uvw_call_loop(const uvw_call_t *call);
 /* Per-call state for a streaming routine; free_fn(data) runs when the
  * call ends. */
@@ -172,7 +172,7 @@ int uvw_conn_is_dead(const uvw_conn_t *conn);
 /* Dispatches waiting for a reply. */
 size_t uvw_conn_pending(const uvw_conn_t *conn);
 /* Close: every dispatch still waiting gets UVW_ECANCELED, open streams are
- * detached (close them with uvw_stream_close), then cb(arg) once closed. */
+ * detached (close them with uvw_dispatch_close), then cb(arg) once closed. */
 typedef void (*uvw_conn_close_cb)(void *arg);
 void uvw_conn_close(uvw_conn_t *conn, uvw_conn_close_cb cb, void *arg);
 
@@ -182,7 +182,7 @@ void uvw_conn_close(uvw_conn_t *conn, uvw_conn_close_cb cb, void *arg);
  * for uvw_dispatch_cancel. Errors before anything is sent (nothing
  * happens, cb is never called): UVW_EINVAL, UVW_ENOMEM, UVW_ECONNRESET,
  * or the error of encoding the current context (strict mode). */
-int uvw_dispatch(uvw_conn_t *conn, const char *routine, uvw_value_t *const *args, size_t nargs,
+int uvw_conn_dispatch(uvw_conn_t *conn, const char *routine, uvw_value_t *const *args, size_t nargs,
                  const uvw_dispatch_opts_t *opts, uvw_reply_cb cb, void *arg, uvw_dispatch_t **out);
 /* Cancel a dispatch whose reply has not come: its callback runs now with
  * UVW_ECANCELED (nothing merged) and the worker is told. For a stream it
@@ -193,16 +193,16 @@ int uvw_dispatch_cancel(uvw_dispatch_t *d);
 /* Streaming: open (sends the Task), then one step at a time, each with its
  * own callback run in the context current at that step, merged. A step
  * while another is pending, or after the end, is UVW_EINVAL. */
-int uvw_stream_open(uvw_conn_t *conn, const char *routine, uvw_value_t *const *args, size_t nargs,
+int uvw_conn_dispatch_stream(uvw_conn_t *conn, const char *routine, uvw_value_t *const *args, size_t nargs,
                     const uvw_dispatch_opts_t *opts, uvw_dispatch_t **out);
-int uvw_stream_next(uvw_dispatch_t *d, uvw_reply_cb cb, void *arg);
-int uvw_stream_send(uvw_dispatch_t *d, uvw_value_t *value, uvw_reply_cb cb, void *arg);
+int uvw_dispatch_next(uvw_dispatch_t *d, uvw_reply_cb cb, void *arg);
+int uvw_dispatch_send(uvw_dispatch_t *d, uvw_value_t *value, uvw_reply_cb cb, void *arg);
 /* Raise `error` (borrowed) inside the routine at its current step. */
-int uvw_stream_throw(uvw_dispatch_t *d, const uvw_error_t *error, uvw_reply_cb cb, void *arg);
-int uvw_stream_done(const uvw_dispatch_t *d);
+int uvw_dispatch_throw(uvw_dispatch_t *d, const uvw_error_t *error, uvw_reply_cb cb, void *arg);
+int uvw_dispatch_done(const uvw_dispatch_t *d);
 /* End and free the stream: a pending step gets UVW_ECANCELED, a routine
  * still running is told (a THROW step of a CancelledError). */
-void uvw_stream_close(uvw_dispatch_t *d);
+void uvw_dispatch_close(uvw_dispatch_t *d);
 
 /* ---- pool ------------------------------------------------------------------- */
 

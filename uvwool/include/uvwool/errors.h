@@ -46,7 +46,7 @@ const char *uvw_strerror(int code);
 /* Returns the static symbolic name ("UVW_ELOOKUP"), "UVW_UNKNOWN" for others. */
 const char *uvw_err_name(int code);
 
-/* The error and warning classes, a tree under two roots (SEMANTICS 9).
+/* The error and warning classes, a tree under two roots (docs/semantics.md §9).
  * Bindings raise exceptions of the same names with the same parents. */
 typedef enum uvw_error_kind_e {
   UVW_KIND_NONE = 0,
@@ -138,8 +138,8 @@ int uvw_error_deserialize(const char *text, size_t len, uvw_error_t **out);
 /* Warnings (WoolWarning and below) go to one process-wide sink. The default
  * sink prints "uvwool: <Kind>: <message>" to stderr. A NULL sink restores the
  * default. The sink may be called from any thread; the warning is borrowed. */
-typedef void (*uvw_warning_sink_t)(const uvw_error_t *warning, void *arg);
-void uvw_set_warning_sink(uvw_warning_sink_t sink, void *arg);
+typedef void (*uvw_warning_sink_cb)(const uvw_error_t *warning, void *arg);
+void uvw_set_warning_sink(uvw_warning_sink_cb sink, void *arg);
 
 /* Strict mode: serialization failures aggregate into one error instead of
  * warning. Initialised from the environment variable UVWOOL_STRICT

@@ -4,7 +4,7 @@
  * signature named uvw_<name without uv_>: convert code by changing a prefix.
  * A wrapper captures the current context (and task) at registration and
  * enters it around the callback, restoring the previous context after
- * (SEMANTICS 5): one capture per multi-shot registration, reused by all its
+ * (docs/semantics.md §5): one capture per multi-shot registration, reused by all its
  * events; one per request for one-shot callbacks; released on stop, close or
  * completion. handle->data and req->data stay the caller's, and the callback
  * the caller passed is the one that runs.
@@ -27,7 +27,7 @@ extern "C" {
 /* ---- loops ------------------------------------------------------------------ */
 
 /* Create the loop's uvwool state now (on the loop thread). Needed before
- * another thread calls uvw_call_soon_threadsafe; wrappers attach lazily.
+ * another thread calls uvw_loop_call_soon_threadsafe; wrappers attach lazily.
  * Returns 0 or UVW_ENOMEM / a libuv error from uv_async_init. */
 int uvw_loop_attach(uv_loop_t *loop);
 /* Release the loop's uvwool state (closing its internal handles, which needs
@@ -37,15 +37,15 @@ int uvw_loop_close(uv_loop_t *loop);
 
 /* ---- call-soon -------------------------------------------------------------- */
 
-typedef void (*uvw_callback_t)(void *arg);
+typedef void (*uvw_soon_cb)(void *arg);
 /* Run cb(arg) on the loop's next iteration, in the context current now.
  * Loop thread only. 0, UVW_ENOMEM or UVW_EINVAL. */
-int uvw_call_soon(uv_loop_t *loop, uvw_callback_t cb, void *arg);
+int uvw_loop_call_soon(uv_loop_t *loop, uvw_soon_cb cb, void *arg);
 /* From any thread: run cb(arg) on the loop thread soon, in the context of the
  * *sending* thread (a copy of it, so a foreign thread's armed chain trips the
  * guard on the loop, as asyncio's call_soon_threadsafe does). The loop must
  * be attached (uvw_loop_attach) first. 0, UVW_ENOMEM or UVW_EINVAL. */
-int uvw_call_soon_threadsafe(uv_loop_t *loop, uvw_callback_t cb, void *arg);
+int uvw_loop_call_soon_threadsafe(uv_loop_t *loop, uvw_soon_cb cb, void *arg);
 
 /* ---- threads ---------------------------------------------------------------- */
 
@@ -61,7 +61,7 @@ int uvw_to_thread(uv_loop_t *loop, uv_work_t *req, uv_work_cb work_cb, uv_after_
 /* Loop tasks. The task type and what every task has (current, ref/unref,
  * finished, id, context) are in uvwool/task.h, with the runtime tasks of
  * language bindings. */
-typedef void (*uvw_task_fn)(uvw_task_t *task, void *arg);
+typedef void (*uvw_task_body_cb)(uvw_task_t *task, void *arg);
 typedef void (*uvw_task_done_cb)(uvw_task_t *task, void *arg);
 
 typedef struct uvw_task_options_s {
@@ -87,23 +87,23 @@ typedef struct uvw_task_options_s {
  * (may be NULL) receives a new reference. 0, UVW_EINVAL (loop or fn NULL),
  * UVW_ENOMEM, UVW_ECONTENTION (opts->context, kind "create_task") or a
  * libuv error starting the loop's call-soon handle. Loop thread only. */
-int uvw_task_spawn(uv_loop_t *loop, uvw_task_fn fn, void *arg, const uvw_task_options_t *opts, uvw_task_t **out);
+int uvw_task_spawn(uv_loop_t *loop, uvw_task_body_cb fn, void *arg, const uvw_task_options_t *opts, uvw_task_t **out);
 /* Create a task directly, bypassing the factory chain (asyncio.Task(...)
  * rather than loop.create_task): what a factory at the bottom of the chain
  * calls. Same arguments and behaviour as uvw_task_spawn otherwise. */
-int uvw_task_create(uv_loop_t *loop, uvw_task_fn fn, void *arg, const uvw_task_options_t *opts, uvw_task_t **out);
+int uvw_task_create(uv_loop_t *loop, uvw_task_body_cb fn, void *arg, const uvw_task_options_t *opts, uvw_task_t **out);
 
 /* ---- the task factory ------------------------------------------------------- */
 
 /* Spawning is routed through a per-loop factory chain. A factory that wraps
  * another keeps it in `inner` and should delegate to it. uvwool installs
  * its own factory the first time a chain is armed in a callback of the loop
- * (or on uvw_install_task_factory), wrapping whatever was installed. A later
+ * (or on uvw_loop_install_task_factory), wrapping whatever was installed. A later
  * factory that drops uvwool's (no inner path back to it) is reported as
  * TaskFactoryDisplaced at the next set/reset/mount on that loop. */
 typedef struct uvw_task_factory_s uvw_task_factory_t;
 struct uvw_task_factory_s {
-  int (*create)(uvw_task_factory_t *self, uv_loop_t *loop, uvw_task_fn fn, void *arg,
+  int (*create)(uvw_task_factory_t *self, uv_loop_t *loop, uvw_task_body_cb fn, void *arg,
                 const uvw_task_options_t *opts, uvw_task_t **out);
   uvw_task_factory_t *inner;
   void *data;
@@ -115,9 +115,9 @@ int uvw_loop_set_task_factory(uv_loop_t *loop, uvw_task_factory_t *factory);
 uvw_task_factory_t *uvw_loop_task_factory(uv_loop_t *loop);
 /* Install uvwool's factory on the loop (idempotent; recognised when buried
  * under factories that kept the inner pointer). */
-int uvw_install_task_factory(uv_loop_t *loop);
+int uvw_loop_install_task_factory(uv_loop_t *loop);
 /* Non-zero if uvwool's factory is reachable from the loop's top factory. */
-int uvw_task_factory_installed(uv_loop_t *loop);
+int uvw_loop_task_factory_installed(uv_loop_t *loop);
 
 /* ---- the wrapper table ------------------------------------------------------ */
 

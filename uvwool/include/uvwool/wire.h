@@ -2,7 +2,7 @@
  * carriers (base64url text, W3C baggage, an environment variable).
  *
  * The format is proto/uvwool.proto (protobuf, proto2); docs/wire.md
- * describes it and every choice made. Rules (SEMANTICS 7-8):
+ * describes it and every choice made. Rules (docs/semantics.md §7-8):
  *   - encoding is deterministic: entries sorted by (namespace, name)
  *     bytewise, so equal states give identical bytes;
  *   - decoding is pure: it never touches a live context (it may register
@@ -47,16 +47,16 @@ size_t uvw_wire_stub_cap(void);
 /* Encode the opaque value `value` (borrowed) for the wire: return 0 and a
  * new reference to a BYTES or STRING value holding its payload in *out, or
  * non-zero when it cannot be encoded (the caller reports it). */
-typedef int (*uvw_codec_encode_fn)(const uvw_value_t *value, void *arg, uvw_value_t **out);
+typedef int (*uvw_codec_encode_cb)(const uvw_value_t *value, void *arg, uvw_value_t **out);
 /* Decode a payload (borrowed, len bytes) into a new reference in *out (any
  * non-sentinel value, usually an opaque one), or return non-zero. */
-typedef int (*uvw_codec_decode_fn)(const void *data, size_t len, void *arg, uvw_value_t **out);
+typedef int (*uvw_codec_decode_cb)(const void *data, size_t len, void *arg, uvw_value_t **out);
 
 /* Register (or replace) the codec for opaque values whose ops->type_name is
  * `type_name` (copied). `encode` and/or `decode` may be NULL for a one-way
  * codec. `arg` is passed through; it must outlive the registration.
  * Returns 0, UVW_EINVAL (empty name, both functions NULL) or UVW_ENOMEM. */
-int uvw_codec_register(const char *type_name, uvw_codec_encode_fn encode, uvw_codec_decode_fn decode,
+int uvw_codec_register(const char *type_name, uvw_codec_encode_cb encode, uvw_codec_decode_cb decode,
                        void *arg);
 /* Remove a codec. Returns 0, or UVW_EINVAL when none is registered. */
 int uvw_codec_unregister(const char *type_name);
@@ -150,7 +150,7 @@ int uvw_frame_set_error(uvw_frame_t *f, const uvw_error_t *error);     /* THROW,
 /* Attach the manifest of ctx (NULL: current context, guard run), encoded
  * as uvw_manifest_encode does (warnings / strict mode included). An unarmed
  * context attaches nothing (absent). NEXT, SEND, THROW, RESULT, EXCEPTION. */
-int uvw_frame_attach_manifest(uvw_frame_t *f, uvw_context_t *ctx);
+int uvw_frame_set_manifest(uvw_frame_t *f, uvw_context_t *ctx);
 /* Attach already-encoded manifest bytes (copied), e.g. to relay them. */
 int uvw_frame_set_manifest_bytes(uvw_frame_t *f, const void *data, size_t len);
 
@@ -225,7 +225,7 @@ int uvw_baggage_decode(const char *text, size_t len, uvw_manifest_t **out);
  * rendering ctx (NULL: current) like a fork: the values only, no pending
  * resets and no id (the child mints its own, as a spawned task does). New
  * string in *out (uvw_free), or *out = NULL when ctx is unarmed. */
-int uvw_env_render(uvw_context_t *ctx, char **out);
+int uvw_env_encode(uvw_context_t *ctx, char **out);
 /* In the child, at start: mount $UVWOOL_CHAIN into the current context.
  * Returns 0 when the variable is absent or empty (nothing to do), else
  * uvw_text_decode's / uvw_manifest_mount's result. */

@@ -259,7 +259,7 @@ int uvw_set_cstring(uvw_var_t *var, const char *s, uvw_token_t **token_out) {
   return rc;
 }
 
-int uvw_var_run(uvw_var_t *var, uvw_value_t *value, uvw_run_fn fn, void *arg) {
+int uvw_var_run(uvw_var_t *var, uvw_value_t *value, uvw_run_cb fn, void *arg) {
   if (fn == NULL) return bad_arg("uvw_var_run", "fn is NULL");
   uvw_token_t *token;
   int rc = uvw_set(var, value, &token);

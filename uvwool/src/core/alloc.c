@@ -8,16 +8,16 @@
 
 /* Plain globals, like libuv's uv__allocator: replaced only before use. */
 static struct {
-  uvw_malloc_func local_malloc;
-  uvw_realloc_func local_realloc;
-  uvw_calloc_func local_calloc;
-  uvw_free_func local_free;
+  uvw_malloc_cb local_malloc;
+  uvw_realloc_cb local_realloc;
+  uvw_calloc_cb local_calloc;
+  uvw_free_cb local_free;
 } uvw__allocator = {malloc, realloc, calloc, free};
 
 const char *uvw_version_string(void) { return UVWOOL_VERSION_STRING; }
 
-int uvw_replace_allocator(uvw_malloc_func malloc_func, uvw_realloc_func realloc_func,
-                          uvw_calloc_func calloc_func, uvw_free_func free_func) {
+int uvw_replace_allocator(uvw_malloc_cb malloc_func, uvw_realloc_cb realloc_func,
+                          uvw_calloc_cb calloc_func, uvw_free_cb free_func) {
   if (malloc_func == NULL || realloc_func == NULL || calloc_func == NULL || free_func == NULL)
     return UVW_EINVAL;
   uvw__allocator.local_malloc = malloc_func;

@@ -1,7 +1,7 @@
 /* The chain: the one immutable record an armed context carries.
  *
  * Immutable so that a context copy can share it for free and a "change" is
- * the installation of a modified copy (TEST-MATRIX row 9: equality by
+ * the installation of a modified copy (docs/testing.md row 9: equality by
  * identity). Changes are rare (arming, an owner re-stamp, a reset to no
  * value, a mount), so copying the small arrays costs nothing that counts. */
 #ifndef UVW_CORE_CHAIN_H

@@ -138,7 +138,7 @@ uvw_context_t *uvw_context_copy(uvw_context_t *ctx) {
   return context_adopt(map, chain);
 }
 
-uvw_context_t *uvw_copy_context(void) {
+uvw_context_t *uvw_context_copy_current(void) {
   uvw__thread_t *t = uvw__thread();
   /* A thread still on its never-materialised base copies an empty context. */
   return t->current ? context_alloc(t->current->map, t->current->chain) : context_alloc(NULL, NULL);
@@ -280,7 +280,7 @@ int uvw__context_leave(uvw_context_t *ctx) {
   return uvw_context_exit(ctx);
 }
 
-int uvw_context_run(uvw_context_t *ctx, uvw_run_fn fn, void *arg) {
+int uvw_context_run(uvw_context_t *ctx, uvw_run_cb fn, void *arg) {
   int rc = uvw_context_enter(ctx);
   if (rc != 0) return rc;
   fn(arg);

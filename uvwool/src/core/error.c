@@ -275,10 +275,10 @@ static void stderr_sink(const uvw_error_t *w, void *arg) {
  * warning never pairs one sink with another's argument; the sink itself runs
  * outside the lock. Warnings are rare, so the lock costs nothing that counts. */
 static pthread_mutex_t sink_lock = PTHREAD_MUTEX_INITIALIZER;
-static uvw_warning_sink_t sink_fn = stderr_sink;
+static uvw_warning_sink_cb sink_fn = stderr_sink;
 static void *sink_arg = NULL;
 
-void uvw_set_warning_sink(uvw_warning_sink_t fn, void *arg) {
+void uvw_set_warning_sink(uvw_warning_sink_cb fn, void *arg) {
   pthread_mutex_lock(&sink_lock);
   sink_fn = fn ? fn : stderr_sink;
   sink_arg = fn ? arg : NULL;
@@ -287,7 +287,7 @@ void uvw_set_warning_sink(uvw_warning_sink_t fn, void *arg) {
 
 void uvw__warn(uvw_error_t *w) {
   pthread_mutex_lock(&sink_lock);
-  uvw_warning_sink_t fn = sink_fn;
+  uvw_warning_sink_cb fn = sink_fn;
   void *arg = sink_arg;
   pthread_mutex_unlock(&sink_lock);
   fn(w, arg);

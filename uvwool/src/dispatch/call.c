@@ -1,4 +1,4 @@
-/* The worker's side of one dispatch (SEMANTICS 8, "Worker side").
+/* The worker's side of one dispatch (docs/semantics.md §8, "Worker side").
  *
  * A call keeps one context per chain id, reused by every step, so a token
  * set before a yield can be reset after it. A step runs in the context filed
@@ -30,7 +30,7 @@ struct uvw_call_s {
   uvw__idnode_t node;
   uvw__wconn_t *conn; /* NULL once the caller is gone */
   uvw_worker_t *worker;
-  uvw_routine_fn fn;
+  uvw_routine_cb fn;
   void *arg;
   unsigned flags;
   uvw_frame_t *task;      /* routine name, args, runtime settings */
@@ -46,7 +46,7 @@ struct uvw_call_s {
   unsigned depth; /* routine frames on the stack: freeing waits for 0 */
   void *data;
   void (*data_free)(void *);
-  uvw_call_on_cancel_fn on_cancel;
+  uvw_call_cancel_cb on_cancel;
   void *on_cancel_arg;
   uvw_call_t *kick_next;
 };
@@ -128,7 +128,7 @@ static void kick(uvw_call_t *call) {
 static void cancel(uvw_call_t *call) {
   if (call->cancelled) return;
   call->cancelled = 1;
-  uvw_call_on_cancel_fn fn = call->on_cancel;
+  uvw_call_cancel_cb fn = call->on_cancel;
   if (fn == NULL || call->state != CALL_RUNNING) return;
   call->on_cancel = NULL;
   call->depth++;
@@ -407,7 +407,7 @@ static int answer(uvw_call_t *call, uvw_frame_kind_t kind, uvw_value_t *value, i
          : kind == UVW_FRAME_RESULT ? uvw_frame_set_value(f, value ? value : uvw_value_nil())
                                     : uvw_frame_set_error(f, error);
     if (rc == 0 && kind == UVW_FRAME_RESULT) rc = uvw_frame_set_done(f, done);
-    if (rc == 0) rc = uvw_frame_attach_manifest(f, NULL);
+    if (rc == 0) rc = uvw_frame_set_manifest(f, NULL);
     if (rc == 0) rc = uvw_frame_encode(f, &buf, &len);
     uvw_frame_free(f);
     if (rc == 0) {
@@ -473,7 +473,7 @@ void uvw_call_set_data(uvw_call_t *call, void *data, void (*free_fn)(void *)) {
   call->data_free = free_fn;
 }
 void *uvw_call_data(const uvw_call_t *call) { return call->data; }
-void uvw_call_on_cancel(uvw_call_t *call, uvw_call_on_cancel_fn fn, void *arg) {
+void uvw_call_on_cancel(uvw_call_t *call, uvw_call_cancel_cb fn, void *arg) {
   call->on_cancel = fn;
   call->on_cancel_arg = arg;
 }

@@ -1,5 +1,5 @@
 /* The caller's side: a connection to one worker, dispatches multiplexed on
- * it by id, one-shot and streaming (SEMANTICS 8, "Caller side").
+ * it by id, one-shot and streaming (docs/semantics.md §8, "Caller side").
  *
  * Each dispatch (or stream step) captures the current context and task as a
  * libuv registration does; its reply callback runs in that capture after
@@ -420,7 +420,7 @@ static uvw_frame_t *step_frame(uint64_t id, uvw_frame_kind_t kind, uvw_value_t *
   *rc = f ? 0 : UVW_ENOMEM;
   if (*rc == 0 && kind == UVW_FRAME_SEND) *rc = uvw_frame_set_value(f, value ? value : uvw_value_nil());
   if (*rc == 0 && kind == UVW_FRAME_THROW) *rc = uvw_frame_set_error(f, error);
-  if (*rc == 0) *rc = uvw_frame_attach_manifest(f, NULL);
+  if (*rc == 0) *rc = uvw_frame_set_manifest(f, NULL);
   if (*rc != 0) {
     uvw_frame_free(f);
     return NULL;
@@ -428,7 +428,7 @@ static uvw_frame_t *step_frame(uint64_t id, uvw_frame_kind_t kind, uvw_value_t *
   return f;
 }
 
-int uvw_dispatch(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, size_t nargs,
+int uvw_conn_dispatch(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, size_t nargs,
                  const uvw_dispatch_opts_t *opts, uvw_reply_cb cb, void *arg, uvw_dispatch_t **out) {
   int rc = usable(c);
   if (rc == 0 && (routine == NULL || *routine == '\0' || cb == NULL || (nargs && args == NULL))) rc = UVW_EINVAL;
@@ -448,7 +448,7 @@ int uvw_dispatch(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, s
   return rc;
 }
 
-int uvw_stream_open(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, size_t nargs,
+int uvw_conn_dispatch_stream(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, size_t nargs,
                     const uvw_dispatch_opts_t *opts, uvw_dispatch_t **out) {
   int rc = usable(c);
   if (rc == 0 && (routine == NULL || *routine == '\0' || out == NULL || (nargs && args == NULL))) rc = UVW_EINVAL;
@@ -478,16 +478,16 @@ static int step(uvw_dispatch_t *d, uvw_frame_kind_t kind, uvw_value_t *value, co
   return send_built(d->conn, f);
 }
 
-int uvw_stream_next(uvw_dispatch_t *d, uvw_reply_cb cb, void *arg) {
+int uvw_dispatch_next(uvw_dispatch_t *d, uvw_reply_cb cb, void *arg) {
   return step(d, UVW_FRAME_NEXT, NULL, NULL, cb, arg);
 }
-int uvw_stream_send(uvw_dispatch_t *d, uvw_value_t *value, uvw_reply_cb cb, void *arg) {
+int uvw_dispatch_send(uvw_dispatch_t *d, uvw_value_t *value, uvw_reply_cb cb, void *arg) {
   return step(d, UVW_FRAME_SEND, value, NULL, cb, arg);
 }
-int uvw_stream_throw(uvw_dispatch_t *d, const uvw_error_t *error, uvw_reply_cb cb, void *arg) {
+int uvw_dispatch_throw(uvw_dispatch_t *d, const uvw_error_t *error, uvw_reply_cb cb, void *arg) {
   return error ? step(d, UVW_FRAME_THROW, NULL, error, cb, arg) : UVW_EINVAL;
 }
-int uvw_stream_done(const uvw_dispatch_t *d) { return d->ended; }
+int uvw_dispatch_done(const uvw_dispatch_t *d) { return d->ended; }
 
 int uvw_dispatch_cancel(uvw_dispatch_t *d) {
   if (d == NULL || d->cb == NULL) return UVW_EINVAL;
@@ -498,7 +498,7 @@ int uvw_dispatch_cancel(uvw_dispatch_t *d) {
   return 0;
 }
 
-void uvw_stream_close(uvw_dispatch_t *d) {
+void uvw_dispatch_close(uvw_dispatch_t *d) {
   if (d == NULL || d->closed) return;
   if (d->cb)
     uvw_dispatch_cancel(d);

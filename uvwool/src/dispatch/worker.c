@@ -17,7 +17,7 @@ struct uvw__listener_s {
 
 void uvw__worker_kick_cb(uv_idle_t *idle) { uvw__call_run_kicked(idle->data); }
 
-int uvw_worker_new(uv_loop_t *loop, uvw_worker_t **out) {
+int uvw_worker_open(uv_loop_t *loop, uvw_worker_t **out) {
   if (loop == NULL || out == NULL) return UVW_EINVAL;
   uvw_worker_t *w = uvw__calloc(1, sizeof(*w));
   if (w == NULL) return uvw__error_nomem("worker");
@@ -32,7 +32,7 @@ int uvw_worker_new(uv_loop_t *loop, uvw_worker_t **out) {
   return 0;
 }
 
-int uvw_worker_register(uvw_worker_t *w, const char *name, uvw_routine_fn fn, void *arg, unsigned flags) {
+int uvw_worker_register(uvw_worker_t *w, const char *name, uvw_routine_cb fn, void *arg, unsigned flags) {
   if (w == NULL || name == NULL || *name == '\0' || fn == NULL || (flags & ~UVW_ROUTINE_STREAM)) {
     uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "bad routine registration");
     return UVW_EINVAL;

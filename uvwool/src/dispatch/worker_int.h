@@ -8,7 +8,7 @@
 
 typedef struct routine_s {
   char *name;
-  uvw_routine_fn fn;
+  uvw_routine_cb fn;
   void *arg;
   unsigned flags;
 } uvw__routine_t;

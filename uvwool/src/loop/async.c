@@ -1,6 +1,6 @@
 /* uv_async_init: the callback runs in the context captured at init, whoever
  * sends (sends coalesce, so they cannot carry a context: use
- * uvw_call_soon_threadsafe for that). Released at close. */
+ * uvw_loop_call_soon_threadsafe for that). Released at close. */
 #include "loop_internal.h"
 
 static void async_trampoline(uv_async_t *handle) {

@@ -1,6 +1,6 @@
 /* getaddrinfo, getnameinfo and random: one-shot requests run on the thread
  * pool whose completion callback runs on the loop (asyncio done-callbacks,
- * SEMANTICS 5). One capture per request, keyed by the request, entered
+ * docs/semantics.md §5). One capture per request, keyed by the request, entered
  * around the callback and released after it (or kept with a new capture if
  * the callback resubmits the same request).
  *

@@ -1,4 +1,4 @@
-/* File system requests: asyncio done-callbacks (SEMANTICS 5). Each uv_fs_*
+/* File system requests: asyncio done-callbacks (docs/semantics.md §5). Each uv_fs_*
  * submitted with a callback captures the current context once, keyed by the
  * request; the callback runs in it and the capture is released after the
  * callback (the record is one-shot). A callback that cleans its request up

@@ -1,5 +1,5 @@
 /* File watching: uv_fs_event (inotify) and uv_fs_poll (stat polling), both
- * asyncio-add_reader-like (SEMANTICS 5): one capture per start, reused by
+ * asyncio-add_reader-like (docs/semantics.md §5): one capture per start, reused by
  * every change, released by the stop or close.
  *
  * A closing handle is left to libuv untouched, capturing nothing: libuv 1.44

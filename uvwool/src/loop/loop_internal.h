@@ -159,7 +159,7 @@ typedef struct uvw__loop_task_s {
   uvw__task_t core;
   uv_loop_t *loop;
   uint64_t loop_serial; /* the state that queued it (uvw__loop_t.serial) */
-  uvw_task_fn fn;
+  uvw_task_body_cb fn;
   void *arg;
   uvw_task_done_cb done_cb;
   void *done_arg;
@@ -205,9 +205,9 @@ static inline void uvw__oneshot_begin(uvw__frame_t *f, uvw__loop_t *L, uvw__reg_
   r->dead = 1;
 }
 
-/* uvw_call_soon with `drop(arg)` called instead of cb if the loop closes
+/* uvw_loop_call_soon with `drop(arg)` called instead of cb if the loop closes
  * before the entry ran (for arguments the entry owns). */
-int uvw__call_soon_ex(uv_loop_t *loop, uvw_callback_t cb, void *arg, uvw_callback_t drop);
+int uvw__loop_call_soon_ex(uv_loop_t *loop, uvw_soon_cb cb, void *arg, uvw_soon_cb drop);
 
 /* The internal handles' callbacks. */
 void uvw__soon_drain(uv_idle_t *idle);

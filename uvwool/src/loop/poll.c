@@ -1,5 +1,5 @@
 /* uv_poll: asyncio's add_reader / add_writer. One capture per start, reused
- * by every event, released by uvw_poll_stop or close (SEMANTICS 5). A start
+ * by every event, released by uvw_poll_stop or close (docs/semantics.md §5). A start
  * while polling (new events, or from the callback) captures anew, like a
  * timer restart. */
 #include "loop_internal.h"

@@ -1,4 +1,4 @@
-/* uv_spawn: the exit callback is a done-callback (SEMANTICS 5), captured at
+/* uv_spawn: the exit callback is a done-callback (docs/semantics.md §5), captured at
  * spawn, keyed by the process handle in the main slot. The capture is
  * released once the exit callback has run, or by uvw_close if the handle is
  * closed first (uvw_close releases the handle's main slot).
@@ -46,7 +46,7 @@ static int child_env(const uv_process_options_t *o, char ***env, char **chain) {
   size_t n = 0;
   for (; base && base[n]; n++)
     if (o->env && is_chain_entry(base[n])) return 0; /* explicit: the caller's */
-  int rc = uvw_env_render(NULL, chain);
+  int rc = uvw_env_encode(NULL, chain);
   if (rc != 0 || *chain == NULL) return rc; /* unarmed: the environment as it is */
   char **out = uvw__malloc((n + 2) * sizeof(*out));
   if (out == NULL) {

@@ -25,7 +25,7 @@ static size_t bucket_of(const uvw__loop_t *L, const void *key, unsigned slot) {
  * any kind of task (loop or runtime) counts the same way; what the last one
  * ending means is the task kind's business (ops->drained). */
 int uvw__capture(uvw_context_t **ctx, uvw__task_t **task) {
-  *ctx = uvw_copy_context();
+  *ctx = uvw_context_copy_current();
   if (*ctx == NULL) return UVW_ENOMEM;
   uvw__task_t *t = uvw__tstate.task;
   *task = uvw__task_ref(t);

@@ -1,4 +1,4 @@
-/* Signals: asyncio's add_signal_handler (SEMANTICS 5). signal_start is
+/* Signals: asyncio's add_signal_handler (docs/semantics.md §5). signal_start is
  * multi-shot (one capture per start, reused by every delivery, released by
  * uvw_signal_stop or close); signal_start_oneshot's capture is consumed by
  * its one delivery.

@@ -8,7 +8,7 @@
  * per-loop record pool belongs to the loop thread. */
 struct uvw__ts_entry_s {
   uvw__ts_entry_t *next;
-  uvw_callback_t cb;
+  uvw_soon_cb cb;
   void *arg;
   uvw_context_t *ctx; /* a copy of the sending thread's context */
 };
@@ -18,15 +18,15 @@ static int bad_loop(const char *fn) {
   return UVW_EINVAL;
 }
 
-int uvw_call_soon(uv_loop_t *loop, uvw_callback_t cb, void *arg) { return uvw__call_soon_ex(loop, cb, arg, NULL); }
+int uvw_loop_call_soon(uv_loop_t *loop, uvw_soon_cb cb, void *arg) { return uvw__loop_call_soon_ex(loop, cb, arg, NULL); }
 
-int uvw__call_soon_ex(uv_loop_t *loop, uvw_callback_t cb, void *arg, uvw_callback_t drop) {
-  if (loop == NULL || cb == NULL) return bad_loop("uvw_call_soon");
+int uvw__loop_call_soon_ex(uv_loop_t *loop, uvw_soon_cb cb, void *arg, uvw_soon_cb drop) {
+  if (loop == NULL || cb == NULL) return bad_loop("uvw_loop_call_soon");
   uvw__loop_t *L = uvw__loop_get(loop);
   if (L == NULL) return uvw_error_code(uvw_last_error());
   int rc = uvw__loop_soon_init(L);
   if (rc != 0) {
-    uvw__error_set(rc, UVW_KIND_RUNTIME_ERROR, "uvw_call_soon: cannot start the loop's idle handle: %s",
+    uvw__error_set(rc, UVW_KIND_RUNTIME_ERROR, "uvw_loop_call_soon: cannot start the loop's idle handle: %s",
                    uv_strerror(rc));
     return rc;
   }
@@ -59,7 +59,7 @@ void uvw__soon_drain(uv_idle_t *idle) {
     uvw__reg_t *next = r == last ? NULL : r->next;
     uvw__frame_t f;
     uvw__reg_begin(&f, L, r);
-    ((uvw_callback_t)r->cb)(r->extra);
+    ((uvw_soon_cb)r->cb)(r->extra);
     r->dead = 1;
     uvw__reg_end(&f, L, r);
     r = next;
@@ -69,7 +69,7 @@ void uvw__soon_drain(uv_idle_t *idle) {
 void uvw__soon_free_all(uvw__loop_t *L) {
   for (uvw__reg_t *r = L->soon_head, *next; r; r = next) {
     next = r->next;
-    if (r->cb2) ((uvw_callback_t)r->cb2)(r->extra); /* never ran: let its argument go */
+    if (r->cb2) ((uvw_soon_cb)r->cb2)(r->extra); /* never ran: let its argument go */
     uvw__capture_release(r->ctx, r->task);
     r->ctx = NULL;
     r->task = NULL;
@@ -83,18 +83,18 @@ void uvw__soon_free_all(uvw__loop_t *L) {
   L->ts_head = L->ts_tail = NULL;
 }
 
-int uvw_call_soon_threadsafe(uv_loop_t *loop, uvw_callback_t cb, void *arg) {
-  if (loop == NULL || cb == NULL) return bad_loop("uvw_call_soon_threadsafe");
+int uvw_loop_call_soon_threadsafe(uv_loop_t *loop, uvw_soon_cb cb, void *arg) {
+  if (loop == NULL || cb == NULL) return bad_loop("uvw_loop_call_soon_threadsafe");
   uvw__loop_t *L = uvw__loop_find(loop);
   if (L == NULL || !L->ts_ready) {
     uvw__error_set(UVW_EINVAL, UVW_KIND_RUNTIME_ERROR,
-                   "uvw_call_soon_threadsafe: loop %p is not attached (call uvw_loop_attach on its thread first)",
+                   "uvw_loop_call_soon_threadsafe: loop %p is not attached (call uvw_loop_attach on its thread first)",
                    (void *)loop);
     return UVW_EINVAL;
   }
   uvw__ts_entry_t *e = uvw__malloc(sizeof(*e));
   if (e == NULL) return uvw__error_nomem("thread-safe call-soon entry");
-  e->ctx = uvw_copy_context();
+  e->ctx = uvw_context_copy_current();
   if (e->ctx == NULL) {
     uvw__free(e);
     return UVW_ENOMEM;

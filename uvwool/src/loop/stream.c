@@ -1,5 +1,5 @@
 /* Streams (tcp, pipe, tty): asyncio's add_reader for read_start and listen,
- * done-callbacks for write, write2, shutdown and connect (SEMANTICS 5).
+ * done-callbacks for write, write2, shutdown and connect (docs/semantics.md §5).
  *
  * read_start and listen are multi-shot: one capture per start, reused by
  * every read (and its alloc callback) or every connection, released by

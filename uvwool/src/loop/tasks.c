@@ -81,7 +81,7 @@ static void task_abandon(void *arg) {
 
 /* uvwool's own creation: the fork (or the explicit context), then the
  * start queued on the loop. */
-static int uvwool_create(uvw_task_factory_t *self, uv_loop_t *loop, uvw_task_fn fn, void *arg,
+static int uvwool_create(uvw_task_factory_t *self, uv_loop_t *loop, uvw_task_body_cb fn, void *arg,
                          const uvw_task_options_t *opts, uvw_task_t **out) {
   (void)self;
   uvw__loop_t *L = uvw__loop_get(loop);
@@ -112,7 +112,7 @@ static int uvwool_create(uvw_task_factory_t *self, uv_loop_t *loop, uvw_task_fn 
     uvw__task_ref(&task->core); /* held by the queued start */
     uvw__task_t *outer = uvw__tstate.task;
     uvw__tstate.task = NULL; /* the start is not a registration of the spawning task */
-    rc = uvw__call_soon_ex(loop, task_start, task, task_abandon);
+    rc = uvw__loop_call_soon_ex(loop, task_start, task, task_abandon);
     uvw__tstate.task = outer;
     if (rc != 0) uvw__task_unref(&task->core);
   }
@@ -129,7 +129,7 @@ static int uvwool_create(uvw_task_factory_t *self, uv_loop_t *loop, uvw_task_fn 
   return 0;
 }
 
-int uvw_task_create(uv_loop_t *loop, uvw_task_fn fn, void *arg, const uvw_task_options_t *opts, uvw_task_t **out) {
+int uvw_task_create(uv_loop_t *loop, uvw_task_body_cb fn, void *arg, const uvw_task_options_t *opts, uvw_task_t **out) {
   if (loop == NULL || fn == NULL) {
     uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_task_create: loop or fn is NULL");
     return UVW_EINVAL;
@@ -139,7 +139,7 @@ int uvw_task_create(uv_loop_t *loop, uvw_task_fn fn, void *arg, const uvw_task_o
 
 static uvw_task_factory_t uvwool_factory_proto = {uvwool_create, NULL, NULL};
 
-int uvw_task_spawn(uv_loop_t *loop, uvw_task_fn fn, void *arg, const uvw_task_options_t *opts, uvw_task_t **out) {
+int uvw_task_spawn(uv_loop_t *loop, uvw_task_body_cb fn, void *arg, const uvw_task_options_t *opts, uvw_task_t **out) {
   if (loop == NULL || fn == NULL) {
     uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_task_spawn: loop or fn is NULL");
     return UVW_EINVAL;
@@ -154,7 +154,7 @@ int uvw_task_spawn(uv_loop_t *loop, uvw_task_fn fn, void *arg, const uvw_task_op
 
 /* uvwool's factory wraps whatever was installed: it forks, then lets the
  * inner factory create the task in that fork (so the inner one still runs). */
-static int uvwool_wrapping_create(uvw_task_factory_t *self, uv_loop_t *loop, uvw_task_fn fn, void *arg,
+static int uvwool_wrapping_create(uvw_task_factory_t *self, uv_loop_t *loop, uvw_task_body_cb fn, void *arg,
                                   const uvw_task_options_t *opts, uvw_task_t **out) {
   if (self->inner == NULL) return uvwool_create(self, loop, fn, arg, opts, out);
   if (opts && opts->context) return self->inner->create(self->inner, loop, fn, arg, opts, out);
@@ -197,7 +197,7 @@ static int install(uvw__loop_t *L) {
   return 0;
 }
 
-int uvw_install_task_factory(uv_loop_t *loop) {
+int uvw_loop_install_task_factory(uv_loop_t *loop) {
   uvw__loop_t *L = loop ? uvw__loop_get(loop) : NULL;
   if (L == NULL) return loop ? uvw_error_code(uvw_last_error()) : UVW_EINVAL;
   return install(L);
@@ -215,7 +215,7 @@ uvw_task_factory_t *uvw_loop_task_factory(uv_loop_t *loop) {
   return L ? L->factory_top : NULL;
 }
 
-int uvw_task_factory_installed(uv_loop_t *loop) {
+int uvw_loop_task_factory_installed(uv_loop_t *loop) {
   uvw__loop_t *L = loop ? uvw__loop_find(loop) : NULL;
   return L && reachable(L->factory_top);
 }
@@ -229,7 +229,7 @@ int uvw__loop_write_hook(void *arg, int arming) {
   uvw_error_t *e = uvw__error_set(UVW_EDISPLACED, UVW_KIND_TASK_FACTORY_DISPLACED,
                                   "uvwool's task factory on loop %p was displaced by a factory that does not "
                                   "wrap it: spawned tasks would not fork their context (install it again with "
-                                  "uvw_install_task_factory)",
+                                  "uvw_loop_install_task_factory)",
                                   (void *)L->loop);
   uvw__error_field(e, "loop", "%p", (void *)L->loop);
   return UVW_EDISPLACED;

@@ -1,7 +1,7 @@
 /* UDP: udp_recv_start is asyncio's add_reader (one capture per start, reused
  * by every datagram and its alloc callback, released by uvw_udp_recv_stop or
  * close); udp_send is a done-callback, keyed by the request and released
- * after it (SEMANTICS 5).
+ * after it (docs/semantics.md §5).
  *
  * A closing handle is left to libuv untouched, capturing nothing: libuv
  * 1.44 accepts recv_start and send on a closing handle, and a capture

@@ -2,7 +2,7 @@
  * process; the child mounts it at start.
  *
  * A child process runs concurrently with its parent and never writes back,
- * which is a spawned task's situation (SEMANTICS 3, copy-on-fork): so the
+ * which is a spawned task's situation (docs/semantics.md §3, copy-on-fork): so the
  * rendering is a fork's, with the values, without pending resets and
  * without the id, and the child mints its own id when it mounts. */
 #include <stdlib.h>
@@ -13,9 +13,9 @@
 #include "error.h"
 #include "wire_int.h"
 
-int uvw_env_render(uvw_context_t *ctx, char **out) {
+int uvw_env_encode(uvw_context_t *ctx, char **out) {
   if (out == NULL) {
-    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_env_render: out is NULL");
+    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_env_encode: out is NULL");
     return UVW_EINVAL;
   }
   *out = NULL;

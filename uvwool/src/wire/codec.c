@@ -15,8 +15,8 @@
 
 typedef struct codec_s {
   char *name;
-  uvw_codec_encode_fn encode;
-  uvw_codec_decode_fn decode;
+  uvw_codec_encode_cb encode;
+  uvw_codec_decode_cb decode;
   void *arg;
   struct codec_s *next;
 } codec_t;
@@ -30,7 +30,7 @@ static codec_t **find_locked(const char *name) {
   return p;
 }
 
-int uvw_codec_register(const char *type_name, uvw_codec_encode_fn encode, uvw_codec_decode_fn decode,
+int uvw_codec_register(const char *type_name, uvw_codec_encode_cb encode, uvw_codec_decode_cb decode,
                        void *arg) {
   if (type_name == NULL || type_name[0] == '\0' || (encode == NULL && decode == NULL)) {
     uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR,

@@ -1,6 +1,6 @@
 /* Error payloads: uvw_error_t <-> uvwool.Error, losslessly (kind, code,
  * message, fields in order, cause, context, warnings), so a ChainContention
- * raised in a worker reaches the caller with every field (TEST-MATRIX 16).
+ * raised in a worker reaches the caller with every field (docs/testing.md row 16).
  *
  * A class name this process does not know (a Lua or Ruby exception class)
  * becomes WoolError with the name kept in a trailing `wire_type` field;

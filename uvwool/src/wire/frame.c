@@ -1,4 +1,4 @@
-/* Dispatch frames (SEMANTICS 8): Request = Task | Next | Send | Throw,
+/* Dispatch frames (docs/semantics.md §8): Request = Task | Next | Send | Throw,
  * Response = Ack | Nack | Result | Exception, each with a dispatch id and,
  * on the mid-stream kinds, the sender's manifest.
  *
@@ -146,7 +146,7 @@ static int set_mbytes(uvw_frame_t *f, void *bytes, size_t len) {
   return 0;
 }
 
-int uvw_frame_attach_manifest(uvw_frame_t *f, uvw_context_t *ctx) {
+int uvw_frame_set_manifest(uvw_frame_t *f, uvw_context_t *ctx) {
   if (f == NULL || !carries_manifest(f->kind))
     return bad_use(f, "only Next, Send, Throw, Result and Exception carry a manifest");
   void *bytes;

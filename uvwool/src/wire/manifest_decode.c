@@ -1,4 +1,4 @@
-/* ChainManifest decoding (SEMANTICS 7): pure. It resolves identities and
+/* ChainManifest decoding (docs/semantics.md §7): pure. It resolves identities and
  * decodes values; it never reads or writes a live context. The only shared
  * state it touches is the variable registry, where an undeclared key gets
  * a stub, within the process-wide stub cap so a peer cannot flood it. */

@@ -1,4 +1,4 @@
-/* ChainManifest encoding (SEMANTICS 7): one entry per bound variable that
+/* ChainManifest encoding (docs/semantics.md §7): one entry per bound variable that
  * may cross the wire, one value-less entry per pending reset, sorted by
  * (namespace, name) bytewise so equal states give identical bytes. */
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* Mount: the only place wire state enters a context (SEMANTICS 7).
+/* Mount: the only place wire state enters a context (docs/semantics.md §7).
  *
  * Everything is prepared on private copies (a new map sharing structure
  * with the live one, a new chain record) and published with two pointer
@@ -22,7 +22,7 @@ int uvw_manifest_mount(const uvw_manifest_t *m) {
   int rc = uvw__guard_op(ctx->chain, t, "mount", NULL);
   if (rc != 0) return rc;
   /* Inside a loop callback: install the task factory on arming, report its
-   * displacement (SEMANTICS 6), as set and reset do. */
+   * displacement (docs/semantics.md §6), as set and reset do. */
   if (t->write_hook && (rc = t->write_hook(t->write_hook_arg, ctx->chain == NULL && m->n > 0)) != 0) return rc;
   /* Nothing to carry: an unarmed receiver stays unarmed (and pays nothing). */
   if (ctx->chain == NULL && m->n == 0) return 0;
