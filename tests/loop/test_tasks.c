@@ -230,6 +230,8 @@ Test(tasks, another_task_touching_a_live_tasks_chain_is_task_contention) {
   uvw_context_unref(driven);
 }
 
+static void arm_nothing(void *arg) { (void)arg; }
+
 /* Row 15. */
 static void quick(uvw_task_t *task, void *arg) {
   (void)task;
@@ -260,6 +262,59 @@ Test(tasks, an_armed_context_drives_one_live_task_at_a_time) {
   uvw_task_unref(second);
   uvw_context_unref(ctx);
 }
+
+static int done_calls;
+static void count_done(uvw_task_t *task, void *arg) {
+  (void)task;
+  (void)arg;
+  done_calls++;
+}
+
+/* A failing creation in an explicit context changes nothing: the chain
+ * still names its old owner (none), so a task can still be made in it, and
+ * the failed task is not kept alive by the chain. Every allocation of the
+ * creation fails in turn (the task, the stamped chain, the done callback's
+ * reserved record, the queued start). */
+static void creation_in_a_context_fails_cleanly(int spawn) {
+  uvw_context_t *ctx = uvw_context_new();
+  uvw_context_enter(ctx);
+  lt_write(var, 1); /* armed: the creation must stamp its chain */
+  uvw_context_exit(ctx);
+  cr_assert_eq(uvw_loop_call_soon(&loop, arm_nothing, NULL), 0); /* the loop's state exists */
+  uvw_task_options_t opts = {ctx, count_done, NULL};
+  const void *chain = uvw_context_chain(ctx);
+  int rc = UVW_ENOMEM;
+  long n;
+  for (n = 1; n < 100 && rc == UVW_ENOMEM; n++) {
+    uvw_task_t *t = NULL;
+    tu_fail_alloc_after(n);
+    rc = spawn ? uvw_task_spawn(&loop, quick, NULL, &opts, &t) : uvw_task_create(&loop, quick, NULL, &opts, &t);
+    tu_restore_alloc();
+    if (rc == 0) {
+      cr_assert_neq(uvw_context_chain(ctx), chain, "allocation %ld: the claim is published on success", n);
+      uvw_task_unref(t);
+      break;
+    }
+    cr_assert_eq(rc, UVW_ENOMEM, "allocation %ld: rc %d (%s)", n, rc, uvw_error_message(uvw_last_error()));
+    cr_assert_null(t, "allocation %ld: no task handed out", n);
+    cr_assert_eq(uvw_context_chain(ctx), chain, "allocation %ld: the context's chain is untouched", n);
+    uvw_task_t *other = NULL;
+    cr_assert_eq(uvw_task_new_in(ctx, &other), 0, "allocation %ld: the context can still take a task: %s", n,
+                 uvw_error_message(uvw_last_error()));
+    uvw_task_finish(other);
+    uvw_task_unref(other);
+    chain = uvw_context_chain(ctx); /* new_in stamped it */
+  }
+  cr_assert_eq(rc, 0, "the creation succeeds once allocations do");
+  cr_assert_gt(n, 2, "at least the task and the stamped chain were allocations that failed");
+  done_calls = 0;
+  lt_finish(&loop);
+  cr_assert_eq(done_calls, 1, "only the task that was created ran its done callback");
+  uvw_context_unref(ctx);
+}
+
+Test(tasks, a_failed_spawn_in_a_context_changes_nothing) { creation_in_a_context_fails_cleanly(1); }
+Test(tasks, a_failed_create_in_a_context_changes_nothing) { creation_in_a_context_fails_cleanly(0); }
 
 /* ---- the factory (rows 23, 24) ------------------------------------------- */
 

@@ -92,20 +92,34 @@ void uvw__task_drop_context(uvw__task_t *task) {
   uvw_context_unref(ctx);
 }
 
-int uvw__task_claim_context(uvw_context_t *ctx, uvw__task_t *task) {
+int uvw__task_claim_prepare(uvw_context_t *ctx, uvw__task_t *task, uvw__chain_t **stamped) {
   uvw__chain_t *c = ctx->chain;
+  *stamped = NULL;
   if (c == NULL) return 0; /* unarmed contexts are shared freely */
   if (c->owner_task && !uvw__task_finished(c->owner_task))
     return uvw__contention(c, "create_task", uvw__thread()->gen, task);
-  uvw__chain_t *stamped = uvw__chain_clone(c);
-  if (stamped == NULL) return uvw__error_nomem("chain");
-  uvw__chain_set_owner(stamped, c->owner_gen, task);
+  if ((*stamped = uvw__chain_clone(c)) == NULL) return uvw__error_nomem("chain");
+  uvw__chain_set_owner(*stamped, c->owner_gen, task);
+  return 0;
+}
+
+void uvw__task_claim_commit(uvw_context_t *ctx, uvw__chain_t *stamped) {
+  if (stamped == NULL) return;
   /* Other threads may be copying ctx: publish in a write section. */
   uvw__context_write_begin_unentered(ctx);
+  uvw__chain_t *old = ctx->chain;
   ctx->chain = stamped;
   uvw__context_write_end(ctx);
-  uvw__chain_unref(c);
-  return 0;
+  uvw__chain_unref(old);
+}
+
+void uvw__task_claim_cancel(uvw__chain_t *stamped) { uvw__chain_unref(stamped); }
+
+int uvw__task_claim_context(uvw_context_t *ctx, uvw__task_t *task) {
+  uvw__chain_t *stamped;
+  int rc = uvw__task_claim_prepare(ctx, task, &stamped);
+  if (rc == 0) uvw__task_claim_commit(ctx, stamped);
+  return rc;
 }
 
 /* ---- runtime tasks: creation ---------------------------------------------------- */

@@ -62,6 +62,14 @@ void uvw__task_drop_context(uvw__task_t *task);
  * owns (ChainContention "create_task"), else stamp task as its owner. 0,
  * UVW_ECONTENTION or UVW_ENOMEM, ctx unchanged on error. */
 int uvw__task_claim_context(uvw_context_t *ctx, uvw__task_t *task);
+/* The claim in two steps, for a creation that can still fail after the
+ * check: prepare does everything that can fail and changes nothing
+ * (*stamped: the chain to publish, NULL for an unarmed ctx); commit cannot
+ * fail and publishes it; cancel drops a prepared claim. */
+struct uvw__chain_s;
+int uvw__task_claim_prepare(uvw_context_t *ctx, uvw__task_t *task, struct uvw__chain_s **stamped);
+void uvw__task_claim_commit(uvw_context_t *ctx, struct uvw__chain_s *stamped);
+void uvw__task_claim_cancel(struct uvw__chain_s *stamped);
 /* A registration captured under task (a reference) is done: pending -1, and
  * the kind's drained operation when it was the last. */
 void uvw__task_pending_done(uvw__task_t *task);
