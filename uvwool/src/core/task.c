@@ -18,7 +18,7 @@ void uvw__task_init(uvw__task_t *task, const uvw__task_ops_t *ops) {
   task->ops = ops;
   task->ctx = task->top = NULL;
   task->prev_task = NULL;
-  task->entered = task->shared_ctx = 0;
+  task->entered = 0;
 }
 
 uvw__task_t *uvw__task_new(void) {
@@ -60,15 +60,28 @@ uvw__task_t *uvw__task_swap_current(uvw__task_t *task) {
  * suspended, because whoever entered them is suspended with it and may be
  * collected before the task is finished. Rare, so the cost of the references
  * stays off the common resume. */
+/* Who has c entered, as readers see it (context.h): the thread that runs the
+ * task, or nobody while it is suspended, so the thread that left it does
+ * not take c for its own (and skip the reader handshake) while another
+ * thread resumes the task and writes. */
+static void set_entered_by(uvw_context_t *c, uint64_t gen, int tid) {
+  atomic_store_explicit(&c->entered_gen, gen, memory_order_relaxed);
+  atomic_store_explicit(&c->entered_tid, tid, memory_order_relaxed);
+}
+
 static void hold_saved(uvw_context_t *top, const uvw_context_t *ctx) {
-  for (uvw_context_t *c = top; c != ctx; c = c->prev) uvw_context_ref(c);
+  for (uvw_context_t *c = top; c != ctx; c = c->prev) {
+    uvw_context_ref(c);
+    set_entered_by(c, 0, 0); /* still entered (nobody else may enter it), by no thread */
+  }
 }
 
 /* Back on the stack at an enter: their enterers are alive again (the task is
  * resumed, not collected), so dropping the task's references frees nothing. */
-static void release_saved(uvw_context_t *top, const uvw_context_t *ctx) {
+static void release_saved(uvw_context_t *top, const uvw_context_t *ctx, const uvw__thread_t *t) {
   for (uvw_context_t *c = top, *next; c != ctx; c = next) {
     next = c->prev;
+    set_entered_by(c, t->gen, t->os_tid);
     uvw_context_unref(c);
   }
 }
@@ -79,6 +92,7 @@ static void unwind_saved(uvw__task_t *task) {
   for (uvw_context_t *c = task->top, *next; c != NULL && c != task->ctx; c = next) {
     next = c->prev;
     c->prev = NULL;
+    set_entered_by(c, 0, 0);
     atomic_store_explicit(&c->entered, 0, memory_order_release);
     uvw_context_unref(c);
   }
@@ -152,7 +166,6 @@ int uvw_task_new_in(uvw_context_t *ctx, uvw_task_t **out) {
     return rc;
   }
   task->ctx = uvw_context_ref(ctx);
-  task->shared_ctx = 1;
   *out = task;
   return 0;
 }
@@ -178,9 +191,12 @@ static int task_error(int code, const char *fn, const uvw__task_t *task, const c
 }
 
 /* The task's own context goes on the stack, then whatever it left above it.
- * A forked context is the task's alone, so the enter needs no atomic
- * read-modify-write (uvw__context_enter_owned); a context given to
- * uvw_task_new_in may be entered by others and takes the checked enter. */
+ * The enter is the checked one (a compare-and-swap) even for the task's own
+ * fork: uvw_task_context hands the fork out, so other threads may be
+ * copying it, and the reader handshake (core/context.h) lets a reader of a
+ * context entered nowhere skip the kernel barrier only because an enter is
+ * a full barrier that orders the enterer's first write after the reader's
+ * announcement. One compare-and-swap per resume, not per access. */
 int uvw_task_enter(uvw_task_t *task) {
   int rc = not_runtime("uvw_task_enter", task);
   if (rc != 0) return rc;
@@ -191,14 +207,14 @@ int uvw_task_enter(uvw_task_t *task) {
   uvw__thread_t *t = uvw__thread();
   uvw__task_t *prev = t->task;
   t->task = task; /* first, so a fork claimed now is stamped with the task */
-  rc = task->shared_ctx ? uvw_context_enter(task->ctx) : uvw__context_enter_owned(task->ctx);
+  rc = uvw_context_enter(task->ctx);
   if (rc != 0) {
     t->task = prev;
     return rc;
   }
   if (__builtin_expect(task->top != NULL, 0)) {
     t->current = task->top;
-    release_saved(task->top, task->ctx);
+    release_saved(task->top, task->ctx, t);
     task->top = NULL;
   }
   task->prev_task = prev;
@@ -243,6 +259,7 @@ int uvw_task_leave(uvw_task_t *task) {
   }
   t->current = ctx->prev;
   ctx->prev = NULL;
+  set_entered_by(ctx, 0, 0); /* as uvw_context_exit: no longer this thread's */
   atomic_store_explicit(&ctx->entered, 0, memory_order_release);
   t->task = task->prev_task;
   task->prev_task = NULL;

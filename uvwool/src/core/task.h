@@ -41,7 +41,6 @@ struct uvw_task_s {
   uvw_context_t *top;    /* innermost context left entered above ctx at the last leave, or NULL */
   uvw__task_t *prev_task; /* current before the enter; restored by the leave */
   unsigned char entered;
-  unsigned char shared_ctx; /* ctx came from uvw_task_new_in: others may enter it too */
 };
 
 /* New reference to a plain task (no ops, no context), NULL on allocation
