@@ -316,6 +316,82 @@ static void creation_in_a_context_fails_cleanly(int spawn) {
 Test(tasks, a_failed_spawn_in_a_context_changes_nothing) { creation_in_a_context_fails_cleanly(1); }
 Test(tasks, a_failed_create_in_a_context_changes_nothing) { creation_in_a_context_fails_cleanly(0); }
 
+/* A runtime task entered in a loop callback and still entered when the
+ * callback returns: the callback's end suspends it with a warning naming
+ * it, so it is not stuck (its leave, resume and finish all work after). */
+static int stray_warnings;
+static char stray_task_field[32];
+static void stray_sink(const uvw_error_t *w, void *arg) {
+  (void)arg;
+  if (strstr(uvw_error_message(w), "still entered at the end of a loop callback") == NULL) return;
+  stray_warnings++;
+  const char *f = uvw_error_field(w, "task");
+  snprintf(stray_task_field, sizeof stray_task_field, "%s", f ? f : "");
+}
+
+static uvw_context_t *stray_above; /* the test's reference */
+static void enter_and_return(void *arg) {
+  uvw_task_t *rt = arg;
+  cr_assert_eq(uvw_task_enter(rt), 0);
+  lt_write(var, 42);
+  stray_above = uvw_context_new();
+  cr_assert_eq(uvw_context_enter(stray_above), 0); /* left entered above the task's own */
+  lt_write(var, 43);
+}
+
+static void resume_and_check(void *arg) {
+  uvw_task_t *rt = arg;
+  cr_assert_eq(uvw_task_enter(rt), 0, "the suspended task can be resumed: %s", uvw_error_message(uvw_last_error()));
+  cr_assert_eq(lt_read(var), 43, "resumed in the context it left above its own");
+  cr_assert_eq(uvw_context_exit(uvw_context_current()), 0);
+  cr_assert_eq(lt_read(var), 42, "then in its own");
+  cr_assert_eq(uvw_task_leave(rt), 0);
+}
+
+Test(tasks, a_runtime_task_left_entered_by_a_callback_is_suspended_with_a_warning) {
+  uvw_task_t *rt;
+  cr_assert_eq(uvw_task_new(NULL, &rt), 0);
+  uvw_set_warning_sink(stray_sink, NULL);
+  stray_warnings = 0;
+  cr_assert_eq(uvw_loop_call_soon(&loop, enter_and_return, rt), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(stray_warnings, 1, "one warning");
+  char id[32];
+  snprintf(id, sizeof id, "%llu", (unsigned long long)uvw_task_id(rt));
+  cr_assert_str_eq(stray_task_field, id, "the warning names the task");
+  cr_assert_null(uvw_task_current(), "no task current after the callback");
+  cr_assert_neq(uvw_context_current(), uvw_task_context(rt), "the task's context is not current any more");
+  long outside = lt_read(var);
+  cr_assert_eq(outside, -1, "the loop thread's context never saw the task's writes (%ld)", outside);
+  cr_assert_eq(uvw_task_leave(rt), 0, "the runtime's own leave still works (it was done for it)");
+  cr_assert_eq(uvw_task_leave(rt), UVW_ENOTENTERED, "once");
+  cr_assert_eq(uvw_loop_call_soon(&loop, resume_and_check, rt), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(stray_warnings, 1, "a task left properly is no warning");
+  cr_assert_eq(uvw_task_finish(rt), 0, "and it can be finished");
+  cr_assert(uvw_task_finished(rt));
+  uvw_set_warning_sink(NULL, NULL);
+  uvw_task_unref(rt);
+  uvw_context_unref(stray_above);
+  lt_finish(&loop);
+}
+
+Test(tasks, a_stray_runtime_task_can_be_finished_without_a_leave) {
+  uvw_task_t *rt;
+  cr_assert_eq(uvw_task_new(NULL, &rt), 0);
+  uvw_set_warning_sink(stray_sink, NULL);
+  stray_warnings = 0;
+  cr_assert_eq(uvw_loop_call_soon(&loop, enter_and_return, rt), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(stray_warnings, 1);
+  cr_assert_eq(uvw_task_finish(rt), 0, "%s", uvw_error_message(uvw_last_error()));
+  cr_assert_null(uvw_task_context(rt));
+  uvw_set_warning_sink(NULL, NULL);
+  uvw_task_unref(rt);
+  uvw_context_unref(stray_above);
+  lt_finish(&loop);
+}
+
 /* ---- the factory (rows 23, 24) ------------------------------------------- */
 
 /* A third-party factory: counts, then delegates to its inner factory or, at

@@ -85,6 +85,11 @@ int uvw_task_enter(uvw_task_t *task);
  *                   still current (leave that one first: nested resumes
  *                   unwind innermost first); or code inside the task exited
  *                   the task's own context.
+ * A task entered inside a loop callback (uvwool's wrappers, call-soon, loop
+ * tasks) and still current when the callback returns is suspended there,
+ * with a warning naming it (the callback's context cannot be unwound with
+ * the task's on top): its next uvw_task_leave returns 0 and does nothing,
+ * and uvw_task_enter / uvw_task_finish work as after any leave.
  * Same thread as the enter. */
 int uvw_task_leave(uvw_task_t *task);
 

@@ -18,7 +18,7 @@ void uvw__task_init(uvw__task_t *task, const uvw__task_ops_t *ops) {
   task->ops = ops;
   task->ctx = task->top = NULL;
   task->prev_task = NULL;
-  task->entered = 0;
+  task->entered = task->stray = 0;
 }
 
 uvw__task_t *uvw__task_new(void) {
@@ -219,6 +219,7 @@ int uvw_task_enter(uvw_task_t *task) {
   }
   task->prev_task = prev;
   task->entered = 1;
+  task->stray = 0;
   return 0;
 }
 
@@ -246,6 +247,10 @@ static int on_stack(const uvw__thread_t *t, const uvw_context_t *ctx) {
 int uvw_task_leave(uvw_task_t *task) {
   int rc = not_runtime("uvw_task_leave", task);
   if (rc != 0) return rc;
+  if (!task->entered && task->stray) {
+    task->stray = 0; /* the loop suspended it already: this is the leave it stood for */
+    return 0;
+  }
   if (!task->entered) return task_error(UVW_ENOTENTERED, "uvw_task_leave", task, "is not entered");
   uvw__thread_t *t = uvw__thread();
   if (t->task != task) return not_current(task, t->task);
@@ -265,6 +270,34 @@ int uvw_task_leave(uvw_task_t *task) {
   task->prev_task = NULL;
   task->entered = 0;
   return 0;
+}
+
+/* Suspend the current runtime task as its leave would; when code inside it
+ * already exited its context (the leave would refuse), just make it
+ * unentered: the frame's unwinding then exits whatever is left. */
+static void suspend_stray(uvw__thread_t *t, uvw__task_t *task) {
+  int lost = !on_stack(t, task->ctx);
+  uvw_error_t *w = uvw__error_new(0, UVW_KIND_WOOL_WARNING,
+                                  "task %llu was still entered at the end of a loop callback: suspended it "
+                                  "(call uvw_task_leave before the callback returns)%s",
+                                  (unsigned long long)task->id, lost ? "; it had lost its context" : "");
+  if (w) uvw__error_field(w, "task", "%llu", (unsigned long long)task->id);
+  if (lost || uvw_task_leave(task) != 0) {
+    t->task = task->prev_task;
+    task->prev_task = NULL;
+    task->entered = 0;
+  }
+  task->stray = 1;
+  if (w) uvw__warn(w);
+}
+
+void uvw__task_suspend_strays(const uvw__task_t *frame_task) {
+  uvw__thread_t *t = uvw__thread();
+  for (int guard = 0; guard < 1024; guard++) {
+    uvw__task_t *task = t->task;
+    if (task == frame_task || task == NULL || task->ops != NULL || !task->entered) return;
+    suspend_stray(t, task);
+  }
 }
 
 int uvw_task_finish(uvw_task_t *task) {

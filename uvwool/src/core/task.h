@@ -41,6 +41,7 @@ struct uvw_task_s {
   uvw_context_t *top;    /* innermost context left entered above ctx at the last leave, or NULL */
   uvw__task_t *prev_task; /* current before the enter; restored by the leave */
   unsigned char entered;
+  unsigned char stray; /* suspended by a loop callback's end: the next leave is a no-op */
 };
 
 /* New reference to a plain task (no ops, no context), NULL on allocation
@@ -65,6 +66,12 @@ int uvw__task_claim_context(uvw_context_t *ctx, uvw__task_t *task);
  * check: prepare does everything that can fail and changes nothing
  * (*stamped: the chain to publish, NULL for an unarmed ctx); commit cannot
  * fail and publishes it; cancel drops a prepared claim. */
+/* The end of a loop callback found a runtime task entered inside it still
+ * current (t->task != frame_task): suspend it, and each one under it down to
+ * frame_task, as uvw_task_leave would, with a warning naming it; the task's
+ * own next uvw_task_leave then succeeds doing nothing, and uvw_task_enter
+ * and uvw_task_finish work as after any leave. */
+void uvw__task_suspend_strays(const uvw__task_t *frame_task);
 struct uvw__chain_s;
 int uvw__task_claim_prepare(uvw_context_t *ctx, uvw__task_t *task, struct uvw__chain_s **stamped);
 void uvw__task_claim_commit(uvw_context_t *ctx, struct uvw__chain_s *stamped);
