@@ -63,7 +63,8 @@ int uvw_task_new_in(uvw_context_t *ctx, uvw_task_t **out);
  * previous task and context are kept in the task and restored by
  * uvw_task_leave, so resumes nest (coroutine A resuming B) with no frame to
  * carry: a task runs at most once at a time, so it is its own save area.
- * No allocation and no lock; the first enter of a task made by uvw_task_new
+ * No allocation and no lock (one compare-and-swap: other threads may be
+ * copying the task's context); the first enter of a task made by uvw_task_new
  * claims its fork (one allocation, once).
  * Returns 0, or (nothing changed):
  *   UVW_EINVAL      task is NULL, a loop task (its loop makes it current), or
