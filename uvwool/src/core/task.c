@@ -55,11 +55,6 @@ uvw__task_t *uvw__task_swap_current(uvw__task_t *task) {
   return prev;
 }
 
-/* Contexts a task left entered above its own when it was suspended (it
- * yielded inside a `run`): the task holds a reference to each while it is
- * suspended, because whoever entered them is suspended with it and may be
- * collected before the task is finished. Rare, so the cost of the references
- * stays off the common resume. */
 /* Who has c entered, as readers see it (context.h): the thread that runs the
  * task, or nobody while it is suspended, so the thread that left it does
  * not take c for its own (and skip the reader handshake) while another
@@ -69,6 +64,11 @@ static void set_entered_by(uvw_context_t *c, uint64_t gen, int tid) {
   atomic_store_explicit(&c->entered_tid, tid, memory_order_relaxed);
 }
 
+/* Contexts a task left entered above its own when it was suspended (it
+ * yielded inside a `run`): the task holds a reference to each while it is
+ * suspended, because whoever entered them is suspended with it and may be
+ * collected before the task is finished. Rare, so the cost of the references
+ * stays off the common resume. */
 static void hold_saved(uvw_context_t *top, const uvw_context_t *ctx) {
   for (uvw_context_t *c = top; c != ctx; c = c->prev) {
     uvw_context_ref(c);
