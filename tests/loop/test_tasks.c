@@ -230,6 +230,8 @@ Test(tasks, another_task_touching_a_live_tasks_chain_is_task_contention) {
   uvw_context_unref(driven);
 }
 
+static void arm_nothing(void *arg) { (void)arg; }
+
 /* Row 15. */
 static void quick(uvw_task_t *task, void *arg) {
   (void)task;
@@ -259,6 +261,135 @@ Test(tasks, an_armed_context_drives_one_live_task_at_a_time) {
   uvw_task_unref(first);
   uvw_task_unref(second);
   uvw_context_unref(ctx);
+}
+
+static int done_calls;
+static void count_done(uvw_task_t *task, void *arg) {
+  (void)task;
+  (void)arg;
+  done_calls++;
+}
+
+/* A failing creation in an explicit context changes nothing: the chain
+ * still names its old owner (none), so a task can still be made in it, and
+ * the failed task is not kept alive by the chain. Every allocation of the
+ * creation fails in turn (the task, the stamped chain, the done callback's
+ * reserved record, the queued start). */
+static void creation_in_a_context_fails_cleanly(int spawn) {
+  uvw_context_t *ctx = uvw_context_new();
+  uvw_context_enter(ctx);
+  lt_write(var, 1); /* armed: the creation must stamp its chain */
+  uvw_context_exit(ctx);
+  cr_assert_eq(uvw_loop_call_soon(&loop, arm_nothing, NULL), 0); /* the loop's state exists */
+  uvw_task_options_t opts = {ctx, count_done, NULL};
+  const void *chain = uvw_context_chain(ctx);
+  int rc = UVW_ENOMEM;
+  long n;
+  for (n = 1; n < 100 && rc == UVW_ENOMEM; n++) {
+    uvw_task_t *t = NULL;
+    tu_fail_alloc_after(n);
+    rc = spawn ? uvw_task_spawn(&loop, quick, NULL, &opts, &t) : uvw_task_create(&loop, quick, NULL, &opts, &t);
+    tu_restore_alloc();
+    if (rc == 0) {
+      cr_assert_neq(uvw_context_chain(ctx), chain, "allocation %ld: the claim is published on success", n);
+      uvw_task_unref(t);
+      break;
+    }
+    cr_assert_eq(rc, UVW_ENOMEM, "allocation %ld: rc %d (%s)", n, rc, uvw_error_message(uvw_last_error()));
+    cr_assert_null(t, "allocation %ld: no task handed out", n);
+    cr_assert_eq(uvw_context_chain(ctx), chain, "allocation %ld: the context's chain is untouched", n);
+    uvw_task_t *other = NULL;
+    cr_assert_eq(uvw_task_new_in(ctx, &other), 0, "allocation %ld: the context can still take a task: %s", n,
+                 uvw_error_message(uvw_last_error()));
+    uvw_task_finish(other);
+    uvw_task_unref(other);
+    chain = uvw_context_chain(ctx); /* new_in stamped it */
+  }
+  cr_assert_eq(rc, 0, "the creation succeeds once allocations do");
+  cr_assert_gt(n, 2, "at least the task and the stamped chain were allocations that failed");
+  done_calls = 0;
+  lt_finish(&loop);
+  cr_assert_eq(done_calls, 1, "only the task that was created ran its done callback");
+  uvw_context_unref(ctx);
+}
+
+Test(tasks, a_failed_spawn_in_a_context_changes_nothing) { creation_in_a_context_fails_cleanly(1); }
+Test(tasks, a_failed_create_in_a_context_changes_nothing) { creation_in_a_context_fails_cleanly(0); }
+
+/* A runtime task entered in a loop callback and still entered when the
+ * callback returns: the callback's end suspends it with a warning naming
+ * it, so it is not stuck (its leave, resume and finish all work after). */
+static int stray_warnings;
+static char stray_task_field[32];
+static void stray_sink(const uvw_error_t *w, void *arg) {
+  (void)arg;
+  if (strstr(uvw_error_message(w), "still entered at the end of a loop callback") == NULL) return;
+  stray_warnings++;
+  const char *f = uvw_error_field(w, "task");
+  snprintf(stray_task_field, sizeof stray_task_field, "%s", f ? f : "");
+}
+
+static uvw_context_t *stray_above; /* the test's reference */
+static void enter_and_return(void *arg) {
+  uvw_task_t *rt = arg;
+  cr_assert_eq(uvw_task_enter(rt), 0);
+  lt_write(var, 42);
+  stray_above = uvw_context_new();
+  cr_assert_eq(uvw_context_enter(stray_above), 0); /* left entered above the task's own */
+  lt_write(var, 43);
+}
+
+static void resume_and_check(void *arg) {
+  uvw_task_t *rt = arg;
+  cr_assert_eq(uvw_task_enter(rt), 0, "the suspended task can be resumed: %s", uvw_error_message(uvw_last_error()));
+  cr_assert_eq(lt_read(var), 43, "resumed in the context it left above its own");
+  cr_assert_eq(uvw_context_exit(uvw_context_current()), 0);
+  cr_assert_eq(lt_read(var), 42, "then in its own");
+  cr_assert_eq(uvw_task_leave(rt), 0);
+}
+
+Test(tasks, a_runtime_task_left_entered_by_a_callback_is_suspended_with_a_warning) {
+  uvw_task_t *rt;
+  cr_assert_eq(uvw_task_new(NULL, &rt), 0);
+  uvw_set_warning_sink(stray_sink, NULL);
+  stray_warnings = 0;
+  cr_assert_eq(uvw_loop_call_soon(&loop, enter_and_return, rt), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(stray_warnings, 1, "one warning");
+  char id[32];
+  snprintf(id, sizeof id, "%llu", (unsigned long long)uvw_task_id(rt));
+  cr_assert_str_eq(stray_task_field, id, "the warning names the task");
+  cr_assert_null(uvw_task_current(), "no task current after the callback");
+  cr_assert_neq(uvw_context_current(), uvw_task_context(rt), "the task's context is not current any more");
+  long outside = lt_read(var);
+  cr_assert_eq(outside, -1, "the loop thread's context never saw the task's writes (%ld)", outside);
+  cr_assert_eq(uvw_task_leave(rt), 0, "the runtime's own leave still works (it was done for it)");
+  cr_assert_eq(uvw_task_leave(rt), UVW_ENOTENTERED, "once");
+  cr_assert_eq(uvw_loop_call_soon(&loop, resume_and_check, rt), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(stray_warnings, 1, "a task left properly is no warning");
+  cr_assert_eq(uvw_task_finish(rt), 0, "and it can be finished");
+  cr_assert(uvw_task_finished(rt));
+  uvw_set_warning_sink(NULL, NULL);
+  uvw_task_unref(rt);
+  uvw_context_unref(stray_above);
+  lt_finish(&loop);
+}
+
+Test(tasks, a_stray_runtime_task_can_be_finished_without_a_leave) {
+  uvw_task_t *rt;
+  cr_assert_eq(uvw_task_new(NULL, &rt), 0);
+  uvw_set_warning_sink(stray_sink, NULL);
+  stray_warnings = 0;
+  cr_assert_eq(uvw_loop_call_soon(&loop, enter_and_return, rt), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_eq(stray_warnings, 1);
+  cr_assert_eq(uvw_task_finish(rt), 0, "%s", uvw_error_message(uvw_last_error()));
+  cr_assert_null(uvw_task_context(rt));
+  uvw_set_warning_sink(NULL, NULL);
+  uvw_task_unref(rt);
+  uvw_context_unref(stray_above);
+  lt_finish(&loop);
 }
 
 /* ---- the factory (rows 23, 24) ------------------------------------------- */

@@ -218,6 +218,39 @@ Test(lifetime, var_run_binds_for_the_call_only) {
   cr_assert_eq(uvw_get(u.var, &out), UVW_ELOOKUP, "unbound again after the call");
 }
 
+/* What the header documents: whatever fn does to var (a set it leaves, or
+ * a set and reset with its own token), the call returns 0 and var has its
+ * value from before again. */
+static void rebinds_and_leaves(void *arg) {
+  scoped_t *s = arg;
+  s->calls++;
+  uvw_set_cstring(s->var, "left-by-fn", NULL);
+}
+static void sets_and_resets_its_own(void *arg) {
+  scoped_t *s = arg;
+  uvw_token_t *tok;
+  s->calls++;
+  if (uvw_set_cstring(s->var, "fn's own", &tok) != 0) return;
+  if (uvw_reset(s->var, tok) != 0) strcpy(s->seen, "reset failed");
+  uvw_token_free(tok);
+}
+
+Test(lifetime, var_run_restores_the_value_before_whatever_fn_did) {
+  scoped_t s = {.var = tu_var("scoped", NULL)};
+  uvw_set_cstring(s.var, "outer", NULL);
+  uvw_value_t *inner = uvw_value_cstring("inner");
+  char buf[16];
+  cr_assert_eq(uvw_var_run(s.var, inner, rebinds_and_leaves, &s), 0);
+  cr_assert_eq(uvw_get_string(s.var, buf, sizeof buf, NULL), 0);
+  cr_assert_str_eq(buf, "outer", "fn's unreset binding is discarded");
+  cr_assert_eq(uvw_var_run(s.var, inner, sets_and_resets_its_own, &s), 0, "fn's own reset is no error");
+  cr_assert_str_eq(s.seen, "", "fn's reset of its own token succeeded");
+  cr_assert_eq(uvw_get_string(s.var, buf, sizeof buf, NULL), 0);
+  cr_assert_str_eq(buf, "outer");
+  cr_assert_eq(s.calls, 2);
+  uvw_value_unref(inner);
+}
+
 Test(lifetime, var_run_set_errors_do_not_call_fn_and_change_nothing) {
   scoped_t s = {.var = tu_var("scoped", NULL)};
   uvw_context_t *ctx = uvw_context_current();

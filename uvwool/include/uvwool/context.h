@@ -173,7 +173,9 @@ int uvw_get_or(uvw_var_t *var, uvw_value_t *fallback, uvw_value_t **out);
  * id, owner = this thread and task); re-stamp the owner; clear a pending
  * reset of var. When token_out is not NULL it receives a new single-use token
  * (free with uvw_token_free). Errors leave the context unchanged:
- * UVW_EINVAL (NULL var or value, or a sentinel value), UVW_ECONTENTION, UVW_ENOMEM. */
+ * UVW_EINVAL (NULL var or value, or a sentinel value), UVW_ECONTENTION,
+ * UVW_EDISPLACED (inside a loop callback, when uvwool's task factory of the
+ * loop was displaced by one that does not wrap it), UVW_ENOMEM. */
 int uvw_set(uvw_var_t *var, uvw_value_t *value, uvw_token_t **token_out);
 /* uvw_set of a string value copied from the NUL-terminated s (the caller
  * keeps s). Same errors as uvw_set (UVW_EINVAL for a NULL var or s); on
@@ -182,14 +184,21 @@ int uvw_set_cstring(uvw_var_t *var, const char *s, uvw_token_t **token_out);
 /* Scoped binding: set var to value (borrowed), run fn(arg), reset var with
  * the set's token and free it. When the set fails (UVW_EINVAL for a NULL
  * var, value or fn, UVW_ECONTENTION, UVW_ENOMEM) fn does not run and
- * nothing changes. Otherwise returns the reset's result: 0, or an error
- * when fn left the thread in another context than it found
- * (UVW_ETOKEN_CONTEXT) or already reset var with another token. */
+ * nothing changes. Otherwise returns the reset's result: 0, with var back
+ * at its value from before the set whatever fn did to var meanwhile (a
+ * binding fn made and did not reset is discarded; fn setting and resetting
+ * var with tokens of its own is no error), or an error of uvw_reset, the
+ * likely one UVW_ETOKEN_CONTEXT when fn left the thread in another context
+ * than it found (the set's binding then stays in the context it was made
+ * in). */
 int uvw_var_run(uvw_var_t *var, uvw_value_t *value, uvw_run_cb fn, void *arg);
 /* Restore the value var had before the set that minted token. Runs the
  * guard, then rejects in order: UVW_ETOKEN_USED, UVW_ETOKEN_VAR,
  * UVW_ETOKEN_CONTEXT. If var was unbound before, it becomes unbound and its
- * key becomes a pending reset. Does not free the token. */
+ * key becomes a pending reset. Does not free the token. Errors leave the
+ * context and the token unchanged: UVW_EINVAL (var or token NULL),
+ * UVW_ECONTENTION (the guard), UVW_EDISPLACED (as uvw_set), the three
+ * token errors above, UVW_ENOMEM. */
 int uvw_reset(uvw_var_t *var, uvw_token_t *token);
 
 /* ---- tokens --------------------------------------------------------------- */

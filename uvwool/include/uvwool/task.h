@@ -63,7 +63,8 @@ int uvw_task_new_in(uvw_context_t *ctx, uvw_task_t **out);
  * previous task and context are kept in the task and restored by
  * uvw_task_leave, so resumes nest (coroutine A resuming B) with no frame to
  * carry: a task runs at most once at a time, so it is its own save area.
- * No allocation and no lock; the first enter of a task made by uvw_task_new
+ * No allocation and no lock (one compare-and-swap: other threads may be
+ * copying the task's context); the first enter of a task made by uvw_task_new
  * claims its fork (one allocation, once).
  * Returns 0, or (nothing changed):
  *   UVW_EINVAL      task is NULL, a loop task (its loop makes it current), or
@@ -85,6 +86,11 @@ int uvw_task_enter(uvw_task_t *task);
  *                   still current (leave that one first: nested resumes
  *                   unwind innermost first); or code inside the task exited
  *                   the task's own context.
+ * A task entered inside a loop callback (uvwool's wrappers, call-soon, loop
+ * tasks) and still current when the callback returns is suspended there,
+ * with a warning naming it (the callback's context cannot be unwound with
+ * the task's on top): its next uvw_task_leave returns 0 and does nothing,
+ * and uvw_task_enter / uvw_task_finish work as after any leave.
  * Same thread as the enter. */
 int uvw_task_leave(uvw_task_t *task);
 

@@ -79,7 +79,10 @@ static inline int uvw__context_enter_owned(uvw_context_t *ctx) {
  * capture, a parent kept for forking) skips the kernel barrier: no write is
  * in progress, and a thread that enters meanwhile does so with a
  * compare-and-swap, itself a full barrier, so its first write sees the
- * reader. Reads on the entering thread itself (every uvw_get, and copies of
+ * reader. That holds for every context another thread can reach (contexts
+ * of runtime tasks included: uvw_task_enter uses the checked enter);
+ * uvw__context_enter_owned's plain store is only for a capture no other
+ * thread can see before its callback runs. Reads on the entering thread itself (every uvw_get, and copies of
  * the own current context) skip all of this.
  *
  * Lifetime of what the writer drops (the old map, replaced values, the old

@@ -18,7 +18,7 @@ void uvw__task_init(uvw__task_t *task, const uvw__task_ops_t *ops) {
   task->ops = ops;
   task->ctx = task->top = NULL;
   task->prev_task = NULL;
-  task->entered = task->shared_ctx = 0;
+  task->entered = task->stray = 0;
 }
 
 uvw__task_t *uvw__task_new(void) {
@@ -55,20 +55,33 @@ uvw__task_t *uvw__task_swap_current(uvw__task_t *task) {
   return prev;
 }
 
+/* Who has c entered, as readers see it (context.h): the thread that runs the
+ * task, or nobody while it is suspended, so the thread that left it does
+ * not take c for its own (and skip the reader handshake) while another
+ * thread resumes the task and writes. */
+static void set_entered_by(uvw_context_t *c, uint64_t gen, int tid) {
+  atomic_store_explicit(&c->entered_gen, gen, memory_order_relaxed);
+  atomic_store_explicit(&c->entered_tid, tid, memory_order_relaxed);
+}
+
 /* Contexts a task left entered above its own when it was suspended (it
  * yielded inside a `run`): the task holds a reference to each while it is
  * suspended, because whoever entered them is suspended with it and may be
  * collected before the task is finished. Rare, so the cost of the references
  * stays off the common resume. */
 static void hold_saved(uvw_context_t *top, const uvw_context_t *ctx) {
-  for (uvw_context_t *c = top; c != ctx; c = c->prev) uvw_context_ref(c);
+  for (uvw_context_t *c = top; c != ctx; c = c->prev) {
+    uvw_context_ref(c);
+    set_entered_by(c, 0, 0); /* still entered (nobody else may enter it), by no thread */
+  }
 }
 
 /* Back on the stack at an enter: their enterers are alive again (the task is
  * resumed, not collected), so dropping the task's references frees nothing. */
-static void release_saved(uvw_context_t *top, const uvw_context_t *ctx) {
+static void release_saved(uvw_context_t *top, const uvw_context_t *ctx, const uvw__thread_t *t) {
   for (uvw_context_t *c = top, *next; c != ctx; c = next) {
     next = c->prev;
+    set_entered_by(c, t->gen, t->os_tid);
     uvw_context_unref(c);
   }
 }
@@ -79,6 +92,7 @@ static void unwind_saved(uvw__task_t *task) {
   for (uvw_context_t *c = task->top, *next; c != NULL && c != task->ctx; c = next) {
     next = c->prev;
     c->prev = NULL;
+    set_entered_by(c, 0, 0);
     atomic_store_explicit(&c->entered, 0, memory_order_release);
     uvw_context_unref(c);
   }
@@ -92,20 +106,34 @@ void uvw__task_drop_context(uvw__task_t *task) {
   uvw_context_unref(ctx);
 }
 
-int uvw__task_claim_context(uvw_context_t *ctx, uvw__task_t *task) {
+int uvw__task_claim_prepare(uvw_context_t *ctx, uvw__task_t *task, uvw__chain_t **stamped) {
   uvw__chain_t *c = ctx->chain;
+  *stamped = NULL;
   if (c == NULL) return 0; /* unarmed contexts are shared freely */
   if (c->owner_task && !uvw__task_finished(c->owner_task))
     return uvw__contention(c, "create_task", uvw__thread()->gen, task);
-  uvw__chain_t *stamped = uvw__chain_clone(c);
-  if (stamped == NULL) return uvw__error_nomem("chain");
-  uvw__chain_set_owner(stamped, c->owner_gen, task);
+  if ((*stamped = uvw__chain_clone(c)) == NULL) return uvw__error_nomem("chain");
+  uvw__chain_set_owner(*stamped, c->owner_gen, task);
+  return 0;
+}
+
+void uvw__task_claim_commit(uvw_context_t *ctx, uvw__chain_t *stamped) {
+  if (stamped == NULL) return;
   /* Other threads may be copying ctx: publish in a write section. */
   uvw__context_write_begin_unentered(ctx);
+  uvw__chain_t *old = ctx->chain;
   ctx->chain = stamped;
   uvw__context_write_end(ctx);
-  uvw__chain_unref(c);
-  return 0;
+  uvw__chain_unref(old);
+}
+
+void uvw__task_claim_cancel(uvw__chain_t *stamped) { uvw__chain_unref(stamped); }
+
+int uvw__task_claim_context(uvw_context_t *ctx, uvw__task_t *task) {
+  uvw__chain_t *stamped;
+  int rc = uvw__task_claim_prepare(ctx, task, &stamped);
+  if (rc == 0) uvw__task_claim_commit(ctx, stamped);
+  return rc;
 }
 
 /* ---- runtime tasks: creation ---------------------------------------------------- */
@@ -138,7 +166,6 @@ int uvw_task_new_in(uvw_context_t *ctx, uvw_task_t **out) {
     return rc;
   }
   task->ctx = uvw_context_ref(ctx);
-  task->shared_ctx = 1;
   *out = task;
   return 0;
 }
@@ -164,9 +191,12 @@ static int task_error(int code, const char *fn, const uvw__task_t *task, const c
 }
 
 /* The task's own context goes on the stack, then whatever it left above it.
- * A forked context is the task's alone, so the enter needs no atomic
- * read-modify-write (uvw__context_enter_owned); a context given to
- * uvw_task_new_in may be entered by others and takes the checked enter. */
+ * The enter is the checked one (a compare-and-swap) even for the task's own
+ * fork: uvw_task_context hands the fork out, so other threads may be
+ * copying it, and the reader handshake (core/context.h) lets a reader of a
+ * context entered nowhere skip the kernel barrier only because an enter is
+ * a full barrier that orders the enterer's first write after the reader's
+ * announcement. One compare-and-swap per resume, not per access. */
 int uvw_task_enter(uvw_task_t *task) {
   int rc = not_runtime("uvw_task_enter", task);
   if (rc != 0) return rc;
@@ -177,18 +207,19 @@ int uvw_task_enter(uvw_task_t *task) {
   uvw__thread_t *t = uvw__thread();
   uvw__task_t *prev = t->task;
   t->task = task; /* first, so a fork claimed now is stamped with the task */
-  rc = task->shared_ctx ? uvw_context_enter(task->ctx) : uvw__context_enter_owned(task->ctx);
+  rc = uvw_context_enter(task->ctx);
   if (rc != 0) {
     t->task = prev;
     return rc;
   }
   if (__builtin_expect(task->top != NULL, 0)) {
     t->current = task->top;
-    release_saved(task->top, task->ctx);
+    release_saved(task->top, task->ctx, t);
     task->top = NULL;
   }
   task->prev_task = prev;
   task->entered = 1;
+  task->stray = 0;
   return 0;
 }
 
@@ -216,6 +247,10 @@ static int on_stack(const uvw__thread_t *t, const uvw_context_t *ctx) {
 int uvw_task_leave(uvw_task_t *task) {
   int rc = not_runtime("uvw_task_leave", task);
   if (rc != 0) return rc;
+  if (!task->entered && task->stray) {
+    task->stray = 0; /* the loop suspended it already: this is the leave it stood for */
+    return 0;
+  }
   if (!task->entered) return task_error(UVW_ENOTENTERED, "uvw_task_leave", task, "is not entered");
   uvw__thread_t *t = uvw__thread();
   if (t->task != task) return not_current(task, t->task);
@@ -229,11 +264,40 @@ int uvw_task_leave(uvw_task_t *task) {
   }
   t->current = ctx->prev;
   ctx->prev = NULL;
+  set_entered_by(ctx, 0, 0); /* as uvw_context_exit: no longer this thread's */
   atomic_store_explicit(&ctx->entered, 0, memory_order_release);
   t->task = task->prev_task;
   task->prev_task = NULL;
   task->entered = 0;
   return 0;
+}
+
+/* Suspend the current runtime task as its leave would; when code inside it
+ * already exited its context (the leave would refuse), just make it
+ * unentered: the frame's unwinding then exits whatever is left. */
+static void suspend_stray(uvw__thread_t *t, uvw__task_t *task) {
+  int lost = !on_stack(t, task->ctx);
+  uvw_error_t *w = uvw__error_new(0, UVW_KIND_WOOL_WARNING,
+                                  "task %llu was still entered at the end of a loop callback: suspended it "
+                                  "(call uvw_task_leave before the callback returns)%s",
+                                  (unsigned long long)task->id, lost ? "; it had lost its context" : "");
+  if (w) uvw__error_field(w, "task", "%llu", (unsigned long long)task->id);
+  if (lost || uvw_task_leave(task) != 0) {
+    t->task = task->prev_task;
+    task->prev_task = NULL;
+    task->entered = 0;
+  }
+  task->stray = 1;
+  if (w) uvw__warn(w);
+}
+
+void uvw__task_suspend_strays(const uvw__task_t *frame_task) {
+  uvw__thread_t *t = uvw__thread();
+  for (int guard = 0; guard < 1024; guard++) {
+    uvw__task_t *task = t->task;
+    if (task == frame_task || task == NULL || task->ops != NULL || !task->entered) return;
+    suspend_stray(t, task);
+  }
 }
 
 int uvw_task_finish(uvw_task_t *task) {

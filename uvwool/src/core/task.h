@@ -41,7 +41,7 @@ struct uvw_task_s {
   uvw_context_t *top;    /* innermost context left entered above ctx at the last leave, or NULL */
   uvw__task_t *prev_task; /* current before the enter; restored by the leave */
   unsigned char entered;
-  unsigned char shared_ctx; /* ctx came from uvw_task_new_in: others may enter it too */
+  unsigned char stray; /* suspended by a loop callback's end: the next leave is a no-op */
 };
 
 /* New reference to a plain task (no ops, no context), NULL on allocation
@@ -62,6 +62,20 @@ void uvw__task_drop_context(uvw__task_t *task);
  * owns (ChainContention "create_task"), else stamp task as its owner. 0,
  * UVW_ECONTENTION or UVW_ENOMEM, ctx unchanged on error. */
 int uvw__task_claim_context(uvw_context_t *ctx, uvw__task_t *task);
+/* The claim in two steps, for a creation that can still fail after the
+ * check: prepare does everything that can fail and changes nothing
+ * (*stamped: the chain to publish, NULL for an unarmed ctx); commit cannot
+ * fail and publishes it; cancel drops a prepared claim. */
+/* The end of a loop callback found a runtime task entered inside it still
+ * current (t->task != frame_task): suspend it, and each one under it down to
+ * frame_task, as uvw_task_leave would, with a warning naming it; the task's
+ * own next uvw_task_leave then succeeds doing nothing, and uvw_task_enter
+ * and uvw_task_finish work as after any leave. */
+void uvw__task_suspend_strays(const uvw__task_t *frame_task);
+struct uvw__chain_s;
+int uvw__task_claim_prepare(uvw_context_t *ctx, uvw__task_t *task, struct uvw__chain_s **stamped);
+void uvw__task_claim_commit(uvw_context_t *ctx, struct uvw__chain_s *stamped);
+void uvw__task_claim_cancel(struct uvw__chain_s *stamped);
 /* A registration captured under task (a reference) is done: pending -1, and
  * the kind's drained operation when it was the last. */
 void uvw__task_pending_done(uvw__task_t *task);

@@ -27,6 +27,7 @@ int uvw__capture(uvw_context_t **ctx, uvw__task_t **task);
 
 typedef struct uvw__frame_s {
   uvw_context_t *ctx;      /* entered for the callback, or NULL */
+  uvw__task_t *task;       /* current for the callback */
   uvw__task_t *prev_task;
   int (*prev_hook)(void *, int);
   void *prev_hook_arg;
@@ -40,7 +41,7 @@ static inline void uvw__frame_begin(uvw__frame_t *f, uvw__loop_t *L, uvw_context
   f->prev_task = t->task;
   f->prev_hook = t->write_hook;
   f->prev_hook_arg = t->write_hook_arg;
-  t->task = task;
+  t->task = f->task = task;
   /* Off the loop thread (L == NULL) there is no task factory to guard. */
   t->write_hook = L ? uvw__loop_write_hook : NULL;
   t->write_hook_arg = L;
@@ -52,6 +53,10 @@ static inline void uvw__frame_begin(uvw__frame_t *f, uvw__loop_t *L, uvw_context
 
 static inline void uvw__frame_end(uvw__frame_t *f) {
   uvw__thread_t *t = &uvw__tstate;
+  /* A runtime task entered by the callback and still current: unwinding its
+   * context would leave it entered forever (it could neither be left nor
+   * finished), so it is suspended first, loudly. */
+  if (__builtin_expect(t->task != f->task, 0)) uvw__task_suspend_strays(f->task);
   if (f->ctx) uvw__context_leave(f->ctx);
   t->task = f->prev_task;
   t->write_hook = f->prev_hook;

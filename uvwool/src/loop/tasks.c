@@ -98,9 +98,13 @@ static int uvwool_create(uvw_task_factory_t *self, uv_loop_t *loop, uvw_task_bod
     task->done_cb = opts->done_cb;
     task->done_arg = opts->done_arg;
   }
+  /* An explicit context is claimed last, once nothing can fail any more:
+   * a failed creation must not leave the context's chain naming a task that
+   * never runs (the next creation in it would be refused). */
   int rc = 0;
+  uvw__chain_t *stamped = NULL;
   if (opts && opts->context) {
-    rc = uvw__task_claim_context(opts->context, &task->core);
+    rc = uvw__task_claim_prepare(opts->context, &task->core, &stamped);
     if (rc == 0) task->core.ctx = uvw_context_ref(opts->context);
   } else {
     uvw_context_t *cur = uvw_context_current();
@@ -117,11 +121,13 @@ static int uvwool_create(uvw_task_factory_t *self, uv_loop_t *loop, uvw_task_bod
     if (rc != 0) uvw__task_unref(&task->core);
   }
   if (rc != 0) {
+    uvw__task_claim_cancel(stamped);
     if (task->done_rec) uvw__reg_discard(L, task->done_rec);
     task->done_rec = NULL;
     uvw__task_unref(&task->core);
     return rc;
   }
+  if (stamped) uvw__task_claim_commit(opts->context, stamped);
   if (out)
     *out = &task->core;
   else
