@@ -1,0 +1,100 @@
+# frozen_string_literal: true
+
+# uvwool for Ruby: context variables with Python's contextvars semantics
+# (docs/semantics.md, docs/ruby.md). Uvwool::Core is the SWIG-generated low
+# layer (ext/uvwool); this file is the idiomatic layer over it.
+require "uvwool/core"
+
+module Uvwool
+  VERSION = Core.version_string
+
+  # The "no argument given" marker of ContextVar#get and ContextVar.new.
+  UNSET = Object.new.tap { |o| def o.inspect = "Uvwool::UNSET" }.freeze
+  private_constant :UNSET
+
+  Context = Core::Context
+
+  # The base of every uvwool exception; the structured fields of the C
+  # detail record are in #fields and behind the readers below.
+  class WoolError
+    FIELD_READERS = %w[chain_id kind owner_thread offending_thread owner_task offending_task
+                       operation variable owner_os_thread owner_thread_name runner_os_thread
+                       runner_thread_name hint namespace first_declared_by first_declared_at
+                       existing_default entered_thread entered_os_thread entered_thread_name].freeze
+
+    # "UVW_ECONTENTION", ... and the negative C code.
+    attr_reader :code, :errno
+
+    def fields = @fields || {}.freeze
+
+    FIELD_READERS.each { |f| define_method(f) { fields[f] } }
+    # ContextVarCollision's variable name (Exception has no #name).
+    def var_name = fields["name"]
+  end
+
+  # A single-use token from ContextVar#set, consumed by ContextVar#reset.
+  class Token
+    attr_reader :var
+
+    def initialize(var, core) # :nodoc:
+      @var = var
+      @core = core
+    end
+
+    # The value before the set, or Uvwool::MISSING when there was none.
+    def old_value = @core.old_value
+
+    def used? = @core.used
+
+    def inspect = "#<Uvwool::Token var=#{@var.inspect} used=#{used?}>"
+
+    def __core = @core # :nodoc:
+  end
+
+  # A context variable, declared once per (namespace, name) per process.
+  class ContextVar
+    attr_reader :namespace, :name
+
+    def initialize(namespace, name, default: UNSET)
+      @namespace = namespace
+      @name = name
+      @ptr = Core.var_declare(namespace, name, default.equal?(UNSET) ? MISSING : default)
+    end
+
+    # The value in the current context; else the fallback when given; else
+    # the default; else Uvwool::LookupError.
+    def get(fallback = UNSET)
+      fallback.equal?(UNSET) ? Core.get(@ptr) : Core.get_or(@ptr, fallback)
+    end
+
+    # Bind value in the current context; returns the Token that undoes it.
+    def set(value) = Token.new(self, Core.set(@ptr, value))
+
+    def reset(token)
+      unless token.is_a?(Token)
+        raise TypeError, "uvwool: ContextVar#reset expects a Uvwool::Token, got #{token.class}"
+      end
+
+      Core.reset(@ptr, token.__core)
+      nil
+    end
+
+    # Run the block with the variable bound to value, then reset it.
+    def with(value)
+      token = set(value)
+      begin
+        yield
+      ensure
+        reset(token)
+      end
+    end
+
+    def inspect = "#<Uvwool::ContextVar (#{@namespace}, #{@name})>"
+  end
+
+  # A copy of the current context (contextvars.copy_context()).
+  def self.copy_context = Core.context_copy_current
+
+  # The current context's chain id (32 hex digits), nil when unarmed.
+  def self.chain_id = Core.chain_id
+end

@@ -1,0 +1,68 @@
+# frozen_string_literal: true
+
+require_relative "helper"
+
+class TestThreads < Minitest::Test
+  include UvwoolTestHelper
+
+  def test_thread_new_gets_a_detached_fork
+    v = fresh_var
+    isolated do
+      v.set(1)
+      main_id = Uvwool.chain_id
+      got, id = Thread.new { v.get.then { |x| v.set(x + 1); [v.get, Uvwool.chain_id] } }.value
+      assert_equal 2, got
+      refute_nil id
+      refute_equal main_id, id
+      assert_equal 1, v.get
+    end
+  end
+
+  def test_thread_forks_at_creation
+    v = fresh_var
+    isolated do
+      v.set(:before)
+      q = Queue.new
+      t = Thread.new { q.pop; v.get }
+      v.set(:after)
+      q << :go
+      assert_equal :before, t.value
+    end
+  end
+
+  def test_fibers_inside_threads
+    v = fresh_var
+    isolated do
+      v.set(:main)
+      got = Thread.new do
+        v.set(:thread)
+        f = Fiber.new { v.set(:fiber); v.get }
+        [f.resume, v.get]
+      end.value
+      assert_equal %i[fiber thread], got
+    end
+  end
+
+  def test_a_chain_touched_from_another_thread_contends
+    v = fresh_var
+    ctx = Uvwool::Core.context_new
+    ctx.run { v.set(1) }
+    owner = Uvwool::Core.thread_generation.to_s
+    t = Thread.new do
+      Thread.current.name = "uvw-intruder"
+      ctx.run { v.get }
+    end
+    t.report_on_exception = false
+    e = assert_raises(Uvwool::ChainContention) { t.join }
+    assert_equal "thread", e.kind
+    assert_equal ctx.chain_id, e.chain_id
+    assert_equal owner, e.owner_thread
+    refute_equal owner, e.offending_thread
+    assert_equal "uvw-intruder", e.runner_thread_name
+    assert_equal "get", e.operation
+    assert_includes e.full_message(highlight: false), "uvw-intruder"
+    assert_includes e.full_message(highlight: false), "\"#{e.owner_thread_name}\""
+    # The owner still reads it.
+    assert_equal 1, ctx.run { v.get }
+  end
+end
