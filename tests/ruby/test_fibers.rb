@@ -140,4 +140,28 @@ class TestFibers < Minitest::Test
       assert_equal 1, Fiber.new { ctx.run { v.get } }.resume
     end
   end
+
+  def test_compaction_while_fibers_are_suspended
+    v = fresh_var
+    isolated do
+      v.set(0)
+      results = []
+      fibers = Array.new(8) do |i|
+        Fiber.new do
+          v.set(i)
+          inner = Fiber.new { v.set(i * 10); GC.compact; GC.start(full_mark: true); Fiber.yield v.get; v.get }
+          results << inner.resume << v.get
+          Fiber.yield
+          results << inner.resume << v.get
+        end
+      end
+      fibers.each(&:resume)
+      GC.compact
+      fibers.each(&:resume)
+      assert_equal 0, v.get
+      expected = (0...8).flat_map { |i| [i * 10, i] } * 2
+      assert_equal expected.sort, results.sort
+      assert_equal (0...8).flat_map { |i| [i * 10, i] }, results.first(16)
+    end
+  end
 end

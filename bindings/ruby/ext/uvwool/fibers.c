@@ -14,7 +14,8 @@
  * finishes it from the slot's free function.
  *
  * The slot is a hidden instance variable of the Fiber (no '@': invisible to
- * Ruby), so it lives and dies with the fiber; a thread's root fiber holds
+ * Ruby), so it lives and dies with the fiber; the stack is a hidden object
+ * on the Thread, whose mark function pins the fibers in it; a thread's root fiber holds
  * false there, meaning "the thread's own context, no task".
  *
  * Threads: Thread#initialize (Thread.new) is prepended too: it takes a
@@ -54,17 +55,53 @@ static uvw_task_t *attach_task(VALUE fiber) {
 /* ---- the per-thread stack of entered fiber tasks ------------------------------ */
 
 typedef struct {
-  VALUE fiber; /* alive while on the stack: it is suspended in a resume */
+  VALUE fiber; /* pinned by stack_mark: the alive check reads it after a switch */
   uvw_task_t *task;
 } entry_t;
 
-static __thread entry_t *stack;
-static __thread size_t depth, cap;
+typedef struct {
+  entry_t *e;
+  size_t depth, cap;
+} fstack_t;
+
+/* The stack of the calling thread, owned by a hidden object on its Thread
+ * (so the GC marks the fibers in it and frees it with the Thread). */
+static __thread fstack_t *stk;
 static __thread uvw_context_t *thread_ctx; /* the fork entered by THREAD_BEGIN */
+static ID id_stack;
+
+static void stack_mark(void *ptr) {
+  fstack_t *s = ptr;
+  for (size_t i = 0; i < s->depth; i++) rb_gc_mark(s->e[i].fiber);
+}
+
+static void stack_free(void *ptr) {
+  fstack_t *s = ptr;
+  /* Only a Thread that ended is collected, and THREAD_END emptied its stack. */
+  for (size_t i = 0; i < s->depth; i++) uvw_task_unref(s->e[i].task);
+  free(s->e);
+  xfree(s);
+}
+
+/* Not write-barrier protected: every GC scans it, also a minor one. */
+static const rb_data_type_t stack_type = {
+    .wrap_struct_name = "uvwool/fiber_stack", .function = {.dmark = stack_mark, .dfree = stack_free}};
+
+static fstack_t *this_stack(void) {
+  if (stk == NULL) {
+    fstack_t *s;
+    VALUE obj = TypedData_Make_Struct(0, fstack_t, &stack_type, s);
+    rb_ivar_set(rb_thread_current(), id_stack, obj);
+    stk = s;
+  }
+  return stk;
+}
 
 static void unwind_to(size_t keep) {
-  while (depth > keep) {
-    entry_t e = stack[--depth];
+  fstack_t *s = stk;
+  if (s == NULL) return;
+  while (s->depth > keep) {
+    entry_t e = s->e[--s->depth];
     uvw_task_leave(e.task);
     if (!RTEST(rb_fiber_alive_p(e.fiber))) uvw_task_finish(e.task);
     uvw_task_unref(e.task);
@@ -72,15 +109,16 @@ static void unwind_to(size_t keep) {
 }
 
 static void push(VALUE fiber, uvw_task_t *task) {
-  if (depth == cap) {
-    size_t n = cap ? cap * 2 : 16;
-    entry_t *s = realloc(stack, n * sizeof(*s));
-    if (s == NULL) return;
-    stack = s;
-    cap = n;
+  fstack_t *s = this_stack();
+  if (s->depth == s->cap) {
+    size_t n = s->cap ? s->cap * 2 : 16;
+    entry_t *e = realloc(s->e, n * sizeof(*e));
+    if (e == NULL) return;
+    s->e = e;
+    s->cap = n;
   }
   if (uvw_task_enter(task) < 0) return;
-  stack[depth++] = (entry_t){fiber, uvw_task_ref(task)};
+  s->e[s->depth++] = (entry_t){fiber, uvw_task_ref(task)};
 }
 
 static void on_fiber_switch(rb_event_flag_t ev, VALUE data, VALUE self, ID mid, VALUE klass) {
@@ -93,8 +131,8 @@ static void on_fiber_switch(rb_event_flag_t ev, VALUE data, VALUE self, ID mid, 
   }
   uvw_task_t *task = NIL_P(slot) ? attach_task(fiber) : RTYPEDDATA_DATA(slot);
   if (task == NULL) return;
-  for (size_t i = depth; i-- > 0;) {
-    if (stack[i].task == task) {
+  for (size_t i = stk ? stk->depth : 0; i-- > 0;) {
+    if (stk->e[i].task == task) {
       unwind_to(i + 1);
       return;
     }
@@ -135,9 +173,7 @@ static void on_thread_begin(rb_event_flag_t ev, VALUE data, VALUE self, ID mid, 
 static void on_thread_end(rb_event_flag_t ev, VALUE data, VALUE self, ID mid, VALUE klass) {
   (void)ev, (void)data, (void)self, (void)mid, (void)klass;
   unwind_to(0);
-  free(stack);
-  stack = NULL;
-  depth = cap = 0;
+  stk = NULL; /* the Thread's object frees it */
   if (thread_ctx) uvw_context_exit(thread_ctx);
   thread_ctx = NULL;
 }
@@ -145,6 +181,7 @@ static void on_thread_end(rb_event_flag_t ev, VALUE data, VALUE self, ID mid, VA
 void uvwr_init_fibers(VALUE mod) {
   id_slot = rb_intern("__uvwool_task__");
   id_fork = rb_intern("__uvwool_fork__");
+  id_stack = rb_intern("__uvwool_fiber_stack__");
   /* The fiber that loads uvwool is its thread's root for uvwool. */
   rb_ivar_set(rb_fiber_current(), id_slot, Qfalse);
 
