@@ -6,8 +6,12 @@
 # into a scratch GEM_HOME (SCRATCH/gems), finding libuvwool via pkg-config;
 # finally `require "uvwool"` from an empty folder. The Ruby tests run against
 # SCRATCH/gems.
+# An LD_PRELOAD in the environment (the ASan runtime) is kept for the final
+# require only: the tools that build must not run under it.
 set -euo pipefail
 build=$1 src=$2 scratch=$3
+preload=${LD_PRELOAD:-}
+unset LD_PRELOAD
 fail() { echo "ruby gem FAILED: $*" >&2; exit 1; }
 unset RUBYLIB RUBYOPT GEM_HOME GEM_PATH
 rm -rf "$scratch"
@@ -27,9 +31,8 @@ files=$(tar -xOf "$gem" data.tar.gz | tar -tz)
 grep -qx ext/uvwool/uvwool_wrap.c <<<"$files" || fail "the .gem lacks the SWIG wrapper"
 
 export GEM_HOME="$scratch/gems" GEM_PATH="$scratch/gems"
-# LD_PRELOAD (the ASan runtime) is for the tests, not for the compiler.
-(cd "$scratch/empty" && env -u LD_PRELOAD gem install --local --no-document "$gem") >"$scratch/install.log" 2>&1 ||
+(cd "$scratch/empty" && gem install --local --no-document "$gem") >"$scratch/install.log" 2>&1 ||
   { cat "$scratch/install.log" "$scratch"/gems/extensions/*/*/uvwool-*/mkmf.log >&2 2>/dev/null; fail "gem install --local"; }
-out=$(cd "$scratch/empty" && ruby -e 'require "uvwool"; puts Uvwool::VERSION; puts $LOADED_FEATURES.grep(/uvwool/)')
+out=$(cd "$scratch/empty" && LD_PRELOAD=$preload ruby -e 'require "uvwool"; puts Uvwool::VERSION; puts $LOADED_FEATURES.grep(/uvwool/)')
 grep -q "$scratch/gems/gems/uvwool-" <<<"$out" || fail "require \"uvwool\" did not load the installed gem: $out"
 echo "ruby gem: built, installed into $scratch/gems, require \"uvwool\" ok (uvwool $(head -1 <<<"$out"))"
