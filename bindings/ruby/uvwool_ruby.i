@@ -104,11 +104,21 @@ static VALUE uvwr_chain_id_of(const uvw_context_t *ctx) {
 %rename(chain_id) uvwr_current_chain_id;
 %rename(thread_generation) uvwr_thread_generation;
 %rename(task_id) uvwr_task_id;
+%rename(thread_fork) uvwr_thread_fork;
+%newobject uvwr_thread_fork;
+%typemap(out) uvw_context_t *uvwr_thread_fork %{
+  if ($1 == NULL) rb_memerror();
+  $result = SWIG_NewPointerObj($1, $1_descriptor, SWIG_POINTER_OWN);
+%}
 %inline %{
 /* The current context's chain id, or nil when it is unarmed. */
 VALUE uvwr_current_chain_id(void) { return uvwr_chain_id_of(uvw_context_current()); }
 /* This Ruby thread's uvwool thread generation (as in ChainContention's fields). */
 unsigned long long uvwr_thread_generation(void) { return (unsigned long long)uvw_thread_generation(); }
+/* A detached fork of the current context for a new thread (variables with
+ * UVW_PROPAGATE_THREAD): what Thread.new starts in; lib/uvwool.rb gives it
+ * to Thread.start / Thread.fork, which skip Thread#initialize. */
+uvw_context_t *uvwr_thread_fork(void) { return uvw_context_fork(uvw_context_current(), UVW_PROPAGATE_THREAD); }
 /* The current uvwool task's id, 0 outside a fiber task. */
 unsigned long long uvwr_task_id(void) { return (unsigned long long)uvw_task_id(uvw_task_current()); }
 %}

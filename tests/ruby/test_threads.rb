@@ -66,3 +66,23 @@ class TestThreads < Minitest::Test
     assert_equal 1, ctx.run { v.get }
   end
 end
+
+class TestThreadStart < Minitest::Test
+  include UvwoolTestHelper
+
+  def test_thread_start_and_fork_get_a_detached_fork
+    v = fresh_var
+    isolated do
+      v.set(1)
+      main_id = Uvwool.chain_id
+      %i[start fork].each do |m|
+        got, id = Thread.public_send(m, 41) { |x| v.set(v.get + x); [v.get, Uvwool.chain_id] }.value
+        assert_equal 42, got
+        refute_nil id
+        refute_equal main_id, id
+        assert_equal 1, v.get
+      end
+      assert_raises(ThreadError) { Thread.start }
+    end
+  end
+end

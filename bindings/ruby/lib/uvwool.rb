@@ -92,6 +92,20 @@ module Uvwool
     def inspect = "#<Uvwool::ContextVar (#{@namespace}, #{@name})>"
   end
 
+  # Thread.start and Thread.fork skip Thread#initialize, where the C hook
+  # forks the context for Thread.new: their block runs in the fork instead.
+  module ThreadStartFork # :nodoc:
+    def start(*args, &block)
+      raise ThreadError, "must be called with a block" unless block
+
+      fork = Core.thread_fork
+      super(*args) { |*a| fork.run { block.call(*a) } }
+    end
+
+    def fork(*args, &block) = start(*args, &block)
+  end
+  Thread.singleton_class.prepend(ThreadStartFork)
+
   # A copy of the current context (contextvars.copy_context()).
   def self.copy_context = Core.context_copy_current
 
