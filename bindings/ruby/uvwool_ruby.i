@@ -7,7 +7,9 @@
  *     return values;
  *   - tokens and contexts are SWIG classes (Uvwool::Core::Token,
  *     Uvwool::Context) freed by Ruby's GC, so Ruby owns them.
- * Context#run takes a block (a Ruby exception must not unwind through
+ * Uvwool::ContextVar and Uvwool::Token are hand-written (ext/uvwool/vars.c):
+ * get/set/reset are the hot path and SWIG's pointer unwrapping costs more
+ * than the call. Context#run takes a block (a Ruby exception must not unwind through
  * uvwool's frames: it is caught, the context left, then re-raised).
  * The fiber and thread hooks are plain C (ext/uvwool/fibers.c): SWIG has
  * nothing to wrap there. lib/uvwool.rb puts the idiomatic layer on top. */
@@ -129,5 +131,6 @@ unsigned long long uvwr_task_id(void) { return (unsigned long long)uvw_task_id(u
     uvwr_init_errors(uvwool);
     uvwr_init_values(uvwool);
     uvwr_init_fibers(uvwool);
+    uvwr_init_vars(uvwool);
   }
 %}

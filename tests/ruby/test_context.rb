@@ -90,7 +90,9 @@ class TestContextVar < Minitest::Test
   def test_wrong_argument_types
     assert_raises(TypeError) { Uvwool::ContextVar.new(1, "x") }
     assert_raises(TypeError) { Uvwool::ContextVar.new("ruby.test", 7) }
-    assert_raises(Uvwool::ValueError) { Uvwool::ContextVar.new("ruby.test", nil) }
+    assert_raises(TypeError) { Uvwool::ContextVar.new("ruby.test", nil) }
+    assert_raises(ArgumentError) { fresh_var.get(1, 2) }
+    assert_raises(TypeError) { Uvwool::Token.new }
     assert_raises(Uvwool::ValueError) { Uvwool::ContextVar.new("", "x") }
     assert_raises(TypeError) { Uvwool::Core.get("not a var") }
   end

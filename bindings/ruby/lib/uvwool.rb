@@ -8,7 +8,7 @@ require "uvwool/core"
 module Uvwool
   VERSION = Core.version_string
 
-  # The "no argument given" marker of ContextVar#get and ContextVar.new.
+  # The "no default given" marker of ContextVar.new.
   UNSET = Object.new.tap { |o| def o.inspect = "Uvwool::UNSET" }.freeze
   private_constant :UNSET
 
@@ -32,51 +32,24 @@ module Uvwool
     def var_name = fields["name"]
   end
 
-  # A single-use token from ContextVar#set, consumed by ContextVar#reset.
+  # A single-use token from ContextVar#set, consumed by ContextVar#reset;
+  # #var, #old_value (Uvwool::MISSING when the variable was unbound) and
+  # #used? are C (ext/uvwool/vars.c).
   class Token
-    attr_reader :var
-
-    def initialize(var, core) # :nodoc:
-      @var = var
-      @core = core
-    end
-
-    # The value before the set, or Uvwool::MISSING when there was none.
-    def old_value = @core.old_value
-
-    def used? = @core.used
-
-    def inspect = "#<Uvwool::Token var=#{@var.inspect} used=#{used?}>"
-
-    def __core = @core # :nodoc:
+    def inspect = "#<Uvwool::Token var=#{var.inspect} used=#{used?}>"
   end
 
   # A context variable, declared once per (namespace, name) per process.
+  # #get(fallback = none), #set(value) -> Token and #reset(token) are C
+  # (ext/uvwool/vars.c): the value in the current context; else the
+  # fallback when given; else the default; else Uvwool::LookupError.
   class ContextVar
     attr_reader :namespace, :name
 
     def initialize(namespace, name, default: UNSET)
-      @namespace = namespace
-      @name = name
-      @ptr = Core.var_declare(namespace, name, default.equal?(UNSET) ? MISSING : default)
-    end
-
-    # The value in the current context; else the fallback when given; else
-    # the default; else Uvwool::LookupError.
-    def get(fallback = UNSET)
-      fallback.equal?(UNSET) ? Core.get(@ptr) : Core.get_or(@ptr, fallback)
-    end
-
-    # Bind value in the current context; returns the Token that undoes it.
-    def set(value) = Token.new(self, Core.set(@ptr, value))
-
-    def reset(token)
-      unless token.is_a?(Token)
-        raise TypeError, "uvwool: ContextVar#reset expects a Uvwool::Token, got #{token.class}"
-      end
-
-      Core.reset(@ptr, token.__core)
-      nil
+      __declare(namespace, name, default.equal?(UNSET) ? MISSING : default)
+      @namespace = namespace.dup.freeze
+      @name = name.dup.freeze
     end
 
     # Run the block with the variable bound to value, then reset it.

@@ -28,5 +28,6 @@ NORETURN(void uvwr_raise(int code));
 void uvwr_init_values(VALUE mod);
 void uvwr_init_errors(VALUE mod);
 void uvwr_init_fibers(VALUE mod);
+void uvwr_init_vars(VALUE mod);
 
 #endif
