@@ -51,4 +51,35 @@ class TestGC < Minitest::Test
     assert_operator Uvwool::Core.held_objects, :<=, base + 2
     assert_operator (0...20).count { |i| weak.key?(i) }, :<=, 2
   end
+
+  # A GC at every allocation: any VALUE the extension holds without marking
+  # it (values, tokens, fiber slots, thread forks, the error fields) is
+  # collected and reused at once.
+  def test_under_gc_stress
+    v = fresh_var
+    w = fresh_var(default: "dflt")
+    res = []
+    begin
+      GC.stress = true
+      5.times do |i|
+        isolated do
+          t = v.set(Object.new.tap { |o| o.instance_variable_set(:@i, "s#{i}") })
+          f = Fiber.new { v.set([i, "x" * 10]); Fiber.yield v.get; w.get }
+          a = f.resume
+          e = [1, 2].each
+          e.next
+          th = Thread.new { v.get.instance_variable_get(:@i) }
+          res << [a, f.resume, th.value, v.get.instance_variable_get(:@i), t.old_value]
+          v.reset(t)
+          res << (begin; v.reset(t); rescue Uvwool::WoolError => err; err.code; end)
+        end
+      end
+    ensure
+      GC.stress = false
+    end
+    5.times do |i|
+      assert_equal [[i, "x" * 10], "dflt", "s#{i}", "s#{i}", Uvwool::MISSING], res[2 * i]
+      assert_equal "UVW_ETOKEN_USED", res[2 * i + 1]
+    end
+  end
 end
