@@ -86,3 +86,36 @@ class TestThreadStart < Minitest::Test
     end
   end
 end
+
+# Ruby reuses native threads, and a Ruby thread that raises, or is killed
+# inside a fiber, ends without RUBY_EVENT_THREAD_END: the next thread must
+# start clean anyway.
+class TestThreadEnds < Minitest::Test
+  include UvwoolTestHelper
+
+  def clean_start(v) = Thread.new { [v.get, Uvwool::Core.task_id, Uvwool::Core.thread_generation] }.value
+
+  def test_killed_or_raising_threads_leave_nothing_behind
+    v = fresh_var
+    isolated do
+      v.set(:main)
+      gens = []
+      10.times do
+        q = Queue.new
+        t = Thread.new { Fiber.new { v.set(:fiber); q << Uvwool::Core.task_id; sleep }.resume }
+        refute_equal 0, q.pop
+        t.kill.join
+        got, task, gen = clean_start(v)
+        assert_equal [:main, 0], [got, task]
+        gens << gen
+        t = Thread.new { v.set(:dying); raise IOError, "boom" }
+        t.report_on_exception = false
+        assert_raises(IOError) { t.join }
+        assert_equal [:main, 0], clean_start(v).first(2)
+      end
+      GC.start(full_mark: true, immediate_sweep: true)
+      assert_equal [:main, 0], clean_start(v).first(2)
+      assert_equal :main, v.get
+    end
+  end
+end

@@ -65,17 +65,34 @@ module Uvwool
     def inspect = "#<Uvwool::ContextVar (#{@namespace}, #{@name})>"
   end
 
-  # Thread.start and Thread.fork skip Thread#initialize, where the C hook
-  # forks the context for Thread.new: their block runs in the fork instead.
-  module ThreadStartFork # :nodoc:
-    def start(*args, &block)
+  # Thread.new, Thread.start and Thread.fork run their block in a detached
+  # fork of the creating thread's context, taken when the Thread is made
+  # (Context#run: entered and left around the block, also when it raises).
+  module ThreadFork # :nodoc:
+    def self.wrap(block)
       raise ThreadError, "must be called with a block" unless block
 
       fork = Core.thread_fork
-      super(*args) { |*a| fork.run { block.call(*a) } }
+      proc do |*a|
+        fork.run do
+          block.call(*a)
+        ensure
+          Core.unwind_fibers # killed inside a fiber: leave its task first
+        end
+      end.tap(&:ruby2_keywords)
     end
 
-    def fork(*args, &block) = start(*args, &block)
+    # Thread.new: initialize runs in the creating thread, before the start.
+    ruby2_keywords def initialize(*args, &block)
+      super(*args, &ThreadFork.wrap(block))
+    end
+  end
+  Thread.prepend(ThreadFork)
+
+  # Thread.start and Thread.fork skip Thread#initialize.
+  module ThreadStartFork # :nodoc:
+    ruby2_keywords def start(*args, &block) = super(*args, &ThreadFork.wrap(block))
+    ruby2_keywords def fork(*args, &block) = super(*args, &ThreadFork.wrap(block))
   end
   Thread.singleton_class.prepend(ThreadStartFork)
 

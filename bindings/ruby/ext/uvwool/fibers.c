@@ -14,20 +14,23 @@
  * finishes it from the slot's free function.
  *
  * The slot is a hidden instance variable of the Fiber (no '@': invisible to
- * Ruby), so it lives and dies with the fiber; the stack is a hidden object
- * on the Thread, whose mark function pins the fibers in it; a thread's root fiber holds
- * false there, meaning "the thread's own context, no task".
+ * Ruby), so it lives and dies with the fiber. The stack is per native
+ * thread (see fstack_t); with it the thread's root fiber (which has no
+ * task: it runs in the thread's own context). A switch back to a fiber on
+ * the stack or to the root is found by comparing fibers, without reading
+ * the slot.
  *
- * Threads: Thread#initialize (Thread.new) is prepended: it takes a
- * detached fork (uvw_context_fork with UVW_PROPAGATE_THREAD) of the creating
- * thread's current context, and a RUBY_EVENT_THREAD_BEGIN hook enters it in
- * the new thread (RUBY_EVENT_THREAD_END leaves it). Every hook runs with the
- * GVL held, on the thread concerned; none of them raises. */
+ * Threads: lib/uvwool.rb runs the block of Thread.new, Thread.start and
+ * Thread.fork in a detached fork of the creating thread's context (taken
+ * when the Thread is made); the RUBY_EVENT_THREAD_BEGIN hook records each
+ * thread's root fiber. Every hook runs with the GVL held, on the thread
+ * concerned; none of them raises. */
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "uvwool_ruby.h"
 
-static ID id_slot, id_fork;
+static ID id_slot;
 
 /* ---- the per-fiber slot ------------------------------------------------------- */
 
@@ -59,47 +62,85 @@ typedef struct {
   uvw_task_t *task;
 } entry_t;
 
-typedef struct {
+/* One per native thread, in thread-local storage: Ruby 3.1 reuses native
+ * threads (its thread cache), and a Ruby thread that ends by an exception
+ * gets no RUBY_EVENT_THREAD_END, so the stack is not the Ruby Thread's: it
+ * belongs to the native thread and is re-owned by the next Ruby thread that
+ * runs there (this_stack). Every stack is in one list that one registry
+ * object marks: owner (which so cannot be collected and its address reused
+ * while the stack names it), root and the fibers, all pinned. */
+typedef struct fstack_s {
   entry_t *e;
   size_t depth, cap;
+  VALUE owner; /* the Ruby Thread using this stack */
+  VALUE root;  /* its root fiber (no task), Qundef when unknown */
+  struct fstack_s *prev, *next;
 } fstack_t;
 
-/* The stack of the calling thread, owned by a hidden object on its Thread
- * (so the GC marks the fibers in it and frees it with the Thread). */
 static __thread fstack_t *stk;
-static __thread uvw_context_t *thread_ctx; /* the fork entered by THREAD_BEGIN */
-static ID id_stack;
+static fstack_t stacks = {.prev = &stacks, .next = &stacks};
+static pthread_mutex_t stacks_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t stack_key;
 
-static void stack_mark(void *ptr) {
-  fstack_t *s = ptr;
-  for (size_t i = 0; i < s->depth; i++) rb_gc_mark(s->e[i].fiber);
-}
-
-static void stack_free(void *ptr) {
-  fstack_t *s = ptr;
-  /* Only a Thread that ended is collected, and THREAD_END emptied its stack. */
-  for (size_t i = 0; i < s->depth; i++) uvw_task_unref(s->e[i].task);
-  free(s->e);
-  xfree(s);
+static void stacks_mark(void *unused) {
+  (void)unused;
+  pthread_mutex_lock(&stacks_lock);
+  for (fstack_t *s = stacks.next; s != &stacks; s = s->next) {
+    rb_gc_mark(s->owner);
+    rb_gc_mark(s->root);
+    for (size_t i = 0; i < s->depth; i++) rb_gc_mark(s->e[i].fiber);
+  }
+  pthread_mutex_unlock(&stacks_lock);
 }
 
 /* Not write-barrier protected: every GC scans it, also a minor one. */
-static const rb_data_type_t stack_type = {
-    .wrap_struct_name = "uvwool/fiber_stack", .function = {.dmark = stack_mark, .dfree = stack_free}};
+static const rb_data_type_t stacks_type = {
+    .wrap_struct_name = "uvwool/fiber_stacks", .function = {.dmark = stacks_mark}};
 
+/* The native thread exits (no GVL): only list surgery and free. */
+static void stack_destroy(void *ptr) {
+  fstack_t *s = ptr;
+  pthread_mutex_lock(&stacks_lock);
+  s->prev->next = s->next;
+  s->next->prev = s->prev;
+  pthread_mutex_unlock(&stacks_lock);
+  for (size_t i = 0; i < s->depth; i++) uvw_task_unref(s->e[i].task); /* any thread */
+  free(s->e);
+  free(s);
+}
+
+static void unwind_to(size_t keep);
+
+/* The calling Ruby thread's stack. NULL only when out of memory. */
 static fstack_t *this_stack(void) {
-  if (stk == NULL) {
-    fstack_t *s;
-    VALUE obj = TypedData_Make_Struct(0, fstack_t, &stack_type, s);
-    rb_ivar_set(rb_thread_current(), id_stack, obj);
+  fstack_t *s = stk;
+  VALUE thread = rb_thread_current();
+  if (s == NULL) {
+    if ((s = calloc(1, sizeof(*s))) == NULL) return NULL;
+    s->owner = s->root = Qundef;
+    pthread_setspecific(stack_key, s);
+    pthread_mutex_lock(&stacks_lock);
+    s->next = &stacks;
+    s->prev = stacks.prev;
+    stacks.prev->next = s;
+    stacks.prev = s;
+    pthread_mutex_unlock(&stacks_lock);
     stk = s;
   }
-  return stk;
+  if (s->owner != thread) {
+    /* Left by a Ruby thread that ended here: its tasks were entered on this
+     * native thread, so they are left here too. */
+    unwind_to(0);
+    s->owner = thread;
+    s->root = Qundef;
+  }
+  return s;
 }
 
 static void unwind_to(size_t keep) {
   fstack_t *s = stk;
   if (s == NULL) return;
+  /* An entry's fiber is pinned (stacks_mark), so reading it is safe. */
   while (s->depth > keep) {
     entry_t e = s->e[--s->depth];
     uvw_task_leave(e.task);
@@ -108,8 +149,7 @@ static void unwind_to(size_t keep) {
   }
 }
 
-static void push(VALUE fiber, uvw_task_t *task) {
-  fstack_t *s = this_stack();
+static void push(fstack_t *s, VALUE fiber, uvw_task_t *task) {
   if (s->depth == s->cap) {
     size_t n = s->cap ? s->cap * 2 : 16;
     entry_t *e = realloc(s->e, n * sizeof(*e));
@@ -124,20 +164,23 @@ static void push(VALUE fiber, uvw_task_t *task) {
 static void on_fiber_switch(rb_event_flag_t ev, VALUE data, VALUE self, ID mid, VALUE klass) {
   (void)ev, (void)data, (void)self, (void)mid, (void)klass;
   VALUE fiber = rb_fiber_current();
-  VALUE slot = rb_ivar_get(fiber, id_slot);
-  if (slot == Qfalse) { /* a root fiber: the thread's own context */
+  fstack_t *s = this_stack();
+  if (s == NULL) return;
+  if (fiber == s->root) { /* the thread's own context */
     unwind_to(0);
     return;
   }
-  uvw_task_t *task = NIL_P(slot) ? attach_task(fiber) : RTYPEDDATA_DATA(slot);
-  if (task == NULL) return;
-  for (size_t i = stk ? stk->depth : 0; i-- > 0;) {
-    if (stk->e[i].task == task) {
+  /* A yield or a return goes to a fiber on the stack: no slot lookup (a
+   * generic instance variable costs more than the rest of the switch). */
+  for (size_t i = s->depth; i-- > 0;) {
+    if (s->e[i].fiber == fiber) {
       unwind_to(i + 1);
       return;
     }
   }
-  push(fiber, task);
+  VALUE slot = rb_ivar_get(fiber, id_slot);
+  uvw_task_t *task = NIL_P(slot) ? attach_task(fiber) : RTYPEDDATA_DATA(slot);
+  if (task != NULL) push(s, fiber, task);
 }
 
 static rb_alloc_func_t fiber_alloc_orig;
@@ -152,52 +195,41 @@ static VALUE fiber_alloc(VALUE klass) {
 
 /* ---- threads --------------------------------------------------------------------- */
 
-static void fork_free(void *ptr) { uvw_context_unref(ptr); }
-
-static const rb_data_type_t fork_type = {
-    .wrap_struct_name = "uvwool/thread_fork", .function = {.dfree = fork_free}, .flags = RUBY_TYPED_FREE_IMMEDIATELY};
-
-static VALUE thread_initialize(int argc, VALUE *argv, VALUE self) {
-  /* Before super: the thread starts running inside it. */
-  uvw_context_t *fork = uvw_context_fork(uvw_context_current(), UVW_PROPAGATE_THREAD);
-  if (fork == NULL) rb_memerror();
-  rb_ivar_set(self, id_fork, TypedData_Wrap_Struct(0, &fork_type, fork));
-  return rb_call_super_kw(argc, argv, RB_PASS_CALLED_KEYWORDS);
-}
-
+/* Every thread, also one made from C: the root of its fibers. The context
+ * fork of Thread.new / Thread.start is entered by lib/uvwool.rb around the
+ * thread's block (Context#run: exception-safe, unlike RUBY_EVENT_THREAD_END,
+ * which a thread ending by an exception never sends). */
 static void on_thread_begin(rb_event_flag_t ev, VALUE data, VALUE self, ID mid, VALUE klass) {
   (void)ev, (void)data, (void)self, (void)mid, (void)klass;
-  rb_ivar_set(rb_fiber_current(), id_slot, Qfalse);
-  VALUE fork = rb_ivar_get(rb_thread_current(), id_fork);
-  if (NIL_P(fork)) return; /* Thread.start / Thread.fork skip initialize */
-  uvw_context_t *ctx = RTYPEDDATA_DATA(fork);
-  if (uvw_context_enter(ctx) == 0) thread_ctx = ctx;
+  fstack_t *s = this_stack();
+  if (s) s->root = rb_fiber_current();
 }
 
-static void on_thread_end(rb_event_flag_t ev, VALUE data, VALUE self, ID mid, VALUE klass) {
-  (void)ev, (void)data, (void)self, (void)mid, (void)klass;
-  unwind_to(0);
-  stk = NULL; /* the Thread's object frees it */
-  if (thread_ctx) uvw_context_exit(thread_ctx);
-  thread_ctx = NULL;
+/* Uvwool::Core.unwind_fibers: leave every fiber task of this thread. Run at
+ * the end of a thread's block (lib/uvwool.rb): a thread killed inside a
+ * fiber ends without the switch back to its root, and its fork must be
+ * left with nothing entered above it. */
+static VALUE unwind_fibers(VALUE self) {
+  (void)self;
+  if (this_stack()) unwind_to(0);
+  return Qnil;
 }
 
 void uvwr_init_fibers(VALUE mod) {
+  rb_define_module_function(rb_const_get(mod, rb_intern("Core")), "unwind_fibers", unwind_fibers, 0);
   id_slot = rb_intern("__uvwool_task__");
-  id_fork = rb_intern("__uvwool_fork__");
-  id_stack = rb_intern("__uvwool_fiber_stack__");
+  if (pthread_key_create(&stack_key, stack_destroy) != 0) rb_raise(rb_eRuntimeError, "uvwool: pthread_key_create");
+  rb_gc_register_mark_object(TypedData_Wrap_Struct(0, &stacks_type, &stacks)); /* non-NULL data: dmark runs */
   /* The fiber that loads uvwool is its thread's root for uvwool. */
-  rb_ivar_set(rb_fiber_current(), id_slot, Qfalse);
+  fstack_t *s = this_stack();
+  if (s == NULL) rb_memerror();
+  s->root = rb_fiber_current();
 
   /* rb_cFiber is not exported by the 3.1 headers. */
   VALUE fiber_class = rb_const_get(rb_cObject, rb_intern("Fiber"));
   fiber_alloc_orig = rb_get_alloc_func(fiber_class);
   rb_define_alloc_func(fiber_class, fiber_alloc);
-  VALUE thread_fork = rb_define_module_under(mod, "ThreadFork");
-  rb_define_method(thread_fork, "initialize", thread_initialize, -1);
-  rb_prepend_module(rb_cThread, thread_fork);
 
   rb_add_event_hook(on_fiber_switch, RUBY_EVENT_FIBER_SWITCH, Qnil);
   rb_add_event_hook(on_thread_begin, RUBY_EVENT_THREAD_BEGIN, Qnil);
-  rb_add_event_hook(on_thread_end, RUBY_EVENT_THREAD_END, Qnil);
 }
