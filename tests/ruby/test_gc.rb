@@ -61,7 +61,7 @@ class TestGC < Minitest::Test
     res = []
     begin
       GC.stress = true
-      5.times do |i|
+      3.times do |i|
         isolated do
           t = v.set(Object.new.tap { |o| o.instance_variable_set(:@i, "s#{i}") })
           f = Fiber.new { v.set([i, "x" * 10]); Fiber.yield v.get; w.get }
@@ -77,7 +77,7 @@ class TestGC < Minitest::Test
     ensure
       GC.stress = false
     end
-    5.times do |i|
+    3.times do |i|
       assert_equal [[i, "x" * 10], "dflt", "s#{i}", "s#{i}", Uvwool::MISSING], res[2 * i]
       assert_equal "UVW_ETOKEN_USED", res[2 * i + 1]
     end
