@@ -1,0 +1,33 @@
+/* Shared declarations of the hand-written C of the Ruby extension
+ * (values.c, errors.c, fibers.c) and the SWIG-generated low layer. */
+#ifndef UVWOOL_RUBY_H
+#define UVWOOL_RUBY_H
+
+#include <ruby.h>
+
+#include "uvwool.h"
+
+/* Uvwool::MISSING: what Token#old_value returns when the variable was
+ * unbound before the set, and the "no default" marker of Core.var_declare. */
+extern VALUE uvwr_missing;
+
+/* Ruby object -> new reference. Raises (nothing allocated): RangeError for an
+ * Integer outside int64, EncodingError for a String that is not valid in its
+ * encoding or cannot become UTF-8, NoMemoryError. */
+uvw_value_t *uvwr_to_value(VALUE obj);
+/* Value (borrowed) -> Ruby object. NULL is nil, the MISSING sentinel is
+ * Uvwool::MISSING; an opaque value made by another runtime raises TypeError. */
+VALUE uvwr_from_value(const uvw_value_t *v);
+/* Number of Ruby objects currently held by uvwool values (marked by the GC). */
+size_t uvwr_held_count(void);
+
+/* Raise the Uvwool exception for a failed call that returned `code`, from the
+ * calling thread's detail record. */
+NORETURN(void uvwr_raise(int code));
+
+void uvwr_init_values(VALUE mod);
+void uvwr_init_errors(VALUE mod);
+void uvwr_init_fibers(VALUE mod);
+void uvwr_init_vars(VALUE mod);
+
+#endif

@@ -1,0 +1,104 @@
+# frozen_string_literal: true
+
+# uvwool for Ruby: context variables with Python's contextvars semantics
+# (docs/semantics.md, docs/ruby.md). Uvwool::Core is the SWIG-generated low
+# layer (ext/uvwool); this file is the idiomatic layer over it.
+require "uvwool/core"
+
+module Uvwool
+  VERSION = Core.version_string
+
+  # The "no default given" marker of ContextVar.new.
+  UNSET = Object.new.tap { |o| def o.inspect = "Uvwool::UNSET" }.freeze
+  private_constant :UNSET
+
+  Context = Core::Context
+
+  # The base of every uvwool exception; the structured fields of the C
+  # detail record are in #fields and behind the readers below.
+  class WoolError
+    FIELD_READERS = %w[chain_id kind owner_thread offending_thread owner_task offending_task
+                       operation variable owner_os_thread owner_thread_name runner_os_thread
+                       runner_thread_name hint namespace first_declared_by first_declared_at
+                       existing_default entered_thread entered_os_thread entered_thread_name].freeze
+
+    # "UVW_ECONTENTION", ... and the negative C code.
+    attr_reader :code, :errno
+
+    def fields = @fields || {}.freeze
+
+    FIELD_READERS.each { |f| define_method(f) { fields[f] } }
+    # ContextVarCollision's variable name (Exception has no #name).
+    def var_name = fields["name"]
+  end
+
+  # A single-use token from ContextVar#set, consumed by ContextVar#reset;
+  # #var, #old_value (Uvwool::MISSING when the variable was unbound) and
+  # #used? are C (ext/uvwool/vars.c).
+  class Token
+    def inspect = "#<Uvwool::Token var=#{var.inspect} used=#{used?}>"
+  end
+
+  # A context variable, declared once per (namespace, name) per process.
+  # #get(fallback = none), #set(value) -> Token and #reset(token) are C
+  # (ext/uvwool/vars.c): the value in the current context; else the
+  # fallback when given; else the default; else Uvwool::LookupError.
+  class ContextVar
+    attr_reader :namespace, :name
+
+    def initialize(namespace, name, default: UNSET)
+      __declare(namespace, name, default.equal?(UNSET) ? MISSING : default)
+      @namespace = namespace.dup.freeze
+      @name = name.dup.freeze
+    end
+
+    # Run the block with the variable bound to value, then reset it.
+    def with(value)
+      token = set(value)
+      begin
+        yield
+      ensure
+        reset(token)
+      end
+    end
+
+    def inspect = "#<Uvwool::ContextVar (#{@namespace}, #{@name})>"
+  end
+
+  # Thread.new, Thread.start and Thread.fork run their block in a detached
+  # fork of the creating thread's context, taken when the Thread is made
+  # (Context#run: entered and left around the block, also when it raises).
+  module ThreadFork # :nodoc:
+    def self.wrap(block)
+      raise ThreadError, "must be called with a block" unless block
+
+      fork = Core.thread_fork
+      proc do |*a|
+        fork.run do
+          block.call(*a)
+        ensure
+          Core.unwind_fibers # killed inside a fiber: leave its task first
+        end
+      end.tap(&:ruby2_keywords)
+    end
+
+    # Thread.new: initialize runs in the creating thread, before the start.
+    ruby2_keywords def initialize(*args, &block)
+      super(*args, &ThreadFork.wrap(block))
+    end
+  end
+  Thread.prepend(ThreadFork)
+
+  # Thread.start and Thread.fork skip Thread#initialize.
+  module ThreadStartFork # :nodoc:
+    ruby2_keywords def start(*args, &block) = super(*args, &ThreadFork.wrap(block))
+    ruby2_keywords def fork(*args, &block) = super(*args, &ThreadFork.wrap(block))
+  end
+  Thread.singleton_class.prepend(ThreadStartFork)
+
+  # A copy of the current context (contextvars.copy_context()).
+  def self.copy_context = Core.context_copy_current
+
+  # The current context's chain id (32 hex digits), nil when unarmed.
+  def self.chain_id = Core.chain_id
+end
