@@ -7,6 +7,7 @@
     "sources": [
       "src/addon.c",
       "src/convert.c",
+      "src/env.c",
       "<!@(node -p \"require('fs').readdirSync('deps/uvwool/src/core').filter(f => f.endsWith('.c')).map(f => 'deps/uvwool/src/core/' + f).join(' ')\")"
     ],
     "include_dirs": ["deps/uvwool/include", "deps/uvwool/src/core"],

@@ -9,31 +9,18 @@
 #include <uvwool/errors.h>
 
 #include "convert.h"
-
-/* Per-env instance data: the JS function that builds a WoolError of the
- * right class (set once by index.js), so the module loads in worker_threads. */
-typedef struct {
-  napi_ref error_factory;
-} uvwn_env_t;
+#include "env.h"
 
 #define CHECK(call)                                                                                                    \
   do {                                                                                                                 \
     if ((call) != napi_ok) return NULL;                                                                                \
   } while (0)
 
-static void env_free(napi_env env, void *data, void *hint) {
-  (void)hint;
-  uvwn_env_t *e = data;
-  if (e->error_factory) napi_delete_reference(env, e->error_factory);
-  free(e);
-}
-
 /* Throws the calling thread's last uvwool error as a WoolError subclass. */
 static napi_value throw_last(napi_env env) {
   const uvw_error_t *err = uvw_last_error();
-  uvwn_env_t *e = NULL;
+  uvwn_env_t *e = uvwn_env(env);
   napi_value factory, args[4], out, global;
-  napi_get_instance_data(env, (void **)&e);
   int code = err ? uvw_error_code(err) : UVW_EINVAL;
   const char *kind = err ? uvw_error_kind_name(uvw_error_kind(err)) : "WoolError";
   const char *msg = err ? uvw_error_message(err) : "uvwool: unknown failure";
@@ -59,9 +46,8 @@ static napi_value throw_last(napi_env env) {
 static napi_value set_error_factory(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value fn;
-  uvwn_env_t *e = NULL;
+  uvwn_env_t *e = uvwn_env(env);
   CHECK(napi_get_cb_info(env, info, &argc, &fn, NULL, NULL));
-  CHECK(napi_get_instance_data(env, (void **)&e));
   if (e->error_factory) napi_delete_reference(env, e->error_factory);
   e->error_factory = NULL;
   CHECK(napi_create_reference(env, fn, 1, &e->error_factory));
@@ -176,12 +162,7 @@ static napi_value init(napi_env env, napi_value exports) {
     napi_callback fn;
   } fns[] = {{"setErrorFactory", set_error_factory}, {"declare", declare},         {"mirror", mirror},
              {"nativeGet", native_get},              {"mirrorSize", mirror_size}};
-  uvwn_env_t *e = calloc(1, sizeof *e);
-  if (e == NULL || napi_set_instance_data(env, e, env_free, NULL) != napi_ok) {
-    free(e);
-    napi_throw_error(env, "UVW_ENOMEM", "uvwool: cannot allocate the addon's instance data");
-    return NULL;
-  }
+  if (uvwn_env_init(env) < 0) return NULL;
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     CHECK(napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f));

@@ -1,5 +1,7 @@
 #include "convert.h"
 
+#include "env.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -7,17 +9,11 @@
 #define UVWN_SAFE 9007199254740992.0 /* 2^53 */
 
 /* A JS value held by the core: a strong reference to a one-element array
- * holding it (Node 20 references only objects). Released on the JS thread:
- * today every holder is dropped from a finalizer or a call of JS's. */
-typedef struct {
-  napi_env env;
-  napi_ref ref;
-} uvwn_opaque_t;
-
+ * holding it (Node 20 references only objects). The last C reference may
+ * drop in a GC finalizer or on a pool thread: the reference is deleted on
+ * the JS thread (env.c). */
 static void opaque_release(void *ptr) {
-  uvwn_opaque_t *o = ptr;
-  napi_delete_reference(o->env, o->ref);
-  free(o);
+  uvwn_env_release(ptr);
 }
 
 static const uvw_opaque_ops_t js_ops = {"js", opaque_release};
@@ -78,9 +74,9 @@ static uvw_value_t *from_bytes(napi_env env, napi_value v, int *matched) {
 
 static uvw_value_t *from_opaque(napi_env env, napi_value v) {
   napi_value holder;
-  uvwn_opaque_t *o = malloc(sizeof *o);
+  uvwn_opaque_t *o = calloc(1, sizeof *o);
   if (o == NULL) return fail_nomem(env);
-  o->env = env;
+  o->owner = uvwn_env(env);
   if (napi_create_array_with_length(env, 1, &holder) != napi_ok || napi_set_element(env, holder, 0, v) != napi_ok ||
       napi_create_reference(env, holder, 1, &o->ref) != napi_ok) {
     free(o);
