@@ -8,6 +8,8 @@
 // into C; the addon mirrors a State into a C context only when native code
 // needs it.
 const { AsyncLocalStorage } = require('node:async_hooks');
+const os = require('node:os');
+const path = require('node:path');
 const { randomFillSync } = require('node:crypto');
 const trie = require('./lib/trie');
 const errors = require('./lib/errors');
@@ -17,17 +19,19 @@ binding.setErrorFactory(errors.fromNative);
 const { classes } = errors;
 const NOT_FOUND = trie.NOT_FOUND;
 
+// RTLD_GLOBAL: addons loaded later resolve their uvw_* calls to this copy of
+// the core (one variable registry; include/uvwool/node.h).
 function loadBinding() {
-  const candidates = [process.env.UVWOOL_NODE_ADDON, './build/Release/uvwool.node'];
-  for (const c of candidates) {
-    if (!c) continue;
-    try {
-      return require(c);
-    } catch (e) {
-      if (e.code !== 'MODULE_NOT_FOUND' || c === process.env.UVWOOL_NODE_ADDON) throw e;
-    }
+  const file = process.env.UVWOOL_NODE_ADDON || path.join(__dirname, 'build', 'Release', 'uvwool.node');
+  const module = { exports: {} };
+  const { RTLD_NOW, RTLD_GLOBAL } = os.constants.dlopen;
+  try {
+    process.dlopen(module, file, RTLD_NOW | RTLD_GLOBAL);
+  } catch (e) {
+    e.message = `uvwool: cannot load the native addon ${file} (run \`node-gyp rebuild\` in the package folder): ${e.message}`;
+    throw e;
   }
-  throw new Error('uvwool: the native addon is not built (run `node-gyp rebuild` in the package folder)');
+  return module.exports;
 }
 
 // "No binding": the old value of a token whose variable was unbound.
@@ -375,6 +379,8 @@ function mirrorOf(s) {
   }
   return m;
 }
+
+binding.setCurrentMirror(() => mirrorOf(current()));
 
 // What native code sees: the variable read through the C core (uvw_get) in
 // the mirror of the current context.

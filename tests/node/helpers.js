@@ -3,8 +3,10 @@
 // AsyncLocalStorage implementations this process runs.
 const path = require('node:path');
 
-const pkg = process.env.UVWOOL_NODE_PACKAGE || path.join(__dirname, '../../build/plain/bindings/node/pkg');
+const pkg = process.env.UVWOOL_NODE_PACKAGE || path.join(__dirname, '../../build/plain/bindings/node/uvwool');
 const uvwool = require(pkg);
+// The sample addon (samples/node-addon) built against this package, or null.
+const samplePath = process.env.UVWOOL_NODE_SAMPLE || null;
 
 const major = Number(process.versions.node.split('.')[0]);
 const flags = process.execArgv;
@@ -21,4 +23,4 @@ function freshVar(options, ns = 'test') {
 
 const HEX32 = /^[0-9a-f]{32}$/;
 
-module.exports = { uvwool, pkg, major, asyncContextFrame, freshVar, HEX32 };
+module.exports = { uvwool, pkg, samplePath, major, asyncContextFrame, freshVar, HEX32 };

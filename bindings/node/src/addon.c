@@ -43,15 +43,28 @@ static napi_value throw_last(napi_env env) {
   return NULL;
 }
 
-static napi_value set_error_factory(napi_env env, napi_callback_info info) {
+static napi_value set_hook(napi_env env, napi_callback_info info, napi_ref *slot) {
   size_t argc = 1;
   napi_value fn;
-  uvwn_env_t *e = uvwn_env(env);
+  napi_valuetype t;
   CHECK(napi_get_cb_info(env, info, &argc, &fn, NULL, NULL));
-  if (e->error_factory) napi_delete_reference(env, e->error_factory);
-  e->error_factory = NULL;
-  CHECK(napi_create_reference(env, fn, 1, &e->error_factory));
+  if (argc < 1 || napi_typeof(env, fn, &t) != napi_ok || t != napi_function) {
+    napi_throw_type_error(env, "UVW_EINVAL", "uvwool: a function is required");
+    return NULL;
+  }
+  if (*slot) napi_delete_reference(env, *slot);
+  *slot = NULL;
+  CHECK(napi_create_reference(env, fn, 1, slot));
   return NULL;
+}
+
+static napi_value set_error_factory(napi_env env, napi_callback_info info) {
+  return set_hook(env, info, &uvwn_env(env)->error_factory);
+}
+
+/* The function uvw_node_scope_open calls to get the current state's mirror. */
+static napi_value set_current_mirror(napi_env env, napi_callback_info info) {
+  return set_hook(env, info, &uvwn_env(env)->current_mirror);
 }
 
 static int get_string(napi_env env, napi_value v, char *buf, size_t cap) {
@@ -160,8 +173,14 @@ static napi_value init(napi_env env, napi_value exports) {
   static const struct {
     const char *name;
     napi_callback fn;
-  } fns[] = {{"setErrorFactory", set_error_factory}, {"declare", declare},         {"mirror", mirror},
-             {"nativeGet", native_get},              {"mirrorSize", mirror_size}};
+  } fns[] = {
+      {"setErrorFactory", set_error_factory},
+      {"setCurrentMirror", set_current_mirror},
+      {"declare", declare},
+      {"mirror", mirror},
+      {"nativeGet", native_get},
+      {"mirrorSize", mirror_size},
+  };
   if (uvwn_env_init(env) < 0) return NULL;
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -2,6 +2,12 @@
 
 #include <stdlib.h>
 
+static __thread uvwn_env_t *thread_env;
+
+uvwn_env_t *uvwn_env_of_thread(void) {
+  return thread_env;
+}
+
 static void env_unhold(uvwn_env_t *e) {
   pthread_mutex_lock(&e->lock);
   int last = --e->holders == 0;
@@ -35,6 +41,7 @@ static void env_cleanup(void *arg) {
   uvwn_env_t *e = arg;
   pthread_mutex_lock(&e->lock);
   e->closed = 1;
+  if (thread_env == e) thread_env = NULL;
   uvwn_opaque_t *list = e->dead;
   e->dead = NULL;
   pthread_mutex_unlock(&e->lock);
@@ -50,7 +57,8 @@ static void env_finalize(napi_env env, void *data, void *hint) {
   (void)hint;
   uvwn_env_t *e = data;
   if (e->error_factory) napi_delete_reference(env, e->error_factory);
-  e->error_factory = NULL;
+  if (e->current_mirror) napi_delete_reference(env, e->current_mirror);
+  e->error_factory = e->current_mirror = NULL;
   env_unhold(e);
 }
 
@@ -74,6 +82,7 @@ int uvwn_env_init(napi_env env) {
     return -1;
   }
   napi_add_env_cleanup_hook(env, env_cleanup, e);
+  thread_env = e;
   return 0;
 }
 

@@ -1,0 +1,142 @@
+/* A Node addon written against uvwool's C API (uvwool/node.h): it reads
+ * the JS context in C, and calls JS back from a libuv timer on Node's loop
+ * in the context captured at registration. Built from the installed uvwool
+ * npm package (binding.gyp takes its include folders from uvwool/gyp). */
+#include <node_api.h>
+#include <stdlib.h>
+#include <uv.h>
+#include <uvwool/node.h>
+
+#define NAPI_OK(call)                                                                                                  \
+  do {                                                                                                                 \
+    if ((call) != napi_ok) return NULL;                                                                                \
+  } while (0)
+
+static napi_value throw_uvw(napi_env env, int rc) {
+  const uvw_error_t *e = uvw_last_error();
+  napi_throw_error(env, uvw_err_name(rc), e ? uvw_error_message(e) : uvw_strerror(rc));
+  return NULL;
+}
+
+/* The string value of (ns, name) as C sees it now, or null when unbound. */
+static napi_value c_string(napi_env env, const char *ns, const char *name) {
+  napi_value out;
+  char buf[256];
+  size_t len;
+  uvw_var_t *var = uvw_var_find(ns, name);
+  if (var == NULL || uvw_get_string(var, buf, sizeof buf, &len) < 0) NAPI_OK(napi_get_null(env, &out));
+  else NAPI_OK(napi_create_string_utf8(env, buf, len, &out));
+  return out;
+}
+
+static int args_ns_name(napi_env env, napi_callback_info info, char *ns, char *name, napi_value *rest, size_t nrest) {
+  napi_value argv[4];
+  size_t argc = 4, len;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 + nrest ||
+      napi_get_value_string_utf8(env, argv[0], ns, 128, &len) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[1], name, 128, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected (namespace, name, ...)");
+    return -1;
+  }
+  for (size_t i = 0; i < nrest; i++) rest[i] = argv[2 + i];
+  return 0;
+}
+
+/* readVar(ns, name): uvw_get in the JS context current at this call. */
+static napi_value read_var(napi_env env, napi_callback_info info) {
+  char ns[128], name[128];
+  uvw_node_scope_t scope;
+  if (args_ns_name(env, info, ns, name, NULL, 0) < 0) return NULL;
+  int rc = uvw_node_scope_open(env, &scope);
+  if (rc < 0) return throw_uvw(env, rc);
+  napi_value out = c_string(env, ns, name);
+  uvw_node_scope_close(&scope);
+  return out;
+}
+
+/* writeVar(ns, name, s): sets in C and returns what C reads back; the write
+ * stays in this call's scope. */
+static napi_value write_var(napi_env env, napi_callback_info info) {
+  char ns[128], name[128], s[128];
+  napi_value value;
+  size_t len;
+  uvw_node_scope_t scope;
+  if (args_ns_name(env, info, ns, name, &value, 1) < 0) return NULL;
+  NAPI_OK(napi_get_value_string_utf8(env, value, s, sizeof s, &len));
+  int rc = uvw_node_scope_open(env, &scope);
+  if (rc < 0) return throw_uvw(env, rc);
+  uvw_var_t *var = uvw_var_find(ns, name);
+  rc = var ? uvw_set_cstring(var, s, NULL) : UVW_EINVAL;
+  napi_value out = rc < 0 ? NULL : c_string(env, ns, name);
+  uvw_node_scope_close(&scope);
+  return rc < 0 ? throw_uvw(env, rc) : out;
+}
+
+typedef struct {
+  uv_timer_t timer;
+  napi_env env;
+  uvw_node_callback_t *cb;
+  char ns[128], name[128];
+} sample_timer_t;
+
+static void timer_closed(uv_handle_t *h) {
+  free(h->data);
+}
+
+/* Fires on Node's loop: C reads in the context captured at registration,
+ * then JS is called back in it (ALS stores intact). */
+static void timer_fired(uv_timer_t *t) {
+  sample_timer_t *st = t->data;
+  napi_handle_scope hs;
+  uvw_context_t *ctx = uvw_context_copy(uvw_node_callback_context(st->cb));
+  int entered = ctx && uvw_context_enter(ctx) == 0;
+  napi_open_handle_scope(st->env, &hs);
+  napi_value arg = c_string(st->env, st->ns, st->name);
+  uvw_node_callback_call(st->cb, 1, &arg, NULL);
+  napi_close_handle_scope(st->env, hs);
+  if (entered) uvw_context_exit(ctx);
+  uvw_context_unref(ctx);
+  uvw_node_callback_free(st->cb);
+  uv_close((uv_handle_t *)t, timer_closed);
+}
+
+/* after(ns, name, ms, fn): fn(valueSeenByC) after ms, in this call's context. */
+static napi_value after(napi_env env, napi_callback_info info) {
+  napi_value rest[2];
+  uint32_t ms;
+  uv_loop_t *loop;
+  uvw_node_scope_t scope;
+  sample_timer_t *st = calloc(1, sizeof *st);
+  if (st == NULL || args_ns_name(env, info, st->ns, st->name, rest, 2) < 0 ||
+      napi_get_value_uint32(env, rest[0], &ms) != napi_ok || napi_get_uv_event_loop(env, &loop) != napi_ok) {
+    free(st);
+    return NULL;
+  }
+  int rc = uvw_node_scope_open(env, &scope);
+  if (rc == 0) {
+    rc = uvw_node_callback_new(env, rest[1], "uvwool.sample.after", &st->cb);
+    uvw_node_scope_close(&scope);
+  }
+  if (rc < 0) {
+    free(st);
+    return throw_uvw(env, rc);
+  }
+  st->env = env;
+  st->timer.data = st;
+  uv_timer_init(loop, &st->timer);
+  uv_timer_start(&st->timer, timer_fired, ms, 0);
+  return NULL;
+}
+
+NAPI_MODULE_INIT() {
+  static const struct {
+    const char *name;
+    napi_callback fn;
+  } fns[] = {{"readVar", read_var}, {"writeVar", write_var}, {"after", after}};
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    napi_value f;
+    NAPI_OK(napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f));
+    NAPI_OK(napi_set_named_property(env, exports, fns[i].name, f));
+  }
+  return exports;
+}

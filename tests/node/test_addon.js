@@ -1,0 +1,79 @@
+'use strict';
+// The sample addon (samples/node-addon) on uvwool's C API for addons: C sees
+// the JS context current at the call; a libuv timer on Node's loop calls JS
+// back in the context captured at registration, uvwool's and a plain
+// AsyncLocalStorage's alike, through one async context per registration.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const async_hooks = require('node:async_hooks');
+const { uvwool, samplePath, freshVar } = require('./helpers');
+
+const skip = !samplePath && 'the sample addon was not built (UVWOOL_NODE_SAMPLE unset)';
+const sample = samplePath ? require(path.join(samplePath, 'index.js')) : null;
+
+test('C reads what JS set at the call, and its writes stay in C', { skip }, () => {
+  const v = freshVar({ default: 'dflt' });
+  assert.equal(sample.readVar(v.namespace, v.name), 'dflt', 'C sees the default declared in JS');
+  v.run('from-js', () => {
+    assert.equal(sample.readVar(v.namespace, v.name), 'from-js');
+    assert.equal(sample.writeVar(v.namespace, v.name, 'from-c'), 'from-c');
+    assert.equal(v.get(), 'from-js', 'a C write does not reach JS');
+    assert.equal(sample.readVar(v.namespace, v.name), 'from-js');
+  });
+  assert.equal(sample.readVar('nosuch', 'var'), null);
+});
+
+test('a native timer calls back in the registration context, ALS intact', { skip }, async () => {
+  const v = freshVar({ default: 'none' });
+  const als = new async_hooks.AsyncLocalStorage();
+  const seen = await new Promise((resolve) => {
+    als.run({ user: 'als-store' }, () => {
+      v.run('registered', () => {
+        sample.after(v.namespace, v.name, 5, (fromC) => {
+          resolve({ fromC, js: v.get(), als: als.getStore()?.user, chain: uvwool.chainId() });
+        });
+        v.set('later');
+      });
+    });
+  });
+  assert.deepEqual({ ...seen, chain: typeof seen.chain }, {
+    fromC: 'registered',
+    js: 'registered',
+    als: 'als-store',
+    chain: 'string',
+  });
+});
+
+test('one async context per registration, destroyed exactly once', { skip }, async () => {
+  const ids = new Map();
+  const hook = async_hooks.createHook({
+    init(id, type) {
+      if (type === 'uvwool.sample.after') ids.set(id, (ids.get(id) ?? 0));
+    },
+    destroy(id) {
+      if (ids.has(id)) ids.set(id, ids.get(id) + 1);
+    },
+  }).enable();
+  try {
+    await Promise.all([1, 2, 3].map((n) => new Promise((r) => sample.after('x', 'y', n, r))));
+    for (let i = 0; i < 5 && [...ids.values()].some((d) => d === 0); i++) await new Promise((r) => setTimeout(r, 5));
+  } finally {
+    hook.disable();
+  }
+  assert.equal(ids.size, 3, 'three registrations, three async contexts');
+  assert.deepEqual([...ids.values()], [1, 1, 1], 'each destroyed once');
+});
+
+test('a callback that throws reaches uncaughtException, and the loop goes on', { skip }, async () => {
+  const caught = await new Promise((resolve) => {
+    const prev = process.listeners('uncaughtException');
+    process.removeAllListeners('uncaughtException');
+    process.once('uncaughtException', (e) => {
+      for (const l of prev) process.on('uncaughtException', l);
+      resolve(e.message);
+    });
+    sample.after('x', 'y', 1, () => { throw new Error('from the callback'); });
+  });
+  assert.equal(caught, 'from the callback');
+});
