@@ -133,6 +133,9 @@ function writtenChain(s) {
 }
 
 const varsById = [null];
+// Identities declared in this env (this module instance): a second
+// declaration here is a collision; another worker thread's is shared.
+const declared = new Map();
 
 class ContextVar {
   constructor(namespace, name, options) {
@@ -144,9 +147,17 @@ class ContextVar {
       throw errors.typeError('uvwool: ContextVar options must be an object');
     const hasDefault = options !== undefined && Object.prototype.hasOwnProperty.call(options, 'default');
     if (hasDefault) checkValue(options.default);
+    const key = `${namespace}\0${name}`;
+    if (declared.has(key))
+      throw new classes.ContextVarCollision(
+        `uvwool: context variable (${namespace}, ${name}) is already declared`,
+        'UVW_ECOLLISION',
+        { namespace, name, first_declared_by: 'declaration' },
+      );
     this._handle = hasDefault ? binding.declare(namespace, name, options.default) : binding.declare(namespace, name);
     this._id = varsById.length;
     varsById.push(this);
+    declared.set(key, this);
     this.namespace = namespace;
     this.name = name;
     this._hasDefault = hasDefault;

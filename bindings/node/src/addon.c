@@ -3,6 +3,7 @@
  * context into a C context (docs/node.md). JavaScript keeps the current
  * context itself; nothing here runs on a JS read. */
 #include <node_api.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uvwool/context.h>
@@ -73,9 +74,39 @@ static int get_string(napi_env env, napi_value v, char *buf, size_t cap) {
   return len + 1 < cap ? 0 : -1;
 }
 
+/* Variables declared from JavaScript, in any env of the process: a worker
+ * thread running the same module declares the same identities, and shares
+ * them (index.js refuses a second declaration within one env). */
+static pthread_mutex_t js_vars_lock = PTHREAD_MUTEX_INITIALIZER;
+static uvw_var_t **js_vars;
+static size_t js_vars_len, js_vars_cap;
+
+static int js_var_known(uvw_var_t *var) {
+  int found = 0;
+  pthread_mutex_lock(&js_vars_lock);
+  for (size_t i = 0; i < js_vars_len && !found; i++) found = js_vars[i] == var;
+  pthread_mutex_unlock(&js_vars_lock);
+  return found;
+}
+
+static int js_var_add(uvw_var_t *var) {
+  int rc = 0;
+  pthread_mutex_lock(&js_vars_lock);
+  if (js_vars_len == js_vars_cap) {
+    size_t cap = js_vars_cap ? js_vars_cap * 2 : 16;
+    uvw_var_t **grown = realloc(js_vars, cap * sizeof *grown);
+    if (grown == NULL) rc = -1;
+    else js_vars = grown, js_vars_cap = cap;
+  }
+  if (rc == 0) js_vars[js_vars_len++] = var;
+  pthread_mutex_unlock(&js_vars_lock);
+  return rc;
+}
+
 /* declare(namespace, name[, default]) -> handle of the process-wide
- * variable; ContextVarCollision when (namespace, name) is taken, also by a
- * native addon's declaration. index.js has checked the types. */
+ * variable; ContextVarCollision when (namespace, name) is taken by a
+ * native addon (a wire stub is taken over).
+ * index.js has checked the types and same-env collisions. */
 static napi_value declare(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3], out;
@@ -90,6 +121,11 @@ static napi_value declare(napi_env env, napi_callback_info info) {
   uvw_var_t *var;
   int rc = uvw_var_declare(ns, name, def, &var);
   uvw_value_unref(def);
+  if (rc == UVW_ECOLLISION && (var = uvw_var_find(ns, name)) != NULL && js_var_known(var)) rc = 0;
+  else if (rc == 0 && js_var_add(var) < 0) {
+    napi_throw_error(env, "UVW_ENOMEM", "uvwool: out of memory");
+    return NULL;
+  }
   if (rc < 0) return throw_last(env);
   CHECK(napi_create_external(env, var, NULL, NULL, &out));
   return out;
