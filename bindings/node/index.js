@@ -228,7 +228,7 @@ class ContextVar {
     if (s.chain !== null && s.chain.owner !== s.task) guardSlow(s, 'set', this);
     const old = trie.lookup(s.root, this._id);
     const st = new State(trie.insert(s.root, this._id, value), old === NOT_FOUND ? s.size + 1 : s.size, writtenChain(s), s.ctx, s.task);
-    return als.run(st, fn, ...args);
+    return args.length === 0 ? als.run(st, fn) : als.run(st, fn, ...args);
   }
 
   toString() {
