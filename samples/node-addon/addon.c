@@ -3,8 +3,11 @@
  * in the context captured at registration. Built from the installed uvwool
  * npm package (binding.gyp takes its include folders from uvwool/gyp). */
 #include <node_api.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <uv.h>
+#include <uvwool/loop.h>
 #include <uvwool/node.h>
 
 #define NAPI_OK(call)                                                                                                  \
@@ -128,11 +131,157 @@ static napi_value after(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- pool work: uvw_queue_work vs uvw_to_thread ------------------------- */
+
+typedef struct {
+  uv_work_t req;
+  uvw_node_callback_t *cb;
+  char ns[128], name[128];
+  int rc;          /* of uvw_get_string on the pool thread */
+  char value[128]; /* what the pool thread read */
+  char kind[32];   /* ChainContention's kind field, when refused */
+  napi_env env_for_js;
+} sample_work_t;
+
+static void work_on_pool(uv_work_t *req) {
+  sample_work_t *w = req->data;
+  size_t len;
+  uvw_var_t *var = uvw_var_find(w->ns, w->name);
+  w->rc = var ? uvw_get_string(var, w->value, sizeof w->value, &len) : UVW_EINVAL;
+  const uvw_error_t *e = w->rc < 0 ? uvw_last_error() : NULL;
+  const char *kind = e ? uvw_error_field(e, "kind") : NULL;
+  snprintf(w->kind, sizeof w->kind, "%s", kind ? kind : "");
+}
+
+/* On Node's loop, in the context captured at submission: JS gets
+ * {code, value, kind, after} where `after` is what C reads here. */
+static void work_done(uv_work_t *req, int status) {
+  sample_work_t *w = req->data;
+  napi_env env = NULL;
+  napi_handle_scope hs;
+  napi_value obj, v;
+  (void)status;
+  env = w->env_for_js;
+  napi_open_handle_scope(env, &hs);
+  napi_create_object(env, &obj);
+  napi_create_string_utf8(env, w->rc < 0 ? uvw_err_name(w->rc) : "UVW_OK", NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, obj, "code", v);
+  if (w->rc == 0) napi_create_string_utf8(env, w->value, NAPI_AUTO_LENGTH, &v);
+  else napi_get_null(env, &v);
+  napi_set_named_property(env, obj, "value", v);
+  napi_create_string_utf8(env, w->kind, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, obj, "kind", v);
+  napi_set_named_property(env, obj, "after", c_string(env, w->ns, w->name));
+  uvw_node_callback_call(w->cb, 1, &obj, NULL);
+  napi_close_handle_scope(env, hs);
+  uvw_node_callback_free(w->cb);
+  free(w);
+}
+
+/* poolRead(ns, name, mode, fn): reads (ns, name) on a pool thread, through
+ * uvw_queue_work ("queue_work": the captured context, so the read trips the
+ * thread guard) or uvw_to_thread ("to_thread": a detached fork). */
+static napi_value pool_read(napi_env env, napi_callback_info info) {
+  napi_value rest[2];
+  char mode[32];
+  size_t len;
+  uv_loop_t *loop;
+  uvw_node_scope_t scope;
+  sample_work_t *w = calloc(1, sizeof *w);
+  if (w == NULL || args_ns_name(env, info, w->ns, w->name, rest, 2) < 0 ||
+      napi_get_value_string_utf8(env, rest[0], mode, sizeof mode, &len) != napi_ok ||
+      napi_get_uv_event_loop(env, &loop) != napi_ok) {
+    free(w);
+    return NULL;
+  }
+  w->req.data = w;
+  w->env_for_js = env;
+  int rc = uvw_node_scope_open(env, &scope);
+  if (rc == 0) {
+    rc = uvw_node_callback_new(env, rest[1], "uvwool.sample.pool", &w->cb);
+    if (rc == 0) {
+      rc = strcmp(mode, "to_thread") == 0 ? uvw_to_thread(loop, &w->req, work_on_pool, work_done)
+                                          : uvw_queue_work(loop, &w->req, work_on_pool, work_done);
+      if (rc < 0) uvw_node_callback_free(w->cb);
+    }
+    uvw_node_scope_close(&scope);
+  }
+  if (rc < 0) {
+    free(w);
+    return throw_uvw(env, rc);
+  }
+  return NULL;
+}
+
+/* ---- a repeating uvw_timer: uvwool's multi-shot rule on every line ------ */
+
+typedef struct {
+  uv_timer_t timer;
+  napi_env env;
+  uvw_node_callback_t *cb;
+  char ns[128], name[128];
+  int left;
+} sample_ticker_t;
+
+static void ticker_closed(uv_handle_t *h) {
+  free(h->data);
+}
+
+/* Runs in the registration's context (the loop layer enters it): reads what
+ * the previous tick wrote, writes "tick<n>", reports the read to JS. */
+static void ticker_fired(uv_timer_t *t) {
+  sample_ticker_t *k = t->data;
+  napi_handle_scope hs;
+  char next[32];
+  napi_open_handle_scope(k->env, &hs);
+  napi_value seen = c_string(k->env, k->ns, k->name);
+  snprintf(next, sizeof next, "tick%d", k->left);
+  uvw_var_t *var = uvw_var_find(k->ns, k->name);
+  if (var) uvw_set_cstring(var, next, NULL);
+  uvw_node_callback_call(k->cb, 1, &seen, NULL);
+  napi_close_handle_scope(k->env, hs);
+  if (--k->left == 0) {
+    uvw_node_callback_free(k->cb);
+    uvw_timer_stop(t);
+    uv_close((uv_handle_t *)t, ticker_closed);
+  }
+}
+
+/* ticker(ns, name, n, fn): a repeating uvw_timer_start, n ticks, fn(seenByC). */
+static napi_value ticker(napi_env env, napi_callback_info info) {
+  napi_value rest[2];
+  uint32_t n;
+  uv_loop_t *loop;
+  uvw_node_scope_t scope;
+  sample_ticker_t *k = calloc(1, sizeof *k);
+  if (k == NULL || args_ns_name(env, info, k->ns, k->name, rest, 2) < 0 ||
+      napi_get_value_uint32(env, rest[0], &n) != napi_ok || n == 0 || napi_get_uv_event_loop(env, &loop) != napi_ok) {
+    free(k);
+    return NULL;
+  }
+  k->env = env;
+  k->left = (int)n;
+  k->timer.data = k;
+  uv_timer_init(loop, &k->timer);
+  int rc = uvw_node_scope_open(env, &scope);
+  if (rc == 0) {
+    rc = uvw_node_callback_new(env, rest[1], "uvwool.sample.ticker", &k->cb);
+    if (rc == 0 && (rc = uvw_timer_start(&k->timer, ticker_fired, 1, 1)) < 0) uvw_node_callback_free(k->cb);
+    uvw_node_scope_close(&scope);
+  }
+  if (rc < 0) {
+    uv_close((uv_handle_t *)&k->timer, ticker_closed);
+    return throw_uvw(env, rc);
+  }
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   static const struct {
     const char *name;
     napi_callback fn;
-  } fns[] = {{"readVar", read_var}, {"writeVar", write_var}, {"after", after}};
+  } fns[] = {{"readVar", read_var}, {"writeVar", write_var}, {"after", after},
+             {"poolRead", pool_read}, {"ticker", ticker}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     NAPI_OK(napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f));

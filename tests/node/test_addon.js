@@ -77,3 +77,29 @@ test('a callback that throws reaches uncaughtException, and the loop goes on', {
   });
   assert.equal(caught, 'from the callback');
 });
+
+test('pool work: uvw_queue_work trips the thread guard, uvw_to_thread sees a fork', { skip }, async () => {
+  const v = freshVar({ default: 'dflt' });
+  const poolRead = (mode) => new Promise((resolve) => v.run(`js-${mode}`, () => sample.poolRead(v.namespace, v.name, mode, resolve)));
+  const queued = await poolRead('queue_work');
+  assert.equal(queued.code, 'UVW_ECONTENTION', 'the captured chain is the JS thread\'s');
+  assert.equal(queued.kind, 'thread');
+  assert.equal(queued.after, 'js-queue_work', 'the after-callback runs on the loop in the capture');
+  const forked = await poolRead('to_thread');
+  assert.deepEqual({ code: forked.code, value: forked.value, after: forked.after },
+    { code: 'UVW_OK', value: 'js-to_thread', after: 'js-to_thread' });
+});
+
+test('a repeating uvw_timer sees its previous tick\'s C write on every line', { skip }, async () => {
+  const v = freshVar({ default: 'dflt' });
+  const seen = await new Promise((resolve) => {
+    const out = [];
+    v.run('start', () => sample.ticker(v.namespace, v.name, 3, (fromC) => {
+      out.push([fromC, v.get()]);
+      if (out.length === 3) setImmediate(() => resolve(out));
+    }));
+  });
+  // C: the registration's one context, written by each tick (§5 multi-shot);
+  // JS: the state captured at registration, every time.
+  assert.deepEqual(seen, [['start', 'start'], ['tick3', 'start'], ['tick2', 'start']]);
+});

@@ -6,6 +6,8 @@
  * uvw_* symbols of a dependent addon resolve to that one copy (one variable
  * registry for JS and every addon). Build against this folder and
  * deps/uvwool/include (require('uvwool/gyp').include_dirs); link nothing.
+ * uvwool/loop.h's wrappers work on Node's loop (napi_get_uv_event_loop):
+ * called inside a scope, they capture the JS context current at the call.
  *
  * Every function here runs on the JS thread of `env` only. */
 #ifndef UVWOOL_NODE_H
