@@ -405,6 +405,10 @@ const native = {
   size() {
     return binding.mirrorSize(mirrorOf(current()));
   },
+  // [the uv.h the addon was compiled against, the libuv it runs on]
+  uvVersions() {
+    return binding.uvVersions();
+  },
 };
 
 module.exports = {

@@ -4,8 +4,10 @@
  * context itself; nothing here runs on a JS read. */
 #include <node_api.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 #include <uvwool/context.h>
 #include <uvwool/errors.h>
 
@@ -205,6 +207,21 @@ static napi_value mirror_size(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* uvVersion() -> [the uv.h this addon was compiled against, the libuv it
+ * runs on]: Node's headers and Node's libuv, never Debian's. */
+static napi_value uv_versions(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out, compiled, running;
+  char hdr[32];
+  snprintf(hdr, sizeof hdr, "%d.%d.%d", UV_VERSION_MAJOR, UV_VERSION_MINOR, UV_VERSION_PATCH);
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_create_string_utf8(env, hdr, NAPI_AUTO_LENGTH, &compiled));
+  CHECK(napi_create_string_utf8(env, uv_version_string(), NAPI_AUTO_LENGTH, &running));
+  CHECK(napi_set_element(env, out, 0, compiled));
+  CHECK(napi_set_element(env, out, 1, running));
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   static const struct {
     const char *name;
@@ -216,6 +233,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"mirror", mirror},
       {"nativeGet", native_get},
       {"mirrorSize", mirror_size},
+      {"uvVersions", uv_versions},
   };
   if (uvwn_env_init(env) < 0) return NULL;
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
