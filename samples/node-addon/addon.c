@@ -276,12 +276,74 @@ static napi_value ticker(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- a value whose last C reference drops on a pool thread ------------- */
+
+static uvw_value_t *held; /* one value at a time, JS thread only */
+
+/* hold(ns, name): keeps a new reference to the value bound now. */
+static napi_value hold(napi_env env, napi_callback_info info) {
+  char ns[128], name[128];
+  uvw_node_scope_t scope;
+  if (held != NULL || args_ns_name(env, info, ns, name, NULL, 0) < 0) return NULL;
+  int rc = uvw_node_scope_open(env, &scope);
+  if (rc < 0) return throw_uvw(env, rc);
+  uvw_var_t *var = uvw_var_find(ns, name);
+  rc = var ? uvw_get_ref(var, &held) : UVW_EINVAL;
+  uvw_node_scope_close(&scope);
+  return rc < 0 ? throw_uvw(env, rc) : NULL;
+}
+
+typedef struct {
+  uv_work_t req;
+  uvw_value_t *value;
+  napi_env env;
+  uvw_node_callback_t *cb;
+} sample_drop_t;
+
+static void drop_on_pool(uv_work_t *req) {
+  sample_drop_t *d = req->data;
+  uvw_value_unref(d->value); /* the last reference: released on this pool thread */
+}
+
+static void drop_done(uv_work_t *req, int status) {
+  sample_drop_t *d = req->data;
+  napi_handle_scope hs;
+  (void)status;
+  napi_open_handle_scope(d->env, &hs);
+  uvw_node_callback_call(d->cb, 0, NULL, NULL);
+  napi_close_handle_scope(d->env, hs);
+  uvw_node_callback_free(d->cb);
+  free(d);
+}
+
+/* releaseOnPool(fn): drops the held value on a pool thread (plain
+ * uv_queue_work, no context), then fn() on the loop. */
+static napi_value release_on_pool(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value fn;
+  uv_loop_t *loop;
+  sample_drop_t *d;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, &fn, NULL, NULL));
+  if (held == NULL || (d = calloc(1, sizeof *d)) == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
+  int rc = uvw_node_callback_new(env, fn, "uvwool.sample.drop", &d->cb);
+  if (rc < 0) {
+    free(d);
+    return throw_uvw(env, rc);
+  }
+  d->env = env;
+  d->value = held;
+  d->req.data = d;
+  held = NULL;
+  uv_queue_work(loop, &d->req, drop_on_pool, drop_done);
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   static const struct {
     const char *name;
     napi_callback fn;
   } fns[] = {{"readVar", read_var}, {"writeVar", write_var}, {"after", after},
-             {"poolRead", pool_read}, {"ticker", ticker}};
+             {"poolRead", pool_read}, {"ticker", ticker}, {"hold", hold}, {"releaseOnPool", release_on_pool}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     NAPI_OK(napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f));

@@ -103,3 +103,24 @@ test('a repeating uvw_timer sees its previous tick\'s C write on every line', { 
   // JS: the state captured at registration, every time.
   assert.deepEqual(seen, [['start', 'start'], ['tick3', 'start'], ['tick2', 'start']]);
 });
+
+test('a JS value whose last C reference drops on a pool thread is released, on the JS thread', { skip: (skip || !globalThis.gc) && 'needs the sample and --expose-gc' }, async () => {
+  const v = freshVar();
+  const state = {};
+  (() => {
+    const o = { big: new Array(1000).fill(1) };
+    state.ref = new WeakRef(o);
+    v.run(o, () => sample.hold(v.namespace, v.name));
+  })();
+  const settle = async () => {
+    for (let i = 0; i < 10; i++) {
+      globalThis.gc();
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  };
+  await settle();
+  assert.notEqual(state.ref.deref(), undefined, 'the addon\'s reference keeps it alive');
+  await new Promise((resolve) => sample.releaseOnPool(resolve));
+  for (let i = 0; i < 30 && state.ref.deref() !== undefined; i++) await settle();
+  assert.equal(state.ref.deref(), undefined, 'collected after the pool thread dropped it');
+});
