@@ -82,6 +82,7 @@ static uvw_value_t *from_opaque(napi_env env, napi_value v) {
     free(o);
     return NULL;
   }
+  uvwn_env_hold(o->owner); /* given back by the release, also on failure below */
   uvw_value_t *out = uvw_value_opaque(o, &js_ops); /* releases o on failure */
   return out ? out : fail_nomem(env);
 }

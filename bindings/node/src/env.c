@@ -17,6 +17,15 @@ static void env_unhold(uvwn_env_t *e) {
   free(e);
 }
 
+/* Each live opaque value holds its env (uvwn_env_hold), so a value that
+ * outlives the env (held by a C context a pool thread or another addon
+ * still has) never touches freed memory. */
+void uvwn_env_hold(uvwn_env_t *e) {
+  pthread_mutex_lock(&e->lock);
+  e->holders++;
+  pthread_mutex_unlock(&e->lock);
+}
+
 static void drain_cb(uv_async_t *async) {
   uvwn_env_t *e = async->data;
   pthread_mutex_lock(&e->lock);
@@ -27,6 +36,7 @@ static void drain_cb(uv_async_t *async) {
     uvwn_opaque_t *next = list->next;
     napi_delete_reference(e->env, list->ref);
     free(list);
+    env_unhold(e); /* the async handle's hold keeps e alive meanwhile */
     list = next;
   }
 }
@@ -48,6 +58,7 @@ static void env_cleanup(void *arg) {
   while (list) {
     uvwn_opaque_t *next = list->next;
     free(list);
+    env_unhold(e);
     list = next;
   }
   uv_close((uv_handle_t *)&e->drain, drain_closed);
@@ -98,10 +109,13 @@ void uvwn_env_release(uvwn_opaque_t *o) {
   if (e->closed) {
     pthread_mutex_unlock(&e->lock);
     free(o);
+    env_unhold(e);
     return;
   }
   o->next = e->dead;
   e->dead = o;
-  pthread_mutex_unlock(&e->lock);
+  /* Under the lock: env_cleanup sets `closed` under it before closing the
+   * handle, so no send reaches a closed handle. */
   uv_async_send(&e->drain);
+  pthread_mutex_unlock(&e->lock);
 }

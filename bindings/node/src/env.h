@@ -21,7 +21,8 @@ typedef struct uvwn_env_s {
   pthread_mutex_t lock;
   uvwn_opaque_t *dead;
   int closed;   /* the env is tearing down: free without deleting */
-  int holders;  /* the instance-data finalizer and the async's close */
+  int holders;  /* the instance-data finalizer, the async's close, and one
+                 * per live opaque value */
 } uvwn_env_t;
 
 struct uvwn_opaque_s {
@@ -39,6 +40,8 @@ uvwn_env_t *uvwn_env(napi_env env);
  * hand: another addon's calls into include/uvwool/node.h find it here.
  * NULL when the package is not loaded on this thread. */
 uvwn_env_t *uvwn_env_of_thread(void);
+/* A new opaque value's hold on its env (released with the value). */
+void uvwn_env_hold(uvwn_env_t *e);
 /* From any thread: hands o to its env's JS thread for release. */
 void uvwn_env_release(uvwn_opaque_t *o);
 
