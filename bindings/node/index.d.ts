@@ -75,6 +75,8 @@ export declare function chainId(): string | null;
 export declare const native: {
   get<T>(v: ContextVar<T>): T;
   size(): number;
+  /** [the uv.h version the addon was compiled against, the running libuv's] */
+  uvVersions(): [string, string];
 };
 
 export declare class WoolError extends Error {
