@@ -156,3 +156,22 @@ test('chain ids: unarmed is null; the first set arms; copy and run keep the id',
   other.run(() => v.set(1));
   assert.notEqual(other.chainId(), id, 'every arming mints a new id');
 });
+
+test('the read, write and capture paths never call into the addon', () => {
+  // The addon is reached only through `binding.`; these paths must not name it.
+  const paths = {
+    'ContextVar#get': ContextVar.prototype.get,
+    'ContextVar#set': ContextVar.prototype.set,
+    'ContextVar#reset': ContextVar.prototype.reset,
+    'ContextVar#run': ContextVar.prototype.run,
+    'Context#run': Context.prototype.run,
+    copyContext,
+    snapshot: uvwool.snapshot,
+    wrap: uvwool.wrap,
+    spawn: uvwool.spawn,
+  };
+  for (const [name, fn] of Object.entries(paths)) {
+    assert.doesNotMatch(fn.toString(), /binding\.|mirrorOf/, `${name} calls into C`);
+  }
+  assert.match(uvwool.native.get.toString(), /binding\.nativeGet/, 'the check can see a native call');
+});
