@@ -1,0 +1,110 @@
+// Type declarations of the uvwool npm package (hand-written; docs/node.md).
+
+/** Values that cross to C and the wire as themselves; any other value is
+ *  stored as an opaque value that never crosses the wire. */
+export type WireValue = null | boolean | number | bigint | string | Uint8Array;
+
+/** "No binding": a token's old value when the variable was unbound. */
+export declare const MISSING: { readonly [Symbol.toStringTag]: 'uvwool.MISSING' };
+
+export interface ContextVarOptions<T> {
+  /** Returned by get() when nothing is bound. Must not be undefined. */
+  default?: T;
+}
+
+export declare class Token<T = unknown> {
+  private constructor();
+  static readonly MISSING: typeof MISSING;
+  /** The variable that minted this token. */
+  readonly var: ContextVar<T>;
+  /** The value before the set, or MISSING. */
+  readonly oldValue: T | typeof MISSING;
+  /** True once reset() consumed it (tokens are single-use). */
+  readonly used: boolean;
+}
+
+export declare class ContextVar<T = unknown> {
+  /** Declares (namespace, name) in the process-wide registry; throws
+   *  ContextVarCollision when it is taken (also by a native addon). */
+  constructor(namespace: string, name: string, options?: ContextVarOptions<T>);
+  static readonly MISSING: typeof MISSING;
+  readonly namespace: string;
+  readonly name: string;
+  /** The bound value, else `fallback` when passed, else the default, else
+   *  throws LookupError. Never calls into C. */
+  get(): T;
+  get<F>(fallback: F): T | F;
+  /** Binds `value` for the rest of the current callback and everything it
+   *  registers afterwards; returns a single-use Token. */
+  set(value: T): Token<T>;
+  /** Restores the value before the token's set. Throws RuntimeError
+   *  (UVW_ETOKEN_USED) or ValueError (UVW_ETOKEN_VAR, UVW_ETOKEN_CONTEXT). */
+  reset(token: Token<T>): void;
+  /** Scoped set: fn(...args) runs with `value` bound; returns fn's result. */
+  run<R, A extends unknown[]>(value: T, fn: (...args: A) => R, ...args: A): R;
+}
+
+export declare class Context {
+  constructor();
+  /** Enters this context for fn's synchronous extent and keeps what fn
+   *  wrote; throws RuntimeError (UVW_EENTERED) when already entered. */
+  run<R, A extends unknown[]>(fn: (...args: A) => R, ...args: A): R;
+  get<T, F = undefined>(v: ContextVar<T>, fallback?: F): T | F;
+  has(v: ContextVar<unknown>): boolean;
+  readonly size: number;
+  entries(): Array<[ContextVar<unknown>, unknown]>;
+  copy(): Context;
+  /** 32 lowercase hex digits, or null when unarmed. */
+  chainId(): string | null;
+}
+
+/** O(1) copy of the current context (same chain). */
+export declare function copyContext(): Context;
+/** Captures the current context; the function runs fn in it later. */
+export declare function snapshot(): <R, A extends unknown[]>(fn: (...args: A) => R, ...args: A) => R;
+/** fn bound to the context current now. */
+export declare function wrap<F extends (...args: any[]) => any>(fn: F): F;
+/** Runs fn as a task in a fork of the current context (a new chain id when
+ *  armed); its writes never reach the caller. */
+export declare function spawn<R, A extends unknown[]>(fn: (...args: A) => R | PromiseLike<R>, ...args: A): Promise<R>;
+/** The current chain id, or null when the current context is unarmed. */
+export declare function chainId(): string | null;
+
+/** What native code sees: reads through the C core in a mirror of the
+ *  current context. For diagnostics and tests; costs a native call. */
+export declare const native: {
+  get<T>(v: ContextVar<T>): T;
+  size(): number;
+  /** [the uv.h version the addon was compiled against, the running libuv's] */
+  uvVersions(): [string, string];
+};
+
+export declare class WoolError extends Error {
+  /** 'UVW_E...' */
+  code: string;
+  /** The detail record's fields as C wrote them (snake_case keys). */
+  readonly fields: Readonly<Record<string, string>>;
+  [field: string]: unknown;
+}
+export declare class ChainContention extends WoolError {
+  chainId: string;
+  kind: 'thread' | 'task' | 'create_task';
+  operation: string;
+  variable: string;
+  ownerTask: string;
+  offendingTask: string;
+}
+export declare class ContextVarCollision extends WoolError {
+  namespace: string;
+  varName: string;
+}
+export declare class TaskFactoryDisplaced extends WoolError {}
+export declare class SerializationError extends WoolError {}
+export declare class ChainSerializationError extends SerializationError {}
+export declare class LookupError extends WoolError {
+  namespace: string;
+  varName: string;
+}
+export declare class ValueError extends WoolError {}
+export declare class RuntimeError extends WoolError {}
+export declare class MemoryError extends WoolError {}

@@ -1,0 +1,18 @@
+/* Values between JavaScript and the uvwool core (docs/node.md, "Values"). */
+#ifndef UVWOOL_NODE_CONVERT_H
+#define UVWOOL_NODE_CONVERT_H
+
+#include <node_api.h>
+#include <uvwool/value.h>
+
+/* A new uvw value for v, or NULL with a JS exception pending. Numbers that
+ * are integers within +-2^53 (not -0) become int64, other numbers double,
+ * BigInt int64 (RangeError outside), strings strings, Uint8Array/Buffer
+ * bytes, null nil, booleans bool; anything else an opaque value holding a
+ * reference to v that never crosses the wire. */
+uvw_value_t *uvwn_to_value(napi_env env, napi_value v);
+/* The JS value of a uvw value (borrowed), or NULL with an exception pending.
+ * int64 beyond +-2^53 comes back as a BigInt, bytes as a new Buffer. */
+napi_value uvwn_from_value(napi_env env, const uvw_value_t *v);
+
+#endif

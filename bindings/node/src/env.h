@@ -1,0 +1,48 @@
+/* Per-env state of the addon (one per Node environment: the main thread
+ * and each worker thread). */
+#ifndef UVWOOL_NODE_ENV_H
+#define UVWOOL_NODE_ENV_H
+
+#include <node_api.h>
+#include <pthread.h>
+#include <uv.h>
+
+typedef struct uvwn_opaque_s uvwn_opaque_t;
+
+typedef struct uvwn_env_s {
+  napi_env env;
+  napi_ref error_factory;  /* index.js: builds a WoolError of the right class */
+  napi_ref current_mirror; /* index.js: the C mirror of the current state */
+  /* JS values whose last C reference dropped wait here for the JS thread:
+   * a reference cannot be deleted from a GC finalizer (Node keeps the value
+   * alive) nor from another thread, so the release is posted to Node's own
+   * loop through `drain`. */
+  uv_async_t drain;
+  pthread_mutex_t lock;
+  uvwn_opaque_t *dead;
+  int closed;   /* the env is tearing down: free without deleting */
+  int holders;  /* the instance-data finalizer, the async's close, and one
+                 * per live opaque value */
+} uvwn_env_t;
+
+struct uvwn_opaque_s {
+  uvwn_env_t *owner;
+  napi_ref ref;
+  uvwn_opaque_t *next;
+};
+
+/* Sets up the env's state (instance data, the drain on Node's loop, the
+ * teardown hook). 0, or -1 with a JS exception pending. */
+int uvwn_env_init(napi_env env);
+uvwn_env_t *uvwn_env(napi_env env);
+/* The uvwool env of the calling thread (a Node environment runs on one
+ * thread: the main one or a worker's), whatever addon's napi_env is at
+ * hand: another addon's calls into include/uvwool/node.h find it here.
+ * NULL when the package is not loaded on this thread. */
+uvwn_env_t *uvwn_env_of_thread(void);
+/* A new opaque value's hold on its env (released with the value). */
+void uvwn_env_hold(uvwn_env_t *e);
+/* From any thread: hands o to its env's JS thread for release. */
+void uvwn_env_release(uvwn_opaque_t *o);
+
+#endif
