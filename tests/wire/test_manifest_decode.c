@@ -219,14 +219,14 @@ Test(manifest_decode, strict_mode_aggregates) {
   wt_leave(l.ctx);
 }
 
-Test(manifest_decode, stub_count_is_capped) {
+Test(manifest_decode, new_stubs_are_capped_per_decode_and_a_failed_decode_leaves_none) {
   live_t l = live_armed();
   const char *ns = tu_namespace();
   uvw_var_t *declared;
   cr_assert_eq(uvw_var_declare(ns, "declared", NULL, &declared), 0);
-  size_t have = uvw__var_stub_count();
-  uvw_wire_set_stub_cap(have + 2);
-  cr_assert_eq(uvw_wire_stub_cap(), have + 2);
+  size_t have = uvw_wire_stub_count();
+  uvw_wire_set_stub_cap(2);
+  cr_assert_eq(uvw_wire_stub_cap(), 2);
   wt_manifest_t w;
   wt_init(&w, ID);
   wt_int(wt_entry(&w, ns, "declared", 1), 0); /* declared keys never count */
@@ -237,17 +237,29 @@ Test(manifest_decode, stub_count_is_capped) {
   const uvw_error_t *e = uvw_last_error();
   cr_assert_eq(uvw_error_kind(e), UVW_KIND_SERIALIZATION_ERROR);
   cr_assert_str_eq(uvw_error_field(e, "name"), "s3");
-  char cap[32];
-  snprintf(cap, sizeof cap, "%zu", have + 2);
-  cr_assert_str_eq(uvw_error_field(e, "cap"), cap);
-  cr_assert_leq(uvw__var_stub_count(), have + 2, "the cap holds");
-  /* Known stubs do not count again: the same keys within the cap decode. */
+  cr_assert_str_eq(uvw_error_field(e, "cap"), "2");
+  cr_assert_eq(uvw_wire_stub_count(), have, "the failed decode left no stub behind");
+  cr_assert_null(uvw__var_lookup(ns, "s1"));
+  /* Within the cap it decodes; the stubs live while the manifest holds
+   * them, and a key alive already does not count again. */
   wt_init(&w, ID);
   wt_int(wt_entry(&w, ns, "s1", 1), 1);
   wt_int(wt_entry(&w, ns, "s2", 1), 2);
-  cr_assert_eq(decode_rc(&w), 0);
+  uvw_manifest_t *m1 = decode_ok(&w);
+  cr_assert_eq(uvw_wire_stub_count(), have + 2);
+  wt_init(&w, ID);
+  wt_int(wt_entry(&w, ns, "s1", 1), 1);
+  wt_int(wt_entry(&w, ns, "s2", 1), 2);
+  wt_int(wt_entry(&w, ns, "s3", 1), 3);
+  uvw_manifest_t *m2 = decode_ok(&w);
+  cr_assert_eq(uvw_manifest_entry_var(m2, 0), uvw_manifest_entry_var(m1, 0), "one identity while alive");
+  cr_assert_eq(uvw_wire_stub_count(), have + 3);
+  uvw_manifest_free(m1);
+  cr_assert_eq(uvw_wire_stub_count(), have + 3, "m2 still holds all three");
+  uvw_manifest_free(m2);
+  cr_assert_eq(uvw_wire_stub_count(), have, "freed with the last holder");
   uvw_wire_set_stub_cap(0);
-  cr_assert_eq(uvw_wire_stub_cap(), 1024, "0 restores the default");
+  cr_assert_eq(uvw_wire_stub_cap(), 128, "0 restores the default");
   live_check(&l);
   wt_leave(l.ctx);
 }

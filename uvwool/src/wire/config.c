@@ -8,10 +8,11 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "var.h"
 #include "wire_int.h"
 
 #define DEFAULT_MAX_SIZE ((size_t)16 << 20)
-#define DEFAULT_STUB_CAP ((size_t)1024)
+#define DEFAULT_STUB_CAP ((size_t)128)
 
 static atomic_size_t max_size = DEFAULT_MAX_SIZE;
 static atomic_size_t stub_cap = DEFAULT_STUB_CAP;
@@ -20,6 +21,7 @@ void uvw_wire_set_max_size(size_t bytes) { atomic_store(&max_size, bytes ? bytes
 size_t uvw_wire_max_size(void) { return atomic_load_explicit(&max_size, memory_order_relaxed); }
 void uvw_wire_set_stub_cap(size_t stubs) { atomic_store(&stub_cap, stubs ? stubs : DEFAULT_STUB_CAP); }
 size_t uvw_wire_stub_cap(void) { return atomic_load_explicit(&stub_cap, memory_order_relaxed); }
+size_t uvw_wire_stub_count(void) { return uvw__var_stub_count(); }
 
 /* ---- protobuf-c glue ------------------------------------------------------- */
 
@@ -198,6 +200,12 @@ uvw_error_t *uvw__wire_warning(const char *ns, const char *name, const char *fmt
 }
 
 int uvw__warnlist_add(uvw__warnlist_t *l, uvw_error_t *w) {
+  if (w == NULL) return uvw__error_nomem("warning");
+  if (l->n >= UVW__WIRE_KEPT_WARNINGS) {
+    uvw_error_unref(w);
+    l->dropped++;
+    return 0;
+  }
   if (l->n == l->cap) {
     size_t cap = l->cap ? l->cap * 2 : 4;
     uvw_error_t **v = uvw__realloc(l->v, cap * sizeof(*v));
@@ -216,10 +224,32 @@ void uvw__warnlist_drop(uvw__warnlist_t *l) {
   for (size_t i = 0; i < l->n; i++) uvw_error_unref(l->v[i]);
   uvw__free(l->v);
   l->v = NULL;
-  l->n = l->cap = 0;
+  l->n = l->cap = l->dropped = 0;
 }
 
-int uvw__wire_settle(uvw_error_t **warnings, size_t n, const char *what) {
+static int settle(uvw_error_t **warnings, size_t n, size_t failures, const char *what);
+
+int uvw__wire_settle_list(uvw__warnlist_t *l, const char *what) {
+  size_t failures = l->n + l->dropped;
+  if (l->dropped > 0) {
+    uvw_error_t *more = uvw__wire_warning(NULL, NULL, "%s: %zu more warning%s not shown", what, l->dropped,
+                                          l->dropped == 1 ? "" : "s");
+    uvw__error_field(more, "suppressed", "%zu", l->dropped);
+    uvw_error_t **v = more ? uvw__realloc(l->v, (l->n + 1) * sizeof(*v)) : NULL;
+    if (v != NULL) {
+      l->v = v;
+      l->cap = l->n + 1;
+      v[l->n++] = more;
+    } else {
+      uvw_error_unref(more); /* the count still reaches strict mode's `failures` */
+    }
+  }
+  size_t n = l->n;
+  l->n = 0;
+  return settle(l->v, n, failures, what);
+}
+
+static int settle(uvw_error_t **warnings, size_t n, size_t failures, const char *what) {
   if (n == 0) return 0;
   if (!uvw_strict()) {
     for (size_t i = 0; i < n; i++) uvw__warn(warnings[i]);
@@ -237,10 +267,15 @@ int uvw__wire_settle(uvw_error_t **warnings, size_t n, const char *what) {
   }
   if (used >= sizeof(list) - 1) memcpy(list + sizeof(list) - 4, "...", 4);
   uvw_error_t *e = uvw__error_new(UVW_ECHAINSERIALIZE, UVW_KIND_CHAIN_SERIALIZATION_ERROR,
-                                  "%s: %zu failure%s (strict mode): %s", what, n, n == 1 ? "" : "s", list);
+                                  "%s: %zu failure%s (strict mode): %s", what, failures, failures == 1 ? "" : "s",
+                                  list);
   uvw__error_field(e, "operation", "%s", what);
-  uvw__error_field(e, "failures", "%zu", n);
+  uvw__error_field(e, "failures", "%zu", failures);
   for (size_t i = 0; i < n; i++) uvw__error_add_warning(e, warnings[i]);
   uvw__error_publish(e);
   return UVW_ECHAINSERIALIZE;
+}
+
+int uvw__wire_settle(uvw_error_t **warnings, size_t n, const char *what) {
+  return settle(warnings, n, n, what);
 }
