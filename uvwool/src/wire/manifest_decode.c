@@ -172,17 +172,17 @@ static int dedup(item_t *items, size_t n, size_t *kept_out, uvw__warnlist_t *war
   return rc;
 }
 
+static int too_many_entries(void) {
+  uvw_error_t *e = uvw__error_set(UVW_ETOOBIG, UVW_KIND_SERIALIZATION_ERROR,
+                                  "manifest has more than %d entries, the limit", UVW__WIRE_MAX_ENTRIES);
+  uvw__error_field(e, "limit", "%d", UVW__WIRE_MAX_ENTRIES);
+  return UVW_ETOOBIG;
+}
+
 int uvw__manifest_from_pb_budget(const Uvwool__ChainManifest *pb, size_t stub_budget, uvw_manifest_t **out,
                                  size_t *created) {
   if (created) *created = 0;
-  if (pb->n_entries > UVW__WIRE_MAX_ENTRIES) {
-    uvw_error_t *e = uvw__error_set(UVW_ETOOBIG, UVW_KIND_SERIALIZATION_ERROR,
-                                    "manifest has %zu entries; the limit is %d", pb->n_entries,
-                                    UVW__WIRE_MAX_ENTRIES);
-    uvw__error_field(e, "entries", "%zu", pb->n_entries);
-    uvw__error_field(e, "limit", "%d", UVW__WIRE_MAX_ENTRIES);
-    return UVW_ETOOBIG;
-  }
+  if (pb->n_entries > UVW__WIRE_MAX_ENTRIES) return too_many_entries();
   uvw_manifest_t *m = uvw__calloc(1, sizeof(*m));
   if (m == NULL) return uvw__error_nomem("manifest");
   if (pb->id != NULL && pb->id[0] != '\0') {
@@ -228,6 +228,49 @@ int uvw__manifest_from_pb(const Uvwool__ChainManifest *pb, uvw_manifest_t **out)
   return uvw__manifest_from_pb_budget(pb, uvw_wire_stub_cap(), out, NULL);
 }
 
+static int varint(const uint8_t *p, size_t n, size_t *i, uint64_t *out) {
+  uint64_t v = 0;
+  for (int shift = 0; shift < 64 && *i < n; shift += 7) {
+    uint8_t b = p[(*i)++];
+    v |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *out = v;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* The number of top-level `entries` fields (number 2), counted before
+ * protobuf-c unpacks anything: 16 MiB of empty entries would otherwise
+ * become eight million allocations. Stops past the limit; a malformed
+ * input is left for the unpacker to report. */
+static size_t count_entries(const uint8_t *p, size_t n) {
+  size_t i = 0, count = 0;
+  uint64_t key, v;
+  while (i < n && count <= UVW__WIRE_MAX_ENTRIES && varint(p, n, &i, &key)) {
+    switch (key & 7) {
+      case 0:
+        if (!varint(p, n, &i, &v)) return count;
+        break;
+      case 1:
+        i += 8;
+        break;
+      case 5:
+        i += 4;
+        break;
+      case 2:
+        if (!varint(p, n, &i, &v) || v > n - i) return count;
+        i += (size_t)v;
+        count += (key >> 3) == 2;
+        break;
+      default:
+        return count;
+    }
+  }
+  return count;
+}
+
 int uvw__manifest_decode_budget(const void *data, size_t len, size_t stub_budget, uvw_manifest_t **out,
                                 size_t *created) {
   if (out == NULL) {
@@ -236,6 +279,8 @@ int uvw__manifest_decode_budget(const void *data, size_t len, size_t stub_budget
   }
   *out = NULL;
   if (created) *created = 0;
+  if (data != NULL && len <= uvw_wire_max_size() && count_entries(data, len) > UVW__WIRE_MAX_ENTRIES)
+    return too_many_entries();
   ProtobufCMessage *msg;
   uvw__arena_t *arena;
   int rc = uvw__wire_unpack(&uvwool__chain_manifest__descriptor, data, len, "chain manifest", &msg, &arena);
