@@ -398,3 +398,134 @@ Test(hostile, a_stream_using_a_new_chain_id_per_step_keeps_bounded_state) {
   close(fd);
   dh_stop(&hw);
 }
+
+/* ---- backpressure: an in-process worker, so its counters can be read ------------- */
+
+#define BIG_ANSWER 65536
+
+static void big_answer(uvw_call_t *call, void *arg) {
+  (void)arg;
+  static char text[BIG_ANSWER + 1];
+  memset(text, 'b', BIG_ANSWER);
+  uvw_value_t *v = uvw_value_cstring(text);
+  uvw_call_return(call, v);
+  uvw_value_unref(v);
+}
+
+/* Append a length-prefixed encoded frame to b. */
+static void pb_frame(pb_t *b, uvw_frame_t *f) {
+  void *buf;
+  size_t len;
+  cr_assert_eq(uvw_frame_encode(f, &buf, &len), 0);
+  uint8_t h[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len};
+  pb_raw(b, h, 4);
+  pb_raw(b, buf, len);
+  uvw_free(buf);
+  uvw_frame_free(f);
+}
+
+static void spin(uv_loop_t *l, int rounds) {
+  for (int i = 0; i < rounds; i++) {
+    uv_run(l, UV_RUN_NOWAIT);
+    usleep(1000);
+  }
+}
+
+Test(hostile, a_peer_that_never_reads_is_paused_and_its_queue_stays_bounded) {
+  signal(SIGPIPE, SIG_IGN);
+  dh_declare();
+  uv_loop_t l;
+  uv_loop_init(&l);
+  uvw_worker_t *w;
+  cr_assert_eq(uvw_worker_open(&l, &w), 0);
+  cr_assert_eq(uvw_worker_register(w, "big", big_answer, NULL, 0), 0);
+  uvw_worker_limits_t lim;
+  uvw_worker_limits_default(&lim);
+  lim.write_high_water = 256 * 1024;
+  cr_assert_eq(uvw_worker_set_limits(w, &lim), 0);
+  char addr[200];
+  dh_pipe_address(addr, sizeof addr);
+  cr_assert_eq(uvw_worker_listen(w, addr), 0);
+
+  /* 300 dispatches of a 64 KiB answer (19 MiB), written and never read. */
+  enum { N = 300 };
+  pb_t out = {0};
+  for (uint64_t id = 1; id <= N; id++) {
+    uvw_frame_t *t = uvw_frame_new(UVW_FRAME_TASK, id);
+    uvw_frame_set_routine(t, "big");
+    pb_frame(&out, t);
+    pb_frame(&out, uvw_frame_new(UVW_FRAME_NEXT, id));
+  }
+  int fd = dh_raw_connect(addr);
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  size_t sent = 0;
+  size_t most_queued = 0;
+  for (int round = 0; round < 400; round++) {
+    ssize_t k = sent < out.n ? send(fd, out.p + sent, out.n - sent, MSG_NOSIGNAL) : 0;
+    if (k > 0) sent += (size_t)k;
+    spin(&l, 1);
+    uvw_worker_stats_t st;
+    cr_assert_eq(uvw_worker_stats(w, &st), 0);
+    if (st.write_queue_bytes > most_queued) most_queued = st.write_queue_bytes;
+  }
+  uvw_worker_stats_t st;
+  cr_assert_eq(uvw_worker_stats(w, &st), 0);
+  cr_assert_eq(st.paused_peers, 1, "the peer that does not read is no longer read");
+  cr_assert_leq(most_queued, lim.write_high_water + BIG_ANSWER + 64,
+                "the queue stopped at the high-water mark plus one answer (%zu)", most_queued);
+
+  /* Someone else is still served meanwhile. */
+  uvw_conn_t *good;
+  cr_assert_eq(uvw_conn_open(&l, addr, &good), 0);
+  dh_reply_t reply = {0};
+  cr_assert_eq(uvw_conn_dispatch(good, "big", NULL, 0, NULL, dh_record, &reply, NULL), 0);
+  dh_run_until(&l, &reply.calls, 1, 30000);
+  cr_assert_eq(reply.status, 0);
+  cr_assert_eq(strlen(reply.value), sizeof(reply.value) - 1, "the big answer (truncated by the recorder)");
+  dh_reply_clear(&reply);
+
+  /* Reading again resumes it: every answer arrives. */
+  fcntl(fd, F_SETFL, 0);
+  size_t results = 0;
+  uint8_t *frame = malloc(BIG_ANSWER + 1024);
+  while (results < N) {
+    if (sent < out.n) {
+      fcntl(fd, F_SETFL, O_NONBLOCK);
+      ssize_t k = send(fd, out.p + sent, out.n - sent, MSG_NOSIGNAL);
+      if (k > 0) sent += (size_t)k;
+      fcntl(fd, F_SETFL, 0);
+    }
+    struct pollfd p = {fd, POLLIN, 0};
+    while (poll(&p, 1, 0) == 0) spin(&l, 1);
+    uint8_t h[4];
+    size_t got = 0;
+    while (got < 4) {
+      ssize_t k = read(fd, h + got, 4 - got);
+      cr_assert_gt(k, 0);
+      got += (size_t)k;
+    }
+    size_t len = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+    cr_assert_leq(len, BIG_ANSWER + 1024);
+    for (got = 0; got < len;) {
+      struct pollfd q = {fd, POLLIN, 0};
+      while (poll(&q, 1, 0) == 0) spin(&l, 1);
+      ssize_t k = read(fd, frame + got, len - got);
+      cr_assert_gt(k, 0);
+      got += (size_t)k;
+    }
+    uvw_frame_t *f;
+    cr_assert_eq(uvw_frame_decode_response(frame, len, &f), 0);
+    results += uvw_frame_kind(f) == UVW_FRAME_RESULT;
+    uvw_frame_free(f);
+  }
+  free(frame);
+  free(out.p);
+  cr_assert_eq(results, N);
+  close(fd);
+  int closed = 0;
+  uvw_conn_close(good, dh_conn_closed, &closed);
+  uvw_worker_close(w, NULL, NULL);
+  uv_run(&l, UV_RUN_DEFAULT);
+  cr_assert_eq(closed, 1);
+  cr_assert_eq(uvw_loop_close(&l), 0);
+}

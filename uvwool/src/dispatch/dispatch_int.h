@@ -54,7 +54,7 @@ struct uvw__link_s {
   /* Worker side (0 on the caller's links): when the partial frame in buf
    * began arriving and when the peer last sent anything (uv_now, ms), and
    * the write-queue size past which reading pauses until it drains to half. */
-  uint64_t partial_since, last_read;
+  uint64_t partial_since, last_read, paused_since;
   size_t high_water;
   int paused;
 };

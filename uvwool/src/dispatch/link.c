@@ -49,7 +49,8 @@ static void fail(uvw__link_t *link, int code) {
 /* Deliver every complete frame in the buffer; keep a partial one. */
 static void drain(uvw__link_t *link) {
   size_t off = 0, max = uvw_wire_max_size();
-  while (!link->closing && !link->failed && link->len - off >= HEADER) {
+  /* A paused link delivers nothing more: its answers would pile up. */
+  while (!link->closing && !link->failed && !link->paused && link->len - off >= HEADER) {
     const uint8_t *p = link->buf + off;
     size_t n = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
     if (n > max) {
@@ -133,6 +134,7 @@ static void pause_if_full(uvw__link_t *link) {
   if (uv_stream_get_write_queue_size(&link->h.stream) <= link->high_water) return;
   uv_read_stop(&link->h.stream);
   link->paused = 1;
+  link->paused_since = uv_now(link->h.handle.loop);
 }
 
 static void on_written(uv_write_t *req, int status) {
@@ -144,7 +146,11 @@ static void on_written(uv_write_t *req, int status) {
   if (link->paused && !link->closing && !link->failed &&
       uv_stream_get_write_queue_size(&link->h.stream) <= link->high_water / 2) {
     link->paused = 0;
-    if (uv_read_start(&link->h.stream, on_alloc, on_read) != 0) link->reading = 0;
+    link->paused_since = 0;
+    drain(link); /* frames that arrived before the pause come first */
+    link->partial_since = link->len ? uv_now(link->h.handle.loop) : 0;
+    if (!link->paused && !link->closing && !link->failed && uv_read_start(&link->h.stream, on_alloc, on_read) != 0)
+      link->reading = 0;
   }
 }
 

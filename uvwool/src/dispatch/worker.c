@@ -230,7 +230,14 @@ static int conn_add(uvw_worker_t *w, uvw__wconn_t *c, int rc) {
 static int conn_expired(uvw_worker_t *w, uvw__wconn_t *c, uint64_t now) {
   const char *why = NULL;
   uint64_t limit = 0;
-  if (c->link.partial_since && now - c->link.partial_since >= w->limits.frame_timeout_ms) {
+  if (c->link.paused) {
+    /* Not read by our choice: only a peer that never reads its answers
+     * is dropped, after the idle timeout. */
+    if (now - c->link.paused_since >= w->limits.idle_timeout_ms) {
+      why = "the peer did not read its answers";
+      limit = w->limits.idle_timeout_ms;
+    }
+  } else if (c->link.partial_since && now - c->link.partial_since >= w->limits.frame_timeout_ms) {
     why = "a frame took too long to arrive";
     limit = w->limits.frame_timeout_ms;
   } else if (c->calls.count == 0 && c->link.len == 0 && now - c->link.last_read >= w->limits.idle_timeout_ms) {
