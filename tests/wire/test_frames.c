@@ -418,3 +418,97 @@ Test(frames, builders_reject_parts_a_kind_does_not_have) {
   uvw_frame_free(next);
   uvw_value_unref(v);
 }
+
+/* ---- hostile frames (issue 11) ------------------------------------------------ */
+
+#include "wire_frame.h"
+
+/* A manifest of n undeclared reset entries (ns, "<prefix><i>"). */
+static uint8_t *junk_manifest(const char *ns, const char *prefix, size_t n, size_t *len) {
+  Uvwool__ChainManifest m = UVWOOL__CHAIN_MANIFEST__INIT;
+  Uvwool__Entry *entries = calloc(n, sizeof(*entries));
+  Uvwool__Entry **ptrs = calloc(n, sizeof(*ptrs));
+  char **names = calloc(n, sizeof(*names));
+  for (size_t i = 0; i < n; i++) {
+    uvwool__entry__init(&entries[i]);
+    names[i] = malloc(32);
+    snprintf(names[i], 32, "%s%zu", prefix, i);
+    entries[i].namespace_ = (char *)ns;
+    entries[i].name = names[i];
+    ptrs[i] = &entries[i];
+  }
+  m.n_entries = n;
+  m.entries = ptrs;
+  *len = uvwool__chain_manifest__get_packed_size(&m);
+  uint8_t *b = malloc(*len ? *len : 1);
+  uvwool__chain_manifest__pack(&m, b);
+  for (size_t i = 0; i < n; i++) free(names[i]);
+  free(names);
+  free(ptrs);
+  free(entries);
+  return b;
+}
+
+Test(frames, a_hostile_result_leaves_no_stub_in_the_caller) {
+  size_t have = uvw_wire_stub_count(), mlen, len;
+  uint8_t *mb = junk_manifest(tu_namespace(), "junk", 1100, &mlen);
+  uvw_frame_t *f = uvw_frame_new(UVW_FRAME_RESULT, 9);
+  cr_assert_eq(uvw_frame_set_manifest_bytes(f, mb, mlen), 0);
+  uint8_t *b = encode(f, &len);
+  uvw_frame_free(f);
+  free(mb);
+  uvw_frame_t *g;
+  cr_assert_eq(uvw_frame_decode_response(b, len, &g), 0);
+  uvw_free(b);
+  cr_assert_eq(uvw_frame_manifest_state(g), UVW_FRAME_MANIFEST_ERROR, "over the per-decode budget");
+  cr_assert_eq(uvw_error_code(uvw_frame_manifest_error(g)), UVW_ESTUBCAP);
+  cr_assert_eq(uvw_wire_stub_count(), have, "the failed decode left nothing behind");
+  uvw_frame_free(g);
+  cr_assert_eq(uvw_wire_stub_count(), have);
+}
+
+Test(frames, a_deferred_request_decodes_its_manifest_only_when_asked) {
+  size_t have = uvw_wire_stub_count(), mlen, len;
+  uint8_t *mb = junk_manifest(tu_namespace(), "later", 10, &mlen);
+  uvw_frame_t *f = uvw_frame_new(UVW_FRAME_NEXT, 3);
+  cr_assert_eq(uvw_frame_set_manifest_bytes(f, mb, mlen), 0);
+  uint8_t *b = encode(f, &len);
+  uvw_frame_free(f);
+  free(mb);
+  uvw_frame_t *g;
+  cr_assert_eq(uvw__frame_decode_request_deferred(b, len, &g), 0);
+  uvw_free(b);
+  cr_assert_eq(uvw_frame_manifest_state(g), UVW_FRAME_MANIFEST_ABSENT);
+  cr_assert_eq(uvw__frame_kept_bytes(g), mlen);
+  cr_assert_eq(uvw_wire_stub_count(), have, "nothing decoded yet");
+  size_t created = 0;
+  cr_assert_eq(uvw__frame_decode_manifest(g, 4, &created), 0);
+  cr_assert_eq(uvw_frame_manifest_state(g), UVW_FRAME_MANIFEST_ERROR, "a budget of 4 for 10 new names");
+  cr_assert_eq(uvw_wire_stub_count(), have);
+  cr_assert_eq(uvw__frame_kept_bytes(g), 0);
+  uvw_frame_free(g);
+}
+
+Test(frames, an_error_of_50000_fields_decodes_and_routine_names_are_bounded) {
+  uvw_error_t *e = uvw__error_new(UVW_ESERIALIZE, UVW_KIND_SERIALIZATION_ERROR, "many fields");
+  for (int i = 0; i < 50000; i++) uvw__error_field(e, "f", "%d", i);
+  uvw_frame_t *f = uvw_frame_new(UVW_FRAME_EXCEPTION, 1);
+  cr_assert_eq(uvw_frame_set_error(f, e), 0);
+  uvw_frame_t *g = roundtrip(f);
+  cr_assert_eq(uvw_error_field_count(uvw_frame_error(g)), 50000);
+  cr_assert_str_eq(uvw_error_field_value(uvw_frame_error(g), 49999), "49999");
+  uvw_frame_free(g);
+  uvw_frame_free(f);
+  uvw_error_unref(e);
+  /* A 256-byte routine name is refused (a Nack would echo it). */
+  char name[257];
+  memset(name, 'r', 256);
+  name[256] = '\0';
+  f = uvw_frame_new(UVW_FRAME_TASK, 1);
+  cr_assert_eq(uvw_frame_set_routine(f, name), 0);
+  size_t len;
+  uint8_t *b = encode(f, &len);
+  uvw_frame_free(f);
+  cr_assert_eq(uvw_frame_decode_request(b, len, &g), UVW_EMALFORMED);
+  uvw_free(b);
+}
