@@ -27,7 +27,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
   uvw__link_t *link = h->data;
   (void)suggested;
   if (link->cap - link->len < MIN_READ) {
-    size_t cap = link->len + MIN_READ;
+    /* Doubling: a 16 MiB frame costs a few reallocations, not 256 copies
+     * of a growing buffer. At most twice what the peer has sent. */
+    size_t cap = link->cap * 2, most = uvw_wire_max_size() + HEADER + MIN_READ;
+    if (cap > most) cap = most;
+    if (cap < link->len + MIN_READ) cap = link->len + MIN_READ;
     uint8_t *b = uvw__realloc(link->buf, cap);
     if (b == NULL) {
       *out = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS to on_read */

@@ -39,9 +39,12 @@ static int read_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *out) {
   return 0;
 }
 
-/* -1 when nesting exceeds the limit. Anything else malformed is left for
- * protobuf-c to report (return 0): this pass only bounds recursion. */
-static int depth_scan(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n, int depth) {
+/* -1 when nesting exceeds the limit, -2 when the input holds more than
+ * UVW__WIRE_MAX_MESSAGES messages in all (*count). Anything else malformed
+ * is left for protobuf-c to report (return 0): this pass only bounds
+ * recursion and the number of objects the unpack would allocate (16 MiB
+ * of one-byte arguments are five million of them, seconds of work). */
+static int depth_scan(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n, int depth, size_t *count) {
   if (depth > UVW__WIRE_MAX_DEPTH) return -1;
   size_t i = 0;
   while (i < n) {
@@ -64,9 +67,11 @@ static int depth_scan(const ProtobufCMessageDescriptor *d, const uint8_t *p, siz
         uint64_t num = key >> 3;
         const ProtobufCFieldDescriptor *f =
             num <= 0x1fffffff ? protobuf_c_message_descriptor_get_field(d, (unsigned)num) : NULL;
-        if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE &&
-            depth_scan(f->descriptor, p + i, (size_t)len, depth + 1) < 0)
-          return -1;
+        if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+          if (++*count > UVW__WIRE_MAX_MESSAGES) return -2;
+          int rc = depth_scan(f->descriptor, p + i, (size_t)len, depth + 1, count);
+          if (rc < 0) return rc;
+        }
         i += (size_t)len;
         break;
       }
@@ -157,7 +162,17 @@ int uvw__wire_unpack(const ProtobufCMessageDescriptor *desc, const void *data, s
   }
   static const uint8_t empty[1] = {0};
   const uint8_t *p = len ? data : empty;
-  if (depth_scan(desc, p, len, 1) < 0) return malformed(what, "messages nested too deeply", len);
+  size_t count = 0;
+  int scan = depth_scan(desc, p, len, 1, &count);
+  if (scan == -1) return malformed(what, "messages nested too deeply", len);
+  if (scan == -2) {
+    uvw_error_t *e = uvw__error_set(UVW_ETOOBIG, UVW_KIND_SERIALIZATION_ERROR,
+                                    "%s holds more than %d messages (values, entries, error fields)", what,
+                                    UVW__WIRE_MAX_MESSAGES);
+    uvw__error_field(e, "what", "%s", what);
+    uvw__error_field(e, "limit", "%d", UVW__WIRE_MAX_MESSAGES);
+    return UVW_ETOOBIG;
+  }
   uvw__arena_t *a = uvw__calloc(1, sizeof(*a));
   if (a == NULL) return uvw__error_nomem(what);
   ProtobufCAllocator alloc = {arena_alloc, arena_noop_free, a};

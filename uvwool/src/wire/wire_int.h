@@ -15,6 +15,10 @@
 /* Errors nest at most this deep on encode (cause/context/warnings), so what
  * we send we can always decode. Matches the text form's cap in core. */
 #define UVW__WIRE_MAX_ERROR_DEPTH 64
+/* Most messages one input may hold in all (arguments, entries, values,
+ * error fields...), checked before unpacking: the unpack allocates per
+ * message, so this bounds the time one frame can take. */
+#define UVW__WIRE_MAX_MESSAGES 131072
 
 
 /* Size check + depth scan + unpack into an arena. Returns 0, the message
