@@ -512,3 +512,34 @@ Test(frames, an_error_of_50000_fields_decodes_and_routine_names_are_bounded) {
   cr_assert_eq(uvw_frame_decode_request(b, len, &g), UVW_EMALFORMED);
   uvw_free(b);
 }
+
+Test(frames, a_frame_of_more_than_131072_messages_is_refused_before_unpacking) {
+  /* A Task of 200,000 one-integer arguments: four bytes each. */
+  size_t n = 200000, len = 0;
+  uint8_t *t = malloc(4 * n + 16);
+  t[len++] = 0x0a; /* routine "r" */
+  t[len++] = 1;
+  t[len++] = 'r';
+  for (size_t i = 0; i < n; i++) {
+    memcpy(t + len, "\x12\x02\x18\x02", 4);
+    len += 4;
+  }
+  /* Request{dispatch_id: 1, task: t} */
+  size_t blen = 0;
+  uint8_t *b = malloc(len + 16);
+  b[blen++] = 0x08;
+  b[blen++] = 1;
+  b[blen++] = 0x12;
+  for (size_t v = len; ; v >>= 7) {
+    b[blen++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+    if (v <= 0x7f) break;
+  }
+  memcpy(b + blen, t, len);
+  blen += len;
+  free(t);
+  uvw_frame_t *f = (uvw_frame_t *)1;
+  cr_assert_eq(uvw_frame_decode_request(b, blen, &f), UVW_ETOOBIG);
+  cr_assert_null(f);
+  cr_assert_str_eq(uvw_error_field(uvw_last_error(), "limit"), "131072");
+  free(b);
+}

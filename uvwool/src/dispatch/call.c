@@ -29,6 +29,7 @@ typedef struct ctx_slot_s {
   char id[33];
   uvw_context_t *ctx;
   uint64_t used; /* the call's step counter when last used */
+  size_t bytes;  /* the frame whose manifest it holds, charged while kept */
 } ctx_slot_t;
 
 struct uvw_call_s {
@@ -48,7 +49,8 @@ struct uvw_call_s {
   size_t nslots, slotcap;
   uint64_t clock;        /* ticks on every slot use */
   size_t bytes;          /* frame bytes charged to the connection */
-  size_t request_bytes;  /* of those, the current request's */
+  size_t request_bytes;  /* of those, the current request's (moved to the slot its context is filed in) */
+  size_t unarmed_bytes;  /* of those, the unarmed working context's */
   size_t queued_bytes;   /* of those, the queued request's */
   size_t stubs;          /* stubs charged to the connection */
   int state, started, cancelled, kicked;
@@ -122,7 +124,7 @@ static void uncharge(uvw_call_t *call) {
     call->conn->inflight_bytes -= call->bytes;
     call->conn->stubs -= call->stubs;
   }
-  call->bytes = call->stubs = call->queued_bytes = call->request_bytes = 0;
+  call->bytes = call->stubs = call->queued_bytes = call->request_bytes = call->unarmed_bytes = 0;
 }
 
 /* Charge (or give back) frame bytes to the call's connection. */
@@ -203,10 +205,20 @@ static ctx_slot_t *slot_take(uvw_call_t *call) {
     if (call->slots[i].used < lru->used) lru = &call->slots[i];
   uvw_context_unref(lru->ctx);
   lru->ctx = NULL;
+  charge_bytes(call, 0, lru->bytes);
+  lru->bytes = 0;
   return lru;
 }
 
 size_t uvw__call_chains(const uvw_call_t *call) { return call->nslots; }
+
+/* The step's request bytes now stand for what the kept context holds
+ * (the values its manifest brought): charged as long as it is kept. */
+static void move_charge(uvw_call_t *call, size_t *to) {
+  charge_bytes(call, 0, *to);
+  *to = call->request_bytes;
+  call->request_bytes = 0;
+}
 
 /* File ctx under its chain id (or as the unarmed working context). */
 static void file_context(uvw_call_t *call, uvw_context_t *ctx) {
@@ -216,11 +228,14 @@ static void file_context(uvw_call_t *call, uvw_context_t *ctx) {
       uvw_context_unref(call->unarmed);
       call->unarmed = uvw_context_ref(ctx);
     }
+    move_charge(call, &call->unarmed_bytes);
     return;
   }
   if (call->unarmed == ctx) { /* armed by the routine: no longer the unarmed one */
     uvw_context_unref(call->unarmed);
     call->unarmed = NULL;
+    charge_bytes(call, 0, call->unarmed_bytes);
+    call->unarmed_bytes = 0;
   }
   ctx_slot_t *s = slot_find(call, id);
   if (s == NULL) {
@@ -228,11 +243,13 @@ static void file_context(uvw_call_t *call, uvw_context_t *ctx) {
     memcpy(s->id, id, sizeof(id));
     s->ctx = NULL;
     s->used = ++call->clock;
+    s->bytes = 0;
   }
   if (s->ctx != ctx) {
     uvw_context_unref(s->ctx);
     s->ctx = uvw_context_ref(ctx);
   }
+  move_charge(call, &s->bytes);
 }
 
 /* The context a request's step runs in (a new reference), or NULL. */
