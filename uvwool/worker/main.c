@@ -2,6 +2,11 @@
  *
  *   uvwool-worker --routines ./libmyroutines.so --listen pipe:/run/my.sock
  *                 [--listen tcp:127.0.0.1:7000] [--strict] [--dispatch-timeout MS]
+ *                 [--max-connections N] [--frame-timeout MS] [--idle-timeout MS] ...
+ *
+ * The --max-* and --*-timeout flags set the per-peer limits
+ * (uvw_worker_set_limits, docs/dispatch.md "Limits"); a value must be a
+ * positive integer.
  *
  * Each shared object exports `int uvwool_worker_init(uvw_worker_t *w)`,
  * which registers its routines (uvw_worker_register) and returns 0. Once
