@@ -231,6 +231,7 @@ Test(hostile, a_connection_cannot_create_more_stubs_than_its_budget) {
   uvw_frame_t *r = one_shot(evil, 2, "stub_count", &b);
   cr_assert_eq(uvw_frame_kind(r), UVW_FRAME_EXCEPTION);
   cr_assert_eq(uvw_error_code(uvw_frame_error(r)), UVW_ESTUBCAP, "%s", uvw_error_message(uvw_frame_error(r)));
+  cr_assert_str_eq(uvw_error_field(uvw_frame_error(r), "budget"), "50", "what was left of 150");
   uvw_frame_free(r);
   /* Other connections have their own budget. */
   r = one_shot(good, 2, "stub_count", &b);

@@ -72,7 +72,7 @@ static int key_less(const item_t *x, const item_t *y) {
 
 /* The variable for (ns, name): declared, an existing stub (held), or a new
  * stub (held) while the budget lasts. */
-static int resolve(const char *ns, const char *name, size_t *budget, uvw_var_t **out) {
+static int resolve(const char *ns, const char *name, size_t *budget, size_t start, uvw_var_t **out) {
   int created = 0;
   int rc = uvw__var_acquire(ns, name, *budget > 0, out, &created);
   if (rc < 0) return rc;
@@ -84,6 +84,7 @@ static int resolve(const char *ns, const char *name, size_t *budget, uvw_var_t *
   uvw__error_field(e, "namespace", "%s", ns);
   uvw__error_field(e, "name", "%s", name);
   uvw__error_field(e, "cap", "%zu", uvw_wire_stub_cap());
+  uvw__error_field(e, "budget", "%zu", start); /* what this decode was given (a connection's rest) */
   return UVW_ESTUBCAP;
 }
 
@@ -109,7 +110,7 @@ static const char *bad_key(const char *ns, const char *name) {
  * skipped ones. On failure the caller drops items[0..n). */
 static int collect(const Uvwool__ChainManifest *pb, size_t *budget, item_t *items, size_t *count,
                    uvw__warnlist_t *warnings, int *sorted) {
-  size_t n = 0;
+  size_t n = 0, start = *budget;
   int rc = 0;
   *sorted = 1;
   for (size_t i = 0; rc == 0 && i < pb->n_entries; i++) {
@@ -132,7 +133,7 @@ static int collect(const Uvwool__ChainManifest *pb, size_t *budget, item_t *item
       }
     }
     uvw_var_t *var;
-    if ((rc = resolve(ns, name, budget, &var)) != 0) {
+    if ((rc = resolve(ns, name, budget, start, &var)) != 0) {
       uvw__value_unref(value);
       break;
     }
