@@ -221,8 +221,16 @@ static void stub_free_locked(uvw_var_t *v) {
   uvw__free(v);
 }
 
+/* Declared variables never become stubs again, so a lock-free look that
+ * finds no stub is final: a manifest of declared variables takes no lock. */
+static int any_stub(uvw_var_t *const *vars, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (vars[i] != NULL && atomic_load_explicit(&vars[i]->is_stub, memory_order_relaxed)) return 1;
+  return 0;
+}
+
 void uvw__var_release(uvw_var_t *const *vars, size_t n) {
-  if (n == 0) return;
+  if (!any_stub(vars, n)) return;
   pthread_mutex_lock(&registry_lock);
   for (size_t i = 0; i < n; i++) {
     uvw_var_t *v = vars[i];
@@ -233,7 +241,7 @@ void uvw__var_release(uvw_var_t *const *vars, size_t n) {
 }
 
 void uvw__var_hold(uvw_var_t *const *vars, size_t n) {
-  if (n == 0) return;
+  if (!any_stub(vars, n)) return;
   pthread_mutex_lock(&registry_lock);
   for (size_t i = 0; i < n; i++)
     if (vars[i] != NULL && atomic_load(&vars[i]->is_stub)) vars[i]->holds++;
