@@ -400,6 +400,52 @@ Test(hostile, a_stream_using_a_new_chain_id_per_step_keeps_bounded_state) {
   dh_stop(&hw);
 }
 
+Test(hostile, a_stream_keeping_big_contexts_is_charged_and_stopped_at_the_byte_budget) {
+  const char *flags[] = {"--max-inflight-bytes", "200000", NULL};
+  hs_open(flags);
+  int fd = dh_raw_connect(hw.addr[0]), other = dh_raw_connect(hw.addr[0]);
+  send_task(fd, 5, "stub_count_stream");
+  uvw_frame_t *ack = dh_raw_recv_frame(fd);
+  cr_assert_eq(uvw_frame_kind(ack), UVW_FRAME_ACK);
+  uvw_frame_free(ack);
+  char *big = malloc(60000);
+  memset(big, 'v', 60000);
+  int stopped_at = -1;
+  for (int step = 0; step < 8 && stopped_at < 0; step++) {
+    /* Each step a new chain id whose context keeps a 60 KB value. */
+    pb_t m = {0}, e = {0}, v = {0};
+    char id[33];
+    snprintf(id, sizeof id, "%032x", step + 1);
+    pb_bytes(&v, 5, big, 60000);
+    pb_bytes(&e, 1, "h", 1);
+    pb_bytes(&e, 2, "big", 3);
+    pb_bytes(&e, 3, v.p, v.n);
+    pb_bytes(&m, 1, id, 32);
+    pb_bytes(&m, 2, e.p, e.n);
+    send_next(fd, 5, &m);
+    free(m.p);
+    free(e.p);
+    free(v.p);
+    uvw_frame_t *r = dh_raw_recv_frame(fd);
+    if (uvw_frame_kind(r) == UVW_FRAME_EXCEPTION) {
+      cr_assert(strstr(uvw_error_message(uvw_frame_error(r)), "bytes in flight"), "%s",
+                uvw_error_message(uvw_frame_error(r)));
+      stopped_at = step;
+    } else {
+      cr_assert_eq(uvw_frame_kind(r), UVW_FRAME_RESULT);
+    }
+    uvw_frame_free(r);
+  }
+  free(big);
+  cr_assert_eq(stopped_at, 3, "three kept contexts of 60 KB fit in 200 KB, the fourth does not");
+  uvw_frame_t *r = one_shot(other, 1, "stub_count", NULL);
+  cr_assert_eq(uvw_frame_kind(r), UVW_FRAME_RESULT, "other connections are not affected");
+  uvw_frame_free(r);
+  close(fd);
+  close(other);
+  dh_stop(&hw);
+}
+
 /* ---- backpressure: an in-process worker, so its counters can be read ------------- */
 
 #define BIG_ANSWER 65536

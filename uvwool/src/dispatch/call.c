@@ -405,6 +405,21 @@ void uvw__call_request(uvw__wconn_t *c, uvw_frame_t *f, size_t bytes) {
     uvw_frame_free(f);
     return;
   }
+  if (c->inflight_bytes + bytes > c->worker->limits.max_inflight_bytes && kind != UVW_FRAME_THROW) {
+    /* Requests are charged like Tasks: over the budget, this dispatch ends
+     * (the others on the connection go on). */
+    uvw_frame_free(f);
+    uvw_error_t *e = uvw__dispatch_error(UVW_ENACK, uvw_frame_routine(call->task),
+                                         "too many bytes in flight on this connection");
+    uvw__error_field(e, "max_inflight_bytes", "%zu", c->worker->limits.max_inflight_bytes);
+    send_error(c, id, UVW_FRAME_EXCEPTION, e);
+    uvw_error_unref(e);
+    if (call->state == CALL_RUNNING || call->kicked)
+      cancel(call); /* its answer is dropped; it ends when it answers */
+    else
+      call_end(call);
+    return;
+  }
   if (call->state == CALL_ACKED && kind != UVW_FRAME_NEXT) {
     uvw_frame_free(f);
     if (kind == UVW_FRAME_THROW) { /* cancelled before it started */
