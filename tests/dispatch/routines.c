@@ -333,6 +333,24 @@ static void noop_stream(uvw_call_t *call, void *arg) {
     uvw_call_yield(call, NULL);
 }
 
+/* stub_count: how many stubs the worker holds while this step runs (the
+ * hostile-peer tests watch stubs come and go). A stream yields it per step. */
+static void stub_count(uvw_call_t *call, void *arg) {
+  (void)arg;
+  uvw_value_t *v = uvw_value_int((int64_t)uvw_wire_stub_count());
+  uvw_call_return(call, v);
+  uvw_value_unref(v);
+}
+static void stub_count_stream(uvw_call_t *call, void *arg) {
+  (void)arg;
+  uvw_value_t *v = uvw_value_int((int64_t)uvw_wire_stub_count());
+  if (uvw_call_step(call) == UVW_STEP_THROW)
+    uvw_call_return(call, v);
+  else
+    uvw_call_yield(call, v);
+  uvw_value_unref(v);
+}
+
 int uvwool_worker_init(uvw_worker_t *w);
 int uvwool_worker_init(uvw_worker_t *w) {
   int rc = 0;
@@ -362,6 +380,8 @@ int uvwool_worker_init(uvw_worker_t *w) {
       {"bind_worker_codec", bind_worker_codec, 0},
       {"noop", noop, 0},
       {"noop_stream", noop_stream, UVW_ROUTINE_STREAM},
+      {"stub_count", stub_count, 0},
+      {"stub_count_stream", stub_count_stream, UVW_ROUTINE_STREAM},
   };
   if (rc == 0) rc = uvw_codec_register("t.worker_codec", worker_codec_encode, NULL, NULL);
   for (size_t i = 0; rc == 0 && i < sizeof(table) / sizeof(table[0]); i++)

@@ -214,6 +214,15 @@ static int d_worker_address(void) {
   char buf[64];
   return uvw_worker_address(worker, 7, buf, sizeof(buf));
 }
+static int d_worker_set_limits(void) {
+  uvw_worker_limits_t l;
+  uvw_worker_limits_default(&l);
+  l.max_chains = 65;
+  return uvw_worker_set_limits(worker, &l);
+}
+static int d_worker_set_limits_null(void) { return uvw_worker_set_limits(worker, NULL); }
+static int d_worker_get_limits(void) { return uvw_worker_get_limits(worker, NULL); }
+static int d_worker_stats(void) { return uvw_worker_stats(NULL, NULL); }
 static int d_call_yield(void) { return uvw_call_yield(NULL, NULL); }
 static int d_call_return(void) { return uvw_call_return(NULL, NULL); }
 static int d_call_raise(void) { return uvw_call_raise(NULL, NULL); }
@@ -313,6 +322,10 @@ static const ep_case_t cases[] = {
     CN(uvw_worker_listen, d_worker_listen, "address"),
     C(uvw_worker_listen, d_worker_listen_null),
     C(uvw_worker_address, d_worker_address),
+    CN(uvw_worker_set_limits, d_worker_set_limits, "max_chains"),
+    CN(uvw_worker_set_limits, d_worker_set_limits_null, "limits"),
+    CN(uvw_worker_get_limits, d_worker_get_limits, "out"),
+    C(uvw_worker_stats, d_worker_stats),
     C(uvw_call_yield, d_call_yield),
     C(uvw_call_return, d_call_return),
     C(uvw_call_raise, d_call_raise),
@@ -357,6 +370,7 @@ static const ep_allowed_t allowed[] = {
     {"uvw_close", "void, as libuv's uv_close"},
     {"uvw_worker_on_error", "void; NULL removes the callback"},
     {"uvw_worker_set_dispatch_timeout", "void; 0 restores the default"},
+    {"uvw_worker_limits_default", "void; fills a struct, NULL is a no-op"},
     {"uvw_worker_close", "void; closing cannot fail (the callback reports the end)"},
     {"uvw_call_routine", GETTER},
     {"uvw_call_arg_count", FLAG},

@@ -329,6 +329,7 @@ static const ep_allowed_t allowed[] = {
     {"uvw_wire_max_size", GETTER},
     {"uvw_wire_set_stub_cap", "void; any cap is valid"},
     {"uvw_wire_stub_cap", GETTER},
+    {"uvw_wire_stub_count", "a count: nothing to fail"},
     {"uvw_manifest_free", FREE},
     {"uvw_manifest_entry_count", FLAG},
     {"uvw_manifest_entry_var", GETTER},

@@ -199,7 +199,7 @@ Test(carriers, env_carrier_reaches_a_child_process) {
 
 /* Regression (found by fuzz_text): many members of ours with bad values
  * overflowed the decoder's string bookkeeping. */
-Test(carriers, many_bad_baggage_values_are_all_reported) {
+Test(carriers, many_bad_baggage_values_are_counted_in_one_summary) {
   char hdr[4096] = "";
   for (int i = 0; i < 100; i++) {
     char m[64];
@@ -210,7 +210,10 @@ Test(carriers, many_bad_baggage_values_are_all_reported) {
   wt_capture();
   uvw_manifest_t *m;
   cr_assert_eq(uvw_baggage_decode(hdr, strlen(hdr), &m), 0);
-  cr_assert_eq(wt_nwarnings, 100, "one warning per bad value");
+  /* The first eight, then one summary counting the other 92 (a header of
+   * thousands of bad members must not write thousands of log lines). */
+  cr_assert_eq(wt_nwarnings, 9, "the first few and a summary");
+  cr_assert_str_eq(uvw_error_field(wt_warnings[8], "suppressed"), "92");
   cr_assert_eq(uvw_manifest_entry_count(m), 1);
   cr_assert_str_eq(uvw_value_as_string(uvw_manifest_entry_value(m, 0)), "fine");
   uvw_manifest_free(m);

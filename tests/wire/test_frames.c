@@ -418,3 +418,167 @@ Test(frames, builders_reject_parts_a_kind_does_not_have) {
   uvw_frame_free(next);
   uvw_value_unref(v);
 }
+
+/* ---- hostile frames (issue 11) ------------------------------------------------ */
+
+#include "wire_frame.h"
+
+/* A manifest of n undeclared reset entries (ns, "<prefix><i>"). */
+static uint8_t *junk_manifest(const char *ns, const char *prefix, size_t n, size_t *len) {
+  Uvwool__ChainManifest m = UVWOOL__CHAIN_MANIFEST__INIT;
+  Uvwool__Entry *entries = calloc(n, sizeof(*entries));
+  Uvwool__Entry **ptrs = calloc(n, sizeof(*ptrs));
+  char **names = calloc(n, sizeof(*names));
+  for (size_t i = 0; i < n; i++) {
+    uvwool__entry__init(&entries[i]);
+    names[i] = malloc(32);
+    snprintf(names[i], 32, "%s%zu", prefix, i);
+    entries[i].namespace_ = (char *)ns;
+    entries[i].name = names[i];
+    ptrs[i] = &entries[i];
+  }
+  m.n_entries = n;
+  m.entries = ptrs;
+  *len = uvwool__chain_manifest__get_packed_size(&m);
+  uint8_t *b = malloc(*len ? *len : 1);
+  uvwool__chain_manifest__pack(&m, b);
+  for (size_t i = 0; i < n; i++) free(names[i]);
+  free(names);
+  free(ptrs);
+  free(entries);
+  return b;
+}
+
+Test(frames, a_hostile_result_leaves_no_stub_in_the_caller) {
+  size_t have = uvw_wire_stub_count(), mlen, len;
+  uint8_t *mb = junk_manifest(tu_namespace(), "junk", 1100, &mlen);
+  uvw_frame_t *f = uvw_frame_new(UVW_FRAME_RESULT, 9);
+  cr_assert_eq(uvw_frame_set_manifest_bytes(f, mb, mlen), 0);
+  uint8_t *b = encode(f, &len);
+  uvw_frame_free(f);
+  free(mb);
+  uvw_frame_t *g;
+  cr_assert_eq(uvw_frame_decode_response(b, len, &g), 0);
+  uvw_free(b);
+  cr_assert_eq(uvw_frame_manifest_state(g), UVW_FRAME_MANIFEST_ERROR, "over the per-decode budget");
+  cr_assert_eq(uvw_error_code(uvw_frame_manifest_error(g)), UVW_ESTUBCAP);
+  cr_assert_eq(uvw_wire_stub_count(), have, "the failed decode left nothing behind");
+  uvw_frame_free(g);
+  cr_assert_eq(uvw_wire_stub_count(), have);
+}
+
+Test(frames, a_deferred_request_decodes_its_manifest_only_when_asked) {
+  size_t have = uvw_wire_stub_count(), mlen, len;
+  uint8_t *mb = junk_manifest(tu_namespace(), "later", 10, &mlen);
+  uvw_frame_t *f = uvw_frame_new(UVW_FRAME_NEXT, 3);
+  cr_assert_eq(uvw_frame_set_manifest_bytes(f, mb, mlen), 0);
+  uint8_t *b = encode(f, &len);
+  uvw_frame_free(f);
+  free(mb);
+  uvw_frame_t *g;
+  cr_assert_eq(uvw__frame_decode_request_deferred(b, len, &g), 0);
+  uvw_free(b);
+  cr_assert_eq(uvw_frame_manifest_state(g), UVW_FRAME_MANIFEST_ABSENT);
+  cr_assert_eq(uvw__frame_kept_bytes(g), mlen);
+  cr_assert_eq(uvw_wire_stub_count(), have, "nothing decoded yet");
+  size_t created = 0;
+  cr_assert_eq(uvw__frame_decode_manifest(g, 4, &created), 0);
+  cr_assert_eq(uvw_frame_manifest_state(g), UVW_FRAME_MANIFEST_ERROR, "a budget of 4 for 10 new names");
+  cr_assert_eq(uvw_wire_stub_count(), have);
+  cr_assert_eq(uvw__frame_kept_bytes(g), 0);
+  uvw_frame_free(g);
+}
+
+static size_t reallocs;
+static void *counting_realloc(void *p, size_t n) {
+  reallocs++;
+  return realloc(p, n);
+}
+
+Test(frames, an_error_of_50000_fields_decodes_and_routine_names_are_bounded) {
+  /* Built with protobuf-c (the decode is what the issue measured). */
+  enum { N = 50000 };
+  Uvwool__ErrorField *fs = calloc(N, sizeof(*fs));
+  Uvwool__ErrorField **fp = calloc(N, sizeof(*fp));
+  char (*vals)[8] = calloc(N, sizeof(*vals));
+  for (int i = 0; i < N; i++) {
+    uvwool__error_field__init(&fs[i]);
+    snprintf(vals[i], sizeof vals[i], "%d", i);
+    fs[i].name = "f";
+    fs[i].value = vals[i];
+    fp[i] = &fs[i];
+  }
+  Uvwool__Error err = UVWOOL__ERROR__INIT;
+  err.type = "SerializationError";
+  err.message = "many fields";
+  err.n_fields = N;
+  err.fields = fp;
+  Uvwool__Exception exc = UVWOOL__EXCEPTION__INIT;
+  exc.error = &err;
+  Uvwool__Response resp = UVWOOL__RESPONSE__INIT;
+  resp.has_dispatch_id = 1;
+  resp.dispatch_id = 1;
+  resp.kind_case = UVWOOL__RESPONSE__KIND_EXCEPTION;
+  resp.exception = &exc;
+  size_t len = uvwool__response__get_packed_size(&resp);
+  uint8_t *b = malloc(len);
+  uvwool__response__pack(&resp, b);
+  free(fs);
+  free(fp);
+  free(vals);
+  uvw_frame_t *g;
+  /* Compatible with the default allocator (libc), so swapping is safe. */
+  cr_assert_eq(uvw_replace_allocator(malloc, counting_realloc, calloc, free), 0);
+  reallocs = 0;
+  int rc = uvw_frame_decode_response(b, len, &g);
+  size_t grown = reallocs;
+  uvw_replace_allocator(malloc, realloc, calloc, free);
+  cr_assert_eq(rc, 0, "%s", uvw_error_message(uvw_last_error()));
+  free(b);
+  cr_assert_lt(grown, 100, "amortised growth: %zu reallocations for 50,000 fields", grown);
+  cr_assert_eq(uvw_error_field_count(uvw_frame_error(g)), N);
+  cr_assert_str_eq(uvw_error_field_value(uvw_frame_error(g), N - 1), "49999");
+  uvw_frame_free(g);
+  uvw_frame_t *f;
+  /* A 256-byte routine name is refused (a Nack would echo it). */
+  char name[257];
+  memset(name, 'r', 256);
+  name[256] = '\0';
+  f = uvw_frame_new(UVW_FRAME_TASK, 1);
+  cr_assert_eq(uvw_frame_set_routine(f, name), 0);
+  b = encode(f, &len);
+  uvw_frame_free(f);
+  cr_assert_eq(uvw_frame_decode_request(b, len, &g), UVW_EMALFORMED);
+  uvw_free(b);
+}
+
+Test(frames, a_frame_of_more_than_131072_messages_is_refused_before_unpacking) {
+  /* A Task of 200,000 one-integer arguments: four bytes each. */
+  size_t n = 200000, len = 0;
+  uint8_t *t = malloc(4 * n + 16);
+  t[len++] = 0x0a; /* routine "r" */
+  t[len++] = 1;
+  t[len++] = 'r';
+  for (size_t i = 0; i < n; i++) {
+    memcpy(t + len, "\x12\x02\x18\x02", 4);
+    len += 4;
+  }
+  /* Request{dispatch_id: 1, task: t} */
+  size_t blen = 0;
+  uint8_t *b = malloc(len + 16);
+  b[blen++] = 0x08;
+  b[blen++] = 1;
+  b[blen++] = 0x12;
+  for (size_t v = len; ; v >>= 7) {
+    b[blen++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+    if (v <= 0x7f) break;
+  }
+  memcpy(b + blen, t, len);
+  blen += len;
+  free(t);
+  uvw_frame_t *f = (uvw_frame_t *)1;
+  cr_assert_eq(uvw_frame_decode_request(b, blen, &f), UVW_ETOOBIG);
+  cr_assert_null(f);
+  cr_assert_str_eq(uvw_error_field(uvw_last_error(), "limit"), "131072");
+  free(b);
+}

@@ -219,14 +219,14 @@ Test(manifest_decode, strict_mode_aggregates) {
   wt_leave(l.ctx);
 }
 
-Test(manifest_decode, stub_count_is_capped) {
+Test(manifest_decode, new_stubs_are_capped_per_decode_and_a_failed_decode_leaves_none) {
   live_t l = live_armed();
   const char *ns = tu_namespace();
   uvw_var_t *declared;
   cr_assert_eq(uvw_var_declare(ns, "declared", NULL, &declared), 0);
-  size_t have = uvw__var_stub_count();
-  uvw_wire_set_stub_cap(have + 2);
-  cr_assert_eq(uvw_wire_stub_cap(), have + 2);
+  size_t have = uvw_wire_stub_count();
+  uvw_wire_set_stub_cap(2);
+  cr_assert_eq(uvw_wire_stub_cap(), 2);
   wt_manifest_t w;
   wt_init(&w, ID);
   wt_int(wt_entry(&w, ns, "declared", 1), 0); /* declared keys never count */
@@ -237,17 +237,29 @@ Test(manifest_decode, stub_count_is_capped) {
   const uvw_error_t *e = uvw_last_error();
   cr_assert_eq(uvw_error_kind(e), UVW_KIND_SERIALIZATION_ERROR);
   cr_assert_str_eq(uvw_error_field(e, "name"), "s3");
-  char cap[32];
-  snprintf(cap, sizeof cap, "%zu", have + 2);
-  cr_assert_str_eq(uvw_error_field(e, "cap"), cap);
-  cr_assert_leq(uvw__var_stub_count(), have + 2, "the cap holds");
-  /* Known stubs do not count again: the same keys within the cap decode. */
+  cr_assert_str_eq(uvw_error_field(e, "cap"), "2");
+  cr_assert_eq(uvw_wire_stub_count(), have, "the failed decode left no stub behind");
+  cr_assert_null(uvw__var_lookup(ns, "s1"));
+  /* Within the cap it decodes; the stubs live while the manifest holds
+   * them, and a key alive already does not count again. */
   wt_init(&w, ID);
   wt_int(wt_entry(&w, ns, "s1", 1), 1);
   wt_int(wt_entry(&w, ns, "s2", 1), 2);
-  cr_assert_eq(decode_rc(&w), 0);
+  uvw_manifest_t *m1 = decode_ok(&w);
+  cr_assert_eq(uvw_wire_stub_count(), have + 2);
+  wt_init(&w, ID);
+  wt_int(wt_entry(&w, ns, "s1", 1), 1);
+  wt_int(wt_entry(&w, ns, "s2", 1), 2);
+  wt_int(wt_entry(&w, ns, "s3", 1), 3);
+  uvw_manifest_t *m2 = decode_ok(&w);
+  cr_assert_eq(uvw_manifest_entry_var(m2, 0), uvw_manifest_entry_var(m1, 0), "one identity while alive");
+  cr_assert_eq(uvw_wire_stub_count(), have + 3);
+  uvw_manifest_free(m1);
+  cr_assert_eq(uvw_wire_stub_count(), have + 3, "m2 still holds all three");
+  uvw_manifest_free(m2);
+  cr_assert_eq(uvw_wire_stub_count(), have, "freed with the last holder");
   uvw_wire_set_stub_cap(0);
-  cr_assert_eq(uvw_wire_stub_cap(), 1024, "0 restores the default");
+  cr_assert_eq(uvw_wire_stub_cap(), 128, "0 restores the default");
   live_check(&l);
   wt_leave(l.ctx);
 }
@@ -302,4 +314,130 @@ Test(manifest_decode, receiver_policy_opt_out_is_ignored) {
   uvw_manifest_t *m = decode_ok(&w);
   cr_assert_eq(uvw_manifest_entry_count(m), 0);
   uvw_manifest_free(m);
+}
+
+/* ---- hostile manifests (issue 11): bounded keys, warnings, entries, stubs ---- */
+
+/* A manifest of `count` empty entries ("\x12\x00" each). */
+static uint8_t *empty_entries(size_t count, size_t *len) {
+  uint8_t *b = malloc(2 * count + 1);
+  for (size_t i = 0; i < count; i++) {
+    b[2 * i] = 0x12;
+    b[2 * i + 1] = 0;
+  }
+  *len = 2 * count;
+  return b;
+}
+
+Test(manifest_decode, a_stub_lives_while_a_context_holds_it_and_is_freed_after) {
+  const char *ns = tu_namespace();
+  size_t have = uvw_wire_stub_count();
+  wt_manifest_t w;
+  wt_init(&w, ID);
+  wt_string(wt_entry(&w, ns, "passing", 1), "through");
+  uvw_manifest_t *m = decode_ok(&w);
+  uvw_context_t *ctx = wt_enter_new();
+  cr_assert_eq(uvw_manifest_mount(m), 0);
+  uvw_manifest_free(m);
+  cr_assert_eq(uvw_wire_stub_count(), have + 1, "the mounted context holds the stub");
+  uvw_context_t *copy = uvw_context_copy(ctx);
+  uvw_context_t *fork = uvw_context_fork(ctx, UVW_PROPAGATE_FORK);
+  cr_assert_eq(uvw_context_exit(ctx), 0);
+  uvw_context_unref(ctx);
+  uvw_context_unref(copy);
+  cr_assert_eq(uvw_wire_stub_count(), have + 1, "the fork still carries it");
+  uvw_context_unref(fork);
+  cr_assert_eq(uvw_wire_stub_count(), have, "no context holds it: freed");
+  cr_assert_null(uvw__var_lookup(ns, "passing"));
+}
+
+Test(manifest_decode, a_stub_found_by_uvw_var_find_is_kept) {
+  const char *ns = tu_namespace();
+  wt_manifest_t w;
+  wt_init(&w, ID);
+  wt_string(wt_entry(&w, ns, "found", 1), "x");
+  uvw_manifest_t *m = decode_ok(&w);
+  uvw_var_t *v = uvw_var_find(ns, "found");
+  cr_assert_not_null(v);
+  uvw_manifest_free(m);
+  cr_assert_eq(uvw_var_find(ns, "found"), v, "a pointer handed out never dangles");
+  cr_assert_str_eq(uvw_var_name(v), "found");
+}
+
+Test(manifest_decode, a_name_over_255_bytes_is_skipped_with_a_short_warning) {
+  const char *ns = tu_namespace();
+  size_t have = uvw_wire_stub_count();
+  size_t big = (size_t)16 << 20;
+  char *name = malloc(big + 1);
+  memset(name, 'n', big);
+  name[big] = '\0';
+  char ok[256];
+  memset(ok, 'k', 255);
+  ok[255] = '\0';
+  wt_capture();
+  wt_manifest_t w;
+  wt_init(&w, ID);
+  wt_string(wt_entry(&w, ns, name, 1), "huge");
+  wt_string(wt_entry(&w, ns, ok, 1), "fits");
+  size_t len;
+  uint8_t *b = wt_pack_manifest(&w, &len);
+  free(name);
+  uvw_wire_set_max_size((size_t)32 << 20);
+  uvw_manifest_t *m;
+  int rc = uvw_manifest_decode(b, len, &m);
+  uvw_wire_set_max_size(0);
+  free(b);
+  cr_assert_eq(rc, 0, "%s", uvw_error_message(uvw_last_error()));
+  cr_assert_eq(uvw_manifest_entry_count(m), 1, "only the 255-byte name is taken");
+  cr_assert_eq(strlen(uvw_var_name(uvw_manifest_entry_var(m, 0))), 255);
+  cr_assert_eq(wt_nwarnings, 1);
+  cr_assert_lt(strlen(uvw_error_message(wt_warnings[0])), 200, "the warning does not copy the key");
+  cr_assert_eq(uvw_wire_stub_count(), have + 1, "no stub for the 16 MiB name");
+  uvw_manifest_free(m);
+  wt_release();
+}
+
+Test(manifest_decode, warnings_are_aggregated_per_manifest) {
+  size_t len;
+  uint8_t *b = empty_entries(4000, &len);
+  wt_capture();
+  uvw_manifest_t *m;
+  cr_assert_eq(uvw_manifest_decode(b, len, &m), 0);
+  cr_assert_eq(uvw_manifest_entry_count(m), 0);
+  cr_assert_eq(wt_nwarnings, 9, "the first eight and one summary, not 4000");
+  cr_assert_str_eq(uvw_error_field(wt_warnings[8], "suppressed"), "3992");
+  uvw_manifest_free(m);
+  wt_release();
+  /* Strict: one error of bounded size that still counts every failure. */
+  uvw_set_strict(1);
+  cr_assert_eq(uvw_manifest_decode(b, len, &m), UVW_ECHAINSERIALIZE);
+  const uvw_error_t *e = uvw_last_error();
+  cr_assert_str_eq(uvw_error_field(e, "failures"), "4000");
+  cr_assert_leq(uvw_error_warning_count(e), 9);
+  void *enc;
+  size_t elen;
+  uvw_frame_t *f = uvw_frame_new(UVW_FRAME_EXCEPTION, 1);
+  cr_assert_eq(uvw_frame_set_error(f, e), 0);
+  cr_assert_eq(uvw_frame_encode(f, &enc, &elen), 0);
+  cr_assert_lt(elen, 8192, "the Exception is small (%zu bytes)", elen);
+  uvw_free(enc);
+  uvw_frame_free(f);
+  uvw_set_strict(0);
+  free(b);
+}
+
+Test(manifest_decode, more_than_4096_entries_is_too_big) {
+  size_t len;
+  uint8_t *b = empty_entries(4097, &len);
+  uvw_manifest_t *m = (uvw_manifest_t *)1;
+  cr_assert_eq(uvw_manifest_decode(b, len, &m), UVW_ETOOBIG);
+  cr_assert_null(m);
+  cr_assert_str_eq(uvw_error_field(uvw_last_error(), "limit"), "4096");
+  free(b);
+  b = empty_entries(4096, &len);
+  wt_capture();
+  cr_assert_eq(uvw_manifest_decode(b, len, &m), 0);
+  uvw_manifest_free(m);
+  wt_release();
+  free(b);
 }

@@ -2,6 +2,11 @@
  *
  *   uvwool-worker --routines ./libmyroutines.so --listen pipe:/run/my.sock
  *                 [--listen tcp:127.0.0.1:7000] [--strict] [--dispatch-timeout MS]
+ *                 [--max-connections N] [--frame-timeout MS] [--idle-timeout MS] ...
+ *
+ * The --max-* and --*-timeout flags set the per-peer limits
+ * (uvw_worker_set_limits, docs/dispatch.md "Limits"); a value must be a
+ * positive integer.
  *
  * Each shared object exports `int uvwool_worker_init(uvw_worker_t *w)`,
  * which registers its routines (uvw_worker_register) and returns 0. Once
@@ -12,6 +17,8 @@
  * removed, exit 0. */
 #include <dlfcn.h>
 #include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +33,10 @@ static uvw_worker_t *worker;
 
 #define USAGE                                                                                               \
   "usage: uvwool-worker --routines LIB.so [--routines ...] --listen pipe:PATH|tcp:HOST:PORT [--listen ...]\n" \
-  "                     [--strict|--lenient] [--dispatch-timeout MS]\n"
+  "                     [--strict|--lenient] [--dispatch-timeout MS]\n"                                     \
+  "                     [--max-connections N] [--max-dispatches N] [--max-inflight-bytes N]\n"            \
+  "                     [--max-stubs N] [--max-chains N] [--write-high-water BYTES]\n"                    \
+  "                     [--frame-timeout MS] [--idle-timeout MS]\n"
 
 static int usage(const char *why) {
   fprintf(stderr, "uvwool-worker: %s\n" USAGE, why);
@@ -54,13 +64,52 @@ static void on_signal(uv_signal_t *h, int signum) {
   uvw_worker_close(worker, NULL, NULL);
 }
 
+/* ---- per-peer limits (docs/dispatch.md, "Limits"): --max-* and --*-timeout ---- */
+
+static int limit_option(const char *a, const char *v, uvw_worker_limits_t *l) {
+  static const struct {
+    const char *flag;
+    size_t offset;
+    int is_u64;
+  } opts[] = {
+      {"--max-connections", offsetof(uvw_worker_limits_t, max_connections), 0},
+      {"--max-dispatches", offsetof(uvw_worker_limits_t, max_dispatches), 0},
+      {"--max-inflight-bytes", offsetof(uvw_worker_limits_t, max_inflight_bytes), 0},
+      {"--max-stubs", offsetof(uvw_worker_limits_t, max_stubs), 0},
+      {"--max-chains", offsetof(uvw_worker_limits_t, max_chains), 0},
+      {"--write-high-water", offsetof(uvw_worker_limits_t, write_high_water), 0},
+      {"--frame-timeout", offsetof(uvw_worker_limits_t, frame_timeout_ms), 1},
+      {"--idle-timeout", offsetof(uvw_worker_limits_t, idle_timeout_ms), 1},
+  };
+  for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+    if (strcmp(a, opts[i].flag) != 0) continue;
+    char *end;
+    unsigned long long n = v ? strtoull(v, &end, 10) : 0;
+    if (v == NULL || *v == '\0' || *end != '\0' || n == 0) return -1;
+    if (opts[i].is_u64)
+      *(uint64_t *)((char *)l + opts[i].offset) = (uint64_t)n;
+    else
+      *(size_t *)((char *)l + opts[i].offset) = (size_t)n;
+    return 1;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *libs[MAX_ITEMS], *addrs[MAX_ITEMS];
   size_t nlibs = 0, naddrs = 0;
   int strict = 0;
   uint64_t timeout_ms = 0;
+  uvw_worker_limits_t limits;
+  uvw_worker_limits_default(&limits);
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    int lim = limit_option(a, v, &limits);
+    if (lim < 0) return usage(a);
+    if (lim > 0) {
+      i++;
+      continue;
+    }
     if (strcmp(a, "--routines") == 0 && v && nlibs < MAX_ITEMS)
       libs[nlibs++] = argv[++i];
     else if (strcmp(a, "--listen") == 0 && v && naddrs < MAX_ITEMS)
@@ -84,6 +133,10 @@ int main(int argc, char **argv) {
   if (uvw_worker_open(loop, &worker) != 0) return 1;
   uvw_worker_on_error(worker, on_peer_error, NULL);
   if (timeout_ms) uvw_worker_set_dispatch_timeout(worker, timeout_ms);
+  if (uvw_worker_set_limits(worker, &limits) != 0) {
+    report("limits", uvw_last_error());
+    return 2;
+  }
   void *handles[MAX_ITEMS];
   for (size_t i = 0; i < nlibs; i++) {
     handles[i] = dlopen(libs[i], RTLD_NOW | RTLD_LOCAL);

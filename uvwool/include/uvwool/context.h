@@ -119,7 +119,12 @@ uint64_t uvw_thread_generation(void);
  * A key held by a stub (made from wire data) is taken over in place: same
  * identity and the values already bound everywhere; an explicit default wins. */
 int uvw_var_declare(const char *ns, const char *name, uvw_value_t *default_value, uvw_var_t **out);
-/* The declared or stub variable (ns, name), or NULL. Never creates. */
+/* The declared or stub variable (ns, name), or NULL. Never creates.
+ * Thread-safe; NULL ns or name gives NULL. Borrowed, live for the process:
+ * a stub returned here is kept from then on (stubs nobody found are freed
+ * once no context or decoded manifest holds them, so the same key may get
+ * a new stub identity later; a declaration always takes the live stub
+ * over in place). */
 uvw_var_t *uvw_var_find(const char *ns, const char *name);
 /* Borrowed, live for the process. */
 const char *uvw_var_namespace(const uvw_var_t *var);

@@ -86,6 +86,49 @@ void uvw_worker_on_error(uvw_worker_t *w, uvw_worker_error_cb cb, void *arg);
 /* Handshake bound applied when a Task carries no dispatch_timeout
  * (exposed to routines by uvw_call_dispatch_timeout). Default 5000 ms. */
 void uvw_worker_set_dispatch_timeout(uvw_worker_t *w, uint64_t ms);
+
+/* Per-peer limits of a worker (docs/dispatch.md, "Limits"): what one
+ * connection may make the worker hold, and for how long. A plain struct so
+ * bindings can fill it field by field; 0 in a field means "the default".
+ * docs/dispatch.md gives the worst-case memory as a formula of these. */
+typedef struct uvw_worker_limits_s {
+  size_t max_connections;     /* accepted connections at once; more are closed at accept (256) */
+  size_t max_dispatches;      /* live dispatches per connection; more Tasks get a Nack (1024) */
+  size_t max_inflight_bytes;  /* frame bytes of a connection's live dispatches (Task arguments,
+                                 a queued step) before Tasks get a Nack (64 MiB) */
+  size_t max_stubs;           /* new stubs a connection's live dispatches may create (1024) */
+  size_t max_chains;          /* contexts one dispatch keeps, one per chain id: the least recently
+                                 used is dropped beyond (8; at most 64) */
+  size_t write_high_water;    /* bytes queued to a peer before reading from it stops until the
+                                 queue drains to half (8 MiB) */
+  uint64_t frame_timeout_ms;  /* a partial frame older than this drops the peer (10000) */
+  uint64_t idle_timeout_ms;   /* a peer with no dispatch and no frame for this long is closed (300000) */
+} uvw_worker_limits_t;
+
+/* Fill *out with the defaults. NULL-safe (no-op). */
+void uvw_worker_limits_default(uvw_worker_limits_t *out);
+/* Apply limits (copied; 0 fields take the default) to w: they hold for
+ * frames read and connections accepted from now on. Loop thread only.
+ * Returns 0, or UVW_EINVAL (w or limits NULL, max_chains over 64). */
+int uvw_worker_set_limits(uvw_worker_t *w, const uvw_worker_limits_t *limits);
+/* The limits in force (defaults filled in) into *out. 0 or UVW_EINVAL. */
+int uvw_worker_get_limits(const uvw_worker_t *w, uvw_worker_limits_t *out);
+
+/* Counters of a worker, for monitoring and tests (a snapshot). */
+typedef struct uvw_worker_stats_s {
+  size_t connections;        /* open connections */
+  size_t dispatches;         /* live dispatches over all connections */
+  size_t inflight_bytes;     /* frame bytes held by live dispatches */
+  size_t read_buffer_bytes;  /* bytes of partial frames buffered */
+  size_t write_queue_bytes;  /* bytes queued to peers, not yet written */
+  size_t paused_peers;       /* connections not read because their write queue is full */
+  size_t refused_connections; /* closed at accept by max_connections, since open */
+  size_t timed_out_peers;    /* dropped by frame_timeout_ms or idle_timeout_ms, since open */
+  size_t max_call_chains;    /* the most contexts any live dispatch keeps */
+} uvw_worker_stats_t;
+
+/* Fill *out. Loop thread only. 0 or UVW_EINVAL (NULL argument). */
+int uvw_worker_stats(const uvw_worker_t *w, uvw_worker_stats_t *out);
 /* Stop listening, drop every connection (streaming routines waiting for a
  * step get a THROW step with UVW_ECONNRESET so they can end), then call
  * cb once every handle is closed. The worker is freed when the last call

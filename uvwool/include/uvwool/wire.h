@@ -35,12 +35,20 @@ extern "C" {
  * parsing. 0 restores the default. Process-wide. */
 void uvw_wire_set_max_size(size_t bytes);
 size_t uvw_wire_max_size(void);
-/* Most stubs (placeholders for undeclared variables) the process may hold.
- * Default 1024. A decode that would create one more fails with
- * UVW_ESTUBCAP. Declaring a variable takes its stub over and frees a slot.
- * 0 restores the default. Process-wide. */
+/* Most new stubs (placeholders for undeclared variables) ONE decode may
+ * create: one manifest (uvw_manifest_decode, a frame's manifest, the text
+ * and environment carriers) or one baggage header. Default 128. A decode
+ * that would create one more fails with UVW_ESTUBCAP and leaves nothing
+ * behind. Keys already known (declared, or a stub alive) never count.
+ * A stub lives while a decoded manifest or a context holds it and is freed
+ * with the last one, so no budget is shared between peers; a worker also
+ * bounds the stubs of each connection (uvw_worker_limits_t.max_stubs).
+ * 0 restores the default. The setting is process-wide, thread-safe. */
 void uvw_wire_set_stub_cap(size_t stubs);
 size_t uvw_wire_stub_cap(void);
+/* Number of stubs alive in the process now. Thread-safe, never fails. For
+ * monitoring and tests. */
+size_t uvw_wire_stub_count(void);
 
 /* ---- value codecs ------------------------------------------------------------ */
 

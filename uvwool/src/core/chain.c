@@ -4,6 +4,7 @@
 
 #include "alloc.h"
 #include "thread.h"
+#include "var.h"
 #include "uvwool/errors.h"
 
 /* Owners are stamped by the thread that runs the chain, so its cached OS id
@@ -48,6 +49,7 @@ uvw__chain_t *uvw__chain_clone(const uvw__chain_t *src) {
     uvw__chain_unref(c);
     return NULL;
   }
+  uvw__var_hold(c->stubs, c->nstubs); /* every chain holds the stubs it pins */
   c->owner_task = uvw__task_ref(src->owner_task);
   return c;
 }
@@ -58,12 +60,14 @@ uvw__chain_t *uvw__chain_fork(const uvw__chain_t *src) {
     uvw__chain_unref(c);
     return NULL;
   }
+  if (c) uvw__var_hold(c->stubs, c->nstubs);
   return c;
 }
 
 void uvw__chain_destroy(uvw__chain_t *c) {
   uvw__task_unref(c->owner_task);
   uvw__free(c->resets);
+  uvw__var_release(c->stubs, c->nstubs);
   uvw__free(c->stubs);
   uvw__free(c);
 }
@@ -100,7 +104,12 @@ void uvw__chain_remove_reset(uvw__chain_t *c, const uvw_var_t *var) {
   c->resets[i] = c->resets[--c->nresets]; /* order carries no meaning */
 }
 
-int uvw__chain_pin_stub(uvw__chain_t *c, uvw_var_t *stub) { return add_var(&c->stubs, &c->nstubs, stub); }
+int uvw__chain_pin_stub(uvw__chain_t *c, uvw_var_t *stub) {
+  size_t before = c->nstubs;
+  int rc = add_var(&c->stubs, &c->nstubs, stub);
+  if (rc == 0 && c->nstubs > before) uvw__var_hold(&stub, 1);
+  return rc;
+}
 
 int uvw__chain_has_reset(const uvw__chain_t *c, const uvw_var_t *var) {
   return index_of(c->resets, c->nresets, var) >= 0;

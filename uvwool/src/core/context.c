@@ -367,7 +367,7 @@ size_t uvw_context_pending_reset_count(const uvw_context_t *ctx) {
 }
 
 int uvw_context_has_pending_reset(const uvw_context_t *ctx, const char *ns, const char *name) {
-  uvw_var_t *var = uvw_var_find(ns, name);
+  uvw_var_t *var = uvw__var_lookup(ns, name); /* introspection keeps no stub alive */
   if (var == NULL || ctx == NULL) return 0;
   int foreign = uvw__context_read_begin(ctx);
   int has = ctx->chain && uvw__chain_has_reset(ctx->chain, var);

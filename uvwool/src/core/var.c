@@ -172,25 +172,80 @@ int uvw_var_declare(const char *ns, const char *name, uvw_value_t *dflt, uvw_var
   return 0;
 }
 
-int uvw__var_stub(const char *ns, const char *name, uvw_var_t **out) {
+/* Called with the registry lock held. */
+static int stub_create_locked(const char *ns, const char *name, size_t bucket, uvw_var_t **out) {
+  uvw_var_t *v = var_alloc(ns, name, NULL, 1);
+  if (v == NULL) return uvw__error_nomem("context variable stub");
+  v->holds = 1;
+  v->next = buckets[bucket];
+  buckets[bucket] = v;
+  stub_count++;
+  *out = v;
+  return 0;
+}
+
+int uvw__var_acquire(const char *ns, const char *name, int may_create, uvw_var_t **out, int *created) {
+  *out = NULL;
+  if (created) *created = 0;
   int rc = check_key(ns, name);
   if (rc != 0) return rc;
   size_t bucket = key_hash(ns, name);
   pthread_mutex_lock(&registry_lock);
   uvw_var_t *v = lookup_locked(ns, name, bucket);
-  if (v == NULL) {
-    v = var_alloc(ns, name, NULL, 1);
-    if (v == NULL) {
-      pthread_mutex_unlock(&registry_lock);
-      return uvw__error_nomem("context variable stub");
-    }
-    v->next = buckets[bucket];
-    buckets[bucket] = v;
-    stub_count++;
+  if (v != NULL) {
+    if (atomic_load(&v->is_stub)) v->holds++;
+    *out = v;
+  } else if (!may_create) {
+    rc = 1;
+  } else if ((rc = stub_create_locked(ns, name, bucket, out)) == 0 && created) {
+    *created = 1;
   }
   pthread_mutex_unlock(&registry_lock);
-  *out = v;
+  return rc;
+}
+
+int uvw__var_stub(const char *ns, const char *name, uvw_var_t **out) {
+  return uvw__var_acquire(ns, name, 1, out, NULL);
+}
+
+/* Called with the registry lock held: unlink and free a stub nobody holds. */
+static void stub_free_locked(uvw_var_t *v) {
+  for (uvw_var_t **p = &buckets[key_hash(v->ns, v->name)]; *p; p = &(*p)->next)
+    if (*p == v) {
+      *p = v->next;
+      break;
+    }
+  stub_count--;
+  uvw__free(v->ns);
+  uvw__free(v->name);
+  uvw__free(v);
+}
+
+/* Declared variables never become stubs again, so a lock-free look that
+ * finds no stub is final: a manifest of declared variables takes no lock. */
+static int any_stub(uvw_var_t *const *vars, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (vars[i] != NULL && atomic_load_explicit(&vars[i]->is_stub, memory_order_relaxed)) return 1;
   return 0;
+}
+
+void uvw__var_release(uvw_var_t *const *vars, size_t n) {
+  if (!any_stub(vars, n)) return;
+  pthread_mutex_lock(&registry_lock);
+  for (size_t i = 0; i < n; i++) {
+    uvw_var_t *v = vars[i];
+    if (v == NULL || !atomic_load(&v->is_stub) || v->holds == 0) continue;
+    if (--v->holds == 0 && !v->kept) stub_free_locked(v);
+  }
+  pthread_mutex_unlock(&registry_lock);
+}
+
+void uvw__var_hold(uvw_var_t *const *vars, size_t n) {
+  if (!any_stub(vars, n)) return;
+  pthread_mutex_lock(&registry_lock);
+  for (size_t i = 0; i < n; i++)
+    if (vars[i] != NULL && atomic_load(&vars[i]->is_stub)) vars[i]->holds++;
+  pthread_mutex_unlock(&registry_lock);
 }
 
 size_t uvw__var_stub_count(void) {
@@ -200,10 +255,21 @@ size_t uvw__var_stub_count(void) {
   return n;
 }
 
+uvw_var_t *uvw__var_lookup(const char *ns, const char *name) {
+  if (ns == NULL || name == NULL) return NULL;
+  pthread_mutex_lock(&registry_lock);
+  uvw_var_t *v = lookup_locked(ns, name, key_hash(ns, name));
+  pthread_mutex_unlock(&registry_lock);
+  return v;
+}
+
 uvw_var_t *uvw_var_find(const char *ns, const char *name) {
   if (ns == NULL || name == NULL) return NULL;
   pthread_mutex_lock(&registry_lock);
   uvw_var_t *v = lookup_locked(ns, name, key_hash(ns, name));
+  /* The caller may keep the pointer as long as it likes: a stub handed out
+   * here is kept for the process, like a declared variable. */
+  if (v != NULL && atomic_load(&v->is_stub)) v->kept = 1;
   pthread_mutex_unlock(&registry_lock);
   return v;
 }

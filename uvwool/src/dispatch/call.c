@@ -17,13 +17,19 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "wire_frame.h"
 #include "worker_int.h"
 
 enum { CALL_ACKED, CALL_IDLE, CALL_RUNNING, CALL_ENDED };
 
+/* At most limits.max_chains of them (<= 64), so the scans below are
+ * bounded and a stream that uses a new chain id per step keeps a constant
+ * amount of state: the least recently used context is dropped. */
 typedef struct ctx_slot_s {
   char id[33];
   uvw_context_t *ctx;
+  uint64_t used; /* the call's step counter when last used */
+  size_t bytes;  /* the frame whose manifest it holds, charged while kept */
 } ctx_slot_t;
 
 struct uvw_call_s {
@@ -40,7 +46,13 @@ struct uvw_call_s {
   uvw_context_t *step_ctx; /* the context of the step in progress / the last one */
   uvw_context_t *unarmed; /* the working context while the dispatch is unarmed */
   ctx_slot_t *slots;
-  size_t nslots;
+  size_t nslots, slotcap;
+  uint64_t clock;        /* ticks on every slot use */
+  size_t bytes;          /* frame bytes charged to the connection */
+  size_t request_bytes;  /* of those, the current request's (moved to the slot its context is filed in) */
+  size_t unarmed_bytes;  /* of those, the unarmed working context's */
+  size_t queued_bytes;   /* of those, the queued request's */
+  size_t stubs;          /* stubs charged to the connection */
   int state, started, cancelled, kicked;
   uvw_step_t step;
   unsigned depth; /* routine frames on the stack: freeing waits for 0 */
@@ -106,8 +118,35 @@ static void call_free(uvw_call_t *call) {
   uvw__worker_call_freed(w);
 }
 
+/* Give the call's charges back to its connection. */
+static void uncharge(uvw_call_t *call) {
+  if (call->conn) {
+    call->conn->inflight_bytes -= call->bytes;
+    call->conn->stubs -= call->stubs;
+  }
+  call->bytes = call->stubs = call->queued_bytes = call->request_bytes = call->unarmed_bytes = 0;
+}
+
+/* Charge (or give back) frame bytes to the call's connection. */
+static void charge_bytes(uvw_call_t *call, size_t add, size_t sub) {
+  call->bytes = call->bytes + add - sub;
+  if (call->conn) call->conn->inflight_bytes = call->conn->inflight_bytes + add - sub;
+}
+
+/* Decode a request's manifest now that its dispatch is known, with what
+ * is left of the connection's stub budget. */
+static void decode_manifest(uvw_call_t *call, uvw_frame_t *f) {
+  uvw__wconn_t *c = call->conn;
+  size_t left = c->stubs < c->worker->limits.max_stubs ? c->worker->limits.max_stubs - c->stubs : 0;
+  size_t cap = uvw_wire_stub_cap(), created = 0;
+  uvw__frame_decode_manifest(f, left < cap ? left : cap, &created);
+  call->stubs += created;
+  c->stubs += created;
+}
+
 static void call_end(uvw_call_t *call) {
   call->state = CALL_ENDED;
+  uncharge(call);
   if (call->conn) uvw__idmap_del(&call->conn->calls, &call->node);
   call->conn = NULL;
   if (call->depth == 0) call_free(call);
@@ -141,8 +180,44 @@ static void cancel(uvw_call_t *call) {
 
 static ctx_slot_t *slot_find(uvw_call_t *call, const char *id) {
   for (size_t i = 0; i < call->nslots; i++)
-    if (strcmp(call->slots[i].id, id) == 0) return &call->slots[i];
+    if (strcmp(call->slots[i].id, id) == 0) {
+      call->slots[i].used = ++call->clock;
+      return &call->slots[i];
+    }
   return NULL;
+}
+
+/* A slot for a new chain id: a new one while under the limit, else the
+ * least recently used one, emptied. NULL on allocation failure. */
+static ctx_slot_t *slot_take(uvw_call_t *call) {
+  size_t max = call->worker->limits.max_chains;
+  if (call->nslots < max) {
+    if (call->nslots == call->slotcap) {
+      ctx_slot_t *grown = uvw__realloc(call->slots, max * sizeof(*grown));
+      if (grown == NULL) return NULL;
+      call->slots = grown;
+      call->slotcap = max;
+    }
+    return &call->slots[call->nslots++];
+  }
+  ctx_slot_t *lru = &call->slots[0];
+  for (size_t i = 1; i < call->nslots; i++)
+    if (call->slots[i].used < lru->used) lru = &call->slots[i];
+  uvw_context_unref(lru->ctx);
+  lru->ctx = NULL;
+  charge_bytes(call, 0, lru->bytes);
+  lru->bytes = 0;
+  return lru;
+}
+
+size_t uvw__call_chains(const uvw_call_t *call) { return call->nslots; }
+
+/* The step's request bytes now stand for what the kept context holds
+ * (the values its manifest brought): charged as long as it is kept. */
+static void move_charge(uvw_call_t *call, size_t *to) {
+  charge_bytes(call, 0, *to);
+  *to = call->request_bytes;
+  call->request_bytes = 0;
 }
 
 /* File ctx under its chain id (or as the unarmed working context). */
@@ -153,25 +228,28 @@ static void file_context(uvw_call_t *call, uvw_context_t *ctx) {
       uvw_context_unref(call->unarmed);
       call->unarmed = uvw_context_ref(ctx);
     }
+    move_charge(call, &call->unarmed_bytes);
     return;
   }
   if (call->unarmed == ctx) { /* armed by the routine: no longer the unarmed one */
     uvw_context_unref(call->unarmed);
     call->unarmed = NULL;
+    charge_bytes(call, 0, call->unarmed_bytes);
+    call->unarmed_bytes = 0;
   }
   ctx_slot_t *s = slot_find(call, id);
   if (s == NULL) {
-    ctx_slot_t *grown = uvw__realloc(call->slots, (call->nslots + 1) * sizeof(*grown));
-    if (grown == NULL) return; /* the next step of this chain starts from its manifest */
-    call->slots = grown;
-    s = &grown[call->nslots++];
+    if ((s = slot_take(call)) == NULL) return; /* the next step of this chain starts from its manifest */
     memcpy(s->id, id, sizeof(id));
     s->ctx = NULL;
+    s->used = ++call->clock;
+    s->bytes = 0;
   }
   if (s->ctx != ctx) {
     uvw_context_unref(s->ctx);
     s->ctx = uvw_context_ref(ctx);
   }
+  move_charge(call, &s->bytes);
 }
 
 /* The context a request's step runs in (a new reference), or NULL. */
@@ -196,9 +274,11 @@ static int is_cancellation(const uvw_error_t *e) {
 
 /* Run one step: the request f (taken), or with f NULL a THROW of `local`
  * (taken) raised here (connection lost). */
-static void run_step(uvw_call_t *call, uvw_frame_t *f, uvw_error_t *local) {
+static void run_step(uvw_call_t *call, uvw_frame_t *f, size_t bytes, uvw_error_t *local) {
   uvw_frame_free(call->request);
   call->request = f;
+  charge_bytes(call, bytes, call->request_bytes);
+  call->request_bytes = bytes;
   uvw_error_unref(call->thrown);
   call->thrown = local;
   uvw_frame_kind_t kind = f ? uvw_frame_kind(f) : UVW_FRAME_THROW;
@@ -248,11 +328,14 @@ static void run_step(uvw_call_t *call, uvw_frame_t *f, uvw_error_t *local) {
 static void run_next_queued(uvw_call_t *call) {
   if (call->queued) {
     uvw_frame_t *f = call->queued;
+    size_t bytes = call->queued_bytes;
     call->queued = NULL;
-    run_step(call, f, NULL);
+    call->queued_bytes = 0;
+    charge_bytes(call, 0, bytes); /* run_step charges it again as the request */
+    run_step(call, f, bytes, NULL);
   } else if (call->conn == NULL && (call->flags & UVW_ROUTINE_STREAM)) {
-    run_step(call, NULL, uvw__dispatch_error(UVW_ECONNRESET, uvw_frame_routine(call->task),
-                                              "the caller went away"));
+    run_step(call, NULL, 0, uvw__dispatch_error(UVW_ECONNRESET, uvw_frame_routine(call->task),
+                                                 "the caller went away"));
   }
 }
 
@@ -268,7 +351,7 @@ void uvw__call_run_kicked(uvw_worker_t *w) {
 
 /* ---- frames from the caller --------------------------------------------------------- */
 
-void uvw__call_task(uvw__wconn_t *c, uvw_frame_t *task) {
+void uvw__call_task(uvw__wconn_t *c, uvw_frame_t *task, size_t bytes) {
   uvw_worker_t *w = c->worker;
   uint64_t id = uvw_frame_dispatch_id(task);
   const char *name = uvw_frame_routine(task);
@@ -280,8 +363,14 @@ void uvw__call_task(uvw__wconn_t *c, uvw_frame_t *task) {
     uvw__error_field(e, "routine", "%s", name);
     send_error(c, id, UVW_FRAME_NACK, e);
     uvw_error_unref(e);
-  } else if (c->calls.count >= UVW__MAX_CALLS_PER_CONN || w->closing) {
-    uvw_error_t *e = uvw__dispatch_error(UVW_ENACK, name, w->closing ? "the worker is closing" : "too many dispatches");
+  } else if (c->calls.count >= w->limits.max_dispatches || w->closing ||
+             c->inflight_bytes + bytes > w->limits.max_inflight_bytes) {
+    const char *why = w->closing                                  ? "the worker is closing"
+                      : c->calls.count >= w->limits.max_dispatches ? "too many dispatches on this connection"
+                                                                   : "too many bytes in flight on this connection";
+    uvw_error_t *e = uvw__dispatch_error(UVW_ENACK, name, why);
+    uvw__error_field(e, "max_dispatches", "%zu", w->limits.max_dispatches);
+    uvw__error_field(e, "max_inflight_bytes", "%zu", w->limits.max_inflight_bytes);
     send_error(c, id, UVW_FRAME_NACK, e);
     uvw_error_unref(e);
   } else {
@@ -295,6 +384,7 @@ void uvw__call_task(uvw__wconn_t *c, uvw_frame_t *task) {
       call->flags = r->flags;
       call->task = task;
       call->state = CALL_ACKED;
+      charge_bytes(call, bytes, 0);
       w->live_calls++;
       send_frame(c, frame_for(call, UVW_FRAME_ACK));
       return;
@@ -305,7 +395,7 @@ void uvw__call_task(uvw__wconn_t *c, uvw_frame_t *task) {
   uvw_frame_free(task);
 }
 
-void uvw__call_request(uvw__wconn_t *c, uvw_frame_t *f) {
+void uvw__call_request(uvw__wconn_t *c, uvw_frame_t *f, size_t bytes) {
   uint64_t id = uvw_frame_dispatch_id(f);
   uvw_frame_kind_t kind = uvw_frame_kind(f);
   uvw_call_t *call = (uvw_call_t *)uvw__idmap_get(&c->calls, id);
@@ -313,6 +403,21 @@ void uvw__call_request(uvw__wconn_t *c, uvw_frame_t *f) {
     /* A Throw may race with the end of its dispatch (a late cancellation). */
     if (kind != UVW_FRAME_THROW) protocol_error(c, id, UVW_FRAME_EXCEPTION, "%s for an unknown dispatch", "request");
     uvw_frame_free(f);
+    return;
+  }
+  if (c->inflight_bytes + bytes > c->worker->limits.max_inflight_bytes && kind != UVW_FRAME_THROW) {
+    /* Requests are charged like Tasks: over the budget, this dispatch ends
+     * (the others on the connection go on). */
+    uvw_frame_free(f);
+    uvw_error_t *e = uvw__dispatch_error(UVW_ENACK, uvw_frame_routine(call->task),
+                                         "too many bytes in flight on this connection");
+    uvw__error_field(e, "max_inflight_bytes", "%zu", c->worker->limits.max_inflight_bytes);
+    send_error(c, id, UVW_FRAME_EXCEPTION, e);
+    uvw_error_unref(e);
+    if (call->state == CALL_RUNNING || call->kicked)
+      cancel(call); /* its answer is dropped; it ends when it answers */
+    else
+      call_end(call);
     return;
   }
   if (call->state == CALL_ACKED && kind != UVW_FRAME_NEXT) {
@@ -338,7 +443,10 @@ void uvw__call_request(uvw__wconn_t *c, uvw_frame_t *f) {
       cancel(call);
       return;
     }
+    decode_manifest(call, f);
     call->queued = f;
+    call->queued_bytes = bytes;
+    charge_bytes(call, bytes, 0);
     return;
   }
   if (!(call->flags & UVW_ROUTINE_STREAM) && call->started) {
@@ -346,7 +454,8 @@ void uvw__call_request(uvw__wconn_t *c, uvw_frame_t *f) {
     protocol_error(c, id, UVW_FRAME_EXCEPTION, "a one-shot routine takes one step (%s)", uvw_frame_routine(call->task));
     return;
   }
-  run_step(call, f, NULL);
+  decode_manifest(call, f);
+  run_step(call, f, bytes, NULL);
 }
 
 void uvw__call_orphan_all(uvw__wconn_t *c) {
@@ -366,6 +475,7 @@ void uvw__call_orphan_all(uvw__wconn_t *c) {
        * end (it would wait forever otherwise). */
       uvw_frame_free(call->queued);
       call->queued = NULL;
+      call->queued_bytes = 0;
       if (call->kicked) kick_remove(call);
       run_next_queued(call);
     }

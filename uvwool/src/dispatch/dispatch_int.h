@@ -51,6 +51,12 @@ struct uvw__link_s {
   uvw__link_closed_cb on_closed;
   void *owner;
   int reading, closing, failed;
+  /* Worker side (0 on the caller's links): when the partial frame in buf
+   * began arriving and when the peer last sent anything (uv_now, ms), and
+   * the write-queue size past which reading pauses until it drains to half. */
+  uint64_t partial_since, last_read, paused_since;
+  size_t high_water;
+  int paused;
 };
 
 /* Initialise the handle for an address (tcp or pipe) on loop. */
@@ -75,6 +81,7 @@ typedef struct uvw__idnode_s {
 typedef struct uvw__idmap_s {
   uvw__idnode_t **buckets;
   size_t nbuckets, count;
+  size_t scan; /* buckets below this are empty: popping everything is linear */
 } uvw__idmap_t;
 
 void uvw__idmap_init(uvw__idmap_t *m);

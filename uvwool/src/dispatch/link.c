@@ -27,7 +27,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
   uvw__link_t *link = h->data;
   (void)suggested;
   if (link->cap - link->len < MIN_READ) {
-    size_t cap = link->len + MIN_READ;
+    /* Doubling: a 16 MiB frame costs a few reallocations, not 256 copies
+     * of a growing buffer. At most twice what the peer has sent. */
+    size_t cap = link->cap * 2, most = uvw_wire_max_size() + HEADER + MIN_READ;
+    if (cap > most) cap = most;
+    if (cap < link->len + MIN_READ) cap = link->len + MIN_READ;
     uint8_t *b = uvw__realloc(link->buf, cap);
     if (b == NULL) {
       *out = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS to on_read */
@@ -49,7 +53,8 @@ static void fail(uvw__link_t *link, int code) {
 /* Deliver every complete frame in the buffer; keep a partial one. */
 static void drain(uvw__link_t *link) {
   size_t off = 0, max = uvw_wire_max_size();
-  while (!link->closing && !link->failed && link->len - off >= HEADER) {
+  /* A paused link delivers nothing more: its answers would pile up. */
+  while (!link->closing && !link->failed && !link->paused && link->len - off >= HEADER) {
     const uint8_t *p = link->buf + off;
     size_t n = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
     if (n > max) {
@@ -77,12 +82,26 @@ static void drain(uvw__link_t *link) {
   }
 }
 
+/* The clocks the worker's sweep reads: a partial frame's age restarts
+ * whenever a frame completes. */
+static void stamp(uvw__link_t *link, size_t before_drain, size_t consumed) {
+  uint64_t now = uv_now(link->h.handle.loop);
+  link->last_read = now;
+  if (link->len == 0)
+    link->partial_since = 0;
+  else if (consumed > 0 || before_drain == 0 || link->partial_since == 0)
+    link->partial_since = now;
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   uvw__link_t *link = s->data;
   (void)buf;
   if (nread > 0) {
+    size_t before = link->len;
     link->len += (size_t)nread;
+    size_t total = link->len;
     drain(link);
+    if (!link->closing && !link->failed) stamp(link, before, total - link->len);
   } else if (nread < 0) {
     int code = UVW_ECONNRESET;
     if (nread == UV_ENOBUFS)
@@ -112,11 +131,31 @@ typedef struct send_req_s {
   void *frame;
 } send_req_t;
 
+/* Backpressure: a peer that does not read its answers stops being read
+ * (so it cannot make us produce more) until its queue drains to half. */
+static void pause_if_full(uvw__link_t *link) {
+  if (link->high_water == 0 || link->paused || link->closing || link->failed) return;
+  if (uv_stream_get_write_queue_size(&link->h.stream) <= link->high_water) return;
+  uv_read_stop(&link->h.stream);
+  link->paused = 1;
+  link->paused_since = uv_now(link->h.handle.loop);
+}
+
 static void on_written(uv_write_t *req, int status) {
   send_req_t *s = (send_req_t *)req;
+  uvw__link_t *link = req->handle->data;
   (void)status; /* a failed write shows up as a read error / EOF too */
   uvw_free(s->frame);
   uvw__free(s);
+  if (link->paused && !link->closing && !link->failed &&
+      uv_stream_get_write_queue_size(&link->h.stream) <= link->high_water / 2) {
+    link->paused = 0;
+    link->paused_since = 0;
+    drain(link); /* frames that arrived before the pause come first */
+    link->partial_since = link->len ? uv_now(link->h.handle.loop) : 0;
+    if (!link->paused && !link->closing && !link->failed && uv_read_start(&link->h.stream, on_alloc, on_read) != 0)
+      link->reading = 0;
+  }
 }
 
 int uvw__link_send(uvw__link_t *link, void *frame, size_t len) {
@@ -139,9 +178,11 @@ int uvw__link_send(uvw__link_t *link, void *frame, size_t len) {
   int rc = uv_write(&s->req, &link->h.stream, bufs, len ? 2 : 1, on_written);
   if (rc != 0) {
     uvw__error_set(UVW_ECONNRESET, UVW_KIND_WOOL_ERROR, "write failed: %s", uv_strerror(rc));
-    on_written(&s->req, rc);
+    uvw_free(s->frame);
+    uvw__free(s);
     return UVW_ECONNRESET;
   }
+  pause_if_full(link);
   return 0;
 }
 
@@ -224,7 +265,7 @@ static int grow(uvw__idmap_t *m) {
   size_t n = m->nbuckets ? m->nbuckets * 2 : 64;
   uvw__idnode_t **b = uvw__calloc(n, sizeof(*b));
   if (b == NULL) return uvw__error_nomem("dispatch table");
-  uvw__idmap_t nm = {b, n, m->count};
+  uvw__idmap_t nm = {b, n, m->count, 0};
   for (size_t i = 0; i < m->nbuckets; i++)
     for (uvw__idnode_t *x = m->buckets[i], *next; x; x = next) {
       next = x->next;
@@ -243,6 +284,7 @@ int uvw__idmap_put(uvw__idmap_t *m, uvw__idnode_t *n) {
   n->next = m->buckets[s];
   m->buckets[s] = n;
   m->count++;
+  if (s < m->scan) m->scan = s;
   return 0;
 }
 
@@ -264,13 +306,15 @@ void uvw__idmap_del(uvw__idmap_t *m, uvw__idnode_t *n) {
 }
 
 uvw__idnode_t *uvw__idmap_pop(uvw__idmap_t *m) {
-  for (size_t i = 0; m->count && i < m->nbuckets; i++)
+  for (size_t i = m->scan; m->count && i < m->nbuckets; i++)
     if (m->buckets[i]) {
       uvw__idnode_t *n = m->buckets[i];
       m->buckets[i] = n->next;
       m->count--;
+      m->scan = i;
       return n;
     }
+  m->scan = 0;
   return NULL;
 }
 

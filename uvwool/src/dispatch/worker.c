@@ -5,6 +5,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "wire_frame.h"
 #include "worker_int.h"
 
 struct uvw__listener_s {
@@ -17,6 +18,71 @@ struct uvw__listener_s {
 
 void uvw__worker_kick_cb(uv_idle_t *idle) { uvw__call_run_kicked(idle->data); }
 
+/* ---- limits ------------------------------------------------------------------ */
+
+void uvw_worker_limits_default(uvw_worker_limits_t *out) {
+  if (out == NULL) return;
+  *out = (uvw_worker_limits_t){.max_connections = 256,
+                               .max_dispatches = 1024,
+                               .max_inflight_bytes = (size_t)64 << 20,
+                               .max_stubs = 1024,
+                               .max_chains = 8,
+                               .write_high_water = (size_t)8 << 20,
+                               .frame_timeout_ms = 10000,
+                               .idle_timeout_ms = 300000};
+}
+
+static void sweep_start(uvw_worker_t *w);
+
+int uvw_worker_set_limits(uvw_worker_t *w, const uvw_worker_limits_t *limits) {
+  if (w == NULL) return uvw__error_arg(__func__, "w", "is NULL");
+  if (limits == NULL) return uvw__error_arg(__func__, "limits", "is NULL");
+  if (limits->max_chains > UVW__MAX_CHAINS_CAP) return uvw__error_arg(__func__, "limits", "has max_chains over 64");
+  uvw_worker_limits_t d, l = *limits;
+  uvw_worker_limits_default(&d);
+  if (!l.max_connections) l.max_connections = d.max_connections;
+  if (!l.max_dispatches) l.max_dispatches = d.max_dispatches;
+  if (!l.max_inflight_bytes) l.max_inflight_bytes = d.max_inflight_bytes;
+  if (!l.max_stubs) l.max_stubs = d.max_stubs;
+  if (!l.max_chains) l.max_chains = d.max_chains;
+  if (!l.write_high_water) l.write_high_water = d.write_high_water;
+  if (!l.frame_timeout_ms) l.frame_timeout_ms = d.frame_timeout_ms;
+  if (!l.idle_timeout_ms) l.idle_timeout_ms = d.idle_timeout_ms;
+  w->limits = l;
+  for (uvw__wconn_t *c = w->conns; c; c = c->next) c->link.high_water = l.write_high_water;
+  if (!w->closing) sweep_start(w);
+  return 0;
+}
+
+int uvw_worker_get_limits(const uvw_worker_t *w, uvw_worker_limits_t *out) {
+  if (w == NULL) return uvw__error_arg(__func__, "w", "is NULL");
+  if (out == NULL) return uvw__error_arg(__func__, "out", "is NULL");
+  *out = w->limits;
+  return 0;
+}
+
+int uvw_worker_stats(const uvw_worker_t *w, uvw_worker_stats_t *out) {
+  if (w == NULL) return uvw__error_arg(__func__, "w", "is NULL");
+  if (out == NULL) return uvw__error_arg(__func__, "out", "is NULL");
+  memset(out, 0, sizeof(*out));
+  out->refused_connections = w->refused;
+  out->timed_out_peers = w->timed_out;
+  for (const uvw__wconn_t *c = w->conns; c; c = c->next) {
+    out->connections++;
+    out->dispatches += c->calls.count;
+    out->inflight_bytes += c->inflight_bytes;
+    out->read_buffer_bytes += c->link.cap;
+    out->write_queue_bytes += uv_stream_get_write_queue_size(&c->link.h.stream);
+    out->paused_peers += c->link.paused != 0;
+    for (size_t i = 0; i < c->calls.nbuckets; i++)
+      for (const uvw__idnode_t *n = c->calls.buckets[i]; n; n = n->next) {
+        size_t k = uvw__call_chains((const uvw_call_t *)n);
+        if (k > out->max_call_chains) out->max_call_chains = k;
+      }
+  }
+  return 0;
+}
+
 int uvw_worker_open(uv_loop_t *loop, uvw_worker_t **out) {
   if (loop == NULL) return uvw__error_arg(__func__, "loop", "is NULL");
   if (out == NULL) return uvw__error_arg(__func__, "out", "is NULL");
@@ -25,10 +91,15 @@ int uvw_worker_open(uv_loop_t *loop, uvw_worker_t **out) {
   w->loop = loop;
   w->loop_thread = uv_thread_self();
   w->default_timeout_ms = UVW__DEFAULT_DISPATCH_TIMEOUT_MS;
+  uvw_worker_limits_default(&w->limits);
   uv_idle_init(loop, &w->kick);
   w->kick.data = w;
   uv_unref((uv_handle_t *)&w->kick);
-  w->open_handles = 1;
+  uv_timer_init(loop, &w->sweep);
+  w->sweep.data = w;
+  uv_unref((uv_handle_t *)&w->sweep);
+  w->open_handles = 2;
+  sweep_start(w);
   *out = w;
   return 0;
 }
@@ -91,6 +162,7 @@ static void conn_drop(uvw__wconn_t *c) {
   for (uvw__wconn_t **p = &w->conns; *p; p = &(*p)->next)
     if (*p == c) {
       *p = c->next;
+      w->nconns--;
       break;
     }
   uvw__call_orphan_all(c);
@@ -109,7 +181,9 @@ static void conn_fail(uvw__link_t *link, int code) {
 static void conn_frame(uvw__link_t *link, const uint8_t *data, size_t len) {
   uvw__wconn_t *c = link->owner;
   uvw_frame_t *f;
-  if (uvw_frame_decode_request(data, len, &f) != 0) {
+  /* The manifest waits until its dispatch is known (call.c): a frame for
+   * no dispatch costs no stubs. */
+  if (uvw__frame_decode_request_deferred(data, len, &f) != 0) {
     /* Without a decodable frame there is no dispatch id to answer: the
      * stream cannot be trusted any more, so this peer is dropped. */
     uvw_error_t *e = uvw_error_ref(uvw_last_error());
@@ -121,9 +195,9 @@ static void conn_frame(uvw__link_t *link, const uint8_t *data, size_t len) {
     return;
   }
   if (uvw_frame_kind(f) == UVW_FRAME_TASK)
-    uvw__call_task(c, f);
+    uvw__call_task(c, f, len + 4);
   else
-    uvw__call_request(c, f);
+    uvw__call_request(c, f, len + 4);
 }
 
 /* Adopt an accepted stream (rc: the result of uv_accept); on failure the
@@ -131,9 +205,77 @@ static void conn_frame(uvw__link_t *link, const uint8_t *data, size_t len) {
 static int conn_add(uvw_worker_t *w, uvw__wconn_t *c, int rc) {
   c->next = w->conns;
   w->conns = c;
+  w->nconns++;
+  c->link.high_water = w->limits.write_high_water;
+  c->link.last_read = uv_now(w->loop);
+  if (rc == 0 && w->nconns > w->limits.max_connections) {
+    /* Accepted only to be closed: left in the backlog it would stop the
+     * listener from accepting anyone once the others leave. */
+    uvw_error_t *e = uvw__error_new(UVW_ENACK, UVW_KIND_WOOL_ERROR,
+                                    "connection refused: the worker serves at most %zu connections",
+                                    w->limits.max_connections);
+    uvw__error_field(e, "max_connections", "%zu", w->limits.max_connections);
+    uvw__worker_report(w, e);
+    uvw_error_unref(e);
+    w->refused++;
+    rc = UVW_ENACK;
+  }
   if (rc == 0) rc = uvw__link_start(&c->link, conn_frame, conn_fail);
   if (rc != 0) conn_drop(c);
   return rc;
+}
+
+/* ---- deadlines: a partial frame too old, a peer idle too long ----------------- */
+
+static int conn_expired(uvw_worker_t *w, uvw__wconn_t *c, uint64_t now) {
+  const char *why = NULL;
+  uint64_t limit = 0;
+  if (c->link.paused) {
+    /* Not read by our choice: only a peer that never reads its answers
+     * is dropped, after the idle timeout. */
+    if (now - c->link.paused_since >= w->limits.idle_timeout_ms) {
+      why = "the peer did not read its answers";
+      limit = w->limits.idle_timeout_ms;
+    }
+  } else if (c->link.partial_since && now - c->link.partial_since >= w->limits.frame_timeout_ms) {
+    why = "a frame took too long to arrive";
+    limit = w->limits.frame_timeout_ms;
+  } else if (c->calls.count == 0 && c->link.len == 0 && now - c->link.last_read >= w->limits.idle_timeout_ms) {
+    why = "the peer was idle too long";
+    limit = w->limits.idle_timeout_ms;
+  }
+  if (why == NULL) return 0;
+  uvw_error_t *e = uvw__error_new(UVW_ETIMEDOUT, UVW_KIND_WOOL_ERROR, "peer dropped: %s (%llu ms)", why,
+                                  (unsigned long long)limit);
+  uvw__error_field(e, "timeout_ms", "%llu", (unsigned long long)limit);
+  uvw__error_field(e, "buffered_bytes", "%zu", c->link.len);
+  uvw__worker_report(w, e);
+  uvw_error_unref(e);
+  w->timed_out++;
+  return 1;
+}
+
+static void on_sweep(uv_timer_t *t) {
+  uvw_worker_t *w = t->data;
+  uint64_t now = uv_now(w->loop);
+  for (uvw__wconn_t *c = w->conns, *next; c; c = next) {
+    next = c->next;
+    if (!c->link.closing && !c->link.failed && conn_expired(w, c, now)) {
+      c->link.failed = 1;
+      conn_drop(c);
+    }
+  }
+}
+
+/* A quarter of the shorter deadline (10 ms to 1 s): a peer is dropped at
+ * most that late. One timer whatever the number of connections. */
+static void sweep_start(uvw_worker_t *w) {
+  uint64_t d = w->limits.frame_timeout_ms < w->limits.idle_timeout_ms ? w->limits.frame_timeout_ms
+                                                                       : w->limits.idle_timeout_ms;
+  d /= 4;
+  if (d < 10) d = 10;
+  if (d > 1000) d = 1000;
+  uv_timer_start(&w->sweep, on_sweep, d, d);
 }
 
 static uvw__wconn_t *conn_new(uvw_worker_t *w, int is_pipe) {
@@ -281,4 +423,5 @@ void uvw_worker_close(uvw_worker_t *w, uvw_worker_close_cb cb, void *arg) {
   }
   while (w->conns) conn_drop(w->conns);
   uv_close((uv_handle_t *)&w->kick, kick_closed);
+  uv_close((uv_handle_t *)&w->sweep, kick_closed);
 }

@@ -31,6 +31,10 @@ struct uvw_worker_s {
   uv_idle_t kick;
   uvw_call_t *kicked;
   size_t live_calls;    /* calls not yet freed: the worker outlives them */
+  uvw_worker_limits_t limits; /* every field filled in (no zeros) */
+  size_t nconns, refused, timed_out;
+  /* One timer for every connection's frame and idle deadlines. */
+  uv_timer_t sweep;
   size_t open_handles;  /* listeners, connections and the kick handle */
   int closing;
   uvw_worker_close_cb close_cb;
@@ -42,16 +46,21 @@ struct uvw__wconn_s {
   uvw__link_t link;
   uvw_worker_t *worker;
   uvw__idmap_t calls;
+  size_t inflight_bytes; /* frame bytes its live calls hold (limits.max_inflight_bytes) */
+  size_t stubs;          /* stubs its live calls' decodes created (limits.max_stubs) */
   uvw__wconn_t *next;
 };
 
-/* At most this many live dispatches per connection: beyond, Tasks are
- * refused (Nack) so a peer cannot grow the worker's memory without bound. */
-#define UVW__MAX_CALLS_PER_CONN 65536
+/* The most contexts (chain slots) one call may be given. */
+#define UVW__MAX_CHAINS_CAP 64
 
 /* call.c: the session of one dispatch. */
-void uvw__call_task(uvw__wconn_t *c, uvw_frame_t *task);            /* takes the frame */
-void uvw__call_request(uvw__wconn_t *c, uvw_frame_t *request);      /* Next/Send/Throw; takes it */
+/* `bytes`: the frame's size on the wire, charged to the call while it
+ * holds the frame. */
+void uvw__call_task(uvw__wconn_t *c, uvw_frame_t *task, size_t bytes);       /* takes the frame */
+void uvw__call_request(uvw__wconn_t *c, uvw_frame_t *request, size_t bytes); /* Next/Send/Throw; takes it */
+/* The number of contexts the call keeps (stats). */
+size_t uvw__call_chains(const uvw_call_t *call);
 /* The connection is going away: detach every call (waiting streams get a
  * THROW step of UVW_ECONNRESET; running ones have their answers dropped). */
 void uvw__call_orphan_all(uvw__wconn_t *c);

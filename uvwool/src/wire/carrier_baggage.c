@@ -160,7 +160,7 @@ int uvw_baggage_encode(uvw_context_t *ctx, char **out) {
     }
     if (rc == 0 && b.nomem) rc = uvw__error_nomem("baggage");
     if (rc == 0) {
-      rc = uvw__wire_settle(warnings.v, warnings.n, "baggage encode");
+      rc = uvw__wire_settle_list(&warnings, "baggage encode");
       warnings.n = 0; /* consumed; otherwise dropped below */
     }
   }
@@ -330,7 +330,7 @@ int uvw_baggage_decode(const char *text, size_t len, uvw_manifest_t **out) {
     m.n++;
   }
   if (rc == 0) {
-    rc = uvw__wire_settle(warnings.v, warnings.n, "baggage decode");
+    rc = uvw__wire_settle_list(&warnings, "baggage decode");
     warnings.n = 0; /* consumed; otherwise dropped below */
   }
   uvw__warnlist_drop(&warnings);

@@ -8,10 +8,11 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "var.h"
 #include "wire_int.h"
 
 #define DEFAULT_MAX_SIZE ((size_t)16 << 20)
-#define DEFAULT_STUB_CAP ((size_t)1024)
+#define DEFAULT_STUB_CAP ((size_t)128)
 
 static atomic_size_t max_size = DEFAULT_MAX_SIZE;
 static atomic_size_t stub_cap = DEFAULT_STUB_CAP;
@@ -20,6 +21,7 @@ void uvw_wire_set_max_size(size_t bytes) { atomic_store(&max_size, bytes ? bytes
 size_t uvw_wire_max_size(void) { return atomic_load_explicit(&max_size, memory_order_relaxed); }
 void uvw_wire_set_stub_cap(size_t stubs) { atomic_store(&stub_cap, stubs ? stubs : DEFAULT_STUB_CAP); }
 size_t uvw_wire_stub_cap(void) { return atomic_load_explicit(&stub_cap, memory_order_relaxed); }
+size_t uvw_wire_stub_count(void) { return uvw__var_stub_count(); }
 
 /* ---- protobuf-c glue ------------------------------------------------------- */
 
@@ -37,9 +39,12 @@ static int read_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *out) {
   return 0;
 }
 
-/* -1 when nesting exceeds the limit. Anything else malformed is left for
- * protobuf-c to report (return 0): this pass only bounds recursion. */
-static int depth_scan(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n, int depth) {
+/* -1 when nesting exceeds the limit, -2 when the input holds more than
+ * UVW__WIRE_MAX_MESSAGES messages in all (*count). Anything else malformed
+ * is left for protobuf-c to report (return 0): this pass only bounds
+ * recursion and the number of objects the unpack would allocate (16 MiB
+ * of one-byte arguments are five million of them, seconds of work). */
+static int depth_scan(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n, int depth, size_t *count) {
   if (depth > UVW__WIRE_MAX_DEPTH) return -1;
   size_t i = 0;
   while (i < n) {
@@ -62,9 +67,11 @@ static int depth_scan(const ProtobufCMessageDescriptor *d, const uint8_t *p, siz
         uint64_t num = key >> 3;
         const ProtobufCFieldDescriptor *f =
             num <= 0x1fffffff ? protobuf_c_message_descriptor_get_field(d, (unsigned)num) : NULL;
-        if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE &&
-            depth_scan(f->descriptor, p + i, (size_t)len, depth + 1) < 0)
-          return -1;
+        if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+          if (++*count > UVW__WIRE_MAX_MESSAGES) return -2;
+          int rc = depth_scan(f->descriptor, p + i, (size_t)len, depth + 1, count);
+          if (rc < 0) return rc;
+        }
         i += (size_t)len;
         break;
       }
@@ -155,7 +162,17 @@ int uvw__wire_unpack(const ProtobufCMessageDescriptor *desc, const void *data, s
   }
   static const uint8_t empty[1] = {0};
   const uint8_t *p = len ? data : empty;
-  if (depth_scan(desc, p, len, 1) < 0) return malformed(what, "messages nested too deeply", len);
+  size_t count = 0;
+  int scan = depth_scan(desc, p, len, 1, &count);
+  if (scan == -1) return malformed(what, "messages nested too deeply", len);
+  if (scan == -2) {
+    uvw_error_t *e = uvw__error_set(UVW_ETOOBIG, UVW_KIND_SERIALIZATION_ERROR,
+                                    "%s holds more than %d messages (values, entries, error fields)", what,
+                                    UVW__WIRE_MAX_MESSAGES);
+    uvw__error_field(e, "what", "%s", what);
+    uvw__error_field(e, "limit", "%d", UVW__WIRE_MAX_MESSAGES);
+    return UVW_ETOOBIG;
+  }
   uvw__arena_t *a = uvw__calloc(1, sizeof(*a));
   if (a == NULL) return uvw__error_nomem(what);
   ProtobufCAllocator alloc = {arena_alloc, arena_noop_free, a};
@@ -198,6 +215,12 @@ uvw_error_t *uvw__wire_warning(const char *ns, const char *name, const char *fmt
 }
 
 int uvw__warnlist_add(uvw__warnlist_t *l, uvw_error_t *w) {
+  if (w == NULL) return uvw__error_nomem("warning");
+  if (l->n >= UVW__WIRE_KEPT_WARNINGS) {
+    uvw_error_unref(w);
+    l->dropped++;
+    return 0;
+  }
   if (l->n == l->cap) {
     size_t cap = l->cap ? l->cap * 2 : 4;
     uvw_error_t **v = uvw__realloc(l->v, cap * sizeof(*v));
@@ -216,10 +239,32 @@ void uvw__warnlist_drop(uvw__warnlist_t *l) {
   for (size_t i = 0; i < l->n; i++) uvw_error_unref(l->v[i]);
   uvw__free(l->v);
   l->v = NULL;
-  l->n = l->cap = 0;
+  l->n = l->cap = l->dropped = 0;
 }
 
-int uvw__wire_settle(uvw_error_t **warnings, size_t n, const char *what) {
+static int settle(uvw_error_t **warnings, size_t n, size_t failures, const char *what);
+
+int uvw__wire_settle_list(uvw__warnlist_t *l, const char *what) {
+  size_t failures = l->n + l->dropped;
+  if (l->dropped > 0) {
+    uvw_error_t *more = uvw__wire_warning(NULL, NULL, "%s: %zu more warning%s not shown", what, l->dropped,
+                                          l->dropped == 1 ? "" : "s");
+    uvw__error_field(more, "suppressed", "%zu", l->dropped);
+    uvw_error_t **v = more ? uvw__realloc(l->v, (l->n + 1) * sizeof(*v)) : NULL;
+    if (v != NULL) {
+      l->v = v;
+      l->cap = l->n + 1;
+      v[l->n++] = more;
+    } else {
+      uvw_error_unref(more); /* the count still reaches strict mode's `failures` */
+    }
+  }
+  size_t n = l->n;
+  l->n = 0;
+  return settle(l->v, n, failures, what);
+}
+
+static int settle(uvw_error_t **warnings, size_t n, size_t failures, const char *what) {
   if (n == 0) return 0;
   if (!uvw_strict()) {
     for (size_t i = 0; i < n; i++) uvw__warn(warnings[i]);
@@ -237,10 +282,15 @@ int uvw__wire_settle(uvw_error_t **warnings, size_t n, const char *what) {
   }
   if (used >= sizeof(list) - 1) memcpy(list + sizeof(list) - 4, "...", 4);
   uvw_error_t *e = uvw__error_new(UVW_ECHAINSERIALIZE, UVW_KIND_CHAIN_SERIALIZATION_ERROR,
-                                  "%s: %zu failure%s (strict mode): %s", what, n, n == 1 ? "" : "s", list);
+                                  "%s: %zu failure%s (strict mode): %s", what, failures, failures == 1 ? "" : "s",
+                                  list);
   uvw__error_field(e, "operation", "%s", what);
-  uvw__error_field(e, "failures", "%zu", n);
+  uvw__error_field(e, "failures", "%zu", failures);
   for (size_t i = 0; i < n; i++) uvw__error_add_warning(e, warnings[i]);
   uvw__error_publish(e);
   return UVW_ECHAINSERIALIZE;
+}
+
+int uvw__wire_settle(uvw_error_t **warnings, size_t n, const char *what) {
+  return settle(warnings, n, n, what);
 }

@@ -11,6 +11,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "value.h"
+#include "wire_frame.h"
 #include "wire_int.h"
 
 struct uvw_frame_s {
@@ -28,7 +29,10 @@ struct uvw_frame_s {
   int has_mbytes;
   uint8_t *mbytes;
   size_t mlen;
-  /* Decoder side. */
+  /* Decoder side. A deferred decode keeps the manifest's bytes in
+   * mbytes/mlen (has_mbytes 0: they are not for sending) until
+   * uvw__frame_decode_manifest. */
+  int deferred;
   uvw_frame_manifest_state_t mstate;
   uvw_manifest_t *manifest;
   uvw_error_t *merror;
@@ -348,13 +352,12 @@ static int decode_value(const Uvwool__Value *pb, const char *part, size_t index,
 /* The manifest part: decoded, or its error kept for mount time. Only an
  * allocation failure fails the frame itself (it says nothing about the
  * data). */
-static int decode_manifest(uvw_frame_t *f, const ProtobufCBinaryData *bytes) {
-  int rc = uvw_manifest_decode(bytes->data, bytes->len, &f->manifest);
+static int decode_manifest(uvw_frame_t *f, const ProtobufCBinaryData *bytes, size_t budget, size_t *created) {
+  int rc = uvw__manifest_decode_budget(bytes->data, bytes->len, budget, &f->manifest, created);
   if (rc == 0) {
     f->mstate = UVW_FRAME_MANIFEST_DECODED;
     return 0;
   }
-  if (rc == UVW_ENOMEM) return rc;
   f->mstate = UVW_FRAME_MANIFEST_ERROR;
   f->merror = uvw_error_ref(uvw_last_error());
   if (f->error != NULL) {
@@ -364,8 +367,33 @@ static int decode_manifest(uvw_frame_t *f, const ProtobufCBinaryData *bytes) {
     while (tail->context != NULL) tail = tail->context;
     uvw__error_set_context(tail, uvw_error_ref(f->merror));
   }
+  return rc == UVW_ENOMEM ? rc : 0;
+}
+
+/* Keep the manifest's bytes for a decode once the dispatch is known. */
+static int keep_manifest(uvw_frame_t *f, const ProtobufCBinaryData *bytes) {
+  uint8_t *copy = uvw__malloc(bytes->len ? bytes->len : 1);
+  if (copy == NULL) return uvw__error_nomem("manifest bytes");
+  if (bytes->len) memcpy(copy, bytes->data, bytes->len);
+  f->mbytes = copy;
+  f->mlen = bytes->len;
+  f->deferred = 1;
   return 0;
 }
+
+int uvw__frame_decode_manifest(uvw_frame_t *f, size_t stub_budget, size_t *created) {
+  if (created) *created = 0;
+  if (f == NULL || !f->deferred) return 0;
+  ProtobufCBinaryData bytes = {f->mlen, f->mbytes};
+  int rc = decode_manifest(f, &bytes, stub_budget, created);
+  f->deferred = 0;
+  uvw__free(f->mbytes);
+  f->mbytes = NULL;
+  f->mlen = 0;
+  return rc;
+}
+
+size_t uvw__frame_kept_bytes(const uvw_frame_t *f) { return f && f->deferred ? f->mlen : 0; }
 
 static int decode_error(const Uvwool__Error *pb, const char *frame, uvw_frame_t *f) {
   if (pb == NULL) return frame_malformed(frame, "an error frame without its error payload");
@@ -374,6 +402,8 @@ static int decode_error(const Uvwool__Error *pb, const char *frame, uvw_frame_t 
 
 static int decode_task(const Uvwool__Task *t, uvw_frame_t *f) {
   if (t->routine == NULL || t->routine[0] == '\0') return frame_malformed("request frame", "a Task without a routine");
+  if (strnlen(t->routine, UVW__WIRE_MAX_ROUTINE_BYTES + 1) > UVW__WIRE_MAX_ROUTINE_BYTES)
+    return frame_malformed("request frame", "a routine name longer than 255 bytes");
   if ((f->routine = uvw__strndup(t->routine, strlen(t->routine))) == NULL) return uvw__error_nomem("routine name");
   if (t->n_args > 0) {
     if ((f->args = uvw__calloc(t->n_args, sizeof(*f->args))) == NULL) return uvw__error_nomem("frame arguments");
@@ -392,10 +422,12 @@ static int decode_task(const Uvwool__Task *t, uvw_frame_t *f) {
 }
 
 static int finish(uvw_frame_t *f, int rc, const char *frame, protobuf_c_boolean has_manifest,
-                  const ProtobufCBinaryData *manifest, uvw_frame_t **out) {
+                  const ProtobufCBinaryData *manifest, int defer, uvw_frame_t **out) {
   if (rc == 0 && has_manifest) {
-    rc = carries_manifest(f->kind) ? decode_manifest(f, manifest)
-                                   : frame_malformed(frame, "this kind of frame never carries a manifest");
+    if (!carries_manifest(f->kind))
+      rc = frame_malformed(frame, "this kind of frame never carries a manifest");
+    else
+      rc = defer ? keep_manifest(f, manifest) : decode_manifest(f, manifest, uvw_wire_stub_cap(), NULL);
   }
   if (rc != 0) {
     uvw_frame_free(f);
@@ -405,7 +437,7 @@ static int finish(uvw_frame_t *f, int rc, const char *frame, protobuf_c_boolean 
   return 0;
 }
 
-int uvw_frame_decode_request(const void *data, size_t len, uvw_frame_t **out) {
+static int decode_request(const void *data, size_t len, int defer, uvw_frame_t **out) {
   if (out == NULL) return bad_use(NULL, "uvw_frame_decode_request: out is NULL");
   *out = NULL;
   ProtobufCMessage *msg;
@@ -435,10 +467,18 @@ int uvw_frame_decode_request(const void *data, size_t len, uvw_frame_t **out) {
       default:
         break;
     }
-    rc = finish(f, rc, "request frame", r->has_manifest, &r->manifest, out);
+    rc = finish(f, rc, "request frame", r->has_manifest, &r->manifest, defer, out);
   }
   uvw__arena_free(arena);
   return rc;
+}
+
+int uvw_frame_decode_request(const void *data, size_t len, uvw_frame_t **out) {
+  return decode_request(data, len, 0, out);
+}
+
+int uvw__frame_decode_request_deferred(const void *data, size_t len, uvw_frame_t **out) {
+  return decode_request(data, len, 1, out);
 }
 
 int uvw_frame_decode_response(const void *data, size_t len, uvw_frame_t **out) {
@@ -472,7 +512,7 @@ int uvw_frame_decode_response(const void *data, size_t len, uvw_frame_t **out) {
       default:
         break;
     }
-    rc = finish(f, rc, "response frame", r->has_manifest, &r->manifest, out);
+    rc = finish(f, rc, "response frame", r->has_manifest, &r->manifest, 0, out);
   }
   uvw__arena_free(arena);
   return rc;

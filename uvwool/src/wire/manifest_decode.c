@@ -1,7 +1,9 @@
 /* ChainManifest decoding (docs/semantics.md §7): pure. It resolves identities and
  * decodes values; it never reads or writes a live context. The only shared
  * state it touches is the variable registry, where an undeclared key gets
- * a stub, within the process-wide stub cap so a peer cannot flood it. */
+ * a stub held by the manifest (and later by the chains it is mounted
+ * into): within the decode's budget of new stubs, and freed again when
+ * nothing holds it, so a peer cannot fill the registry for anyone else. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,35 +70,120 @@ static int key_less(const item_t *x, const item_t *y) {
   return c < 0 || (c == 0 && strcmp(x->var->name, y->var->name) < 0);
 }
 
-/* The variable for (ns, name): declared, an existing stub, or a new stub if
- * the cap allows. Concurrent decoders can overshoot the cap by at most one
- * stub each (the count and the creation are two registry calls). */
-static int resolve(const char *ns, const char *name, uvw_var_t **out) {
-  uvw_var_t *var = uvw_var_find(ns, name);
-  if (var != NULL) {
-    *out = var;
-    return 0;
-  }
-  size_t cap = uvw_wire_stub_cap(), have = uvw__var_stub_count();
-  if (have >= cap) {
-    uvw_error_t *e = uvw__error_set(UVW_ESTUBCAP, UVW_KIND_SERIALIZATION_ERROR,
-                                    "undeclared context variable (%s, %s) would exceed the stub cap of %zu",
-                                    ns, name, cap);
-    uvw__error_field(e, "namespace", "%s", ns);
-    uvw__error_field(e, "name", "%s", name);
-    uvw__error_field(e, "stubs", "%zu", have);
-    uvw__error_field(e, "cap", "%zu", cap);
-    return UVW_ESTUBCAP;
-  }
-  return uvw__var_stub(ns, name, out);
+/* The variable for (ns, name): declared, an existing stub (held), or a new
+ * stub (held) while the budget lasts. */
+static int resolve(const char *ns, const char *name, size_t *budget, size_t start, uvw_var_t **out) {
+  int created = 0;
+  int rc = uvw__var_acquire(ns, name, *budget > 0, out, &created);
+  if (rc < 0) return rc;
+  if (created) --*budget;
+  if (rc == 0) return 0;
+  uvw_error_t *e = uvw__error_set(UVW_ESTUBCAP, UVW_KIND_SERIALIZATION_ERROR,
+                                  "undeclared context variable (%s, %s) would exceed the budget of new stubs",
+                                  ns, name);
+  uvw__error_field(e, "namespace", "%s", ns);
+  uvw__error_field(e, "name", "%s", name);
+  uvw__error_field(e, "cap", "%zu", uvw_wire_stub_cap());
+  uvw__error_field(e, "budget", "%zu", start); /* what this decode was given (a connection's rest) */
+  return UVW_ESTUBCAP;
 }
 
+/* Drop the values and the stub holds of items. */
 static void items_drop(item_t *items, size_t n) {
-  for (size_t i = 0; i < n; i++) uvw__value_unref(items[i].value);
+  for (size_t i = 0; i < n; i++) {
+    uvw__value_unref(items[i].value);
+    uvw__var_release(&items[i].var, 1);
+  }
   uvw__free(items);
 }
 
-int uvw__manifest_from_pb(const Uvwool__ChainManifest *pb, uvw_manifest_t **out) {
+/* A key the decoder skips (with a warning), or NULL when it is usable. */
+static const char *bad_key(const char *ns, const char *name) {
+  if (ns == NULL || name == NULL || ns[0] == '\0' || name[0] == '\0') return "has no namespace or no name";
+  if (strnlen(ns, UVW__WIRE_MAX_KEY_BYTES + 1) > UVW__WIRE_MAX_KEY_BYTES ||
+      strnlen(name, UVW__WIRE_MAX_KEY_BYTES + 1) > UVW__WIRE_MAX_KEY_BYTES)
+    return "has a namespace or name longer than 255 bytes";
+  return NULL;
+}
+
+/* Resolve and decode the entries into items (n of them); warnings for the
+ * skipped ones. On failure the caller drops items[0..n). */
+static int collect(const Uvwool__ChainManifest *pb, size_t *budget, item_t *items, size_t *count,
+                   uvw__warnlist_t *warnings, int *sorted) {
+  size_t n = 0, start = *budget;
+  int rc = 0;
+  *sorted = 1;
+  for (size_t i = 0; rc == 0 && i < pb->n_entries; i++) {
+    const Uvwool__Entry *e = pb->entries[i];
+    const char *ns = e->namespace_, *name = e->name, *why = bad_key(ns, name);
+    if (why != NULL) {
+      /* No key in the warning: it may be megabytes long. */
+      rc = uvw__warnlist_add(warnings, uvw__wire_warning(NULL, NULL, "manifest entry %zu %s", i, why));
+      continue;
+    }
+    uvw_value_t *value = NULL;
+    if (e->value != NULL) {
+      char whyv[160];
+      rc = uvw__value_from_pb(e->value, &value, whyv, sizeof(whyv));
+      if (rc < 0 && rc != -1) break; /* UVW_ENOMEM */
+      if (rc == -1) {
+        /* Skipped without a reset: the receiver keeps what it has. */
+        rc = uvw__warnlist_add(warnings, uvw__wire_warning(ns, name, "bad value for (%s, %s): %s", ns, name, whyv));
+        continue;
+      }
+    }
+    uvw_var_t *var;
+    if ((rc = resolve(ns, name, budget, start, &var)) != 0) {
+      uvw__value_unref(value);
+      break;
+    }
+    if (!(uvw_var_policy(var) & UVW_PROPAGATE_WIRE)) { /* this process keeps it off the wire */
+      uvw__value_unref(value);
+      uvw__var_release(&var, 1);
+      continue;
+    }
+    items[n] = (item_t){var, value, i};
+    if (n > 0 && *sorted && !key_less(&items[n - 1], &items[n])) *sorted = 0;
+    n++;
+  }
+  *count = n;
+  return rc;
+}
+
+/* Keep the first of each run of equal keys (items sorted). */
+static int dedup(item_t *items, size_t n, size_t *kept_out, uvw__warnlist_t *warnings) {
+  size_t kept = 0;
+  int rc = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (rc == 0 && kept > 0 && items[kept - 1].var == items[i].var) {
+      const uvw_var_t *v = items[i].var;
+      rc = uvw__warnlist_add(warnings, uvw__wire_warning(v->ns, v->name,
+                                                         "duplicate manifest entry for (%s, %s) at %zu: the "
+                                                         "first one wins",
+                                                         v->ns, v->name, items[i].index));
+    }
+    if (kept > 0 && items[kept - 1].var == items[i].var) {
+      uvw__value_unref(items[i].value);
+      uvw__var_release(&items[i].var, 1);
+      continue;
+    }
+    items[kept++] = items[i];
+  }
+  *kept_out = kept;
+  return rc;
+}
+
+static int too_many_entries(void) {
+  uvw_error_t *e = uvw__error_set(UVW_ETOOBIG, UVW_KIND_SERIALIZATION_ERROR,
+                                  "manifest has more than %d entries, the limit", UVW__WIRE_MAX_ENTRIES);
+  uvw__error_field(e, "limit", "%d", UVW__WIRE_MAX_ENTRIES);
+  return UVW_ETOOBIG;
+}
+
+int uvw__manifest_from_pb_budget(const Uvwool__ChainManifest *pb, size_t stub_budget, uvw_manifest_t **out,
+                                 size_t *created) {
+  if (created) *created = 0;
+  if (pb->n_entries > UVW__WIRE_MAX_ENTRIES) return too_many_entries();
   uvw_manifest_t *m = uvw__calloc(1, sizeof(*m));
   if (m == NULL) return uvw__error_nomem("manifest");
   if (pb->id != NULL && pb->id[0] != '\0') {
@@ -107,113 +194,113 @@ int uvw__manifest_from_pb(const Uvwool__ChainManifest *pb, uvw_manifest_t **out)
     }
     m->has_id = 1;
   }
-  item_t *items = pb->n_entries ? uvw__malloc(pb->n_entries * sizeof(*items)) : NULL;
-  if (pb->n_entries && items == NULL) {
+  item_t *items = uvw__malloc((pb->n_entries ? pb->n_entries : 1) * sizeof(*items));
+  if (items == NULL) {
     uvw__free(m);
     return uvw__error_nomem("manifest");
   }
   uvw__warnlist_t warnings = {0};
-  size_t n = 0;
-  int rc = 0, sorted = 1;
-  for (size_t i = 0; rc == 0 && i < pb->n_entries; i++) {
-    const Uvwool__Entry *e = pb->entries[i];
-    const char *ns = e->namespace_, *name = e->name;
-    if (ns == NULL || name == NULL || ns[0] == '\0' || name[0] == '\0') {
-      rc = uvw__warnlist_add(&warnings, uvw__wire_warning(ns && ns[0] ? ns : NULL, name && name[0] ? name : NULL,
-                                                          "manifest entry %zu has no namespace or no name", i));
-      continue;
-    }
-    uvw_value_t *value = NULL;
-    if (e->value != NULL) {
-      char why[160];
-      rc = uvw__value_from_pb(e->value, &value, why, sizeof(why));
-      if (rc < 0 && rc != -1) break; /* UVW_ENOMEM */
-      if (rc == -1) {
-        /* Skipped without a reset: the receiver keeps what it has. */
-        rc = uvw__warnlist_add(&warnings,
-                               uvw__wire_warning(ns, name, "bad value for (%s, %s): %s", ns, name, why));
-        continue;
-      }
-    }
-    uvw_var_t *var;
-    if ((rc = resolve(ns, name, &var)) != 0) {
-      uvw__value_unref(value);
-      break;
-    }
-    if (!(uvw_var_policy(var) & UVW_PROPAGATE_WIRE)) { /* this process keeps it off the wire */
-      uvw__value_unref(value);
-      continue;
-    }
-    items[n] = (item_t){var, value, i};
-    if (n > 0 && sorted && !key_less(&items[n - 1], &items[n])) sorted = 0;
-    n++;
-  }
+  size_t n = 0, kept = 0, budget = stub_budget;
+  int sorted;
+  int rc = collect(pb, &budget, items, &n, &warnings, &sorted);
   if (rc == 0 && !sorted) qsort(items, n, sizeof(*items), by_key_then_index);
   /* Equal keys are now adjacent, the first on the wire leading its run. */
-  size_t kept = 0;
-  for (size_t i = 0; rc == 0 && i < n; i++) {
-    if (kept > 0 && items[kept - 1].var == items[i].var) {
-      uvw__value_unref(items[i].value);
-      items[i].value = NULL;
-      const uvw_var_t *v = items[i].var;
-      rc = uvw__warnlist_add(&warnings, uvw__wire_warning(v->ns, v->name,
-                                                          "duplicate manifest entry for (%s, %s) at %zu: the "
-                                                          "first one wins",
-                                                          v->ns, v->name, items[i].index));
-      continue;
-    }
-    item_t it = items[i];
-    items[i].value = NULL; /* moved: the cleanup below must not drop it twice */
-    items[kept++] = it;
-  }
-  if (rc != 0) {
-    /* Values past `kept` that were not yet moved still hold references. */
-    for (size_t i = kept; i < n; i++) uvw__value_unref(items[i].value);
-    items_drop(items, kept);
-    uvw__warnlist_drop(&warnings);
-    uvw__free(m);
-    return rc;
-  }
-  if ((rc = uvw__wire_settle(warnings.v, warnings.n, "manifest decode")) != 0) {
-    warnings.n = 0;
-    uvw__warnlist_drop(&warnings);
-    items_drop(items, kept);
-    uvw__free(m);
-    return rc;
-  }
-  warnings.n = 0;
+  if (rc == 0) rc = dedup(items, n, &kept, &warnings);
+  else kept = n;
+  if (rc == 0) rc = uvw__wire_settle_list(&warnings, "manifest decode");
   uvw__warnlist_drop(&warnings);
-  m->entries = uvw__malloc((kept ? kept : 1) * sizeof(*m->entries));
-  if (m->entries == NULL) {
+  if (rc == 0 && (m->entries = uvw__malloc((kept ? kept : 1) * sizeof(*m->entries))) == NULL)
+    rc = uvw__error_nomem("manifest");
+  if (rc != 0) {
+    /* Nothing stays behind: the stubs this decode made go with their holds. */
     items_drop(items, kept);
     uvw__free(m);
-    return uvw__error_nomem("manifest");
+    return rc;
   }
   for (size_t i = 0; i < kept; i++) m->entries[i] = (uvw__mentry_t){items[i].var, items[i].value};
   m->n = kept;
   uvw__free(items);
+  if (created) *created = stub_budget - budget;
   *out = m;
   return 0;
 }
 
-int uvw_manifest_decode(const void *data, size_t len, uvw_manifest_t **out) {
+int uvw__manifest_from_pb(const Uvwool__ChainManifest *pb, uvw_manifest_t **out) {
+  return uvw__manifest_from_pb_budget(pb, uvw_wire_stub_cap(), out, NULL);
+}
+
+static int varint(const uint8_t *p, size_t n, size_t *i, uint64_t *out) {
+  uint64_t v = 0;
+  for (int shift = 0; shift < 64 && *i < n; shift += 7) {
+    uint8_t b = p[(*i)++];
+    v |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *out = v;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* The number of top-level `entries` fields (number 2), counted before
+ * protobuf-c unpacks anything: 16 MiB of empty entries would otherwise
+ * become eight million allocations. Stops past the limit; a malformed
+ * input is left for the unpacker to report. */
+static size_t count_entries(const uint8_t *p, size_t n) {
+  size_t i = 0, count = 0;
+  uint64_t key, v;
+  while (i < n && count <= UVW__WIRE_MAX_ENTRIES && varint(p, n, &i, &key)) {
+    switch (key & 7) {
+      case 0:
+        if (!varint(p, n, &i, &v)) return count;
+        break;
+      case 1:
+        i += 8;
+        break;
+      case 5:
+        i += 4;
+        break;
+      case 2:
+        if (!varint(p, n, &i, &v) || v > n - i) return count;
+        i += (size_t)v;
+        count += (key >> 3) == 2;
+        break;
+      default:
+        return count;
+    }
+  }
+  return count;
+}
+
+int uvw__manifest_decode_budget(const void *data, size_t len, size_t stub_budget, uvw_manifest_t **out,
+                                size_t *created) {
   if (out == NULL) {
     uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_manifest_decode: out is NULL");
     return UVW_EINVAL;
   }
   *out = NULL;
+  if (created) *created = 0;
+  if (data != NULL && len <= uvw_wire_max_size() && count_entries(data, len) > UVW__WIRE_MAX_ENTRIES)
+    return too_many_entries();
   ProtobufCMessage *msg;
   uvw__arena_t *arena;
   int rc = uvw__wire_unpack(&uvwool__chain_manifest__descriptor, data, len, "chain manifest", &msg, &arena);
   if (rc != 0) return rc;
-  rc = uvw__manifest_from_pb((const Uvwool__ChainManifest *)msg, out);
+  rc = uvw__manifest_from_pb_budget((const Uvwool__ChainManifest *)msg, stub_budget, out, created);
   uvw__arena_free(arena);
   return rc;
 }
 
+int uvw_manifest_decode(const void *data, size_t len, uvw_manifest_t **out) {
+  return uvw__manifest_decode_budget(data, len, uvw_wire_stub_cap(), out, NULL);
+}
+
 void uvw_manifest_free(uvw_manifest_t *m) {
   if (m == NULL) return;
-  for (size_t i = 0; i < m->n; i++) uvw__value_unref(m->entries[i].value);
+  for (size_t i = 0; i < m->n; i++) {
+    uvw__value_unref(m->entries[i].value);
+    uvw__var_release(&m->entries[i].var, 1);
+  }
   uvw__free(m->entries);
   uvw__free(m);
 }

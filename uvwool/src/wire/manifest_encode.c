@@ -106,8 +106,7 @@ static int pack_items(const uvw__chain_t *chain, item_t *items, size_t n, unsign
     k++;
   }
   if (rc == 0) {
-    rc = uvw__wire_settle(warnings.v, warnings.n, "manifest encode");
-    warnings.n = 0; /* consumed */
+    rc = uvw__wire_settle_list(&warnings, "manifest encode"); /* consumes them */
   }
   if (rc == 0) {
     char id[33];

@@ -15,6 +15,10 @@
 /* Errors nest at most this deep on encode (cause/context/warnings), so what
  * we send we can always decode. Matches the text form's cap in core. */
 #define UVW__WIRE_MAX_ERROR_DEPTH 64
+/* Most messages one input may hold in all (arguments, entries, values,
+ * error fields...), checked before unpacking: the unpack allocates per
+ * message, so this bounds the time one frame can take. */
+#define UVW__WIRE_MAX_MESSAGES 131072
 
 
 /* Size check + depth scan + unpack into an arena. Returns 0, the message
@@ -57,6 +61,22 @@ typedef struct uvw__mentry_s {
   uvw_value_t *value; /* reference held; NULL: reset */
 } uvw__mentry_t;
 
+/* Limits on a decoded manifest's keys: each of namespace and name is at
+ * most this many bytes (longer entries are skipped with a warning), and a
+ * manifest holds at most UVW__WIRE_MAX_ENTRIES entries (more is
+ * UVW_ETOOBIG before anything is unpacked). */
+#define UVW__WIRE_MAX_KEY_BYTES 255
+#define UVW__WIRE_MAX_ENTRIES 4096
+
+/* Decode with an explicit budget of new stubs (the dispatch layer passes
+ * what is left of a connection's budget). *created (may be NULL) gets the
+ * number of stubs this decode created. */
+int uvw__manifest_decode_budget(const void *data, size_t len, size_t stub_budget, uvw_manifest_t **out,
+                                size_t *created);
+/* uvw__manifest_from_pb with a budget. */
+int uvw__manifest_from_pb_budget(const Uvwool__ChainManifest *pb, size_t stub_budget, uvw_manifest_t **out,
+                                 size_t *created);
+
 struct uvw_manifest_s {
   int has_id;
   uint8_t id[16];
@@ -77,12 +97,21 @@ uvw_error_t *uvw__wire_warning(const char *ns, const char *name, const char *fmt
  * Returns 0 or UVW_ECHAINSERIALIZE. */
 int uvw__wire_settle(uvw_error_t **warnings, size_t n, const char *what);
 
-/* Growable array of pointers (warnings). */
+/* The warnings of one operation, bounded: the first UVW__WIRE_KEPT_WARNINGS
+ * are kept, the rest only counted (`dropped`), so one hostile manifest of
+ * millions of bad entries costs a counter, not millions of records or log
+ * lines, and a strict-mode error stays small. */
+#define UVW__WIRE_KEPT_WARNINGS 8
 typedef struct {
   uvw_error_t **v;
   size_t n, cap;
+  size_t dropped;
 } uvw__warnlist_t;
 int uvw__warnlist_add(uvw__warnlist_t *l, uvw_error_t *w); /* consumes w; UVW_ENOMEM */
+/* uvw__wire_settle for a list, adding one summary warning ("N more") when
+ * some were dropped; strict mode counts them in `failures`. Consumes the
+ * list's warnings (drop the list afterwards). */
+int uvw__wire_settle_list(uvw__warnlist_t *l, const char *what);
 void uvw__warnlist_drop(uvw__warnlist_t *l);
 
 #endif
