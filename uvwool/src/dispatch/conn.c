@@ -30,6 +30,12 @@ struct uvw_dispatch_s {
   /* handshake: in the conn's awaiting-ack list until Ack/Nack */
   uint64_t deadline, timeout_ms;
   uvw_dispatch_t *ack_prev, *ack_next;
+  /* a reply decided inside a user's call (cancel, close): queued on the
+   * conn's deferred list and delivered from the loop */
+  int deferred;
+  int deferred_status;
+  uvw_error_t *deferred_error;
+  uvw_dispatch_t *deferred_next;
   /* every dispatch of the conn, for teardown */
   uvw_dispatch_t *all_prev, *all_next;
 };
@@ -40,6 +46,13 @@ struct uvw_conn_s {
   uv_connect_t connect_req;
   uv_timer_t timer; /* the earliest handshake deadline */
   uint64_t timer_due;
+  /* Replies decided inside a user's call, delivered from this idle handle
+   * (or the next loop callback of this conn), never before that call
+   * returns. The conn stays up until the list is drained. */
+  uv_idle_t later;
+  uvw_dispatch_t *deferred_head, *deferred_tail;
+  unsigned draining;
+  int handles_closed;
   uvw__idmap_t live; /* dispatches that can still get frames */
   uvw_dispatch_t *awaiting_ack, *all;
   uint64_t next_id, default_timeout_ms;
@@ -101,7 +114,8 @@ static void deliver(uvw_dispatch_t *d, const uvw_frame_t *f, int status, uvw_val
   d->cb = NULL;
   d->ctx = NULL;
   d->task = NULL;
-  if (d->conn) d->conn->pending--;
+  if (d->conn && !d->deferred) d->conn->pending--; /* a deferred reply was counted out when decided */
+  d->deferred = 0;
   if (done) retire(d);
 
   uvw__frame_t fr;
@@ -151,18 +165,83 @@ static void tell_worker_cancelled(uvw_dispatch_t *d) {
 
 static void conn_link_closed(uvw__link_t *link);
 
-/* Fail every dispatch still going. A callback may close other dispatches,
- * so the list is searched again after each one. */
-static void fail_all(uvw_conn_t *c, int code, const uvw_error_t *e) {
-  for (;;) {
-    uvw_dispatch_t *d = c->all;
-    while (d && (d->ended || d->in_cb)) d = d->all_next;
-    if (d == NULL) return;
-    deliver_error(d, code, e);
+/* ---- replies decided inside a user's call ------------------------------------
+ *
+ * Cancelling, closing and failing a dispatch decide its reply at once but
+ * deliver it later, from the loop: a reply callback never runs inside the
+ * call (uvw_dispatch_cancel, uvw_dispatch_close, uvw_conn_close) that
+ * decided it, and a loop callback that fails many dispatches (a deadline,
+ * a dead link) first decides them all, running no user code, then runs
+ * their callbacks from the list. The list is popped one entry at a time and
+ * a decided dispatch is out of every other list, so a callback may cancel
+ * or close any dispatch, or the connection, without invalidating what the
+ * loop walks. The connection's handles stay open until the list is empty:
+ * the connection outlives every callback it owes. */
+
+static void close_handles(uvw_conn_t *c);
+static void later_cb(uv_idle_t *h);
+
+static void defer_reply(uvw_dispatch_t *d, int status, const uvw_error_t *e) {
+  uvw_conn_t *c = d->conn;
+  if (d->stream && d->end_error == NULL) {
+    d->end_error = uvw_error_ref(e);
+    d->end_status = status;
   }
+  d->deferred = 1;
+  d->deferred_status = status;
+  d->deferred_error = uvw_error_ref(e);
+  d->deferred_next = NULL;
+  c->pending--;
+  retire(d);
+  if (c->deferred_tail)
+    c->deferred_tail->deferred_next = d;
+  else
+    c->deferred_head = d;
+  c->deferred_tail = d;
+  if (!c->draining) uv_idle_start(&c->later, later_cb);
 }
 
-/* Fail every dispatch with `code` (detail e) and close the link. */
+/* d gets no more frames: its pending step (if any) is decided with status,
+ * a stream between steps remembers why it ended. Runs no user code. */
+static void settle(uvw_dispatch_t *d, int status, const uvw_error_t *e) {
+  if (d->cb && !d->deferred) {
+    defer_reply(d, status, e);
+    return;
+  }
+  if (d->stream && d->end_error == NULL) {
+    d->end_error = uvw_error_ref(e);
+    d->end_status = status;
+  }
+  retire(d);
+}
+
+static void drain_deferred(uvw_conn_t *c) {
+  c->draining++;
+  uvw_dispatch_t *d;
+  while ((d = c->deferred_head) != NULL) {
+    c->deferred_head = d->deferred_next;
+    if (c->deferred_head == NULL) c->deferred_tail = NULL;
+    uvw_error_t *e = d->deferred_error;
+    d->deferred_error = NULL;
+    deliver(d, NULL, d->deferred_status, NULL, e, 1);
+    uvw_error_unref(e);
+  }
+  c->draining--;
+  if (c->handles_closed || c->draining) return;
+  uv_idle_stop(&c->later);
+  if (c->closing) close_handles(c);
+}
+
+static void later_cb(uv_idle_t *h) { drain_deferred(h->data); }
+
+/* Decide every dispatch still going (no user code runs). */
+static void fail_all(uvw_conn_t *c, int code, const uvw_error_t *e) {
+  for (uvw_dispatch_t *d = c->all; d; d = d->all_next)
+    if (!d->ended) settle(d, code, e);
+}
+
+/* Fail every dispatch with `code` (detail e), close the link, then run the
+ * callbacks (a loop callback: they may run now). */
 static void conn_die(uvw_conn_t *c, int code, const uvw_error_t *e) {
   if (c->dead) return;
   c->dead = 1;
@@ -170,6 +249,7 @@ static void conn_die(uvw_conn_t *c, int code, const uvw_error_t *e) {
   uv_timer_stop(&c->timer);
   fail_all(c, code, c->death);
   uvw__link_close(&c->link, conn_link_closed);
+  drain_deferred(c);
 }
 
 static void conn_fail(uvw__link_t *link, int code) {
@@ -222,38 +302,58 @@ static void on_frame(uvw__link_t *link, const uint8_t *data, size_t len) {
 
 /* ---- handshake deadlines ----------------------------------------------------------- */
 
-static void on_timer(uv_timer_t *t) {
-  uvw_conn_t *c = t->data;
-  uint64_t now = uv_now(c->loop), next = 0;
-  c->timer_due = 0;
-  for (uvw_dispatch_t *d = c->awaiting_ack, *nx; d; d = nx) {
-    nx = d->ack_next;
-    if (d->deadline <= now) {
-      uvw_error_t *e = uvw__dispatch_error(UVW_ETIMEDOUT, d->routine, "no answer to the handshake in time");
-      uvw__error_field(e, "timeout_ms", "%llu", (unsigned long long)d->timeout_ms);
-      tell_worker_cancelled(d);
-      deliver_error(d, UVW_ETIMEDOUT, e);
-      uvw_error_unref(e);
-    } else if (next == 0 || d->deadline < next) {
-      next = d->deadline;
-    }
-  }
-  if (next && !c->dead) {
-    c->timer_due = next;
-    uv_timer_start(&c->timer, on_timer, next - now, 0);
+static void on_timer(uv_timer_t *t);
+
+/* Point the timer at `due` (an absolute loop time). */
+static void timer_at(uvw_conn_t *c, uint64_t due) {
+  uint64_t now = uv_now(c->loop);
+  c->timer_due = due;
+  uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
+}
+
+/* The earliest deadline of the whole list, read after the callbacks ran:
+ * a dispatch a callback made (a retry) counts with its own deadline. */
+static void arm_timer(uvw_conn_t *c) {
+  uint64_t next = 0;
+  for (uvw_dispatch_t *d = c->awaiting_ack; d; d = d->ack_next)
+    if (next == 0 || d->deadline < next) next = d->deadline;
+  if (next)
+    timer_at(c, next);
+  else {
+    c->timer_due = 0;
+    uv_timer_stop(&c->timer);
   }
 }
 
+/* Every expired dispatch is decided first (no user code runs, so the walk
+ * is safe), then their callbacks run from the deferred list. */
+static void on_timer(uv_timer_t *t) {
+  uvw_conn_t *c = t->data;
+  uint64_t now = uv_now(c->loop);
+  c->timer_due = 0;
+  for (uvw_dispatch_t *d = c->awaiting_ack, *nx; d; d = nx) {
+    nx = d->ack_next;
+    if (d->deadline > now) continue;
+    uvw_error_t *e = uvw__dispatch_error(UVW_ETIMEDOUT, d->routine, "no answer to the handshake in time");
+    uvw__error_field(e, "timeout_ms", "%llu", (unsigned long long)d->timeout_ms);
+    tell_worker_cancelled(d);
+    settle(d, UVW_ETIMEDOUT, e);
+    uvw_error_unref(e);
+  }
+  drain_deferred(c);
+  if (!c->dead && !c->closing) arm_timer(c);
+}
+
 static void await_ack(uvw_conn_t *c, uvw_dispatch_t *d, uint64_t timeout_ms) {
+  uint64_t now = uv_now(c->loop);
   d->timeout_ms = timeout_ms;
-  d->deadline = uv_now(c->loop) + timeout_ms;
+  /* Saturated: a bound near UINT64_MAX means "never", not a wrapped,
+   * already-passed deadline that would hide every other one. */
+  d->deadline = timeout_ms > UINT64_MAX - now ? UINT64_MAX : now + timeout_ms;
   d->ack_next = c->awaiting_ack;
   if (c->awaiting_ack) c->awaiting_ack->ack_prev = d;
   c->awaiting_ack = d;
-  if (c->timer_due == 0 || d->deadline < c->timer_due) {
-    c->timer_due = d->deadline;
-    uv_timer_start(&c->timer, on_timer, timeout_ms, 0);
-  }
+  if (c->timer_due == 0 || d->deadline < c->timer_due) timer_at(c, d->deadline);
 }
 
 /* ---- open / close ----------------------------------------------------------------- */
@@ -295,7 +395,9 @@ int uvw_conn_open(uv_loop_t *loop, const char *address, uvw_conn_t **out) {
   }
   uv_timer_init(loop, &c->timer);
   c->timer.data = c;
-  c->open_handles = 2;
+  uv_idle_init(loop, &c->later);
+  c->later.data = c;
+  c->open_handles = 3;
   c->connect_req.data = c;
   if (a.is_pipe)
     uv_pipe_connect(&c->connect_req, &c->link.h.pipe, a.path, on_connect);
@@ -329,6 +431,18 @@ static void handle_closed(uvw_conn_t *c) {
 static void conn_link_closed(uvw__link_t *link) { handle_closed(link->owner); }
 static void timer_closed(uv_handle_t *h) { handle_closed(h->data); }
 
+/* Once every deferred callback ran. */
+static void close_handles(uvw_conn_t *c) {
+  if (c->handles_closed) return;
+  c->handles_closed = 1;
+  /* Streams the user still holds outlive the connection, detached. */
+  for (uvw_dispatch_t *d = c->all; d; d = d->all_next) d->conn = NULL;
+  c->all = NULL;
+  uvw__link_close(&c->link, conn_link_closed); /* no-op if dying closed it already */
+  uv_close((uv_handle_t *)&c->timer, timer_closed);
+  uv_close((uv_handle_t *)&c->later, timer_closed);
+}
+
 void uvw_conn_close(uvw_conn_t *c, uvw_conn_close_cb cb, void *arg) {
   if (c == NULL || c->closing) return;
   c->closing = 1;
@@ -336,12 +450,9 @@ void uvw_conn_close(uvw_conn_t *c, uvw_conn_close_cb cb, void *arg) {
   c->close_arg = arg;
   uvw_error_t *e = uvw__error_new(UVW_ECANCELED, UVW_KIND_WOOL_ERROR, "the connection to %s was closed", c->address);
   fail_all(c, UVW_ECANCELED, e);
-  /* Streams the user still holds outlive the connection, detached. */
-  for (uvw_dispatch_t *d = c->all; d; d = d->all_next) d->conn = NULL;
-  c->all = NULL;
   uvw_error_unref(e);
-  uvw__link_close(&c->link, conn_link_closed); /* no-op if dying closed it already */
-  uv_close((uv_handle_t *)&c->timer, timer_closed);
+  if (c->deferred_head == NULL && !c->draining) close_handles(c);
+  /* else the drain closes them, after the last callback */
 }
 
 /* ---- dispatching ----------------------------------------------------------------------- */
@@ -507,20 +618,22 @@ int uvw_dispatch_done(const uvw_dispatch_t *d) { return d ? d->ended : 1; }
 
 int uvw_dispatch_cancel(uvw_dispatch_t *d) {
   if (d == NULL) return uvw__error_arg(__func__, "d", "is NULL");
-  if (d->cb == NULL) return uvw__error_state(UVW_EINVAL, __func__, "no reply is pending");
+  if (d->cb == NULL || d->deferred || d->conn == NULL)
+    return uvw__error_state(UVW_EINVAL, __func__, "no reply is pending");
   uvw_error_t *e = uvw__dispatch_error(UVW_ECANCELED, d->routine, "cancelled by the caller");
   tell_worker_cancelled(d);
-  deliver(d, NULL, UVW_ECANCELED, NULL, e, 1);
+  defer_reply(d, UVW_ECANCELED, e);
   uvw_error_unref(e);
   return 0;
 }
 
 void uvw_dispatch_close(uvw_dispatch_t *d) {
   if (d == NULL || d->closed) return;
-  if (d->cb)
+  if (d->cb && !d->deferred)
     uvw_dispatch_cancel(d);
   else if (!d->ended)
     tell_worker_cancelled(d);
   d->closed = 1;
-  if (d->in_cb == 0) dispatch_free(d);
+  /* A deferred reply still owes its callback: the drain frees d after it. */
+  if (d->in_cb == 0 && !d->deferred) dispatch_free(d);
 }
