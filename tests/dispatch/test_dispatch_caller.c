@@ -220,3 +220,58 @@ Test(caller, cancel_close_and_connection_close_never_run_a_callback_before_they_
   dh_reply_clear(&c);
   silent_close(NULL);
 }
+
+/* ---- the pool skips a dead member (issue 11, item 5) ------------------------------------- */
+
+static void nap_done(uv_timer_t *t) { ++*(int *)t->data; }
+
+static void nap(int ms) {
+  int slept = 0;
+  uv_timer_t t;
+  uv_timer_init(&loop, &t);
+  t.data = &slept;
+  uv_timer_start(&t, nap_done, (uint64_t)ms, 0);
+  dh_run_until(&loop, &slept, 1, 30000);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+Test(pool, with_one_of_two_workers_killed_every_dispatch_goes_to_the_live_one) {
+  dh_worker_t w2;
+  char a1[200], a2[200];
+  dh_pipe_address(a1, sizeof(a1));
+  dh_pipe_address(a2, sizeof(a2));
+  const char *l1[] = {a1, NULL}, *l2[] = {a2, NULL};
+  dh_start(&worker, l1, NULL);
+  dh_start(&w2, l2, NULL);
+  dh_declare();
+  uv_loop_init(&loop);
+  const char *addrs[] = {a1, a2};
+  uvw_pool_t *pool;
+  cr_assert_eq(uvw_pool_open(&loop, addrs, 2, &pool), 0);
+  dh_reply_t warm[2] = {0};
+  for (int i = 0; i < 2; i++)
+    cr_assert_eq(uvw_conn_dispatch(uvw_pool_next(pool), "whoami", NULL, 0, NULL, dh_record, &warm[i], NULL), 0);
+  for (int i = 0; i < 2; i++) dh_run_until(&loop, &warm[i].calls, 1, 30000);
+  dh_kill(&worker);
+  nap(200); /* the pool's connection sees the hang-up */
+  enum { N = 20 };
+  dh_reply_t r[N] = {{0}};
+  for (int i = 0; i < N; i++) {
+    uvw_conn_t *c = uvw_pool_next(pool);
+    cr_assert_not_null(c);
+    cr_assert_eq(uvw_conn_dispatch(c, "whoami", NULL, 0, NULL, dh_record, &r[i], NULL), 0);
+  }
+  for (int i = 0; i < N; i++) dh_run_until(&loop, &r[i].calls, 1, 30000);
+  int ok = 0;
+  for (int i = 0; i < N; i++) ok += r[i].status == 0 && r[i].ivalue == w2.pid;
+  cr_assert_eq(ok, N, "only %d of %d dispatches reached the live worker", ok, N);
+  int closed = 0;
+  uvw_pool_close(pool, dh_conn_closed, &closed);
+  for (int i = 0; i < N; i++) dh_reply_clear(&r[i]);
+  for (int i = 0; i < 2; i++) dh_reply_clear(&warm[i]);
+  dh_finish(&loop, NULL);
+  cr_assert_eq(closed, 1);
+  dh_stop(&w2);
+  remove(a1 + 5);
+}

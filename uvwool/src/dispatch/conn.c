@@ -58,7 +58,7 @@ struct uvw_conn_s {
   uint64_t next_id, default_timeout_ms;
   size_t pending; /* dispatches with a callback waiting */
   char *address;
-  int dead, closing, open_handles;
+  int dead, closing, open_handles, up;
   uvw_error_t *death;
   uvw_conn_close_cb close_cb;
   void *close_arg;
@@ -362,6 +362,7 @@ static void on_connect(uv_connect_t *req, int status) {
   uvw_conn_t *c = req->data;
   if (c->dead || c->closing) return;
   if (status == 0) status = uvw__link_start(&c->link, on_frame, conn_fail);
+  c->up = status == 0;
   if (status != 0) {
     uvw_error_t *e = uvw__error_new(UVW_ECONNRESET, UVW_KIND_WOOL_ERROR, "cannot connect to %s: %s", c->address,
                                     uv_strerror(status));
@@ -414,6 +415,7 @@ void uvw_conn_set_dispatch_timeout(uvw_conn_t *c, uint64_t ms) {
 /* NULL-safe: no connection is a dead one with nothing pending. */
 int uvw_conn_is_dead(const uvw_conn_t *c) { return c ? c->dead : 1; }
 size_t uvw_conn_pending(const uvw_conn_t *c) { return c ? c->pending : 0; }
+int uvw__conn_is_up(const uvw_conn_t *c) { return c && c->up && !c->dead && !c->closing; }
 
 static void conn_free(uvw_conn_t *c) {
   uvw_conn_close_cb cb = c->close_cb;

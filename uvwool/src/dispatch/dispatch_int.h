@@ -86,6 +86,10 @@ void uvw__idmap_del(uvw__idmap_t *m, uvw__idnode_t *n);
 /* Remove and return any one node, or NULL when empty (for teardown). */
 uvw__idnode_t *uvw__idmap_pop(uvw__idmap_t *m);
 
+/* Non-zero once the connection is established and while it lives (the
+ * pool prefers such members to ones still connecting). */
+int uvw__conn_is_up(const uvw_conn_t *c);
+
 /* The handshake bound when neither the dispatch nor the Task says. */
 #define UVW__DEFAULT_DISPATCH_TIMEOUT_MS 5000
 
