@@ -70,10 +70,43 @@ int uvw_worker_open(uv_loop_t *loop, uvw_worker_t **out);
  * UVW_EINVAL on an empty name or a name already registered. */
 int uvw_worker_register(uvw_worker_t *w, const char *name, uvw_routine_cb fn, void *arg, unsigned flags);
 /* Listen on an address (may be called for several). For "tcp:HOST:0" the
- * system picks a port: uvw_worker_address gives it. A stale unix socket
- * file at PATH is NOT removed (a live worker may own it): remove it first.
- * 0, UVW_EINVAL (bad address) or libuv's negative error (bind, listen). */
+ * system picks a port: uvw_worker_address gives it.
+ * - "pipe:PATH": the socket file is created with the worker's socket mode
+ *   (0600 unless uvw_worker_set_socket_mode) and group, set before the
+ *   socket listens, and removed at close. A socket file left at PATH by a
+ *   dead process (nothing answers a connect on it) is removed first; one a
+ *   live process answers on is left alone and the call fails with
+ *   UV_EADDRINUSE. Peers are checked at accept (uvw_worker_allow_uid).
+ * - "tcp:HOST:PORT": a non-loopback HOST is refused (UVW_EINVAL) unless
+ *   uvw_worker_set_allow_remote was called: a worker authenticates nobody.
+ * - "fd:N": adopt file descriptor N, a unix or TCP stream socket already
+ *   bound and listening (systemd socket activation passes them from fd 3).
+ *   The worker owns the descriptor from then on (closed at close) but never
+ *   removes the socket file: the supervisor made it. The TCP rule applies.
+ * 0, UVW_EINVAL (bad address, not a listening socket, a remote address
+ * not allowed) or libuv's negative error (bind, chmod/chown, listen), with
+ * the detail. Loop thread. w NULL: UVW_EINVAL. */
 int uvw_worker_listen(uvw_worker_t *w, const char *address);
+/* Mode bits (at most 0777) of the unix socket files later listens create.
+ * Default 0600: only the worker's user can connect. 0 or UVW_EINVAL (w
+ * NULL, bits beyond 0777). Loop thread. */
+int uvw_worker_set_socket_mode(uvw_worker_t *w, unsigned mode);
+/* Group of the unix socket files later listens create (chown), or -1 (the
+ * default) to keep the creating process's. Set a group mode too
+ * (uvw_worker_set_socket_mode(w, 0660)). 0 or UVW_EINVAL. Loop thread. */
+int uvw_worker_set_socket_group(uvw_worker_t *w, long gid);
+/* Peers accepted on unix sockets are checked with SO_PEERCRED: a peer
+ * whose uid or gid is listed is served; any other is closed at once and
+ * reported to uvw_worker_on_error. The uid list starts with the worker's
+ * effective uid; these add to it (32 entries per list; an id listed
+ * already is 0). 0 or UVW_EINVAL (w NULL, list full). TCP peers carry no
+ * credentials: see uvw_worker_set_allow_remote. Loop thread. */
+int uvw_worker_allow_uid(uvw_worker_t *w, uint32_t uid);
+int uvw_worker_allow_gid(uvw_worker_t *w, uint32_t gid);
+/* Non-zero: later listens may bind TCP beyond loopback. For workers behind
+ * a transport that authenticates and encrypts (a TLS terminator,
+ * WireGuard, a service mesh; docs/dispatch.md). 0 or UVW_EINVAL (w NULL). */
+int uvw_worker_set_allow_remote(uvw_worker_t *w, int allow);
 /* The i-th listening address as actually bound ("tcp:127.0.0.1:40123"),
  * written NUL-terminated into buf. 0, UVW_EINVAL (no such listener,
  * buffer too small). */
