@@ -405,3 +405,79 @@ Test(listen, a_newline_in_a_routine_name_cannot_forge_a_log_line) {
   remove(err);
   cr_assert(escaped, "the routine name was not logged escaped");
 }
+
+/* ---- names with an embedded NUL ------------------------------------------------------------ */
+
+/* Append a length-delimited field (lengths < 128 here). */
+static size_t pb_field(uint8_t *out, size_t at, unsigned field, const void *data, size_t len) {
+  cr_assert_lt(len, 128);
+  out[at++] = (uint8_t)(field << 3 | 2);
+  out[at++] = (uint8_t)len;
+  memcpy(out + at, data, len);
+  return at + len;
+}
+
+static void raw_send_bytes(int fd, const uint8_t *msg, size_t len) {
+  uint8_t h[4] = {0, 0, 0, (uint8_t)len};
+  dh_raw_send(fd, h, 4);
+  dh_raw_send(fd, msg, len);
+}
+
+static void raw_worker(char *addr, size_t len) {
+  dh_pipe_address(addr, len);
+  const char *l[] = {addr, NULL};
+  dh_start(&worker, l, NULL);
+}
+
+Test(listen, a_routine_name_with_an_embedded_nul_is_refused_not_cut_short) {
+  char addr[200];
+  raw_worker(addr, sizeof(addr));
+  int fd = dh_raw_connect(addr);
+  /* Request{dispatch_id: 1, task: Task{routine: "echo\0x"}} */
+  uint8_t task[32], msg[64];
+  size_t tl = pb_field(task, 0, 1, "echo\0x", 6);
+  size_t n = 0;
+  msg[n++] = 1 << 3;
+  msg[n++] = 1;
+  n = pb_field(msg, n, 2, task, tl);
+  raw_send_bytes(fd, msg, n);
+  uint8_t h[4];
+  cr_assert_eq(dh_raw_read(fd, h, 4), 0, "the worker answered a Task for \"echo\\0x\" (it ran \"echo\")");
+  close(fd);
+  dh_stop(&worker);
+}
+
+Test(listen, a_variable_name_with_an_embedded_nul_binds_nothing) {
+  char addr[200];
+  raw_worker(addr, sizeof(addr));
+  int fd = dh_raw_connect(addr);
+  uvw_frame_t *t = uvw_frame_new(UVW_FRAME_TASK, 1);
+  cr_assert_eq(uvw_frame_set_routine(t, "read_and_mutate"), 0);
+  dh_raw_send_frame(fd, t);
+  uvw_frame_free(t);
+  /* Entry{namespace: "t\0x", name: "request_id\0y", value: {string: "forged"}} */
+  uint8_t value[16], entry[64], manifest[80], msg[128];
+  size_t vl = pb_field(value, 0, 5, "forged", 6);
+  size_t el = pb_field(entry, 0, 1, "t\0x", 3);
+  el = pb_field(entry, el, 2, "request_id\0y", 12);
+  el = pb_field(entry, el, 3, value, vl);
+  size_t ml = pb_field(manifest, 0, 2, entry, el);
+  size_t n = 0;
+  msg[n++] = 1 << 3;
+  msg[n++] = 1;
+  n = pb_field(msg, n, 3, "", 0);
+  n = pb_field(msg, n, 15, manifest, ml);
+  raw_send_bytes(fd, msg, n);
+  uvw_frame_t *ack = dh_raw_recv_frame(fd);
+  cr_assert_eq(uvw_frame_kind(ack), UVW_FRAME_ACK);
+  uvw_frame_free(ack);
+  uvw_frame_t *r = dh_raw_recv_frame(fd);
+  if (uvw_frame_kind(r) == UVW_FRAME_RESULT)
+    cr_assert_fail("the routine ran and saw %s", uvw_value_as_string(uvw_frame_value(r)));
+  cr_assert_eq(uvw_frame_kind(r), UVW_FRAME_EXCEPTION);
+  cr_assert_eq(uvw_error_code(uvw_frame_error(r)), UVW_EMALFORMED, "%s", uvw_error_message(uvw_frame_error(r)));
+  cr_assert_not_null(strstr(uvw_error_message(uvw_frame_error(r)), "NUL"));
+  uvw_frame_free(r);
+  close(fd);
+  dh_stop(&worker);
+}

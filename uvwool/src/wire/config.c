@@ -37,8 +37,12 @@ static int read_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *out) {
   return 0;
 }
 
-/* -1 when nesting exceeds the limit. Anything else malformed is left for
- * protobuf-c to report (return 0): this pass only bounds recursion. */
+/* -1 when nesting exceeds the limit, -2 when a string field holds a NUL
+ * byte. protobuf-c hands strings over NUL-terminated, so "ctx\0x" would
+ * arrive as the routine "ctx" and ("h\0x", "rid\0y") as the key (h, rid):
+ * a name that is not what the peer sent is refused here, for every message
+ * decoded. Anything else malformed is left for protobuf-c to report
+ * (return 0). */
 static int depth_scan(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n, int depth) {
   if (depth > UVW__WIRE_MAX_DEPTH) return -1;
   size_t i = 0;
@@ -62,9 +66,11 @@ static int depth_scan(const ProtobufCMessageDescriptor *d, const uint8_t *p, siz
         uint64_t num = key >> 3;
         const ProtobufCFieldDescriptor *f =
             num <= 0x1fffffff ? protobuf_c_message_descriptor_get_field(d, (unsigned)num) : NULL;
-        if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE &&
-            depth_scan(f->descriptor, p + i, (size_t)len, depth + 1) < 0)
-          return -1;
+        if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING && memchr(p + i, 0, (size_t)len)) return -2;
+        int sub = f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE
+                      ? depth_scan(f->descriptor, p + i, (size_t)len, depth + 1)
+                      : 0;
+        if (sub < 0) return sub;
         i += (size_t)len;
         break;
       }
@@ -155,7 +161,9 @@ int uvw__wire_unpack(const ProtobufCMessageDescriptor *desc, const void *data, s
   }
   static const uint8_t empty[1] = {0};
   const uint8_t *p = len ? data : empty;
-  if (depth_scan(desc, p, len, 1) < 0) return malformed(what, "messages nested too deeply", len);
+  int scan = depth_scan(desc, p, len, 1);
+  if (scan == -1) return malformed(what, "messages nested too deeply", len);
+  if (scan == -2) return malformed(what, "a string (a name or a text) holds a NUL byte", len);
   uvw__arena_t *a = uvw__calloc(1, sizeof(*a));
   if (a == NULL) return uvw__error_nomem(what);
   ProtobufCAllocator alloc = {arena_alloc, arena_noop_free, a};
