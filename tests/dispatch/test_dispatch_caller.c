@@ -275,3 +275,40 @@ Test(pool, with_one_of_two_workers_killed_every_dispatch_goes_to_the_live_one) {
   dh_stop(&w2);
   remove(a1 + 5);
 }
+
+/* ---- one undecodable argument fails one dispatch ---------------------------------------- */
+
+static int caller_codec_encode(const uvw_value_t *value, void *arg, uvw_value_t **out) {
+  (void)value;
+  (void)arg;
+  *out = uvw_value_bytes("c", 1);
+  return 0;
+}
+static const uvw_opaque_ops_t caller_codec = {"t.caller_only_codec", NULL};
+
+Test(caller, an_argument_the_worker_cannot_decode_fails_that_dispatch_alone) {
+  dh_open("pipe", NULL);
+  cr_assert_eq(uvw_codec_register("t.caller_only_codec", caller_codec_encode, NULL, NULL), 0);
+  uvw_context_t *ctx = dh_enter("siblings");
+  enum { N = 20 };
+  dh_reply_t sib[N] = {{0}}, bad = {0};
+  uvw_value_t *ms = uvw_value_int(100);
+  for (int i = 0; i < N; i++) cr_assert_eq(uvw_conn_dispatch(conn, "sleep", &ms, 1, NULL, dh_record, &sib[i], NULL), 0);
+  uvw_value_unref(ms);
+  static int payload;
+  uvw_value_t *v = uvw_value_opaque(&payload, &caller_codec);
+  cr_assert_eq(uvw_conn_dispatch(conn, "echo", &v, 1, NULL, dh_record, &bad, NULL), 0);
+  uvw_value_unref(v);
+  dh_run_until(&loop, &bad.calls, 1, 30000);
+  for (int i = 0; i < N; i++) dh_run_until(&loop, &sib[i].calls, 1, 30000);
+  cr_assert_eq(bad.status, UVW_ENACK, "got %s: %s", uvw_err_name(bad.status), bad.error_msg);
+  cr_assert_not_null(strstr(bad.error_msg, "t.caller_only_codec"), "%s", bad.error_msg);
+  int ok = 0;
+  for (int i = 0; i < N; i++) ok += sib[i].status == 0 && strcmp(sib[i].value, "slept") == 0;
+  cr_assert_eq(ok, N, "only %d of %d sibling dispatches succeeded", ok, N);
+  cr_assert_not(uvw_conn_is_dead(conn));
+  dh_leave(ctx);
+  for (int i = 0; i < N; i++) dh_reply_clear(&sib[i]);
+  dh_reply_clear(&bad);
+  dh_close();
+}
