@@ -144,7 +144,7 @@ static size_t activation_fds(char bufs[][16], size_t max) {
   size_t n = 0;
   if (pid && fds && strtol(pid, NULL, 10) == (long)getpid()) {
     long count = strtol(fds, NULL, 10);
-    for (long i = 0; i < count && n < max; i++) snprintf(bufs[n++], sizeof(bufs[0]), "fd:%ld", 3 + i);
+    for (int i = 0; i < count && n < max && i < 1024; i++) snprintf(bufs[n++], sizeof(bufs[0]), "fd:%d", 3 + i);
   }
   unsetenv("LISTEN_PID");
   unsetenv("LISTEN_FDS");
