@@ -312,3 +312,26 @@ Test(caller, an_argument_the_worker_cannot_decode_fails_that_dispatch_alone) {
   dh_reply_clear(&bad);
   dh_close();
 }
+
+/* ---- an Exception too big to encode still answers ------------------------------------------ */
+
+Test(caller, a_strict_error_too_big_for_the_wire_is_replaced_by_a_small_one) {
+  dh_open("pipe", "--strict");
+  uvw_context_t *ctx = dh_enter("flood");
+  dh_reply_t r = {0};
+  uvw_value_t *args[2] = {uvw_value_int(4096), uvw_value_int(64)};
+  cr_assert_eq(uvw_conn_dispatch(conn, "strict_flood", args, 2, NULL, dh_record, &r, NULL), 0);
+  uvw_value_unref(args[0]);
+  uvw_value_unref(args[1]);
+  dh_run_until(&loop, &r.calls, 1, 30000);
+  cr_assert_eq(r.status, UVW_EREMOTE, "got %s: %s", uvw_err_name(r.status), r.error_msg);
+  cr_assert_eq(uvw_error_code(r.error), UVW_ECHAINSERIALIZE, "%s", r.error_msg);
+  cr_assert_not_null(uvw_error_field(r.error, "replaced_because"), "%s", r.error_msg);
+  cr_assert_str_eq(r.request_id, "flood", "nothing was merged");
+  dh_reply_clear(&r);
+  dh_leave(ctx);
+  dh_close();
+}
+Test(caller, an_exception_too_big_to_encode_is_answered_with_a_small_error_in_lenient_mode) {
+  huge_exception(NULL);
+}
