@@ -332,6 +332,3 @@ Test(caller, a_strict_error_too_big_for_the_wire_is_replaced_by_a_small_one) {
   dh_leave(ctx);
   dh_close();
 }
-Test(caller, an_exception_too_big_to_encode_is_answered_with_a_small_error_in_lenient_mode) {
-  huge_exception(NULL);
-}
