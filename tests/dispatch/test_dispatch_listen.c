@@ -310,6 +310,7 @@ static int task_as_nobody(const char *address) {
   pid_t pid = fork();
   cr_assert_geq(pid, 0);
   if (pid == 0) {
+    signal(SIGPIPE, SIG_IGN); /* the worker may close before the write */
     if (setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -480,4 +481,57 @@ Test(listen, a_variable_name_with_an_embedded_nul_binds_nothing) {
   uvw_frame_free(r);
   close(fd);
   dh_stop(&worker);
+}
+
+/* ---- a connect flood ------------------------------------------------------------------------- */
+
+static int flood_listen_fd;
+static char flood_addr[200];
+
+static void start_worker_on_flooded_socket(uv_timer_t *t) {
+  (void)t;
+  spawn_t o = {.pass_fd = flood_listen_fd, .set_env = 0};
+  const char *argv[] = WORKER_ARGV("--listen", "fd:3");
+  sp_start(&worker, argv, &o);
+}
+
+Test(listen, a_connect_refused_for_a_full_backlog_is_retried_within_the_handshake_bound) {
+  loop_open();
+  dh_pipe_address(flood_addr, sizeof(flood_addr));
+  flood_listen_fd = listening_socket(flood_addr + 5, 0600);
+  cr_assert_eq(listen(flood_listen_fd, 0), 0); /* the smallest backlog */
+  /* Fill the backlog until the kernel refuses with EAGAIN. */
+  int flood[64], nflood = 0, refused = 0;
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  strcpy(sa.sun_path, flood_addr + 5);
+  while (nflood < 64 && !refused) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+      flood[nflood++] = fd;
+      continue;
+    }
+    refused = errno == EAGAIN;
+    close(fd);
+  }
+  cr_assert(refused, "the backlog never filled");
+  uvw_conn_t *c;
+  cr_assert_eq(uvw_conn_open(&loop, flood_addr, &c), 0);
+  dh_reply_t r = {0};
+  uvw_value_t *v = uvw_value_cstring("through");
+  cr_assert_eq(uvw_conn_dispatch(c, "echo", &v, 1, NULL, dh_record, &r, NULL), 0);
+  uvw_value_unref(v);
+  /* The worker starts (and drains the backlog) 300 ms later. */
+  uv_timer_t t;
+  uv_timer_init(&loop, &t);
+  uv_timer_start(&t, start_worker_on_flooded_socket, 300, 0);
+  dh_run_until(&loop, &r.calls, 1, 30000);
+  cr_assert_eq(r.status, 0, "got %s: %s", uvw_err_name(r.status), r.error_msg);
+  cr_assert_str_eq(r.value, "through");
+  dh_reply_clear(&r);
+  uv_close((uv_handle_t *)&t, NULL);
+  close(flood_listen_fd);
+  for (int i = 0; i < nflood; i++) close(flood[i]);
+  dh_finish(&loop, c);
+  dh_stop(&worker);
+  remove(flood_addr + 5);
 }

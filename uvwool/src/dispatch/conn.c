@@ -59,10 +59,24 @@ struct uvw_conn_s {
   size_t pending; /* dispatches with a callback waiting */
   char *address;
   int dead, closing, open_handles, up;
+  /* Connecting: frames wait here until the connection is up (a refused
+   * attempt leaves a handle libuv cannot write to). A unix socket whose
+   * backlog is full refuses with EAGAIN: the connect is retried, with
+   * backoff, for as long as the handshake bound allows. */
+  struct out_s *out_head, *out_tail;
+  uv_timer_t retry;
+  uint64_t connect_started, connect_backoff_ms;
+  int is_pipe;
   uvw_error_t *death;
   uvw_conn_close_cb close_cb;
   void *close_arg;
 };
+
+typedef struct out_s {
+  struct out_s *next;
+  void *buf;
+  size_t len;
+} out_t;
 
 /* ---- bookkeeping ------------------------------------------------------------- */
 
@@ -151,12 +165,51 @@ static void deliver_error(uvw_dispatch_t *d, int status, const uvw_error_t *e) {
     retire(d);
 }
 
+/* ---- writing: queued until the connection is up ------------------------------- */
+
+/* Takes buf (a uvw_free-able encoded frame) whatever the result. */
+static int conn_send(uvw_conn_t *c, void *buf, size_t len) {
+  if (c->up || c->dead) return uvw__link_send(&c->link, buf, len);
+  out_t *o = uvw__malloc(sizeof(*o));
+  if (o == NULL) {
+    uvw_free(buf);
+    return uvw__error_nomem("queued frame");
+  }
+  *o = (out_t){NULL, buf, len};
+  if (c->out_tail)
+    c->out_tail->next = o;
+  else
+    c->out_head = o;
+  c->out_tail = o;
+  return 0;
+}
+
+static int conn_send_frame(uvw_conn_t *c, const uvw_frame_t *f) {
+  void *buf;
+  size_t len;
+  int rc = uvw_frame_encode(f, &buf, &len);
+  return rc != 0 ? rc : conn_send(c, buf, len);
+}
+
+/* Write (up) or drop (dead, closed) every queued frame. */
+static void out_flush(uvw_conn_t *c, int write) {
+  for (out_t *o = c->out_head, *next; o; o = next) {
+    next = o->next;
+    if (write)
+      uvw__link_send(&c->link, o->buf, o->len);
+    else
+      uvw_free(o->buf);
+    uvw__free(o);
+  }
+  c->out_head = c->out_tail = NULL;
+}
+
 static void tell_worker_cancelled(uvw_dispatch_t *d) {
   uvw_conn_t *c = d->conn;
   if (c == NULL || c->dead || c->closing) return;
   uvw_error_t *e = uvw_error_new(UVW__CANCELLED_TYPE, UVW_ECANCELED, "the caller cancelled the dispatch");
   uvw_frame_t *f = e ? uvw_frame_new(UVW_FRAME_THROW, d->node.id) : NULL;
-  if (f && uvw_frame_set_error(f, e) == 0) uvw__link_send_frame(&c->link, f);
+  if (f && uvw_frame_set_error(f, e) == 0) conn_send_frame(c, f);
   uvw_frame_free(f);
   uvw_error_unref(e);
 }
@@ -358,11 +411,55 @@ static void await_ack(uvw_conn_t *c, uvw_dispatch_t *d, uint64_t timeout_ms) {
 
 /* ---- open / close ----------------------------------------------------------------- */
 
+static void on_connect(uv_connect_t *req, int status);
+static void handle_closed(uvw_conn_t *c);
+
+#define CONNECT_BACKOFF_MIN_MS 2
+#define CONNECT_BACKOFF_MAX_MS 128
+
+static void retry_connect(uv_timer_t *t) {
+  uvw_conn_t *c = t->data;
+  if (c->dead || c->closing) return;
+  uv_pipe_connect(&c->connect_req, &c->link.h.pipe, c->address + 5, on_connect);
+}
+
+/* The refused handle is closed; a fresh one connects after the backoff,
+ * unless the connection was closed or died meanwhile (then this close was
+ * the link's last). */
+static void retry_link_closed(uvw__link_t *link) {
+  uvw_conn_t *c = link->owner;
+  int gone = c->dead || c->closing;
+  if (!gone && uvw__link_init(&c->link, c->loop, 1, c) == 0) {
+    uv_timer_start(&c->retry, retry_connect, c->connect_backoff_ms, 0);
+    if ((c->connect_backoff_ms *= 2) > CONNECT_BACKOFF_MAX_MS) c->connect_backoff_ms = CONNECT_BACKOFF_MAX_MS;
+    return;
+  }
+  c->link.closing = 1; /* closed for good: nothing may close it again */
+  if (!gone) {
+    uvw_error_t *e = uvw_error_ref(uvw_last_error());
+    conn_die(c, UVW_ECONNRESET, e);
+    uvw_error_unref(e);
+  }
+  handle_closed(c);
+}
+
+/* A full backlog (EAGAIN) is worth another try while the handshake bound
+ * of the connection has not passed. */
+static int connect_retry(uvw_conn_t *c, int status) {
+  if (status != UV_EAGAIN || !c->is_pipe) return 0;
+  uint64_t now = uv_now(c->loop);
+  if (now + c->connect_backoff_ms >= c->connect_started + c->default_timeout_ms) return 0;
+  uvw__link_close(&c->link, retry_link_closed);
+  return 1;
+}
+
 static void on_connect(uv_connect_t *req, int status) {
   uvw_conn_t *c = req->data;
   if (c->dead || c->closing) return;
+  if (status != 0 && connect_retry(c, status)) return;
   if (status == 0) status = uvw__link_start(&c->link, on_frame, conn_fail);
   c->up = status == 0;
+  if (c->up) out_flush(c, 1);
   if (status != 0) {
     uvw_error_t *e = uvw__error_new(UVW_ECONNRESET, UVW_KIND_WOOL_ERROR, "cannot connect to %s: %s", c->address,
                                     uv_strerror(status));
@@ -398,7 +495,12 @@ int uvw_conn_open(uv_loop_t *loop, const char *address, uvw_conn_t **out) {
   c->timer.data = c;
   uv_idle_init(loop, &c->later);
   c->later.data = c;
-  c->open_handles = 3;
+  uv_timer_init(loop, &c->retry);
+  c->retry.data = c;
+  c->open_handles = 4;
+  c->is_pipe = a.is_pipe;
+  c->connect_started = uv_now(loop);
+  c->connect_backoff_ms = CONNECT_BACKOFF_MIN_MS;
   c->connect_req.data = c;
   if (a.is_pipe)
     uv_pipe_connect(&c->connect_req, &c->link.h.pipe, a.path, on_connect);
@@ -420,6 +522,7 @@ int uvw__conn_is_up(const uvw_conn_t *c) { return c && c->up && !c->dead && !c->
 static void conn_free(uvw_conn_t *c) {
   uvw_conn_close_cb cb = c->close_cb;
   void *arg = c->close_arg;
+  out_flush(c, 0);
   uvw__idmap_free(&c->live);
   uvw_error_unref(c->death);
   uvw__free(c->address);
@@ -443,6 +546,7 @@ static void close_handles(uvw_conn_t *c) {
   uvw__link_close(&c->link, conn_link_closed); /* no-op if dying closed it already */
   uv_close((uv_handle_t *)&c->timer, timer_closed);
   uv_close((uv_handle_t *)&c->later, timer_closed);
+  uv_close((uv_handle_t *)&c->retry, timer_closed);
 }
 
 void uvw_conn_close(uvw_conn_t *c, uvw_conn_close_cb cb, void *arg) {
@@ -473,7 +577,7 @@ static int usable(uvw_conn_t *c, const char *fn) {
 }
 
 static int send_built(uvw_conn_t *c, uvw_frame_t *f) {
-  int rc = uvw__link_send_frame(&c->link, f);
+  int rc = conn_send_frame(c, f);
   uvw_frame_free(f);
   return rc;
 }
@@ -511,8 +615,8 @@ static int start(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, s
   if (c->all) c->all->all_prev = d;
   c->all = d;
   await_ack(c, d, timeout);
-  uvw__link_send(&c->link, tbuf, tlen);
-  if (sbuf) uvw__link_send(&c->link, sbuf, slen);
+  conn_send(c, tbuf, tlen);
+  if (sbuf) conn_send(c, sbuf, slen);
   *out = d;
   return 0;
 }
