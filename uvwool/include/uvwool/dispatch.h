@@ -197,8 +197,11 @@ typedef struct uvw_dispatch_opts_s {
 } uvw_dispatch_opts_t;
 
 /* Open a connection to a worker at `address`. Returns at once: dispatches
- * made before the connection is up are written when it is; if it cannot be
- * made they fail with UVW_ECONNRESET. New connection in *out. */
+ * made before the connection is up are queued and written when it is; if it
+ * cannot be made they fail with UVW_ECONNRESET. A unix socket refusing with
+ * EAGAIN (its backlog is full) is retried with backoff while the handshake
+ * bound allows (docs/dispatch.md). New connection in *out. 0, UVW_EINVAL
+ * (loop or out NULL, bad address), UVW_ENOMEM. Loop thread. */
 int uvw_conn_open(uv_loop_t *loop, const char *address, uvw_conn_t **out);
 /* Default handshake bound for this connection's dispatches (5000 ms; 0
  * restores it). A bound so large that now + bound passes UINT64_MAX
