@@ -333,6 +333,16 @@ static void noop_stream(uvw_call_t *call, void *arg) {
     uvw_call_yield(call, NULL);
 }
 
+/* return_worker_codec: returns a value of the worker-only codec, which the
+ * caller cannot decode. */
+static void return_worker_codec(uvw_call_t *call, void *arg) {
+  (void)arg;
+  static int dummy;
+  uvw_value_t *v = uvw_value_opaque(&dummy, &worker_codec);
+  uvw_call_return(call, v);
+  uvw_value_unref(v);
+}
+
 /* strict_flood(limit, k): shrinks this worker's wire size limit to limit
  * bytes, binds k variables (t.flood0 ...) to values no codec can encode and
  * returns: in strict mode the answer fails with one error aggregating k
@@ -384,6 +394,7 @@ int uvwool_worker_init(uvw_worker_t *w) {
       {"noop", noop, 0},
       {"noop_stream", noop_stream, UVW_ROUTINE_STREAM},
       {"strict_flood", strict_flood, 0},
+      {"return_worker_codec", return_worker_codec, 0},
   };
   if (rc == 0) rc = uvw_codec_register("t.worker_codec", worker_codec_encode, NULL, NULL);
   for (size_t i = 0; rc == 0 && i < sizeof(table) / sizeof(table[0]); i++)

@@ -332,3 +332,26 @@ Test(caller, a_strict_error_too_big_for_the_wire_is_replaced_by_a_small_one) {
   dh_leave(ctx);
   dh_close();
 }
+
+Test(caller, a_result_the_caller_cannot_decode_fails_that_dispatch_alone) {
+  dh_open("pipe", NULL);
+  uvw_context_t *ctx = dh_enter("siblings");
+  enum { N = 20 };
+  dh_reply_t sib[N] = {{0}}, bad = {0};
+  uvw_value_t *ms = uvw_value_int(100);
+  for (int i = 0; i < N; i++) cr_assert_eq(uvw_conn_dispatch(conn, "sleep", &ms, 1, NULL, dh_record, &sib[i], NULL), 0);
+  uvw_value_unref(ms);
+  cr_assert_eq(uvw_conn_dispatch(conn, "return_worker_codec", NULL, 0, NULL, dh_record, &bad, NULL), 0);
+  dh_run_until(&loop, &bad.calls, 1, 30000);
+  for (int i = 0; i < N; i++) dh_run_until(&loop, &sib[i].calls, 1, 30000);
+  cr_assert_eq(bad.status, UVW_ESERIALIZE, "got %s: %s", uvw_err_name(bad.status), bad.error_msg);
+  cr_assert_str_eq(bad.request_id, "siblings", "nothing was merged");
+  int ok = 0;
+  for (int i = 0; i < N; i++) ok += sib[i].status == 0 && strcmp(sib[i].value, "slept") == 0;
+  cr_assert_eq(ok, N, "only %d of %d sibling dispatches succeeded", ok, N);
+  cr_assert_not(uvw_conn_is_dead(conn));
+  dh_leave(ctx);
+  for (int i = 0; i < N; i++) dh_reply_clear(&sib[i]);
+  dh_reply_clear(&bad);
+  dh_close();
+}

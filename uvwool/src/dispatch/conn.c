@@ -322,10 +322,29 @@ static void protocol_violation(uvw_dispatch_t *d, const char *what) {
   uvw_error_unref(e);
 }
 
+/* A well-formed Result or Exception whose value or error cannot be decoded
+ * here (an opaque type without a codec on this side) fails its dispatch
+ * alone, nothing merged; the worker is told. 1 when handled. */
+static int fail_one_dispatch(uvw_conn_t *c, const uint8_t *data, size_t len, const uvw_error_t *e) {
+  uint64_t id;
+  unsigned kind;
+  if (uvw_error_code(e) != UVW_ESERIALIZE || uvw__frame_peek(data, len, &id, &kind) != 0 || kind < 4) return 0;
+  uvw_dispatch_t *d = (uvw_dispatch_t *)uvw__idmap_get(&c->live, id);
+  if (d == NULL) return 1; /* an answer nobody waits for: dropped as usual */
+  if (!d->acked || d->cb == NULL) return 0;
+  tell_worker_cancelled(d);
+  deliver_error(d, UVW_ESERIALIZE, e);
+  return 1;
+}
+
 static void on_frame(uvw__link_t *link, const uint8_t *data, size_t len) {
   uvw_conn_t *c = link->owner;
   uvw_frame_t *f;
   if (uvw_frame_decode_response(data, len, &f) != 0) {
+    uvw_error_t *one = uvw_error_ref(uvw_last_error());
+    int handled = fail_one_dispatch(c, data, len, one);
+    uvw_error_unref(one);
+    if (handled) return;
     uvw_error_t *e = uvw_error_ref(uvw_last_error());
     uvw__error_field(e, "address", "%s", c->address);
     link->failed = 1;

@@ -119,36 +119,6 @@ static void conn_fail(uvw__link_t *link, int code) {
 
 /* ---- a request with a value this worker cannot decode ------------------------------ */
 
-/* The dispatch id (field 1) and the kind (the oneof member's field number,
- * 2 Task .. 5 Throw) of a Request, read without decoding anything else.
- * 0, or -1 when the top level does not parse. */
-static int peek_request(const uint8_t *p, size_t n, uint64_t *id, unsigned *kind) {
-  size_t i = 0;
-  *id = 0;
-  *kind = 0;
-  while (i < n) {
-    uint64_t key = 0, v = 0;
-    for (unsigned shift = 0;; shift += 7) {
-      if (i >= n || shift > 63) return -1;
-      key |= (uint64_t)(p[i] & 0x7f) << shift;
-      if (!(p[i++] & 0x80)) break;
-    }
-    if ((key & 7) != 0 && (key & 7) != 2) return -1;
-    for (unsigned shift = 0;; shift += 7) {
-      if (i >= n || shift > 63) return -1;
-      v |= (uint64_t)(p[i] & 0x7f) << shift;
-      if (!(p[i++] & 0x80)) break;
-    }
-    if ((key & 7) == 2) {
-      if (v > n - i) return -1;
-      i += (size_t)v;
-    }
-    if (key >> 3 == 1 && (key & 7) == 0) *id = v;
-    if (key >> 3 >= 2 && key >> 3 <= 5 && (key & 7) == 2) *kind = (unsigned)(key >> 3);
-  }
-  return *kind ? 0 : -1;
-}
-
 /* A well-formed Task with an argument this worker cannot decode (an opaque
  * type without a codec here): only that dispatch is refused (a Nack with
  * the decode error; nothing runs, its Next is dropped as a request for an
@@ -158,7 +128,7 @@ static int peek_request(const uint8_t *p, size_t n, uint64_t *id, unsigned *kind
 static int fail_one_dispatch(uvw__wconn_t *c, const uint8_t *data, size_t len, const uvw_error_t *e) {
   uint64_t id;
   unsigned kind;
-  if (uvw_error_code(e) != UVW_ESERIALIZE || peek_request(data, len, &id, &kind) != 0 || kind != 2) return 0;
+  if (uvw_error_code(e) != UVW_ESERIALIZE || uvw__frame_peek(data, len, &id, &kind) != 0 || kind != 2) return 0;
   uvw_frame_t *f = uvw_frame_new(UVW_FRAME_NACK, id);
   int ok = f && uvw_frame_set_error(f, e) == 0;
   if (ok) uvw__link_send_frame(&c->link, f);
