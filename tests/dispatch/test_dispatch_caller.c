@@ -253,8 +253,15 @@ Test(pool, with_one_of_two_workers_killed_every_dispatch_goes_to_the_live_one) {
   for (int i = 0; i < 2; i++)
     cr_assert_eq(uvw_conn_dispatch(uvw_pool_next(pool), "whoami", NULL, 0, NULL, dh_record, &warm[i], NULL), 0);
   for (int i = 0; i < 2; i++) dh_run_until(&loop, &warm[i].calls, 1, 30000);
+  /* Both members are up, so the next turn is the first member (worker 1):
+   * a dispatch left hanging there tells when its death is known. */
+  dh_reply_t lost = {0};
+  cr_assert_eq(uvw_conn_dispatch(uvw_pool_next(pool), "hang", NULL, 0, NULL, dh_record, &lost, NULL), 0);
+  nap(50);
   dh_kill(&worker);
-  nap(200); /* the pool's connection sees the hang-up */
+  dh_run_until(&loop, &lost.calls, 1, 30000);
+  cr_assert_eq(lost.status, UVW_ECONNRESET);
+  dh_reply_clear(&lost);
   enum { N = 20 };
   dh_reply_t r[N] = {{0}};
   for (int i = 0; i < N; i++) {
