@@ -351,6 +351,37 @@ static void stub_count_stream(uvw_call_t *call, void *arg) {
   uvw_value_unref(v);
 }
 
+/* return_worker_codec: returns a value of the worker-only codec, which the
+ * caller cannot decode. */
+static void return_worker_codec(uvw_call_t *call, void *arg) {
+  (void)arg;
+  static int dummy;
+  uvw_value_t *v = uvw_value_opaque(&dummy, &worker_codec);
+  uvw_call_return(call, v);
+  uvw_value_unref(v);
+}
+
+/* strict_flood(limit, k): shrinks this worker's wire size limit to limit
+ * bytes, binds k variables (t.flood0 ...) to values no codec can encode and
+ * returns: in strict mode the answer fails with one error aggregating k
+ * failures, bigger than the limit. */
+static void strict_flood(uvw_call_t *call, void *arg) {
+  (void)arg;
+  static int dummy;
+  uvw_wire_set_max_size((size_t)uvw_value_as_int(uvw_call_arg(call, 0)));
+  int64_t k = uvw_value_as_int(uvw_call_arg(call, 1));
+  for (int64_t i = 0; i < k; i++) {
+    char name[32];
+    snprintf(name, sizeof(name), "flood%lld", (long long)i);
+    uvw_var_t *var = uvw_var_find("t", name);
+    if (var == NULL) uvw_var_declare("t", name, NULL, &var);
+    uvw_value_t *v = uvw_value_opaque(&dummy, &no_codec);
+    uvw_set(var, v, NULL);
+    uvw_value_unref(v);
+  }
+  reply_str(call, "flooded");
+}
+
 int uvwool_worker_init(uvw_worker_t *w);
 int uvwool_worker_init(uvw_worker_t *w) {
   int rc = 0;
@@ -382,6 +413,8 @@ int uvwool_worker_init(uvw_worker_t *w) {
       {"noop_stream", noop_stream, UVW_ROUTINE_STREAM},
       {"stub_count", stub_count, 0},
       {"stub_count_stream", stub_count_stream, UVW_ROUTINE_STREAM},
+      {"strict_flood", strict_flood, 0},
+      {"return_worker_codec", return_worker_codec, 0},
   };
   if (rc == 0) rc = uvw_codec_register("t.worker_codec", worker_codec_encode, NULL, NULL);
   for (size_t i = 0; rc == 0 && i < sizeof(table) / sizeof(table[0]); i++)

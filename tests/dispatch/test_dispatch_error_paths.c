@@ -210,6 +210,14 @@ static int d_worker_register_empty(void) { return uvw_worker_register(worker, ""
 static int d_worker_register_twice(void) { return uvw_worker_register(worker, "r", routine, NULL, 0); }
 static int d_worker_listen(void) { return uvw_worker_listen(worker, "smoke-signals:here"); }
 static int d_worker_listen_null(void) { return uvw_worker_listen(NULL, "pipe:/tmp/x"); }
+static int d_worker_listen_remote(void) { return uvw_worker_listen(worker, "tcp:10.1.2.3:0"); }
+static int d_worker_listen_bad_fd(void) { return uvw_worker_listen(worker, "fd:x"); }
+static int d_worker_listen_not_socket(void) { return uvw_worker_listen(worker, "fd:0"); }
+static int d_worker_socket_mode(void) { return uvw_worker_set_socket_mode(worker, 01000); }
+static int d_worker_socket_group(void) { return uvw_worker_set_socket_group(worker, -5); }
+static int d_worker_allow_uid(void) { return uvw_worker_allow_uid(NULL, 1); }
+static int d_worker_allow_gid(void) { return uvw_worker_allow_gid(NULL, 1); }
+static int d_worker_allow_remote(void) { return uvw_worker_set_allow_remote(NULL, 1); }
 static int d_worker_address(void) {
   char buf[64];
   return uvw_worker_address(worker, 7, buf, sizeof(buf));
@@ -321,6 +329,14 @@ static const ep_case_t cases[] = {
     C(uvw_worker_register, d_worker_register_twice),
     CN(uvw_worker_listen, d_worker_listen, "address"),
     C(uvw_worker_listen, d_worker_listen_null),
+    CN(uvw_worker_listen, d_worker_listen_remote, "loopback"),
+    CN(uvw_worker_listen, d_worker_listen_bad_fd, "fd:x"),
+    CN(uvw_worker_listen, d_worker_listen_not_socket, "listening"),
+    CN(uvw_worker_set_socket_mode, d_worker_socket_mode, "mode"),
+    CN(uvw_worker_set_socket_group, d_worker_socket_group, "gid"),
+    C(uvw_worker_allow_uid, d_worker_allow_uid),
+    C(uvw_worker_allow_gid, d_worker_allow_gid),
+    C(uvw_worker_set_allow_remote, d_worker_allow_remote),
     C(uvw_worker_address, d_worker_address),
     CN(uvw_worker_set_limits, d_worker_set_limits, "max_chains"),
     CN(uvw_worker_set_limits, d_worker_set_limits_null, "limits"),

@@ -96,10 +96,13 @@ Test(stream, an_unarmed_stream_armed_by_the_routine_is_found_again_by_the_next_s
    * under it, so the token from step 1 was still valid there. */
   cr_assert_str_eq(dr.r[1].value, "reset:ok");
   cr_assert_str_eq(dr.r[1].chain, dr.r[0].chain);
-  /* Closing with step 3 pending cancels it at once, merging nothing. */
+  /* Closing with step 3 pending cancels it, merging nothing; its callback
+   * runs from the loop, never inside uvw_dispatch_close. */
   dh_reply_t third = {0};
   cr_assert_eq(uvw_dispatch_next(dr.d, dh_record, &third), 0);
   uvw_dispatch_close(dr.d);
+  cr_assert_eq(third.calls, 0, "the callback ran inside uvw_dispatch_close");
+  dh_run_until(&loop, &third.calls, 1, 30000);
   cr_assert_eq(third.calls, 1);
   cr_assert_eq(third.status, UVW_ECANCELED);
   cr_assert_str_eq(third.tenant, "-");

@@ -14,14 +14,25 @@
  * "uvwool-worker: listening on ADDRESS" (the port filled in for tcp:HOST:0),
  * so a supervisor or a parent process knows it is ready. SIGINT or SIGTERM
  * closes it cleanly: listeners and connections closed, pipe sockets
- * removed, exit 0. */
+ * removed, exit 0.
+ *
+ * Who may connect: --socket-mode OCTAL (default 0600) and --socket-group GID
+ * for the unix sockets it creates, --allow-uid/--allow-gid (repeatable; the
+ * worker's own uid is always allowed) for the peer-credential check,
+ * --allow-remote to listen on TCP beyond loopback. Started by systemd
+ * socket activation (LISTEN_PID is this process, LISTEN_FDS = n) it serves
+ * fds 3 .. 3+n-1 when no --listen is given; --listen fd:N adopts one
+ * explicitly. Peer-supplied text is escaped in every line it prints. */
 #include <dlfcn.h>
+#include <errno.h>
+#include <grp.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uvwool.h>
 
 #define MAX_ITEMS 16
@@ -36,18 +47,119 @@ static uvw_worker_t *worker;
   "                     [--strict|--lenient] [--dispatch-timeout MS]\n"                                     \
   "                     [--max-connections N] [--max-dispatches N] [--max-inflight-bytes N]\n"            \
   "                     [--max-stubs N] [--max-chains N] [--write-high-water BYTES]\n"                    \
-  "                     [--frame-timeout MS] [--idle-timeout MS]\n"
+  "                     [--frame-timeout MS] [--idle-timeout MS]\n"                                      \
+  "                     [--socket-mode OCTAL] [--socket-group GROUP] [--allow-uid UID] [--allow-gid GID]\n" \
+  "                     [--allow-remote]   (no --listen: the sockets systemd passed, LISTEN_FDS)\n"
 
 static int usage(const char *why) {
   fprintf(stderr, "uvwool-worker: %s\n" USAGE, why);
   return 2;
 }
 
+/* Text a peer may have chosen (routine names, messages, fields) printed
+ * so that it cannot forge a log line: backslash, control bytes and DEL as
+ * \xNN, everything else (UTF-8 included) as is. */
+static void put_escaped(const char *s) {
+  for (const unsigned char *p = (const unsigned char *)(s ? s : "(null)"); *p; p++) {
+    if (*p < 0x20 || *p == 0x7f || *p == '\\')
+      fprintf(stderr, "\\x%02x", *p);
+    else
+      fputc(*p, stderr);
+  }
+}
+
 static void report(const char *what, const uvw_error_t *e) {
-  fprintf(stderr, "uvwool-worker: %s: %s: %s", what, uvw_error_kind_name(uvw_error_kind(e)), uvw_error_message(e));
-  for (size_t i = 0; i < uvw_error_field_count(e); i++)
-    fprintf(stderr, " %s=%s", uvw_error_field_name(e, i), uvw_error_field_value(e, i));
+  fprintf(stderr, "uvwool-worker: ");
+  put_escaped(what);
+  fprintf(stderr, ": %s: ", uvw_error_kind_name(uvw_error_kind(e)));
+  put_escaped(uvw_error_message(e));
+  for (size_t i = 0; i < uvw_error_field_count(e); i++) {
+    fputc(' ', stderr);
+    put_escaped(uvw_error_field_name(e, i));
+    fputc('=', stderr);
+    put_escaped(uvw_error_field_value(e, i));
+  }
   fputc('\n', stderr);
+}
+
+/* ---- who may connect, and sockets passed by a supervisor ---------------------------- */
+
+typedef struct access_opts_s {
+  long mode, gid; /* -1: not given */
+  uint32_t uids[MAX_ITEMS], gids[MAX_ITEMS];
+  size_t nuids, ngids;
+  int allow_remote;
+} access_opts_t;
+
+static int parse_id(const char *s, uint32_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (*s < '0' || *s > '9' || *end || errno || v >= UINT32_MAX) return -1;
+  *out = (uint32_t)v;
+  return 0;
+}
+
+/* A group by name or number. */
+static int parse_group(const char *s, long *gid) {
+  uint32_t n;
+  if (parse_id(s, &n) == 0) {
+    *gid = (long)n;
+    return 0;
+  }
+  struct group *g = getgrnam(s);
+  if (g == NULL) return -1;
+  *gid = (long)g->gr_gid;
+  return 0;
+}
+
+/* One access flag at argv[*i] (value at argv[*i + 1]): 1 taken, 0 not
+ * one of ours, -1 bad value. */
+static int access_flag(access_opts_t *o, int argc, char **argv, int *i) {
+  const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+  char *end;
+  if (strcmp(a, "--allow-remote") == 0) {
+    o->allow_remote = 1;
+    return 1;
+  }
+  int takes = strcmp(a, "--socket-mode") == 0 || strcmp(a, "--socket-group") == 0 ||
+              strcmp(a, "--allow-uid") == 0 || strcmp(a, "--allow-gid") == 0;
+  if (!takes) return 0;
+  if (v == NULL) return -1;
+  ++*i;
+  if (strcmp(a, "--socket-mode") == 0) {
+    o->mode = strtol(v, &end, 8);
+    return *v && !*end && o->mode >= 0 && o->mode <= 0777 ? 1 : -1;
+  }
+  if (strcmp(a, "--socket-group") == 0) return parse_group(v, &o->gid) == 0 ? 1 : -1;
+  if (strcmp(a, "--allow-uid") == 0) return o->nuids < MAX_ITEMS && parse_id(v, &o->uids[o->nuids++]) == 0 ? 1 : -1;
+  return o->ngids < MAX_ITEMS && parse_id(v, &o->gids[o->ngids++]) == 0 ? 1 : -1;
+}
+
+static int access_apply(uvw_worker_t *w, const access_opts_t *o) {
+  int rc = 0;
+  if (o->mode >= 0) rc |= uvw_worker_set_socket_mode(w, (unsigned)o->mode);
+  if (o->gid >= 0) rc |= uvw_worker_set_socket_group(w, o->gid);
+  for (size_t i = 0; i < o->nuids; i++) rc |= uvw_worker_allow_uid(w, o->uids[i]);
+  for (size_t i = 0; i < o->ngids; i++) rc |= uvw_worker_allow_gid(w, o->gids[i]);
+  if (o->allow_remote) rc |= uvw_worker_set_allow_remote(w, 1);
+  return rc;
+}
+
+/* systemd socket activation: the fds it passed ("fd:3" ...), when they are
+ * meant for this process. The variables are cleared so that children
+ * started by routines do not take the sockets for theirs. */
+static size_t activation_fds(char bufs[][16], size_t max) {
+  const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+  size_t n = 0;
+  if (pid && fds && strtol(pid, NULL, 10) == (long)getpid()) {
+    long count = strtol(fds, NULL, 10);
+    for (int i = 0; i < count && n < max && i < 1024; i++) snprintf(bufs[n++], sizeof(bufs[0]), "fd:%d", 3 + i);
+  }
+  unsetenv("LISTEN_PID");
+  unsetenv("LISTEN_FDS");
+  unsetenv("LISTEN_FDNAMES");
+  return n;
 }
 
 static void on_peer_error(uvw_worker_t *w, const uvw_error_t *e, void *arg) {
@@ -102,6 +214,8 @@ int main(int argc, char **argv) {
   uint64_t timeout_ms = 0;
   uvw_worker_limits_t limits;
   uvw_worker_limits_default(&limits);
+  access_opts_t access = {.mode = -1, .gid = -1};
+  char passed[MAX_ITEMS][16];
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     int lim = limit_option(a, v, &limits);
@@ -110,6 +224,9 @@ int main(int argc, char **argv) {
       i++;
       continue;
     }
+    int taken = access_flag(&access, argc, argv, &i);
+    if (taken < 0) return usage(a);
+    if (taken > 0) continue;
     if (strcmp(a, "--routines") == 0 && v && nlibs < MAX_ITEMS)
       libs[nlibs++] = argv[++i];
     else if (strcmp(a, "--listen") == 0 && v && naddrs < MAX_ITEMS)
@@ -125,7 +242,11 @@ int main(int argc, char **argv) {
     else
       return usage(a);
   }
-  if (nlibs == 0 || naddrs == 0) return usage("need --routines and --listen");
+  if (naddrs == 0) {
+    size_t n = activation_fds(passed, MAX_ITEMS);
+    for (size_t i = 0; i < n; i++) addrs[naddrs++] = passed[i];
+  }
+  if (nlibs == 0 || naddrs == 0) return usage("need --routines and --listen (or sockets passed by systemd)");
   signal(SIGPIPE, SIG_IGN); /* a caller hanging up mid-write is a read error, not a death */
   uvw_set_strict(strict);
 
@@ -136,6 +257,10 @@ int main(int argc, char **argv) {
   if (uvw_worker_set_limits(worker, &limits) != 0) {
     report("limits", uvw_last_error());
     return 2;
+  }
+  if (access_apply(worker, &access) != 0) {
+    report("access settings", uvw_last_error());
+    return 1;
   }
   void *handles[MAX_ITEMS];
   for (size_t i = 0; i < nlibs; i++) {

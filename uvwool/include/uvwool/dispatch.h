@@ -70,10 +70,43 @@ int uvw_worker_open(uv_loop_t *loop, uvw_worker_t **out);
  * UVW_EINVAL on an empty name or a name already registered. */
 int uvw_worker_register(uvw_worker_t *w, const char *name, uvw_routine_cb fn, void *arg, unsigned flags);
 /* Listen on an address (may be called for several). For "tcp:HOST:0" the
- * system picks a port: uvw_worker_address gives it. A stale unix socket
- * file at PATH is NOT removed (a live worker may own it): remove it first.
- * 0, UVW_EINVAL (bad address) or libuv's negative error (bind, listen). */
+ * system picks a port: uvw_worker_address gives it.
+ * - "pipe:PATH": the socket file is created with the worker's socket mode
+ *   (0600 unless uvw_worker_set_socket_mode) and group, set before the
+ *   socket listens, and removed at close. A socket file left at PATH by a
+ *   dead process (nothing answers a connect on it) is removed first; one a
+ *   live process answers on is left alone and the call fails with
+ *   UV_EADDRINUSE. Peers are checked at accept (uvw_worker_allow_uid).
+ * - "tcp:HOST:PORT": a non-loopback HOST is refused (UVW_EINVAL) unless
+ *   uvw_worker_set_allow_remote was called: a worker authenticates nobody.
+ * - "fd:N": adopt file descriptor N, a unix or TCP stream socket already
+ *   bound and listening (systemd socket activation passes them from fd 3).
+ *   The worker owns the descriptor from then on (closed at close) but never
+ *   removes the socket file: the supervisor made it. The TCP rule applies.
+ * 0, UVW_EINVAL (bad address, not a listening socket, a remote address
+ * not allowed) or libuv's negative error (bind, chmod/chown, listen), with
+ * the detail. Loop thread. w NULL: UVW_EINVAL. */
 int uvw_worker_listen(uvw_worker_t *w, const char *address);
+/* Mode bits (at most 0777) of the unix socket files later listens create.
+ * Default 0600: only the worker's user can connect. 0 or UVW_EINVAL (w
+ * NULL, bits beyond 0777). Loop thread. */
+int uvw_worker_set_socket_mode(uvw_worker_t *w, unsigned mode);
+/* Group of the unix socket files later listens create (chown), or -1 (the
+ * default) to keep the creating process's. Set a group mode too
+ * (uvw_worker_set_socket_mode(w, 0660)). 0 or UVW_EINVAL. Loop thread. */
+int uvw_worker_set_socket_group(uvw_worker_t *w, long gid);
+/* Peers accepted on unix sockets are checked with SO_PEERCRED: a peer
+ * whose uid or gid is listed is served; any other is closed at once and
+ * reported to uvw_worker_on_error. The uid list starts with the worker's
+ * effective uid; these add to it (32 entries per list; an id listed
+ * already is 0). 0 or UVW_EINVAL (w NULL, list full). TCP peers carry no
+ * credentials: see uvw_worker_set_allow_remote. Loop thread. */
+int uvw_worker_allow_uid(uvw_worker_t *w, uint32_t uid);
+int uvw_worker_allow_gid(uvw_worker_t *w, uint32_t gid);
+/* Non-zero: later listens may bind TCP beyond loopback. For workers behind
+ * a transport that authenticates and encrypts (a TLS terminator,
+ * WireGuard, a service mesh; docs/dispatch.md). 0 or UVW_EINVAL (w NULL). */
+int uvw_worker_set_allow_remote(uvw_worker_t *w, int allow);
 /* The i-th listening address as actually bound ("tcp:127.0.0.1:40123"),
  * written NUL-terminated into buf. 0, UVW_EINVAL (no such listener,
  * buffer too small). */
@@ -200,23 +233,33 @@ typedef void (*uvw_reply_cb)(uvw_dispatch_t *d, const uvw_reply_t *reply, void *
 /* Per-dispatch options; NULL for the defaults. */
 typedef struct uvw_dispatch_opts_s {
   /* Bound on the handshake (Task -> Ack), not on execution. 0: the
-   * connection's default. Travels to the worker in the Task. */
+   * connection's default. Travels to the worker in the Task. Counted from
+   * the loop time when the dispatch is made (a retry made in a timeout
+   * callback gets its full bound); saturates near UINT64_MAX. */
   uint64_t dispatch_timeout_ms;
 } uvw_dispatch_opts_t;
 
 /* Open a connection to a worker at `address`. Returns at once: dispatches
- * made before the connection is up are written when it is; if it cannot be
- * made they fail with UVW_ECONNRESET. New connection in *out. */
+ * made before the connection is up are queued and written when it is; if it
+ * cannot be made they fail with UVW_ECONNRESET. A unix socket refusing with
+ * EAGAIN (its backlog is full) is retried with backoff while the handshake
+ * bound allows (docs/dispatch.md). New connection in *out. 0, UVW_EINVAL
+ * (loop or out NULL, bad address), UVW_ENOMEM. Loop thread. */
 int uvw_conn_open(uv_loop_t *loop, const char *address, uvw_conn_t **out);
-/* Default handshake bound for this connection's dispatches (5000 ms). */
+/* Default handshake bound for this connection's dispatches (5000 ms; 0
+ * restores it). A bound so large that now + bound passes UINT64_MAX
+ * saturates: that dispatch never times out, the others keep theirs. */
 void uvw_conn_set_dispatch_timeout(uvw_conn_t *conn, uint64_t ms);
 /* Non-zero once the connection is lost (the worker died, the peer sent bad
  * data, the connect failed): every new dispatch fails with UVW_ECONNRESET. */
 int uvw_conn_is_dead(const uvw_conn_t *conn);
 /* Dispatches waiting for a reply. */
 size_t uvw_conn_pending(const uvw_conn_t *conn);
-/* Close: every dispatch still waiting gets UVW_ECANCELED, open streams are
- * detached (close them with uvw_dispatch_close), then cb(arg) once closed. */
+/* Close: every dispatch still waiting gets UVW_ECANCELED (its callback runs
+ * from the loop after uvw_conn_close returned, never inside it), open
+ * streams are detached once those callbacks ran (close them with
+ * uvw_dispatch_close), then cb(arg) once closed. NULL or a second call: a
+ * no-op. Loop thread; may be called from a reply callback. */
 typedef void (*uvw_conn_close_cb)(void *arg);
 void uvw_conn_close(uvw_conn_t *conn, uvw_conn_close_cb cb, void *arg);
 
@@ -228,10 +271,14 @@ void uvw_conn_close(uvw_conn_t *conn, uvw_conn_close_cb cb, void *arg);
  * or the error of encoding the current context (strict mode). */
 int uvw_conn_dispatch(uvw_conn_t *conn, const char *routine, uvw_value_t *const *args, size_t nargs,
                  const uvw_dispatch_opts_t *opts, uvw_reply_cb cb, void *arg, uvw_dispatch_t **out);
-/* Cancel a dispatch whose reply has not come: its callback runs now with
- * UVW_ECANCELED (nothing merged) and the worker is told. For a stream it
- * cancels the pending step and ends the stream. 0, or UVW_EINVAL when
- * nothing is pending. */
+/* Cancel a dispatch whose reply has not come: the reply is decided now
+ * (UVW_ECANCELED, nothing merged; uvw_conn_pending drops at once; a late
+ * answer is dropped) and the worker is told, but the callback runs from the
+ * loop after uvw_dispatch_cancel returned, never inside it: a callback
+ * never runs inside the call that decided it. For a stream it cancels the
+ * pending step and ends the stream. 0, or UVW_EINVAL when nothing is
+ * pending (already answered, timed out or cancelled, the reply not yet
+ * delivered included). d stays valid until its callback returned. */
 int uvw_dispatch_cancel(uvw_dispatch_t *d);
 
 /* Streaming: open (sends the Task), then one step at a time, each with its
@@ -244,18 +291,25 @@ int uvw_dispatch_send(uvw_dispatch_t *d, uvw_value_t *value, uvw_reply_cb cb, vo
 /* Raise `error` (borrowed) inside the routine at its current step. */
 int uvw_dispatch_throw(uvw_dispatch_t *d, const uvw_error_t *error, uvw_reply_cb cb, void *arg);
 int uvw_dispatch_done(const uvw_dispatch_t *d);
-/* End and free the stream: a pending step gets UVW_ECANCELED, a routine
- * still running is told (a THROW step of a CancelledError). */
+/* End and free the stream: a pending step gets UVW_ECANCELED (its callback
+ * runs from the loop afterwards, as uvw_dispatch_cancel's; the stream is
+ * freed after it), a routine still running is told (a THROW step of a
+ * CancelledError). Do not use d after this call. */
 void uvw_dispatch_close(uvw_dispatch_t *d);
 
 /* ---- pool ------------------------------------------------------------------- */
 
-/* Round-robin over connections to several workers. A connection found
- * dead is replaced by a fresh one to the same address when its turn comes. */
+/* Round-robin over connections to several workers, opened at
+ * uvw_pool_open. Members whose connection is up are preferred; a member
+ * found dead is skipped and reconnected in the background (50 ms, doubling
+ * to 2 s while attempts fail; the timer keeps no loop alive). A member
+ * still connecting is handed out only when none is up; when all are down,
+ * uvw_pool_next tries the one due first at once (docs/dispatch.md). */
 typedef struct uvw_pool_s uvw_pool_t;
 int uvw_pool_open(uv_loop_t *loop, const char *const *addresses, size_t count, uvw_pool_t **out);
-/* The next live connection (borrowed, owned by the pool), or NULL (with
- * the detail) when none could be opened. */
+/* The next connection (borrowed, owned by the pool): one that is up if
+ * any, else one still connecting, else a fresh attempt; NULL (with the
+ * detail) only when no connection could even be created. */
 uvw_conn_t *uvw_pool_next(uvw_pool_t *pool);
 size_t uvw_pool_size(const uvw_pool_t *pool);
 void uvw_pool_set_dispatch_timeout(uvw_pool_t *pool, uint64_t ms);

@@ -74,13 +74,27 @@ static void send_frame(uvw__wconn_t *c, uvw_frame_t *f) {
   uvw_frame_free(f);
 }
 
-static void send_error(uvw__wconn_t *c, uint64_t id, uvw_frame_kind_t kind, const uvw_error_t *e) {
+/* An error that cannot be encoded itself (a strict ChainSerializationError
+ * aggregating thousands of warnings, over the size limit) would leave the
+ * caller waiting forever: it is replaced by a small one with the same code
+ * and kind, and the reason it was replaced. */
+static int send_error_once(uvw__wconn_t *c, uint64_t id, uvw_frame_kind_t kind, const uvw_error_t *e) {
   uvw_frame_t *f = uvw_frame_new(kind, id);
-  if (f && uvw_frame_set_error(f, e) != 0) {
-    uvw_frame_free(f);
-    f = NULL;
-  }
-  send_frame(c, f);
+  int rc = f == NULL ? UVW_ENOMEM : uvw_frame_set_error(f, e);
+  if (rc == 0 && c) rc = uvw__link_send_frame(&c->link, f);
+  uvw_frame_free(f);
+  return rc;
+}
+
+static void send_error(uvw__wconn_t *c, uint64_t id, uvw_frame_kind_t kind, const uvw_error_t *e) {
+  int rc = send_error_once(c, id, kind, e);
+  if (rc == 0 || rc == UVW_ECONNRESET || c == NULL) return;
+  uvw_error_t *small = uvw__error_new(uvw_error_code(e), uvw_error_kind(e),
+                                      "the error of this dispatch could not be sent (%s); it was: %.200s",
+                                      uvw_err_name(rc), uvw_error_message(e));
+  uvw__error_field(small, "replaced_because", "%s", uvw_err_name(rc));
+  if (small) send_error_once(c, id, kind, small);
+  uvw_error_unref(small);
 }
 
 static void protocol_error(uvw__wconn_t *c, uint64_t id, uvw_frame_kind_t kind, const char *fmt, const char *arg) {

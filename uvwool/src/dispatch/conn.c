@@ -30,6 +30,12 @@ struct uvw_dispatch_s {
   /* handshake: in the conn's awaiting-ack list until Ack/Nack */
   uint64_t deadline, timeout_ms;
   uvw_dispatch_t *ack_prev, *ack_next;
+  /* a reply decided inside a user's call (cancel, close): queued on the
+   * conn's deferred list and delivered from the loop */
+  int deferred;
+  int deferred_status;
+  uvw_error_t *deferred_error;
+  uvw_dispatch_t *deferred_next;
   /* every dispatch of the conn, for teardown */
   uvw_dispatch_t *all_prev, *all_next;
 };
@@ -40,16 +46,37 @@ struct uvw_conn_s {
   uv_connect_t connect_req;
   uv_timer_t timer; /* the earliest handshake deadline */
   uint64_t timer_due;
+  /* Replies decided inside a user's call, delivered from this idle handle
+   * (or the next loop callback of this conn), never before that call
+   * returns. The conn stays up until the list is drained. */
+  uv_idle_t later;
+  uvw_dispatch_t *deferred_head, *deferred_tail;
+  unsigned draining;
+  int handles_closed;
   uvw__idmap_t live; /* dispatches that can still get frames */
   uvw_dispatch_t *awaiting_ack, *all;
   uint64_t next_id, default_timeout_ms;
   size_t pending; /* dispatches with a callback waiting */
   char *address;
-  int dead, closing, open_handles;
+  int dead, closing, open_handles, up;
+  /* Connecting: frames wait here until the connection is up (a refused
+   * attempt leaves a handle libuv cannot write to). A unix socket whose
+   * backlog is full refuses with EAGAIN: the connect is retried, with
+   * backoff, for as long as the handshake bound allows. */
+  struct out_s *out_head, *out_tail;
+  uv_timer_t retry;
+  uint64_t connect_started, connect_backoff_ms;
+  int is_pipe;
   uvw_error_t *death;
   uvw_conn_close_cb close_cb;
   void *close_arg;
 };
+
+typedef struct out_s {
+  struct out_s *next;
+  void *buf;
+  size_t len;
+} out_t;
 
 /* ---- bookkeeping ------------------------------------------------------------- */
 
@@ -101,7 +128,8 @@ static void deliver(uvw_dispatch_t *d, const uvw_frame_t *f, int status, uvw_val
   d->cb = NULL;
   d->ctx = NULL;
   d->task = NULL;
-  if (d->conn) d->conn->pending--;
+  if (d->conn && !d->deferred) d->conn->pending--; /* a deferred reply was counted out when decided */
+  d->deferred = 0;
   if (done) retire(d);
 
   uvw__frame_t fr;
@@ -137,12 +165,51 @@ static void deliver_error(uvw_dispatch_t *d, int status, const uvw_error_t *e) {
     retire(d);
 }
 
+/* ---- writing: queued until the connection is up ------------------------------- */
+
+/* Takes buf (a uvw_free-able encoded frame) whatever the result. */
+static int conn_send(uvw_conn_t *c, void *buf, size_t len) {
+  if (c->up || c->dead) return uvw__link_send(&c->link, buf, len);
+  out_t *o = uvw__malloc(sizeof(*o));
+  if (o == NULL) {
+    uvw_free(buf);
+    return uvw__error_nomem("queued frame");
+  }
+  *o = (out_t){NULL, buf, len};
+  if (c->out_tail)
+    c->out_tail->next = o;
+  else
+    c->out_head = o;
+  c->out_tail = o;
+  return 0;
+}
+
+static int conn_send_frame(uvw_conn_t *c, const uvw_frame_t *f) {
+  void *buf;
+  size_t len;
+  int rc = uvw_frame_encode(f, &buf, &len);
+  return rc != 0 ? rc : conn_send(c, buf, len);
+}
+
+/* Write (up) or drop (dead, closed) every queued frame. */
+static void out_flush(uvw_conn_t *c, int write) {
+  for (out_t *o = c->out_head, *next; o; o = next) {
+    next = o->next;
+    if (write)
+      uvw__link_send(&c->link, o->buf, o->len);
+    else
+      uvw_free(o->buf);
+    uvw__free(o);
+  }
+  c->out_head = c->out_tail = NULL;
+}
+
 static void tell_worker_cancelled(uvw_dispatch_t *d) {
   uvw_conn_t *c = d->conn;
   if (c == NULL || c->dead || c->closing) return;
   uvw_error_t *e = uvw_error_new(UVW__CANCELLED_TYPE, UVW_ECANCELED, "the caller cancelled the dispatch");
   uvw_frame_t *f = e ? uvw_frame_new(UVW_FRAME_THROW, d->node.id) : NULL;
-  if (f && uvw_frame_set_error(f, e) == 0) uvw__link_send_frame(&c->link, f);
+  if (f && uvw_frame_set_error(f, e) == 0) conn_send_frame(c, f);
   uvw_frame_free(f);
   uvw_error_unref(e);
 }
@@ -151,18 +218,83 @@ static void tell_worker_cancelled(uvw_dispatch_t *d) {
 
 static void conn_link_closed(uvw__link_t *link);
 
-/* Fail every dispatch still going. A callback may close other dispatches,
- * so the list is searched again after each one. */
-static void fail_all(uvw_conn_t *c, int code, const uvw_error_t *e) {
-  for (;;) {
-    uvw_dispatch_t *d = c->all;
-    while (d && (d->ended || d->in_cb)) d = d->all_next;
-    if (d == NULL) return;
-    deliver_error(d, code, e);
+/* ---- replies decided inside a user's call ------------------------------------
+ *
+ * Cancelling, closing and failing a dispatch decide its reply at once but
+ * deliver it later, from the loop: a reply callback never runs inside the
+ * call (uvw_dispatch_cancel, uvw_dispatch_close, uvw_conn_close) that
+ * decided it, and a loop callback that fails many dispatches (a deadline,
+ * a dead link) first decides them all, running no user code, then runs
+ * their callbacks from the list. The list is popped one entry at a time and
+ * a decided dispatch is out of every other list, so a callback may cancel
+ * or close any dispatch, or the connection, without invalidating what the
+ * loop walks. The connection's handles stay open until the list is empty:
+ * the connection outlives every callback it owes. */
+
+static void close_handles(uvw_conn_t *c);
+static void later_cb(uv_idle_t *h);
+
+static void defer_reply(uvw_dispatch_t *d, int status, const uvw_error_t *e) {
+  uvw_conn_t *c = d->conn;
+  if (d->stream && d->end_error == NULL) {
+    d->end_error = uvw_error_ref(e);
+    d->end_status = status;
   }
+  d->deferred = 1;
+  d->deferred_status = status;
+  d->deferred_error = uvw_error_ref(e);
+  d->deferred_next = NULL;
+  c->pending--;
+  retire(d);
+  if (c->deferred_tail)
+    c->deferred_tail->deferred_next = d;
+  else
+    c->deferred_head = d;
+  c->deferred_tail = d;
+  if (!c->draining) uv_idle_start(&c->later, later_cb);
 }
 
-/* Fail every dispatch with `code` (detail e) and close the link. */
+/* d gets no more frames: its pending step (if any) is decided with status,
+ * a stream between steps remembers why it ended. Runs no user code. */
+static void settle(uvw_dispatch_t *d, int status, const uvw_error_t *e) {
+  if (d->cb && !d->deferred) {
+    defer_reply(d, status, e);
+    return;
+  }
+  if (d->stream && d->end_error == NULL) {
+    d->end_error = uvw_error_ref(e);
+    d->end_status = status;
+  }
+  retire(d);
+}
+
+static void drain_deferred(uvw_conn_t *c) {
+  c->draining++;
+  uvw_dispatch_t *d;
+  while ((d = c->deferred_head) != NULL) {
+    c->deferred_head = d->deferred_next;
+    if (c->deferred_head == NULL) c->deferred_tail = NULL;
+    uvw_error_t *e = d->deferred_error;
+    d->deferred_error = NULL;
+    deliver(d, NULL, d->deferred_status, NULL, e, 1);
+    uvw_error_unref(e);
+  }
+  c->draining--;
+  if (c->handles_closed || c->draining) return;
+  uv_idle_stop(&c->later);
+  if (c->closing) close_handles(c);
+}
+
+static void later_cb(uv_idle_t *h) { drain_deferred(h->data); }
+
+/* Decide every dispatch still going (no user code runs). */
+static void fail_all(uvw_conn_t *c, int code, const uvw_error_t *e) {
+  for (uvw_dispatch_t *d = c->all; d; d = d->all_next)
+    if (!d->ended) settle(d, code, e);
+}
+
+/* Fail every dispatch with `code` (detail e), close the link, then run the
+ * callbacks (a loop callback: they may run now). */
 static void conn_die(uvw_conn_t *c, int code, const uvw_error_t *e) {
   if (c->dead) return;
   c->dead = 1;
@@ -170,6 +302,7 @@ static void conn_die(uvw_conn_t *c, int code, const uvw_error_t *e) {
   uv_timer_stop(&c->timer);
   fail_all(c, code, c->death);
   uvw__link_close(&c->link, conn_link_closed);
+  drain_deferred(c);
 }
 
 static void conn_fail(uvw__link_t *link, int code) {
@@ -189,10 +322,29 @@ static void protocol_violation(uvw_dispatch_t *d, const char *what) {
   uvw_error_unref(e);
 }
 
+/* A well-formed Result or Exception whose value or error cannot be decoded
+ * here (an opaque type without a codec on this side) fails its dispatch
+ * alone, nothing merged; the worker is told. 1 when handled. */
+static int fail_one_dispatch(uvw_conn_t *c, const uint8_t *data, size_t len, const uvw_error_t *e) {
+  uint64_t id;
+  unsigned kind;
+  if (uvw_error_code(e) != UVW_ESERIALIZE || uvw__frame_peek(data, len, &id, &kind) != 0 || kind < 4) return 0;
+  uvw_dispatch_t *d = (uvw_dispatch_t *)uvw__idmap_get(&c->live, id);
+  if (d == NULL) return 1; /* an answer nobody waits for: dropped as usual */
+  if (!d->acked || d->cb == NULL) return 0;
+  tell_worker_cancelled(d);
+  deliver_error(d, UVW_ESERIALIZE, e);
+  return 1;
+}
+
 static void on_frame(uvw__link_t *link, const uint8_t *data, size_t len) {
   uvw_conn_t *c = link->owner;
   uvw_frame_t *f;
   if (uvw_frame_decode_response(data, len, &f) != 0) {
+    uvw_error_t *one = uvw_error_ref(uvw_last_error());
+    int handled = fail_one_dispatch(c, data, len, one);
+    uvw_error_unref(one);
+    if (handled) return;
     uvw_error_t *e = uvw_error_ref(uvw_last_error());
     uvw__error_field(e, "address", "%s", c->address);
     link->failed = 1;
@@ -222,46 +374,111 @@ static void on_frame(uvw__link_t *link, const uint8_t *data, size_t len) {
 
 /* ---- handshake deadlines ----------------------------------------------------------- */
 
-static void on_timer(uv_timer_t *t) {
-  uvw_conn_t *c = t->data;
-  uint64_t now = uv_now(c->loop), next = 0;
-  c->timer_due = 0;
-  for (uvw_dispatch_t *d = c->awaiting_ack, *nx; d; d = nx) {
-    nx = d->ack_next;
-    if (d->deadline <= now) {
-      uvw_error_t *e = uvw__dispatch_error(UVW_ETIMEDOUT, d->routine, "no answer to the handshake in time");
-      uvw__error_field(e, "timeout_ms", "%llu", (unsigned long long)d->timeout_ms);
-      tell_worker_cancelled(d);
-      deliver_error(d, UVW_ETIMEDOUT, e);
-      uvw_error_unref(e);
-    } else if (next == 0 || d->deadline < next) {
-      next = d->deadline;
-    }
-  }
-  if (next && !c->dead) {
-    c->timer_due = next;
-    uv_timer_start(&c->timer, on_timer, next - now, 0);
+static void on_timer(uv_timer_t *t);
+
+/* Point the timer at `due` (an absolute loop time). */
+static void timer_at(uvw_conn_t *c, uint64_t due) {
+  uint64_t now = uv_now(c->loop);
+  c->timer_due = due;
+  uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
+}
+
+/* The earliest deadline of the whole list, read after the callbacks ran:
+ * a dispatch a callback made (a retry) counts with its own deadline. */
+static void arm_timer(uvw_conn_t *c) {
+  uint64_t next = 0;
+  for (uvw_dispatch_t *d = c->awaiting_ack; d; d = d->ack_next)
+    if (next == 0 || d->deadline < next) next = d->deadline;
+  if (next)
+    timer_at(c, next);
+  else {
+    c->timer_due = 0;
+    uv_timer_stop(&c->timer);
   }
 }
 
+/* Every expired dispatch is decided first (no user code runs, so the walk
+ * is safe), then their callbacks run from the deferred list. */
+static void on_timer(uv_timer_t *t) {
+  uvw_conn_t *c = t->data;
+  uint64_t now = uv_now(c->loop);
+  c->timer_due = 0;
+  for (uvw_dispatch_t *d = c->awaiting_ack, *nx; d; d = nx) {
+    nx = d->ack_next;
+    if (d->deadline > now) continue;
+    uvw_error_t *e = uvw__dispatch_error(UVW_ETIMEDOUT, d->routine, "no answer to the handshake in time");
+    uvw__error_field(e, "timeout_ms", "%llu", (unsigned long long)d->timeout_ms);
+    tell_worker_cancelled(d);
+    settle(d, UVW_ETIMEDOUT, e);
+    uvw_error_unref(e);
+  }
+  drain_deferred(c);
+  if (!c->dead && !c->closing) arm_timer(c);
+}
+
 static void await_ack(uvw_conn_t *c, uvw_dispatch_t *d, uint64_t timeout_ms) {
+  uint64_t now = uv_now(c->loop);
   d->timeout_ms = timeout_ms;
-  d->deadline = uv_now(c->loop) + timeout_ms;
+  /* Saturated: a bound near UINT64_MAX means "never", not a wrapped,
+   * already-passed deadline that would hide every other one. */
+  d->deadline = timeout_ms > UINT64_MAX - now ? UINT64_MAX : now + timeout_ms;
   d->ack_next = c->awaiting_ack;
   if (c->awaiting_ack) c->awaiting_ack->ack_prev = d;
   c->awaiting_ack = d;
-  if (c->timer_due == 0 || d->deadline < c->timer_due) {
-    c->timer_due = d->deadline;
-    uv_timer_start(&c->timer, on_timer, timeout_ms, 0);
-  }
+  if (c->timer_due == 0 || d->deadline < c->timer_due) timer_at(c, d->deadline);
 }
 
 /* ---- open / close ----------------------------------------------------------------- */
 
+static void on_connect(uv_connect_t *req, int status);
+static void handle_closed(uvw_conn_t *c);
+
+#define CONNECT_BACKOFF_MIN_MS 2
+#define CONNECT_BACKOFF_MAX_MS 128
+
+static void retry_connect(uv_timer_t *t) {
+  uvw_conn_t *c = t->data;
+  if (c->dead || c->closing) return;
+  uv_pipe_connect(&c->connect_req, &c->link.h.pipe, c->address + 5, on_connect);
+}
+
+/* The refused handle is closed; a fresh one connects after the backoff,
+ * unless the connection was closed or died meanwhile (then this close was
+ * the link's last). */
+static void retry_link_closed(uvw__link_t *link) {
+  uvw_conn_t *c = link->owner;
+  int gone = c->dead || c->closing;
+  if (!gone && uvw__link_init(&c->link, c->loop, 1, c) == 0) {
+    uv_timer_start(&c->retry, retry_connect, c->connect_backoff_ms, 0);
+    if ((c->connect_backoff_ms *= 2) > CONNECT_BACKOFF_MAX_MS) c->connect_backoff_ms = CONNECT_BACKOFF_MAX_MS;
+    return;
+  }
+  c->link.closing = 1; /* closed for good: nothing may close it again */
+  if (!gone) {
+    uvw_error_t *e = uvw_error_ref(uvw_last_error());
+    conn_die(c, UVW_ECONNRESET, e);
+    uvw_error_unref(e);
+  }
+  handle_closed(c);
+}
+
+/* A full backlog (EAGAIN) is worth another try while the handshake bound
+ * of the connection has not passed. */
+static int connect_retry(uvw_conn_t *c, int status) {
+  if (status != UV_EAGAIN || !c->is_pipe) return 0;
+  uint64_t now = uv_now(c->loop);
+  if (now + c->connect_backoff_ms >= c->connect_started + c->default_timeout_ms) return 0;
+  uvw__link_close(&c->link, retry_link_closed);
+  return 1;
+}
+
 static void on_connect(uv_connect_t *req, int status) {
   uvw_conn_t *c = req->data;
   if (c->dead || c->closing) return;
+  if (status != 0 && connect_retry(c, status)) return;
   if (status == 0) status = uvw__link_start(&c->link, on_frame, conn_fail);
+  c->up = status == 0;
+  if (c->up) out_flush(c, 1);
   if (status != 0) {
     uvw_error_t *e = uvw__error_new(UVW_ECONNRESET, UVW_KIND_WOOL_ERROR, "cannot connect to %s: %s", c->address,
                                     uv_strerror(status));
@@ -295,7 +512,14 @@ int uvw_conn_open(uv_loop_t *loop, const char *address, uvw_conn_t **out) {
   }
   uv_timer_init(loop, &c->timer);
   c->timer.data = c;
-  c->open_handles = 2;
+  uv_idle_init(loop, &c->later);
+  c->later.data = c;
+  uv_timer_init(loop, &c->retry);
+  c->retry.data = c;
+  c->open_handles = 4;
+  c->is_pipe = a.is_pipe;
+  c->connect_started = uv_now(loop);
+  c->connect_backoff_ms = CONNECT_BACKOFF_MIN_MS;
   c->connect_req.data = c;
   if (a.is_pipe)
     uv_pipe_connect(&c->connect_req, &c->link.h.pipe, a.path, on_connect);
@@ -312,10 +536,12 @@ void uvw_conn_set_dispatch_timeout(uvw_conn_t *c, uint64_t ms) {
 /* NULL-safe: no connection is a dead one with nothing pending. */
 int uvw_conn_is_dead(const uvw_conn_t *c) { return c ? c->dead : 1; }
 size_t uvw_conn_pending(const uvw_conn_t *c) { return c ? c->pending : 0; }
+int uvw__conn_is_up(const uvw_conn_t *c) { return c && c->up && !c->dead && !c->closing; }
 
 static void conn_free(uvw_conn_t *c) {
   uvw_conn_close_cb cb = c->close_cb;
   void *arg = c->close_arg;
+  out_flush(c, 0);
   uvw__idmap_free(&c->live);
   uvw_error_unref(c->death);
   uvw__free(c->address);
@@ -329,6 +555,19 @@ static void handle_closed(uvw_conn_t *c) {
 static void conn_link_closed(uvw__link_t *link) { handle_closed(link->owner); }
 static void timer_closed(uv_handle_t *h) { handle_closed(h->data); }
 
+/* Once every deferred callback ran. */
+static void close_handles(uvw_conn_t *c) {
+  if (c->handles_closed) return;
+  c->handles_closed = 1;
+  /* Streams the user still holds outlive the connection, detached. */
+  for (uvw_dispatch_t *d = c->all; d; d = d->all_next) d->conn = NULL;
+  c->all = NULL;
+  uvw__link_close(&c->link, conn_link_closed); /* no-op if dying closed it already */
+  uv_close((uv_handle_t *)&c->timer, timer_closed);
+  uv_close((uv_handle_t *)&c->later, timer_closed);
+  uv_close((uv_handle_t *)&c->retry, timer_closed);
+}
+
 void uvw_conn_close(uvw_conn_t *c, uvw_conn_close_cb cb, void *arg) {
   if (c == NULL || c->closing) return;
   c->closing = 1;
@@ -336,12 +575,9 @@ void uvw_conn_close(uvw_conn_t *c, uvw_conn_close_cb cb, void *arg) {
   c->close_arg = arg;
   uvw_error_t *e = uvw__error_new(UVW_ECANCELED, UVW_KIND_WOOL_ERROR, "the connection to %s was closed", c->address);
   fail_all(c, UVW_ECANCELED, e);
-  /* Streams the user still holds outlive the connection, detached. */
-  for (uvw_dispatch_t *d = c->all; d; d = d->all_next) d->conn = NULL;
-  c->all = NULL;
   uvw_error_unref(e);
-  uvw__link_close(&c->link, conn_link_closed); /* no-op if dying closed it already */
-  uv_close((uv_handle_t *)&c->timer, timer_closed);
+  if (c->deferred_head == NULL && !c->draining) close_handles(c);
+  /* else the drain closes them, after the last callback */
 }
 
 /* ---- dispatching ----------------------------------------------------------------------- */
@@ -360,7 +596,7 @@ static int usable(uvw_conn_t *c, const char *fn) {
 }
 
 static int send_built(uvw_conn_t *c, uvw_frame_t *f) {
-  int rc = uvw__link_send_frame(&c->link, f);
+  int rc = conn_send_frame(c, f);
   uvw_frame_free(f);
   return rc;
 }
@@ -398,8 +634,8 @@ static int start(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, s
   if (c->all) c->all->all_prev = d;
   c->all = d;
   await_ack(c, d, timeout);
-  uvw__link_send(&c->link, tbuf, tlen);
-  if (sbuf) uvw__link_send(&c->link, sbuf, slen);
+  conn_send(c, tbuf, tlen);
+  if (sbuf) conn_send(c, sbuf, slen);
   *out = d;
   return 0;
 }
@@ -507,20 +743,22 @@ int uvw_dispatch_done(const uvw_dispatch_t *d) { return d ? d->ended : 1; }
 
 int uvw_dispatch_cancel(uvw_dispatch_t *d) {
   if (d == NULL) return uvw__error_arg(__func__, "d", "is NULL");
-  if (d->cb == NULL) return uvw__error_state(UVW_EINVAL, __func__, "no reply is pending");
+  if (d->cb == NULL || d->deferred || d->conn == NULL)
+    return uvw__error_state(UVW_EINVAL, __func__, "no reply is pending");
   uvw_error_t *e = uvw__dispatch_error(UVW_ECANCELED, d->routine, "cancelled by the caller");
   tell_worker_cancelled(d);
-  deliver(d, NULL, UVW_ECANCELED, NULL, e, 1);
+  defer_reply(d, UVW_ECANCELED, e);
   uvw_error_unref(e);
   return 0;
 }
 
 void uvw_dispatch_close(uvw_dispatch_t *d) {
   if (d == NULL || d->closed) return;
-  if (d->cb)
+  if (d->cb && !d->deferred)
     uvw_dispatch_cancel(d);
   else if (!d->ended)
     tell_worker_cancelled(d);
   d->closed = 1;
-  if (d->in_cb == 0) dispatch_free(d);
+  /* A deferred reply still owes its callback: the drain frees d after it. */
+  if (d->in_cb == 0 && !d->deferred) dispatch_free(d);
 }

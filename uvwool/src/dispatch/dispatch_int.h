@@ -93,6 +93,16 @@ void uvw__idmap_del(uvw__idmap_t *m, uvw__idnode_t *n);
 /* Remove and return any one node, or NULL when empty (for teardown). */
 uvw__idnode_t *uvw__idmap_pop(uvw__idmap_t *m);
 
+/* The dispatch id (field 1) and the kind (the oneof member's field number:
+ * 2 Task/Ack, 3 Next/Nack, 4 Send/Result, 5 Throw/Exception) of a Request
+ * or Response, read from its top level without decoding anything else.
+ * 0, or -1 when the top level does not parse or names no kind. */
+int uvw__frame_peek(const uint8_t *p, size_t n, uint64_t *id, unsigned *kind);
+
+/* Non-zero once the connection is established and while it lives (the
+ * pool prefers such members to ones still connecting). */
+int uvw__conn_is_up(const uvw_conn_t *c);
+
 /* The handshake bound when neither the dispatch nor the Task says. */
 #define UVW__DEFAULT_DISPATCH_TIMEOUT_MS 5000
 

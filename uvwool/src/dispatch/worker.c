@@ -1,7 +1,14 @@
 /* The worker: listeners, accepted connections and the routine registry. The
  * per-dispatch logic lives in call.c. */
+#define _GNU_SOURCE /* struct ucred */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -12,8 +19,11 @@ struct uvw__listener_s {
   uvw__link_t link; /* only its handle is used: listeners never read */
   uvw_worker_t *worker;
   char address[160];
+  int owns_path; /* a unix socket file this worker created: removed at close */
   uvw__listener_t *next;
 };
+
+static void listen_defaults(uvw_worker_t *w);
 
 
 void uvw__worker_kick_cb(uv_idle_t *idle) { uvw__call_run_kicked(idle->data); }
@@ -100,6 +110,7 @@ int uvw_worker_open(uv_loop_t *loop, uvw_worker_t **out) {
   uv_unref((uv_handle_t *)&w->sweep);
   w->open_handles = 2;
   sweep_start(w);
+  listen_defaults(w);
   *out = w;
   return 0;
 }
@@ -178,12 +189,35 @@ static void conn_fail(uvw__link_t *link, int code) {
   conn_drop(c);
 }
 
+/* ---- a request with a value this worker cannot decode ------------------------------ */
+
+/* A well-formed Task with an argument this worker cannot decode (an opaque
+ * type without a codec here): only that dispatch is refused (a Nack with
+ * the decode error; nothing runs, its Next is dropped as a request for an
+ * unknown dispatch) and every other dispatch of the peer goes on. Returns 1
+ * when handled, 0 to drop the peer. (A Send whose value cannot be decoded
+ * still drops the peer: see docs/dispatch.md.) */
+static int fail_one_dispatch(uvw__wconn_t *c, const uint8_t *data, size_t len, const uvw_error_t *e) {
+  uint64_t id;
+  unsigned kind;
+  if (uvw_error_code(e) != UVW_ESERIALIZE || uvw__frame_peek(data, len, &id, &kind) != 0 || kind != 2) return 0;
+  uvw_frame_t *f = uvw_frame_new(UVW_FRAME_NACK, id);
+  int ok = f && uvw_frame_set_error(f, e) == 0;
+  if (ok) uvw__link_send_frame(&c->link, f);
+  uvw_frame_free(f);
+  return ok;
+}
+
 static void conn_frame(uvw__link_t *link, const uint8_t *data, size_t len) {
   uvw__wconn_t *c = link->owner;
   uvw_frame_t *f;
   /* The manifest waits until its dispatch is known (call.c): a frame for
    * no dispatch costs no stubs. */
   if (uvw__frame_decode_request_deferred(data, len, &f) != 0) {
+    uvw_error_t *one = uvw_error_ref(uvw_last_error());
+    int handled = fail_one_dispatch(c, data, len, one);
+    uvw_error_unref(one);
+    if (handled) return;
     /* Without a decodable frame there is no dispatch id to answer: the
      * stream cannot be trusted any more, so this peer is dropped. */
     uvw_error_t *e = uvw_error_ref(uvw_last_error());
@@ -297,7 +331,9 @@ static void on_connection(uv_stream_t *server, int status) {
   if (status < 0 || w->closing) return;
   uvw__wconn_t *c = conn_new(w, server->type == UV_NAMED_PIPE);
   if (c == NULL) return; /* the pending connection stays in the backlog */
-  conn_add(w, c, uv_accept(server, &c->link.h.stream));
+  int rc = uv_accept(server, &c->link.h.stream);
+  if (rc == 0 && server->type == UV_NAMED_PIPE) rc = uvw__worker_check_peer(w, &c->link.h.pipe);
+  conn_add(w, c, rc);
 }
 
 /* ---- listeners ---------------------------------------------------------------- */
@@ -332,36 +368,233 @@ static void describe(uvw__listener_t *l, const uvw__addr_t *a) {
   snprintf(l->address, sizeof(l->address), "tcp:%s:%d", ip, port);
 }
 
-int uvw_worker_listen(uvw_worker_t *w, const char *address) {
-  if (w == NULL) return uvw__error_arg(__func__, "w", "is NULL");
-  uvw__addr_t a;
-  int rc = uvw__addr_parse(address, &a);
-  if (rc != 0) return rc;
-  uvw__listener_t *l = uvw__calloc(1, sizeof(*l));
-  if (l == NULL) return uvw__error_nomem("listener");
-  l->worker = w;
-  rc = uvw__link_init(&l->link, w->loop, a.is_pipe, l);
-  if (rc != 0) {
-    uvw__free(l);
-    return rc;
-  }
-  w->open_handles++;
-  l->link.h.handle.data = l;
-  rc = a.is_pipe ? uv_pipe_bind(&l->link.h.pipe, a.path) : uv_tcp_bind(&l->link.h.tcp, (struct sockaddr *)&a.sa, 0);
-  if (rc == 0) rc = uv_listen(&l->link.h.stream, 511, on_connection);
-  if (rc != 0) {
-    uvw_error_t *e = uvw__error_set(rc, UVW_KIND_WOOL_ERROR, "cannot listen on %s: %s", address, uv_strerror(rc));
-    uvw__error_field(e, "address", "%s", address);
-    uvw__error_field(e, "libuv_error", "%s", uv_err_name(rc));
-    l->link.h.handle.data = &l->link;
-    uvw__link_close(&l->link, listener_closed);
-    return rc;
-  }
-  describe(l, &a);
+/* Adopt a listener that is bound and listening. */
+static void listener_publish(uvw_worker_t *w, uvw__listener_t *l) {
   /* Keep them in the order they were added: uvw_worker_address(i). */
   uvw__listener_t **p = &w->listeners;
   while (*p) p = &(*p)->next;
   *p = l;
+}
+
+static uvw__listener_t *listener_new(uvw_worker_t *w, int is_pipe, int *rc) {
+  uvw__listener_t *l = uvw__calloc(1, sizeof(*l));
+  if (l == NULL) {
+    *rc = uvw__error_nomem("listener");
+    return NULL;
+  }
+  l->worker = w;
+  *rc = uvw__link_init(&l->link, w->loop, is_pipe, l);
+  if (*rc != 0) {
+    uvw__free(l);
+    return NULL;
+  }
+  w->open_handles++;
+  l->link.h.handle.data = l;
+  return l;
+}
+
+/* Undo listener_new after a failed bind/open/listen, with the detail. */
+static int listener_fail(uvw__listener_t *l, const char *address, int rc) {
+  uvw_error_t *e = uvw__error_set(rc, UVW_KIND_WOOL_ERROR, "cannot listen on %s: %s", address, uv_strerror(rc));
+  uvw__error_field(e, "address", "%s", address);
+  uvw__error_field(e, "libuv_error", "%s", uv_err_name(rc));
+  l->link.h.handle.data = &l->link;
+  uvw__link_close(&l->link, listener_closed);
+  return rc;
+}
+
+int uvw_worker_listen(uvw_worker_t *w, const char *address) {
+  if (w == NULL) return uvw__error_arg(__func__, "w", "is NULL");
+  if (address && strncmp(address, "fd:", 3) == 0) return uvw__worker_listen_fd(w, address);
+  uvw__addr_t a;
+  int rc = uvw__addr_parse(address, &a);
+  if (rc == 0 && !a.is_pipe) rc = uvw__worker_check_remote(w, address, &a.sa);
+  if (rc != 0) return rc;
+  uvw__listener_t *l = listener_new(w, a.is_pipe, &rc);
+  if (l == NULL) return rc;
+  rc = a.is_pipe ? uvw__worker_bind_pipe(w, &l->link.h.pipe, a.path)
+                 : uv_tcp_bind(&l->link.h.tcp, (struct sockaddr *)&a.sa, 0);
+  if (rc == 0) rc = uv_listen(&l->link.h.stream, 511, on_connection);
+  if (rc != 0) {
+    if (rc != UV_EADDRINUSE && a.is_pipe) remove(a.path); /* bound, then failed: ours */
+    return listener_fail(l, address, rc);
+  }
+  l->owns_path = a.is_pipe;
+  describe(l, &a);
+  listener_publish(w, l);
+  return 0;
+}
+
+/* ---- listening: who may connect, stale sockets, sockets passed in ----------------- */
+
+static void listen_defaults(uvw_worker_t *w) {
+  w->socket_mode = 0600;
+  w->socket_gid = -1;
+  w->allow_uids[0] = (uint32_t)geteuid();
+  w->nallow_uids = 1;
+}
+
+static int sys_error(void) { return uv_translate_sys_error(errno); }
+
+/* A socket file nobody answers on is what a killed worker leaves behind:
+ * removed. One that answers (or whose backlog is full: EAGAIN) belongs to
+ * a live process and is left alone, so the bind fails with EADDRINUSE. */
+static void remove_stale_socket(const char *path) {
+  struct stat st;
+  if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode)) return;
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof(sa.sun_path)) return;
+  strcpy(sa.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return;
+  if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 && errno == ECONNREFUSED) unlink(path);
+  close(fd);
+}
+
+/* Bind, then restrict the file before listen(): nobody can connect to a
+ * socket that is not listening yet, so there is no window with the
+ * umask's permissions. */
+int uvw__worker_bind_pipe(uvw_worker_t *w, uv_pipe_t *pipe, const char *path) {
+  remove_stale_socket(path);
+  int rc = uv_pipe_bind(pipe, path);
+  if (rc != 0) return rc;
+  if (chmod(path, w->socket_mode) != 0) return sys_error();
+  if (w->socket_gid >= 0 && chown(path, (uid_t)-1, (gid_t)w->socket_gid) != 0) return sys_error();
+  return 0;
+}
+
+static int is_loopback(const struct sockaddr_storage *ss) {
+  if (ss->ss_family == AF_INET) return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+  const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+  if (IN6_IS_ADDR_LOOPBACK(a)) return 1;
+  return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+}
+
+/* A worker trusts whoever reaches it: beyond loopback only when asked. */
+int uvw__worker_check_remote(uvw_worker_t *w, const char *address, const struct sockaddr_storage *ss) {
+  if (w->allow_remote || is_loopback(ss)) return 0;
+  uvw_error_t *e = uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR,
+                                  "uvw_worker_listen: %s is not a loopback address; a worker authenticates nobody, "
+                                  "so listening there needs uvw_worker_set_allow_remote (--allow-remote)",
+                                  address);
+  uvw__error_field(e, "function", "%s", "uvw_worker_listen");
+  uvw__error_field(e, "address", "%s", address);
+  return UVW_EINVAL;
+}
+
+static int id_listed(const uint32_t *ids, size_t n, uint32_t id) {
+  for (size_t i = 0; i < n; i++)
+    if (ids[i] == id) return 1;
+  return 0;
+}
+
+/* SO_PEERCRED: the uid/gid of the process that connected. */
+int uvw__worker_check_peer(uvw_worker_t *w, uv_pipe_t *pipe) {
+  uv_os_fd_t fd;
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (uv_fileno((uv_handle_t *)pipe, &fd) != 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+    return UV_EACCES;
+  if (id_listed(w->allow_uids, w->nallow_uids, (uint32_t)cred.uid) ||
+      id_listed(w->allow_gids, w->nallow_gids, (uint32_t)cred.gid))
+    return 0;
+  uvw_error_t *e = uvw__error_new(UVW_EINVAL, UVW_KIND_WOOL_ERROR, "refused a peer: uid %u gid %u is not allowed",
+                                  (unsigned)cred.uid, (unsigned)cred.gid);
+  uvw__error_field(e, "peer_uid", "%u", (unsigned)cred.uid);
+  uvw__error_field(e, "peer_gid", "%u", (unsigned)cred.gid);
+  uvw__error_field(e, "peer_pid", "%d", (int)cred.pid);
+  uvw__worker_report(w, e);
+  uvw_error_unref(e);
+  return UV_EACCES;
+}
+
+/* "fd:N": a socket already bound and listening, passed by a supervisor
+ * (systemd socket activation: LISTEN_FDS, from fd 3). */
+static int parse_fd(const char *address, int *fd) {
+  char *end;
+  errno = 0;
+  long n = strtol(address + 3, &end, 10);
+  if (address[3] < '0' || address[3] > '9' || *end != '\0' || errno != 0 || n > 65535) return -1;
+  *fd = (int)n;
+  return 0;
+}
+
+static int bad_fd(const char *address, const char *why) {
+  uvw_error_t *e = uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_worker_listen: %s: %s", address, why);
+  uvw__error_field(e, "function", "%s", "uvw_worker_listen");
+  uvw__error_field(e, "address", "%s", address);
+  return UVW_EINVAL;
+}
+
+/* What kind of socket fd is: 1 unix, 0 TCP, -1 neither or not listening. */
+static int fd_kind(int fd, struct sockaddr_storage *ss) {
+  int type = 0, acc = 0;
+  socklen_t len = sizeof(type);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) return -1;
+  len = sizeof(acc);
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) != 0 || !acc) return -1;
+  len = sizeof(*ss);
+  if (getsockname(fd, (struct sockaddr *)ss, &len) != 0) return -1;
+  return ss->ss_family == AF_UNIX ? 1 : ss->ss_family == AF_INET || ss->ss_family == AF_INET6 ? 0 : -1;
+}
+
+int uvw__worker_listen_fd(uvw_worker_t *w, const char *address) {
+  int fd, rc;
+  struct sockaddr_storage ss;
+  if (parse_fd(address, &fd) != 0) return bad_fd(address, "expected fd:N with N a file descriptor number");
+  int kind = fd_kind(fd, &ss);
+  if (kind < 0) return bad_fd(address, "not a listening stream socket (unix or TCP)");
+  if (kind == 0 && (rc = uvw__worker_check_remote(w, address, &ss)) != 0) return rc;
+  uvw__listener_t *l = listener_new(w, kind, &rc);
+  if (l == NULL) return rc;
+  rc = kind ? uv_pipe_open(&l->link.h.pipe, fd) : uv_tcp_open(&l->link.h.tcp, fd);
+  if (rc == 0) rc = uv_listen(&l->link.h.stream, 511, on_connection);
+  if (rc != 0) return listener_fail(l, address, rc);
+  /* The supervisor created the file (and owns it): never removed here. */
+  uvw__addr_t a = {.is_pipe = kind};
+  if (kind) {
+    size_t n = sizeof(a.path);
+    if (uv_pipe_getsockname(&l->link.h.pipe, a.path, &n) != 0) a.path[0] = '\0';
+  }
+  describe(l, &a);
+  listener_publish(w, l);
+  return 0;
+}
+
+int uvw_worker_set_socket_mode(uvw_worker_t *w, unsigned mode) {
+  if (w == NULL) return uvw__error_arg(__func__, "w", "is NULL");
+  if (mode & ~0777u) return uvw__error_arg(__func__, "mode", "has bits beyond 0777");
+  w->socket_mode = mode;
+  return 0;
+}
+
+int uvw_worker_set_socket_group(uvw_worker_t *w, long gid) {
+  if (w == NULL) return uvw__error_arg(__func__, "w", "is NULL");
+  if (gid < -1 || gid > (long)UINT32_MAX - 1) return uvw__error_arg(__func__, "gid", "is not a group id or -1");
+  w->socket_gid = gid;
+  return 0;
+}
+
+static int allow_id(uint32_t *ids, size_t *n, uint32_t id, const char *fn) {
+  if (id_listed(ids, *n, id)) return 0;
+  if (*n == UVW__MAX_PEER_IDS) return uvw__error_arg(fn, "id", "is one too many (32 per list)");
+  ids[(*n)++] = id;
+  return 0;
+}
+
+int uvw_worker_allow_uid(uvw_worker_t *w, uint32_t uid) {
+  if (w == NULL) return uvw__error_arg(__func__, "w", "is NULL");
+  return allow_id(w->allow_uids, &w->nallow_uids, uid, __func__);
+}
+
+int uvw_worker_allow_gid(uvw_worker_t *w, uint32_t gid) {
+  if (w == NULL) return uvw__error_arg(__func__, "w", "is NULL");
+  return allow_id(w->allow_gids, &w->nallow_gids, gid, __func__);
+}
+
+int uvw_worker_set_allow_remote(uvw_worker_t *w, int allow) {
+  if (w == NULL) return uvw__error_arg(__func__, "w", "is NULL");
+  w->allow_remote = allow != 0;
   return 0;
 }
 
@@ -413,7 +646,7 @@ void uvw_worker_close(uvw_worker_t *w, uvw_worker_close_cb cb, void *arg) {
   while (w->listeners) {
     uvw__listener_t *l = w->listeners;
     w->listeners = l->next;
-    if (l->link.h.handle.type == UV_NAMED_PIPE) {
+    if (l->owns_path) {
       /* libuv leaves the socket file behind; the worker created it. */
       const char *path = l->address + 5;
       remove(path);

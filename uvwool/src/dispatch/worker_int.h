@@ -13,6 +13,9 @@ typedef struct routine_s {
   unsigned flags;
 } uvw__routine_t;
 
+/* Entries of each peer allow-list (uids, gids). */
+#define UVW__MAX_PEER_IDS 32
+
 typedef struct uvw__wconn_s uvw__wconn_t;
 typedef struct uvw__listener_s uvw__listener_t;
 
@@ -39,6 +42,15 @@ struct uvw_worker_s {
   int closing;
   uvw_worker_close_cb close_cb;
   void *close_arg;
+  /* Who may connect (worker.c, "listening"): the mode and group of the
+   * unix sockets it creates, the peer uids/gids it accepts on them
+   * (SO_PEERCRED; the worker's own uid from the start), and whether TCP
+   * may listen beyond loopback. */
+  unsigned socket_mode;
+  long socket_gid; /* -1: leave the group alone */
+  uint32_t allow_uids[UVW__MAX_PEER_IDS], allow_gids[UVW__MAX_PEER_IDS];
+  size_t nallow_uids, nallow_gids;
+  int allow_remote;
 };
 
 /* One accepted connection: its dispatches by id. */
@@ -71,5 +83,11 @@ void uvw__worker_kick_cb(uv_idle_t *idle);
 void uvw__worker_call_freed(uvw_worker_t *w);
 void uvw__worker_report(uvw_worker_t *w, const uvw_error_t *e);
 const uvw__routine_t *uvw__worker_find(const uvw_worker_t *w, const char *name);
+
+/* worker.c, listening. Each returns 0 or a negative code (detail published). */
+int uvw__worker_bind_pipe(uvw_worker_t *w, uv_pipe_t *pipe, const char *path);
+int uvw__worker_check_remote(uvw_worker_t *w, const char *address, const struct sockaddr_storage *ss);
+int uvw__worker_check_peer(uvw_worker_t *w, uv_pipe_t *pipe); /* reports a refused peer */
+int uvw__worker_listen_fd(uvw_worker_t *w, const char *address);
 
 #endif

@@ -40,10 +40,14 @@ static int read_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *out) {
 }
 
 /* -1 when nesting exceeds the limit, -2 when the input holds more than
- * UVW__WIRE_MAX_MESSAGES messages in all (*count). Anything else malformed
- * is left for protobuf-c to report (return 0): this pass only bounds
- * recursion and the number of objects the unpack would allocate (16 MiB
- * of one-byte arguments are five million of them, seconds of work). */
+ * UVW__WIRE_MAX_MESSAGES messages in all (*count), -3 when a string field
+ * holds a NUL byte. protobuf-c hands strings over NUL-terminated, so
+ * "ctx\0x" would arrive as the routine "ctx" and ("h\0x", "rid\0y") as the
+ * key (h, rid): a name that is not what the peer sent is refused here, for
+ * every message decoded. Anything else malformed is left for protobuf-c to
+ * report (return 0): this pass only bounds recursion and the number of
+ * objects the unpack would allocate (16 MiB of one-byte arguments are five
+ * million of them, seconds of work). */
 static int depth_scan(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n, int depth, size_t *count) {
   if (depth > UVW__WIRE_MAX_DEPTH) return -1;
   size_t i = 0;
@@ -67,6 +71,7 @@ static int depth_scan(const ProtobufCMessageDescriptor *d, const uint8_t *p, siz
         uint64_t num = key >> 3;
         const ProtobufCFieldDescriptor *f =
             num <= 0x1fffffff ? protobuf_c_message_descriptor_get_field(d, (unsigned)num) : NULL;
+        if (f != NULL && f->type == PROTOBUF_C_TYPE_STRING && memchr(p + i, 0, (size_t)len)) return -3;
         if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE) {
           if (++*count > UVW__WIRE_MAX_MESSAGES) return -2;
           int rc = depth_scan(f->descriptor, p + i, (size_t)len, depth + 1, count);
@@ -173,6 +178,7 @@ int uvw__wire_unpack(const ProtobufCMessageDescriptor *desc, const void *data, s
     uvw__error_field(e, "limit", "%d", UVW__WIRE_MAX_MESSAGES);
     return UVW_ETOOBIG;
   }
+  if (scan == -3) return malformed(what, "a string (a name or a text) holds a NUL byte", len);
   uvw__arena_t *a = uvw__calloc(1, sizeof(*a));
   if (a == NULL) return uvw__error_nomem(what);
   ProtobufCAllocator alloc = {arena_alloc, arena_noop_free, a};
