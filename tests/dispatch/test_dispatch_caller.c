@@ -326,7 +326,7 @@ Test(caller, a_strict_error_too_big_for_the_wire_is_replaced_by_a_small_one) {
   dh_open("pipe", "--strict");
   uvw_context_t *ctx = dh_enter("flood");
   dh_reply_t r = {0};
-  uvw_value_t *args[2] = {uvw_value_int(4096), uvw_value_int(64)};
+  uvw_value_t *args[2] = {uvw_value_int(512), uvw_value_int(64)};
   cr_assert_eq(uvw_conn_dispatch(conn, "strict_flood", args, 2, NULL, dh_record, &r, NULL), 0);
   uvw_value_unref(args[0]);
   uvw_value_unref(args[1]);
