@@ -125,7 +125,7 @@ Test(baggage, a_uvwool_hop_keeps_other_members_and_their_properties) {
   var_in(ns, "user");
   char hdr[512], want[512];
   snprintf(hdr, sizeof hdr, " vendor=a%%20b ;ttl=10;secure ,%s.user=alice;p=1,sampled=true", ns);
-  snprintf(want, sizeof want, "%s.user=alice,vendor=a%%20b ;ttl=10;secure,sampled=true", ns);
+  snprintf(want, sizeof want, "%s.user=alice,vendor=a%%20b ;ttl=10;secure ,sampled=true", ns);
   uvw_manifest_t *m = decode(hdr);
   char *text = reencode(m);
   cr_assert_str_eq(text, want, "ours (sorted) first, then the others as received");

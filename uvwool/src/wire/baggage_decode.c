@@ -13,7 +13,7 @@
  * (the first dot first), it is a declared variable's (namespace, name):
  * OpenTelemetry re-encodes keys without our %2E, so the escape cannot be
  * relied on. Every other accepted member belongs to another system and is
- * kept as received in the ("uvwool", "baggage") entry, so re-encoding
+ * kept as received (leading whitespace removed) in the ("uvwool", "baggage") entry, so re-encoding
  * re-emits it. No stub is ever created here. */
 #include <string.h>
 
@@ -183,8 +183,10 @@ static int member(members_t *m, const char *s, const char *e) {
     return rc ? rc : 1;
   }
   uvw__free(value);
+  /* Leading whitespace only: trailing whitespace is part of the properties
+   * as OpenTelemetry reads them (metadata is an opaque string). */
   const char *ms = s, *me = e;
-  trim(&ms, &me);
+  while (ms < me && ows(*ms)) ms++;
   /* OpenTelemetry drops members without a value; unprintable ones are not
    * ours to forward. */
   if (b == 0 || vs == ve || !printable(ms, (size_t)(me - ms))) {
