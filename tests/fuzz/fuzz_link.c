@@ -114,6 +114,7 @@ typedef struct {
 } raw_t;
 
 static void out_put(raw_t *r, const void *p, size_t n) {
+  if (n == 0) return;
   if (r->n + n > r->cap) {
     r->cap = (r->n + n) * 2;
     r->out = realloc(r->out, r->cap);
