@@ -75,6 +75,11 @@ static void stream(uvw_call_t *call, void *arg) {
 
 /* ---- set-up (once) ------------------------------------------------------------------ */
 
+static void remove_sockets(void) {
+  unlink(worker_path);
+  unlink(fake_path);
+}
+
 static void setup(void) {
   static int done;
   if (done) return;
@@ -84,8 +89,8 @@ static void setup(void) {
   CHECK(uvw_var_declare("fuzz.link", "v", NULL, &var) == 0, "declare");
   snprintf(worker_path, sizeof worker_path, "/tmp/uvw-fuzz-link-%d.sock", (int)getpid());
   snprintf(fake_path, sizeof fake_path, "/tmp/uvw-fuzz-fake-%d.sock", (int)getpid());
-  unlink(worker_path);
-  unlink(fake_path);
+  remove_sockets();
+  atexit(remove_sockets);
   snprintf(worker_addr, sizeof worker_addr, "pipe:%s", worker_path);
   snprintf(fake_addr, sizeof fake_addr, "pipe:%s", fake_path);
   CHECK(uvw_worker_open(&loop, &worker) == 0, "worker");
