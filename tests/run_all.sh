@@ -5,7 +5,8 @@
 #   2. an AddressSanitizer+UndefinedBehaviorSanitizer build: the whole suite;
 #   3. a ThreadSanitizer build (clang): the thread tests;
 #   4. valgrind over the unit suite: no leaks, no memory errors;
-#   5. fuzz smoke (clang + libFuzzer, ASan+UBSan): each wire fuzz target for
+#   5. fuzz smoke (clang + libFuzzer, ASan+UBSan): each wire fuzz target and
+#      the stateful dispatch-link target (fuzz_link) for
 #      ${UVWOOL_FUZZ_SECONDS:-25} s from the committed corpus.
 # Build trees go under ${UVWOOL_BUILD_ROOT:-build}/. Exits non-zero on the
 # first failing stage and ends with a "N passed, N failed" summary of stages.
@@ -92,7 +93,7 @@ fuzz_smoke() {
   cmake --build "$dir" -j "$jobs" --target fuzz >"$dir.build.log" 2>&1 || { tail -n 60 "$dir.build.log"; return 1; }
   [ -x "$root/fuzz/tests/fuzz/fuzz_manifest" ] || { echo "fuzz: libFuzzer unavailable (libclang-rt-14-dev)"; return 1; }
   local t secs=${UVWOOL_FUZZ_SECONDS:-25}
-  for t in manifest frame text; do
+  for t in manifest frame text link; do
     rm -rf "$root/fuzz-corpus/$t" && mkdir -p "$root/fuzz-corpus/$t" "$root/fuzz-artifacts"
     cp tests/fuzz/corpus/$t/* "$root/fuzz-corpus/$t/"
     "$root/fuzz/tests/fuzz/fuzz_$t" "$root/fuzz-corpus/$t" -max_total_time="$secs" -max_len=4096 \
@@ -107,5 +108,5 @@ stage "build (-Werror) and full test suite" plain
 stage "AddressSanitizer+UBSan: full test suite" asan
 stage "ThreadSanitizer: thread tests" tsan
 stage "valgrind: unit suite" valgrind_unit
-stage "fuzz smoke: wire decoders" fuzz_smoke
+stage "fuzz smoke: wire decoders and the dispatch link" fuzz_smoke
 echo "stages: $passed passed, $failed failed"

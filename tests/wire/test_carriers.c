@@ -110,21 +110,29 @@ Test(carriers, baggage_rendering_follows_the_w3c_encoding) {
   uvw_free(text);
 }
 
-Test(carriers, baggage_parsing_ignores_other_systems_and_properties) {
+/* Other systems' members are kept, as received (properties included), in
+ * the ("uvwool", "baggage") entry; a key seen twice: the last one wins, as
+ * in OpenTelemetry. */
+Test(carriers, baggage_parsing_keeps_other_systems_and_their_properties) {
   const char *hdr = "userId=alice, svc%2Ea.user%20id = a%20b ;prop=1;flag , bad.esc=%zz,serverNode=DF%2028,"
                     "lone.k=v1,lone.k=v2";
-  uvw_var_t *s, *l;
+  uvw_var_t *s, *l, *bad;
   cr_assert_eq(uvw_var_declare("svc.a", "user id", NULL, &s), 0);
   cr_assert_eq(uvw_var_declare("lone", "k", NULL, &l), 0);
+  cr_assert_eq(uvw_var_declare("bad", "esc", NULL, &bad), 0);
+  uvw_var_t *foreign = uvw_var_find("uvwool", "baggage");
+  cr_assert_not_null(foreign);
   wt_capture();
   uvw_manifest_t *m;
   cr_assert_eq(uvw_baggage_decode(hdr, strlen(hdr), &m), 0);
-  cr_assert_eq(uvw_manifest_entry_count(m), 2, "ours: svc.a/user id and lone/k (first wins)");
+  cr_assert_eq(uvw_manifest_entry_count(m), 3, "svc.a/user id, lone/k (last wins) and the foreign members");
   cr_assert_eq(uvw_manifest_entry_var(m, 0), l);
-  cr_assert_str_eq(uvw_value_as_string(uvw_manifest_entry_value(m, 0)), "v1");
+  cr_assert_str_eq(uvw_value_as_string(uvw_manifest_entry_value(m, 0)), "v2");
   cr_assert_eq(uvw_manifest_entry_var(m, 1), s);
   cr_assert_str_eq(uvw_value_as_string(uvw_manifest_entry_value(m, 1)), "a b");
-  cr_assert_eq(wt_nwarnings, 2, "the bad escape and the duplicate");
+  cr_assert_eq(uvw_manifest_entry_var(m, 2), foreign);
+  cr_assert_str_eq(uvw_value_as_string(uvw_manifest_entry_value(m, 2)), "userId=alice,serverNode=DF%2028");
+  cr_assert_eq(wt_nwarnings, 1, "the bad escape in a value of ours");
   cr_assert_str_eq(uvw_error_field(wt_warnings[0], "name"), "esc");
   cr_assert_null(uvw_var_find("userId", ""), "a key without a dot is another system's");
   uvw_manifest_free(m);
@@ -201,11 +209,15 @@ Test(carriers, env_carrier_reaches_a_child_process) {
  * overflowed the decoder's string bookkeeping. */
 Test(carriers, many_bad_baggage_values_are_counted_in_one_summary) {
   char hdr[4096] = "";
+  uvw_var_t *v;
   for (int i = 0; i < 100; i++) {
     char m[64];
+    snprintf(m, sizeof m, "k%d", i);
+    cr_assert_eq(uvw_var_declare("ns", m, NULL, &v), 0); /* ours: undeclared keys are foreign */
     snprintf(m, sizeof m, "%sns.k%d=%%z", i ? "," : "", i);
     strcat(hdr, m);
   }
+  cr_assert_eq(uvw_var_declare("ns", "ok", NULL, &v), 0);
   strcat(hdr, ",ns.ok=fine");
   wt_capture();
   uvw_manifest_t *m;

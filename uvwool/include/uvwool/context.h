@@ -105,7 +105,13 @@ uint64_t uvw_thread_generation(void);
 #define UVW_PROPAGATE_FORK   0x1u /* into spawned tasks */
 #define UVW_PROPAGATE_THREAD 0x2u /* into to_thread / uvw_thread_create forks */
 #define UVW_PROPAGATE_WIRE   0x4u /* into manifests */
-#define UVW_PROPAGATE_ALL    0x7u
+/* Onto the public W3C baggage header (uvw_baggage_encode), which every
+ * instrumented hop can read and log; needs UVW_PROPAGATE_WIRE as well. Clear
+ * it to keep a secret in the binary manifest only:
+ * uvw_var_set_policy(var, UVW_PROPAGATE_ALL & ~UVW_PROPAGATE_BAGGAGE). A
+ * variable without it is also never bound from a baggage header. */
+#define UVW_PROPAGATE_BAGGAGE 0x8u
+#define UVW_PROPAGATE_ALL    0xFu
 
 /* Declare the variable (ns, name). Thread-safe. `default_value` may be NULL (no default);
  * it is borrowed, the variable takes its own reference. Variables live for

@@ -212,19 +212,31 @@ int uvw_text_encode(uvw_context_t *ctx, char **out);
  * (as uvw_manifest_decode). UVW_EMALFORMED on bad base64url. */
 int uvw_text_decode(const char *text, size_t len, uvw_manifest_t **out);
 
-/* W3C baggage: string-valued bound variables of ctx (NULL: current) with
- * UVW_PROPAGATE_WIRE as list members `key=value`, key = percent-encoded
+/* W3C baggage, read and written the way OpenTelemetry's W3CBaggagePropagator
+ * does (docs/wire.md, "W3C baggage"). Encode: string-valued bound variables
+ * of ctx (NULL: current, guard run) whose policy has UVW_PROPAGATE_WIRE and
+ * UVW_PROPAGATE_BAGGAGE, as members `key=value`, key = percent-encoded
  * namespace (with '.' encoded), '.', percent-encoded name; value
- * percent-encoded. Sorted like manifests; other kinds, resets and the chain
- * id are not rendered. Members past the W3C limits (8192 bytes, 64 members)
- * are dropped with a SerializationWarning (strict mode: one ChainSerializationError).
- * New string in *out (uvw_free). */
+ * percent-encoded; sorted like manifests; then the other systems' members
+ * ctx received (its ("uvwool", "baggage") binding), as received. Other
+ * kinds, resets and the chain id are not rendered. Members past
+ * OpenTelemetry's limits (4096 bytes per member, 8192 in all, 180 members)
+ * are left out with a SerializationWarning (strict mode: one
+ * ChainSerializationError). Returns 0 and a new string in *out (uvw_free),
+ * or UVW_EINVAL (out NULL), UVW_ECONTENTION, UVW_ECHAINSERIALIZE,
+ * UVW_ENOMEM. Thread-safe for an explicit ctx. */
 int uvw_baggage_encode(uvw_context_t *ctx, char **out);
-/* Parse a baggage header: members whose key has the form above become
- * string entries of a manifest without id (mount merges them, or arms a
- * fresh chain); other members belong to other systems and are ignored;
- * properties (";...") are ignored. A member of ours with a bad percent
- * escape is a bad value (warning, skipped; strict: aggregated). */
+/* Decode a baggage header into a new manifest without id (*out, free with
+ * uvw_manifest_free). A member whose decoded key, split at one of its dots,
+ * names a declared variable with UVW_PROPAGATE_BAGGAGE is a string entry;
+ * every other accepted member belongs to another system and is kept, as
+ * received, in one string entry of ("uvwool", "baggage"), so mounting the
+ * manifest and re-encoding re-emits it. Never creates a stub. Limits
+ * truncate (one SerializationWarning with field "dropped"; strict: the
+ * decode fails with UVW_ECHAINSERIALIZE); a key seen twice: the last wins.
+ * A bad escape or invalid UTF-8 in a value of ours warns and skips it.
+ * Errors: UVW_EINVAL (out NULL, text NULL with len > 0), UVW_ETOOBIG (over
+ * the wire size limit), UVW_ECHAINSERIALIZE, UVW_ENOMEM. Any thread. */
 int uvw_baggage_decode(const char *text, size_t len, uvw_manifest_t **out);
 
 /* Environment: the variable a parent sets for a child process. */

@@ -287,7 +287,10 @@ int uvw_var_set_policy(uvw_var_t *var, unsigned flags) {
     uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "bad propagation policy 0x%x", flags);
     return UVW_EINVAL;
   }
-  if (flags != UVW_PROPAGATE_ALL) atomic_store(&any_restricted, 1);
+  /* Only the fork edges filter forks: a wire or baggage restriction must
+   * not make every fork walk its map. */
+  unsigned fork_edges = UVW_PROPAGATE_FORK | UVW_PROPAGATE_THREAD;
+  if ((flags & fork_edges) != fork_edges) atomic_store(&any_restricted, 1);
   atomic_store(&var->policy, flags);
   return 0;
 }

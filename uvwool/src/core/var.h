@@ -52,8 +52,8 @@ void uvw__var_hold(uvw_var_t *const *vars, size_t n);
 uvw_var_t *uvw__var_lookup(const char *ns, const char *name);
 /* Number of stubs currently in the registry. */
 size_t uvw__var_stub_count(void);
-/* Non-zero once any variable was given a policy other than UVW_PROPAGATE_ALL,
- * so forks can skip filtering in the common case. */
+/* Non-zero once any variable was given a policy without UVW_PROPAGATE_FORK or
+ * UVW_PROPAGATE_THREAD, so forks can skip filtering in the common case. */
 int uvw__var_any_restricted(void);
 
 #endif
