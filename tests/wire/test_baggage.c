@@ -268,7 +268,11 @@ Test(baggage, encoding_follows_the_same_limits) {
   size_t members = 1;
   for (const char *p = text; *p; p++) members += *p == ',';
   cr_assert_eq(members, 180);
-  cr_assert_eq(wt_nwarnings, 21, "the 4 KB member and 20 past 180");
+  /* The 4 KB member and 20 past 180: 21 warnings, reported as the first 8
+   * and one summary counting the other 13 (warnings are bounded per
+   * operation). */
+  cr_assert_eq(wt_nwarnings, 9);
+  cr_assert_str_eq(uvw_error_field(wt_warnings[8], "suppressed"), "13");
   cr_assert_null(strstr(text, "bbbb"));
   uvw_free(text);
   wt_release();
