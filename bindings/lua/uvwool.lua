@@ -1,46 +1,112 @@
--- uvwool for Lua: a thin, idiomatic layer over the SWIG module uvwool_core.
+-- uvwool for Lua: Python's contextvars for Lua on libuv (luv), a thin layer
+-- over the SWIG module uvwool_core. Works on Lua 5.4 and Lua 5.1/LuaJIT.
 --
 --   local wool = require "uvwool"
 --   local v = wool.ContextVar("app", "request_id", {default = "-"})
 --   local tok = v:set("r-42"); v:get(); v:reset(tok)
 --   wool.copy_context():run(function() ... end)
+--   wool.spawn(function() ... coroutine.yield() ... end)  -- a task
 --
--- Failures raise a table {kind=, code=, errno=, message=, fields=}; kind is
--- the uvwool error class ("LookupError", "ContextVarCollision", ...).
+-- Errors. uvwool raises error objects: tables with `class` (a name of the
+-- error tree: WoolError > ChainContention, ContextVarCollision,
+-- TaskFactoryDisplaced, SerializationError > ChainSerializationError,
+-- LookupError, ValueError, RuntimeError, MemoryError), `code`
+-- ("UVW_ELOOKUP"), `errno` (the negative integer), `message`, `fields`
+-- (structured detail, e.g. ChainContention's chain_id, kind, owner_task),
+-- `err:is_a("WoolError")` and a __tostring. luv reports failures as
+-- `nil, msg, name` return values; uvwool raises instead, since a failed
+-- get/set/reset is a bug of the caller or a guard verdict, not an I/O
+-- outcome: wrap a call in pcall where a luv-style result is wanted.
+--
+-- Values: nil, booleans, integers, floats and strings are native both
+-- ways (on 5.4 integers stay integers; on LuaJIT an integral number is an
+-- integer for other languages). Tables, functions, userdata and coroutines
+-- are stored as opaque values of this Lua state: never on the wire, never
+-- readable from another Lua state, released on the Lua thread.
 local core = require "uvwool_core"
 
-local M = {version = core.version_string()}
+local unpack = table.unpack or unpack
+local function pack(...) return {n = select("#", ...), ...} end
+
+local M = {version = core.version_string(), MISSING = core.missing()}
+
+local function raise(class, errno, message, level)
+  error(core.error_new(class, errno, message), (level or 1) + 1)
+end
+local EINVAL = -22
+
+local function check(cond, message)
+  if not cond then raise("ValueError", EINVAL, "uvwool: " .. message, 3) end
+end
+
+-- ---- variables ----------------------------------------------------------------
 
 local ContextVar = {}
 ContextVar.__index = ContextVar
 
--- Declare (ns, name). opts.default, when not nil, is the default value.
+local Token = {}
+Token.__index = function(tok, key)
+  if key == "old_value" then return core.token_old_value(rawget(tok, "_tok")) end
+  if key == "used" then return core.token_used(rawget(tok, "_tok")) end
+  return Token[key]
+end
+function Token:__tostring()
+  return ("Token(%s)"):format(tostring(rawget(self, "var")))
+end
+
+-- Declare (namespace, name). opts.default, when not nil, is the default.
+-- Raises ContextVarCollision when (namespace, name) is declared already.
 function M.ContextVar(ns, name, opts)
+  check(type(ns) == "string" and type(name) == "string", "ContextVar(namespace, name[, opts]) takes two strings")
+  check(opts == nil or type(opts) == "table", "ContextVar's opts must be a table")
   local var = core.var_declare(ns, name, opts and opts.default)
-  return setmetatable({_var = var}, ContextVar)
+  return setmetatable({_var = var, namespace = ns, name = name}, ContextVar)
+end
+
+local function self_var(self)
+  check(getmetatable(self) == ContextVar, "a ContextVar method called without a ContextVar (use var:method)")
+  return self._var
 end
 
 -- get() raises LookupError when unbound without default; get(fallback)
 -- returns fallback instead (an explicit nil fallback included).
 function ContextVar:get(...)
-  if select("#", ...) == 0 then
-    return core.get(self._var)
-  end
-  return core.get_or(self._var, (...))
+  local var = self_var(self)
+  if select("#", ...) == 0 then return core.get(var) end
+  return core.get_or(var, (...))
 end
 
--- Returns a single-use token for reset.
+-- Bind value in the current context; returns a single-use token for reset
+-- (token.var, token.old_value: the value before, or uvwool.MISSING).
 function ContextVar:set(value)
-  return core.set(self._var, value)
+  local tok = core.set(self_var(self), value)
+  return setmetatable({_tok = tok, var = self}, Token)
 end
 
+-- Restore the value before the set that made token. A token of another
+-- variable or context, a used one or a non-token raise; nothing changes.
 function ContextVar:reset(token)
-  core.reset(self._var, token)
+  local var = self_var(self)
+  check(getmetatable(token) == Token, "reset expects a token returned by set, got " .. type(token))
+  core.reset(var, rawget(token, "_tok"))
+end
+
+-- Scoped binding: fn(...) with the variable set to value, reset after
+-- (also when fn raises: the error propagates). Returns fn's results.
+function ContextVar:with(value, fn, ...)
+  check(type(fn) == "function", "with(value, fn, ...) expects a function")
+  local tok = self:set(value)
+  local r = pack(pcall(fn, ...))
+  self:reset(tok)
+  if not r[1] then error(r[2], 0) end
+  return unpack(r, 2, r.n)
 end
 
 function ContextVar:__tostring()
-  return ("ContextVar(%s, %s)"):format(core.var_namespace(self._var), core.var_name(self._var))
+  return ("ContextVar(%s, %s)"):format(self.namespace, self.name)
 end
+
+-- ---- contexts -----------------------------------------------------------------
 
 local Context = {}
 Context.__index = Context
@@ -49,11 +115,14 @@ local function wrap_context(ctx)
   return setmetatable({_ctx = ctx}, Context)
 end
 
--- Calls fn(...) with this context current and returns fn's results.
+-- Calls fn(...) with this context current and returns fn's results; fn's
+-- errors propagate once the previous context is current again.
 function Context:run(fn, ...)
+  check(getmetatable(self) == Context, "run called without a context (use ctx:run)")
   return core.context_run(self._ctx, fn, ...)
 end
 
+-- A copy of the current context (O(1)).
 function M.copy_context()
   return wrap_context(core.context_copy_current())
 end
@@ -63,13 +132,48 @@ function M.Context()
   return wrap_context(core.context_new())
 end
 
--- True when err is a uvwool error of class `kind` or one of its subclasses
--- (kinds form a tree: is_error(e, "WoolError") holds for every error).
-function M.is_error(err, kind)
-  if type(err) ~= "table" or type(err.kind) ~= "string" then
-    return false
-  end
-  return core.error_kind_is(core.error_kind_from_name(err.kind), core.error_kind_from_name(kind))
+-- The current context's chain id (32 hex digits), nil while unarmed.
+M.chain_id = core.chain_id
+
+-- ---- errors -------------------------------------------------------------------
+
+-- True when err is a uvwool error of class `class` or a subclass.
+function M.is_error(err, class)
+  return type(err) == "table" and getmetatable(err) == getmetatable(core.error_new("WoolError", 0, ""))
+    and err:is_a(class)
 end
+
+-- ---- coroutines as tasks ------------------------------------------------------
+-- requiring this module replaces coroutine.resume with a C function that
+-- runs a task's coroutine inside its task; plain coroutines are unchanged.
+
+local resume = coroutine.resume
+
+-- Run fn(...) in a new coroutine that is a task on a fork of the current
+-- context (its writes stay its own; an armed chain gets a new id). Starts it
+-- at once, up to its first yield; every later resume of the coroutine, by
+-- anyone, runs in its context. Returns the coroutine; an error raised
+-- before the first yield propagates.
+function M.spawn(fn, ...)
+  check(type(fn) == "function", "spawn(fn, ...) expects a function")
+  local co = core.task_coroutine(fn)
+  local ok, err = resume(co, ...)
+  if not ok then error(err, 0) end
+  return co
+end
+
+-- coroutine.wrap for tasks: the fork is made now; each call resumes.
+function M.wrap(fn)
+  check(type(fn) == "function", "wrap(fn) expects a function")
+  local co = core.task_coroutine(fn)
+  return function(...)
+    local r = pack(resume(co, ...))
+    if not r[1] then error(r[2], 0) end
+    return unpack(r, 2, r.n)
+  end
+end
+
+-- The id of the current task (or of coroutine co's task); nil outside tasks.
+M.task_id = core.task_id
 
 return M
