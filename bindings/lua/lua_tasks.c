@@ -204,3 +204,18 @@ int uvwl_is_capture(lua_State *L) {
   lua_pushboolean(L, lua_tocfunction(L, 1) == captured_call);
   return 1;
 }
+
+/* cfunction_key(f): a key naming f's C function (lightuserdata), nil for a
+ * Lua function. LuaJIT makes a distinct function object per push of one C
+ * function, so luv's uv.timer_start and its timer's start method are equal
+ * only by this key. */
+int uvwl_cfunction_key(lua_State *L) {
+  lua_CFunction f = lua_tocfunction(L, 1);
+  if (f == NULL) return 0;
+  union {
+    lua_CFunction f;
+    void *p;
+  } u = {.f = f};
+  lua_pushlightuserdata(L, u.p);
+  return 1;
+}

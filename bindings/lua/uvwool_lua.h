@@ -52,5 +52,6 @@ int uvwl_task_coroutine(lua_State *L);
 int uvwl_task_id(lua_State *L);
 int uvwl_capture(lua_State *L);
 int uvwl_is_capture(lua_State *L);
+int uvwl_cfunction_key(lua_State *L);
 
 #endif

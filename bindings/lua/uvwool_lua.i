@@ -153,3 +153,4 @@ static int uvwl_missing(lua_State *L) {
 %native(task_id) int uvwl_task_id(lua_State *L);
 %native(capture) int uvwl_capture(lua_State *L);
 %native(is_capture) int uvwl_is_capture(lua_State *L);
+%native(cfunction_key) int uvwl_cfunction_key(lua_State *L);
