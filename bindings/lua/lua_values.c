@@ -7,6 +7,8 @@
  * Its release drops the reference on the Lua thread; a release made on
  * another thread (a context dropped there) is queued and drained by the
  * Lua thread's next opaque conversion. */
+#define _GNU_SOURCE /* dladdr */
+#include <dlfcn.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -145,7 +147,18 @@ static void open_error_mt(lua_State *L) {
   lua_pop(L, 1);
 }
 
+/* Keep this module (and libuvwool) loaded for the process: variables live
+ * for the process, and a context still held by some thread when the Lua
+ * state closes calls box_release, code of this module, when it dies. */
+static const char pin_anchor; /* an address inside this module */
+
+static void pin_module(void) {
+  Dl_info info;
+  if (dladdr(&pin_anchor, &info) && info.dli_fname) dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 void uvwl_open_state(lua_State *L) {
+  pin_module();
   uvwl_state_t **slot = lua_newuserdata(L, sizeof *slot);
   *slot = NULL;
   lua_createtable(L, 0, 1);
