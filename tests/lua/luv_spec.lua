@@ -121,7 +121,7 @@ describe("luv callbacks", function()
   it("fs callbacks run in their registration's context", function()
     uses("fs_open", "fs_write", "fs_close", "fs_stat", "fs_unlink")
     local v = var()
-    local path = tmpdir .. "/uvwool_luv_spec_" .. uv.os_getpid()
+    local path = ("%s/uvwool_luv_spec_%d"):format(tmpdir, uv.os_getpid())
     local log = {}
     v:set("open")
     uv.fs_open(path, "w", 420, function(err, fd)
@@ -227,6 +227,183 @@ describe("luv callbacks", function()
     v:set("outside")
     uv.run()
     assert.are.equal("registered", seen)
+  end)
+end)
+
+-- Runs registrations one after the other: step i sets v to its name,
+-- registers through start(cb), and its callback records what it saw before
+-- the next step registers (from inside the callback's context). Returns
+-- {name = seen}.
+local function chain(v, steps)
+  local seen = {}
+  local function run(i)
+    local step = steps[i]
+    if not step then return end
+    v:set(step[1])
+    -- An error in a luv callback ends the process (luv's handler): record
+    -- it as what the step saw instead.
+    local ok, err = pcall(step[2], function(...)
+      seen[step[1]] = v:get()
+      v:set("garbage from " .. step[1])
+      local ok, err = pcall(function(...)
+        if step[3] then step[3](...) end
+        run(i + 1)
+      end, ...)
+      if not ok then seen[step[1]] = "error: " .. tostring(err) end
+    end)
+    if not ok then seen[step[1]] = "error: " .. tostring(err) end
+    v:set("changed after registering " .. step[1])
+  end
+  run(1)
+  v:set("outside")
+  uv.run()
+  local wrong = {}
+  for _, step in ipairs(steps) do
+    if seen[step[1]] ~= step[1] then wrong[#wrong + 1] = step[1] .. "=" .. tostring(seen[step[1]]) end
+  end
+  return wrong
+end
+
+describe("every luv family", function()
+  it("fs: each async call's callback runs in its registration's context", function()
+    local v = var()
+    local base = ("%s/uvwool_luv_fs_%d"):format(tmpdir, uv.os_getpid())
+    local dir, dir_h, fd, file, link
+    local uid, gid = uv.getuid(), uv.getgid()
+    local steps = {
+      {"fs_mkdtemp", function(cb) uv.fs_mkdtemp(base .. "_XXXXXX", cb) end, function(_, d) dir = d end},
+      {"fs_mkdir", function(cb) uv.fs_mkdir(dir .. "/sub", 448, cb) end},
+      {"fs_rmdir", function(cb) uv.fs_rmdir(dir .. "/sub", cb) end},
+      {"fs_mkstemp", function(cb) uv.fs_mkstemp(dir .. "/tmpXXXXXX", cb) end, function(_, f) uv.fs_close(f) end},
+      {"fs_open", function(cb) file = dir .. "/f" uv.fs_open(file, "w+", 420, cb) end, function(_, f) fd = f end},
+      {"fs_write", function(cb) uv.fs_write(fd, "hello world", 0, cb) end},
+      {"fs_read", function(cb) uv.fs_read(fd, 5, 0, cb) end},
+      {"fs_fstat", function(cb) uv.fs_fstat(fd, cb) end},
+      {"fs_fsync", function(cb) uv.fs_fsync(fd, cb) end},
+      {"fs_fdatasync", function(cb) uv.fs_fdatasync(fd, cb) end},
+      {"fs_ftruncate", function(cb) uv.fs_ftruncate(fd, 5, cb) end},
+      {"fs_fchmod", function(cb) uv.fs_fchmod(fd, 384, cb) end},
+      {"fs_fchown", function(cb) uv.fs_fchown(fd, uid, gid, cb) end},
+      {"fs_futime", function(cb) uv.fs_futime(fd, 1, 1, cb) end},
+      {"fs_sendfile", function(cb) uv.fs_sendfile(fd, fd, 0, 0, cb) end},
+      {"fs_close", function(cb) uv.fs_close(fd, cb) end},
+      {"fs_access", function(cb) uv.fs_access(file, "r", cb) end},
+      {"fs_chmod", function(cb) uv.fs_chmod(file, 420, cb) end},
+      {"fs_chown", function(cb) uv.fs_chown(file, uid, gid, cb) end},
+      {"fs_utime", function(cb) uv.fs_utime(file, 2, 2, cb) end},
+      {"fs_copyfile", function(cb) uv.fs_copyfile(file, file .. ".copy", cb) end},
+      {"fs_rename", function(cb) uv.fs_rename(file .. ".copy", file .. ".moved", cb) end},
+      {"fs_link", function(cb) uv.fs_link(file, file .. ".hard", cb) end},
+      {"fs_symlink", function(cb) link = file .. ".sym" uv.fs_symlink(file, link, cb) end},
+      {"fs_readlink", function(cb) uv.fs_readlink(link, cb) end},
+      {"fs_realpath", function(cb) uv.fs_realpath(link, cb) end},
+      {"fs_lstat", function(cb) uv.fs_lstat(link, cb) end},
+      {"fs_lchown", function(cb) uv.fs_lchown(link, uid, gid, cb) end},
+      {"fs_lutime", function(cb) uv.fs_lutime(link, 3, 3, cb) end},
+      {"fs_statfs", function(cb) uv.fs_statfs(dir, cb) end},
+      {"fs_scandir", function(cb) uv.fs_scandir(dir, cb) end},
+      {"fs_opendir", function(cb) uv.fs_opendir(dir, cb, 8) end, function(_, d) dir_h = d end},
+      {"fs_readdir", function(cb) uv.fs_readdir(dir_h, cb) end},
+      {"fs_closedir", function(cb) uv.fs_closedir(dir_h, cb) end},
+      {"fs_unlink", function(cb) uv.fs_unlink(link, cb) end},
+    }
+    for _, step in ipairs(steps) do uses(step[1]) end
+    assert.same({}, chain(v, steps))
+    for _, f in ipairs({file, file .. ".moved", file .. ".hard"}) do os.remove(f) end
+    for _, f in ipairs(uv.fs_readdir(uv.fs_opendir(dir, nil, 16)) or {}) do os.remove(dir .. "/" .. f.name) end
+    uv.fs_rmdir(dir)
+  end)
+
+  it("dns, random, async, spawn, signal: callbacks in their registration's context", function()
+    local v = var()
+    local async
+    local steps = {
+      {"getaddrinfo", function(cb) uv.getaddrinfo("127.0.0.1", "80", {socktype = "stream"}, cb) end},
+      {"getnameinfo", function(cb) uv.getnameinfo({ip = "127.0.0.1", port = 80}, cb) end},
+      {"random", function(cb) uv.random(8, 0, cb) end},
+      {"new_async", function(cb)
+        async = uv.new_async(function() async:close() cb() end)
+        async:send()
+      end},
+      {"spawn", function(cb)
+        local h
+        h = uv.spawn("true", {}, function() h:close() cb() end)
+      end},
+      {"signal_start", function(cb)
+        local s = uv.new_signal()
+        s:start("sigusr1", function() s:close() cb() end)
+        uv.kill(uv.os_getpid(), "sigusr1")
+      end},
+      {"signal_start_oneshot", function(cb)
+        local s = uv.new_signal()
+        uv.signal_start_oneshot(s, "sigusr2", function() s:close() cb() end)
+        uv.kill(uv.os_getpid(), "sigusr2")
+      end},
+    }
+    for _, step in ipairs(steps) do uses(step[1]) end
+    assert.same({}, chain(v, steps))
+  end)
+
+  it("udp, pipes, poll: callbacks in their registration's context", function()
+    local v = var()
+    local path = ("%s/uvwool_luv_pipe_%d"):format(tmpdir, uv.os_getpid())
+    local udp_sent
+    uses("udp_send")
+    os.remove(path)
+    local steps = {
+      {"udp_recv_start", function(cb)
+        local rx, tx = uv.new_udp(), uv.new_udp()
+        rx:bind("127.0.0.1", 0)
+        local port = rx:getsockname().port
+        rx:recv_start(function(_, data) if data then rx:close() tx:close() cb() end end)
+        v:set("udp_send")
+        tx:send("x", "127.0.0.1", port, function() udp_sent = v:get() end)
+        v:set("udp_recv_start")
+      end},
+      {"pipe_connect", function(cb)
+        local server, client = uv.new_pipe(false), uv.new_pipe(false)
+        server:bind(path)
+        server:listen(4, function() local c = uv.new_pipe(false) server:accept(c) c:close() server:close() end)
+        client:connect(path, function() client:close() cb() end)
+      end},
+      {"poll_start", function(cb)
+        local fds = uv.socketpair()
+        local p = uv.new_socket_poll(fds[1])
+        p:start("w", function()
+          p:stop()
+          p:close(function() uv.fs_close(fds[1]) uv.fs_close(fds[2]) cb() end)
+        end)
+      end},
+    }
+    for _, step in ipairs(steps) do uses(step[1]) end
+    assert.same({}, chain(v, steps))
+    assert.are.equal("udp_send", udp_sent)
+    os.remove(path)
+  end)
+
+  it("fs_event and fs_poll: watcher callbacks in their registration's context", function()
+    local v = var()
+    local path = ("%s/uvwool_luv_watch_%d"):format(tmpdir, uv.os_getpid())
+    local f = assert(io.open(path, "w"))
+    f:write("a")
+    f:close()
+    local steps = {
+      {"fs_event_start", function(cb)
+        local h = uv.new_fs_event()
+        local fired = false
+        h:start(path, {}, function() if not fired then fired = true h:close() cb() end end)
+        local g = io.open(path, "a") g:write("b") g:close()
+      end},
+      {"fs_poll_start", function(cb)
+        local h = uv.new_fs_poll()
+        h:start(path, 5, function() h:close() cb() end)
+        local t = uv.new_timer()
+        t:start(20, 0, function() local g = io.open(path, "a") g:write("cc") g:close() t:close() end)
+      end},
+    }
+    for _, step in ipairs(steps) do uses(step[1]) end
+    assert.same({}, chain(v, steps))
+    os.remove(path)
   end)
 end)
 
