@@ -173,6 +173,33 @@ function M.wrap(fn)
   end
 end
 
+-- Await one luv callback from inside a coroutine (a spawned task):
+-- start(cb, ...) registers cb with luv (uv.fs_stat(path, cb), ...); await
+-- yields until luv calls cb, then returns cb's arguments. The coroutine is
+-- resumed once, by the first call of cb (later calls of a multi-shot
+-- callback are ignored); an error the coroutine raises after that resume
+-- is raised from cb, to luv's handler.
+function M.await(start, ...)
+  check(type(start) == "function", "await(start, ...) expects a function")
+  local co = coroutine.running()
+  local yieldable
+  if coroutine.isyieldable then yieldable = coroutine.isyieldable() else yieldable = co ~= nil end
+  check(yieldable, "await must be called inside a coroutine")
+  local state, early = "registering", nil
+  start(function(...)
+    if state == "waiting" then
+      state = "done"
+      local ok, err = resume(co, ...)
+      if not ok then error(err, 0) end
+    elseif state == "registering" then -- called back during start itself
+      state, early = "done", pack(...)
+    end
+  end, ...)
+  if early then return unpack(early, 1, early.n) end
+  state = "waiting"
+  return coroutine.yield()
+end
+
 -- The id of the current task (or of coroutine co's task); nil outside tasks.
 M.task_id = core.task_id
 

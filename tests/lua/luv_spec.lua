@@ -407,6 +407,73 @@ describe("every luv family", function()
   end)
 end)
 
+describe("await", function()
+  it("suspends a task until its luv callback, which resumes it in its context", function()
+    local v = var()
+    v:set("main")
+    local log = {}
+    for i = 1, 2 do
+      wool.spawn(function()
+        v:set("task" .. i)
+        local t = uv.new_timer()
+        local err, st = wool.await(function(cb) uv.fs_stat(tmpdir, cb) end)
+        log[#log + 1] = {i, v:get(), err == nil and st.type}
+        wool.await(function(cb) t:start(3 - i, 0, cb) end)
+        t:close()
+        log[#log + 1] = {i, v:get(), "timer"}
+      end)
+    end
+    assert.are.equal(0, #log)
+    uv.run()
+    table.sort(log, function(a, b) return a[3] < b[3] or (a[3] == b[3] and a[1] < b[1]) end)
+    assert.same({{1, "task1", "directory"}, {2, "task2", "directory"}, {1, "task1", "timer"}, {2, "task2", "timer"}}, log)
+    assert.are.equal("main", v:get())
+  end)
+
+  it("returns at once when called back during registration, resumes only once", function()
+    local r = {}
+    wool.spawn(function()
+      r.a, r.b = wool.await(function(cb) cb(1, 2) cb(3, 4) end)
+    end)
+    assert.same({a = 1, b = 2}, r)
+    local n = 0
+    wool.spawn(function()
+      local t = uv.new_timer()
+      wool.await(function(cb) t:start(1, 1, function() n = n + 1 if n == 3 then t:close() end cb() end) end)
+      r.after = n
+    end)
+    uv.run()
+    assert.are.equal(3, n)
+    assert.are.equal(1, r.after)
+  end)
+
+  it("refuses to run outside a coroutine", function()
+    local ok, err = pcall(wool.await, function() end)
+    assert.is_false(ok)
+    assert.are.equal("ValueError", err.class)
+    assert.matches("inside a coroutine", err.message)
+  end)
+end)
+
+describe("captures", function()
+  it("are released when luv drops the callback at close", function()
+    local v = var()
+    local alive = setmetatable({}, {__mode = "v"})
+    wool.copy_context():run(function()
+      local value = {}
+      alive[1] = value
+      v:set(value)
+      local t = uv.new_timer()
+      t:start(1, 0, function() t:close() end)
+    end)
+    for _ = 1, 3 do collectgarbage() end
+    assert.is_table(alive[1], "the pending registration holds its capture")
+    uv.run()
+    for _ = 1, 4 do collectgarbage() end
+    assert.is_nil(alive[1], "still held after close")
+  end)
+end)
+
 describe("coverage", function()
   it("names the wrapped functions no behaviour test runs", function()
     local untested = {}
