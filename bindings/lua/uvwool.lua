@@ -63,6 +63,15 @@ function M.ContextVar(ns, name, opts)
   return setmetatable({_var = var, namespace = ns, name = name}, ContextVar)
 end
 
+-- The variable (namespace, name) declared already (by this or another Lua
+-- state of the process, e.g. from a to_thread work function), or nil.
+function M.find_var(ns, name)
+  check(type(ns) == "string" and type(name) == "string", "find_var(namespace, name) takes two strings")
+  local var = core.var_find(ns, name)
+  if var == nil then return nil end
+  return setmetatable({_var = var, namespace = ns, name = name}, ContextVar)
+end
+
 local function self_var(self)
   check(getmetatable(self) == ContextVar, "a ContextVar method called without a ContextVar (use var:method)")
   return self._var
@@ -198,6 +207,51 @@ function M.await(start, ...)
   if early then return unpack(early, 1, early.n) end
   state = "waiting"
   return coroutine.yield()
+end
+
+-- ---- work on luv's thread pool ------------------------------------------------
+
+-- Runs on the work thread's own Lua state: the module is required there
+-- (with the submitter's package paths), the context text mounted into a
+-- fresh context around the user's function.
+local WORK_SRC = [[
+local id, text, code, path, cpath = ...
+package.path, package.cpath = path, cpath
+local core = require "uvwool_core"
+local fn = (loadstring or load)(code)
+return id, core.run_in_text(text, fn, select(6, ...))
+]]
+
+-- to_thread(work_fn[, after_fn]): luv's new_work with the context. Returns
+-- an object whose :queue(...) runs work_fn(...) on luv's thread pool (in
+-- another Lua state: work_fn is dumped, so no upvalues, and arguments and
+-- results are what luv carries: nil, booleans, numbers, strings) in a
+-- detached fork of the context current at queue (its own chain id, owned by
+-- the work thread: it sees the values, never trips the guard, and its writes
+-- never flow back). Variables are reached there with uvwool.find_var.
+-- after_fn(...) gets work_fn's results on the loop thread, in the context
+-- captured at queue.
+function M.to_thread(work_fn, after_fn)
+  check(type(work_fn) == "function", "to_thread(work_fn[, after_fn]) expects a function")
+  check(after_fn == nil or type(after_fn) == "function", "to_thread's after_fn must be a function")
+  local uv = package.loaded.luv or (type(vim) == "table" and vim.loop) or require "luv"
+  local code = string.dump(work_fn)
+  local pending, seq = {}, 0
+  local work = uv.new_work(WORK_SRC, function(id, ...)
+    local after = pending[id]
+    pending[id] = nil
+    if after then return after(...) end
+  end)
+  return {
+    queue = function(_, ...)
+      seq = seq + 1
+      local text = core.fork_text()
+      pending[seq] = after_fn and core.capture(after_fn) or false
+      local ok, err = uv.queue_work(work, seq, text, code, package.path, package.cpath, ...)
+      if not ok then pending[seq] = nil end
+      return ok, err
+    end,
+  }
 end
 
 -- The id of the current task (or of coroutine co's task); nil outside tasks.

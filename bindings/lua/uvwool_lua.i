@@ -154,3 +154,5 @@ static int uvwl_missing(lua_State *L) {
 %native(capture) int uvwl_capture(lua_State *L);
 %native(is_capture) int uvwl_is_capture(lua_State *L);
 %native(cfunction_key) int uvwl_cfunction_key(lua_State *L);
+%native(fork_text) int uvwl_fork_text(lua_State *L);
+%native(run_in_text) int uvwl_run_in_text(lua_State *L);

@@ -51,8 +51,8 @@ M.CALLBACK = words [[
 
 -- Callback-taking functions not wrapped yet, by family, with the reason.
 M.UNFINISHED = {
-  new_work = "work runs on another Lua state: needs uvwool.to_thread",
-  queue_work = "work runs on another Lua state: needs uvwool.to_thread",
+  new_work = "work runs on another Lua state: use uvwool.to_thread",
+  queue_work = "work runs on another Lua state: use uvwool.to_thread",
   new_thread = "the entry point runs on another Lua state: needs uvwool.to_thread",
 }
 
