@@ -172,7 +172,12 @@ static int captured_call(lua_State *L) {
   int rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
   if (ctx_in) uvw_context_exit(c->ctx);
   if (task_in) uvw_task_leave(c->task);
-  if (rc != LUA_OK) return lua_error(L);
+  if (rc != LUA_OK) {
+    /* luv's handler (and Neovim's) print the error with lua_tostring, which
+     * gives NULL for an error object: hand them its __tostring text. */
+    if (!lua_isstring(L, -1) && luaL_callmeta(L, -1, "__tostring") && lua_isstring(L, -1)) lua_remove(L, -2);
+    return lua_error(L);
+  }
   return lua_gettop(L);
 }
 

@@ -218,6 +218,17 @@ describe("luv callbacks", function()
     assert.are.equal("caller", v:get())
   end)
 
+  it("an error object leaving a callback reaches luv's handler as its text", function()
+    local v = var()
+    local ok, err = pcall(wluv.capture(function() v:get() end))
+    assert.is_false(ok)
+    assert.is_string(err) -- luv and Neovim print errors with lua_tostring
+    assert.matches("^LookupError: .*UVW_ELOOKUP", err)
+    local mine = {}
+    ok, err = pcall(wluv.capture(function() error(mine) end))
+    assert.are.equal(mine, err) -- other values go through untouched
+  end)
+
   it("a callable table is captured like a function", function()
     local v = var()
     v:set("registered")

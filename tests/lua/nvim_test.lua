@@ -55,6 +55,9 @@ local ok, err = pcall(function()
   local t = uv.new_timer()
   request:set("before error")
   t:start(1, 0, function() request:set("leaked") t:close() error("uvwool-nvim-boom") end)
+  local unbound = wool.ContextVar("nvim.plugin", "unbound")
+  local t3 = uv.new_timer()
+  t3:start(2, 0, function() t3:close() unbound:get() end) -- raises a uvwool error object
   request:set("editor")
 
   check(vim.wait(5000, function() return done == 3 end, 5), "tasks finished")
@@ -65,8 +68,9 @@ local ok, err = pcall(function()
   vim.wait(2000, function() return after ~= nil end, 5)
   check(after == "probe", "callback after an error runs in its own capture: " .. tostring(after))
   check(request:get() == "probe", "the editor's own value: " .. tostring(request:get()))
-  check(tostring(vim.v.errmsg):find("uvwool-nvim-boom", 1, true) ~= nil,
-    "the callback's error reached Neovim's handler: " .. tostring(vim.v.errmsg))
+  -- v:errmsg keeps the last error: the LookupError raised after the boom
+  check(tostring(vim.v.errmsg):find("LookupError: context variable (nvim.plugin, unbound)", 1, true) ~= nil,
+    "the callback's error object reached Neovim's handler as text: " .. tostring(vim.v.errmsg))
   for i = 1, 3 do
     local s = results[i] or {}
     local want = "req-" .. i
