@@ -5,6 +5,9 @@
  * uvwool's codecs, mounted into a fresh context around the work function.
  * The work thread then owns its own chain and never trips the guard; its
  * writes die with that context. */
+#define _GNU_SOURCE /* RTLD_DEFAULT */
+#include <dlfcn.h>
+
 #include "uvwool_lua.h"
 
 /* fork_text(): the current context's thread fork as a text manifest ("" when
@@ -74,4 +77,17 @@ int uvwl_run_in_text(lua_State *L) {
   }
   if (r.status != LUA_OK) return lua_error(L);
   return lua_gettop(L);
+}
+
+/* interposed(): whether libuv's registration functions are interposed in
+ * this process (uvwool's LD_PRELOAD object): the global uv_timer_start is
+ * then not libuv's own. uvwool.luv leaves luv alone in that case, so a
+ * callback is not captured twice. */
+int uvwl_interposed(lua_State *L) {
+  void *lib = dlopen("libuv.so.1", RTLD_LAZY | RTLD_NOLOAD);
+  void *real = lib ? dlsym(lib, "uv_timer_start") : NULL;
+  void *global = dlsym(RTLD_DEFAULT, "uv_timer_start");
+  if (lib) dlclose(lib);
+  lua_pushboolean(L, real != NULL && global != NULL && real != global);
+  return 1;
 }

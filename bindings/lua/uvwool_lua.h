@@ -55,5 +55,6 @@ int uvwl_is_capture(lua_State *L);
 int uvwl_cfunction_key(lua_State *L);
 int uvwl_fork_text(lua_State *L);
 int uvwl_run_in_text(lua_State *L);
+int uvwl_interposed(lua_State *L);
 
 #endif

@@ -156,3 +156,4 @@ static int uvwl_missing(lua_State *L) {
 %native(cfunction_key) int uvwl_cfunction_key(lua_State *L);
 %native(fork_text) int uvwl_fork_text(lua_State *L);
 %native(run_in_text) int uvwl_run_in_text(lua_State *L);
+%native(interposed) int uvwl_interposed(lua_State *L);

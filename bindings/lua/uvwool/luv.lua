@@ -133,9 +133,14 @@ function M.original(f) return originals[f] or f end
 -- a new object each time; the handle methods are such copies).
 M.function_key = function(f) return core.cfunction_key(f) or f end
 
+-- True when uvwool's LD_PRELOAD object interposes libuv in this process:
+-- it captures every registration already, so install changes nothing.
+M.preload = core.interposed()
+
 -- Patch the luv module table `uv` and the handle methods in the registry.
--- Idempotent. Returns uv.
+-- Idempotent; does nothing under the preload mode. Returns uv.
 function M.install(uv)
+  if M.preload then return uv end
   local wrapped = {} -- C function key of the original -> wrapper
   for name in pairs(M.CALLBACK) do
     local f = uv[name]
