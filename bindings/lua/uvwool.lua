@@ -146,10 +146,11 @@ M.chain_id = core.chain_id
 
 -- ---- errors -------------------------------------------------------------------
 
+local ERROR_MT = getmetatable(core.error_new("WoolError", 0, ""))
+
 -- True when err is a uvwool error of class `class` or a subclass.
 function M.is_error(err, class)
-  return type(err) == "table" and getmetatable(err) == getmetatable(core.error_new("WoolError", 0, ""))
-    and err:is_a(class)
+  return type(err) == "table" and getmetatable(err) == ERROR_MT and err:is_a(class)
 end
 
 -- ---- coroutines as tasks ------------------------------------------------------
@@ -252,6 +253,32 @@ function M.to_thread(work_fn, after_fn)
       return ok, err
     end,
   }
+end
+
+-- Runs first in the new thread's own Lua state, as WORK_SRC does.
+local THREAD_SRC = [[
+local text, code, path, cpath = ...
+package.path, package.cpath = path, cpath
+local core = require "uvwool_core"
+local fn = (loadstring or load)(code)
+core.run_in_text(text, fn, select(5, ...))
+]]
+
+-- new_thread([options, ]entry, ...): luv's new_thread with the context:
+-- entry(...) runs on a new OS thread, in its own Lua state, in a detached
+-- fork of the context current now (as to_thread's work). Returns luv's
+-- thread handle (uv.thread_join it).
+function M.new_thread(...)
+  local opts, entry, first = nil, ..., 2
+  if type(entry) == "table" then opts, entry, first = entry, select(2, ...), 3 end
+  check(type(entry) == "function", "new_thread([options, ]entry, ...) expects a function")
+  local uv = package.loaded.luv or (type(vim) == "table" and vim.loop) or require "luv"
+  local args = pack(select(first, ...))
+  local text, code = core.fork_text(), string.dump(entry)
+  if opts then
+    return uv.new_thread(opts, THREAD_SRC, text, code, package.path, package.cpath, unpack(args, 1, args.n))
+  end
+  return uv.new_thread(THREAD_SRC, text, code, package.path, package.cpath, unpack(args, 1, args.n))
 end
 
 -- The id of the current task (or of coroutine co's task); nil outside tasks.

@@ -19,9 +19,9 @@
 -- the handle's collection), so its context lives until then.
 --
 -- Work on luv's other Lua states (new_work, queue_work, new_thread) is not
--- wrapped yet: those functions are dumped to another Lua state, where a C
--- closure cannot travel (uvwool.to_thread, with the context encoded, is
--- later work). They are listed in M.UNFINISHED.
+-- wrapped: those functions are dumped to another Lua state, where a C
+-- closure cannot travel. uvwool.to_thread and uvwool.new_thread carry the
+-- context there encoded; the raw luv functions are listed in M.UNFINISHED.
 local core = require "uvwool_core"
 
 local unpack = table.unpack or unpack
@@ -53,7 +53,7 @@ M.CALLBACK = words [[
 M.UNFINISHED = {
   new_work = "work runs on another Lua state: use uvwool.to_thread",
   queue_work = "work runs on another Lua state: use uvwool.to_thread",
-  new_thread = "the entry point runs on another Lua state: needs uvwool.to_thread",
+  new_thread = "the entry point runs on another Lua state: use uvwool.new_thread",
 }
 
 -- Functions whose callback runs during the call itself, in the caller's
