@@ -60,7 +60,15 @@ function M.ContextVar(ns, name, opts)
   check(type(ns) == "string" and type(name) == "string", "ContextVar(namespace, name[, opts]) takes two strings")
   check(opts == nil or type(opts) == "table", "ContextVar's opts must be a table")
   local var = core.var_declare(ns, name, opts and opts.default)
-  return setmetatable({_var = var, namespace = ns, name = name}, ContextVar)
+  return M._wrap_var(var, ns, name)
+end
+
+-- A ContextVar object for the core variable var; its get is a C closure
+-- bound to var (the hot path).
+function M._wrap_var(var, ns, name)
+  local self = setmetatable({_var = var, namespace = ns, name = name}, ContextVar)
+  self.get = core.getter(var, self)
+  return self
 end
 
 -- The variable (namespace, name) declared already (by this or another Lua
@@ -69,7 +77,7 @@ function M.find_var(ns, name)
   check(type(ns) == "string" and type(name) == "string", "find_var(namespace, name) takes two strings")
   local var = core.var_find(ns, name)
   if var == nil then return nil end
-  return setmetatable({_var = var, namespace = ns, name = name}, ContextVar)
+  return M._wrap_var(var, ns, name)
 end
 
 local function self_var(self)
@@ -77,12 +85,12 @@ local function self_var(self)
   return self._var
 end
 
--- get() raises LookupError when unbound without default; get(fallback)
--- returns fallback instead (an explicit nil fallback included).
-function ContextVar:get(...)
-  local var = self_var(self)
-  if select("#", ...) == 0 then return core.get(var) end
-  return core.get_or(var, (...))
+-- var:get() raises LookupError when unbound without default;
+-- var:get(fallback) returns fallback instead (an explicit nil fallback
+-- included). Each ContextVar has its own get (a C closure, see _wrap_var);
+-- this one only answers calls on a non-ContextVar.
+function ContextVar.get(self)
+  self_var(self)
 end
 
 -- Bind value in the current context; returns a single-use token for reset

@@ -126,6 +126,8 @@ describe("ContextVar", function()
     end
     local v = var()
     assert.are.equal("ValueError", raises(v.get, "not a var").class)
+    assert.are.equal("ValueError", raises(v.get, var()).class) -- another variable's object
+    assert.are.equal("ValueError", raises(v.get).class)
     assert.are.equal("ValueError", raises(v.with, v, 1, "not a function").class)
   end)
 
@@ -193,7 +195,8 @@ end)
 
 describe("errors", function()
   it("are tables of the one error tree", function()
-    local err = raises(var().get, var())
+    local u = var()
+    local err = raises(u.get, u)
     assert.is_true(err:is_a("LookupError"))
     assert.is_true(err:is_a("WoolError"))
     assert.is_false(err:is_a("ChainContention"))
