@@ -5,8 +5,8 @@
  * a fork of the context current at its creation. The task lives in a
  * userdata kept in a weak-keyed table (coroutine -> task box): an ephemeron,
  * so the box dies with the coroutine and its __gc finishes the task. Every
- * resume goes through the C replacement of coroutine.resume installed here,
- * which enters the task around the original resume, so third-party code
+ * resume goes through the C replacement of coroutine.resume installed here
+ * (lcorolib's resume, inside the task for a task coroutine), so third-party code
  * resuming a task coroutine (from a luv callback, say) runs it in its
  * context and gets its own back. Lua 5.1/LuaJIT has no per-coroutine extra
  * space, so one table serves both ABIs. */
@@ -30,18 +30,27 @@ static int task_box_gc(lua_State *L) {
   return 0;
 }
 
-/* The task of coroutine `idx`, or NULL for a plain coroutine. Borrowed: the
- * box lives as long as the coroutine. */
-static uvw_task_t *task_of(lua_State *L, int idx) {
-  lua_getfield(L, LUA_REGISTRYINDEX, UVWL_TASKS_KEY);
+/* The task of coroutine `idx` looked up in the task table at `tasks`, or
+ * NULL for a plain coroutine. Borrowed: the box lives as long as the
+ * coroutine. */
+static uvw_task_t *task_in(lua_State *L, int idx, int tasks) {
   lua_pushvalue(L, idx);
-  lua_rawget(L, -2);
+  lua_rawget(L, tasks);
   task_box_t *b = lua_touserdata(L, -1);
-  lua_pop(L, 2);
+  lua_pop(L, 1);
   return b ? b->task : NULL;
 }
 
-/* Suspended: yielded, or created and not started (lcorolib's test). */
+static uvw_task_t *task_of(lua_State *L, int idx) {
+  idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+  lua_getfield(L, LUA_REGISTRYINDEX, UVWL_TASKS_KEY);
+  uvw_task_t *t = task_in(L, idx, lua_gettop(L));
+  lua_pop(L, 1);
+  return t;
+}
+
+/* lcorolib's statuses: suspended (yielded, or created and not started) or
+ * dead (returned, raised); anything else is running or normal. */
 static int is_suspended(lua_State *L, lua_State *co) {
   lua_Debug ar;
   if (co == L) return 0;
@@ -49,15 +58,55 @@ static int is_suspended(lua_State *L, lua_State *co) {
   return lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar) == 0 && lua_gettop(co) > 0;
 }
 
-/* coroutine.resume(co, ...): the original (upvalue 1), inside co's task when
- * co is a task coroutine that can be resumed. */
+static int is_dead(lua_State *co) {
+  lua_Debug ar;
+  if (lua_status(co) == LUA_YIELD) return 0;
+  return lua_status(co) != LUA_OK || (lua_getstack(co, 0, &ar) == 0 && lua_gettop(co) == 0);
+}
+
+/* lcorolib's auxresume for both ABIs: move narg arguments to co, resume it,
+ * move its results (>= 0 returned) or its error (-1) back onto L. */
+static int auxresume(lua_State *L, lua_State *co, int narg) {
+  int status, nres;
+  if (!lua_checkstack(co, narg)) {
+    lua_pushliteral(L, "too many arguments to resume");
+    return -1;
+  }
+  lua_xmove(L, co, narg);
+#if LUA_VERSION_NUM >= 504
+  status = lua_resume(co, L, narg, &nres);
+#elif LUA_VERSION_NUM == 501
+  status = lua_resume(co, narg);
+  nres = lua_gettop(co);
+#else
+#error "uvwool's Lua module supports the Lua 5.4 and 5.1 (LuaJIT) ABIs"
+#endif
+  if (status == LUA_OK || status == LUA_YIELD) {
+    if (!lua_checkstack(L, nres + 1)) {
+      lua_pop(co, nres);
+      lua_pushliteral(L, "too many results to resume");
+      return -1;
+    }
+    lua_xmove(co, L, nres);
+    return nres;
+  }
+  lua_xmove(co, L, 1);
+  return -1;
+}
+
+/* coroutine.resume(co, ...), upvalue 1 the task table: a task coroutine is
+ * resumed inside its task. Results and messages are coroutine.resume's. */
 static int task_resume(lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
-  uvw_task_t *task = co ? task_of(L, 1) : NULL;
-  int entered = task && !uvw_task_finished(task) && is_suspended(L, co) && uvw_task_enter(task) == 0;
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  int rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+  luaL_argcheck(L, co != NULL, 1, "coroutine expected");
+  if (!is_suspended(L, co)) {
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, is_dead(co) ? "cannot resume dead coroutine" : "cannot resume non-suspended coroutine");
+    return 2;
+  }
+  uvw_task_t *task = task_in(L, 1, lua_upvalueindex(1));
+  int entered = task && !uvw_task_finished(task) && uvw_task_enter(task) == 0;
+  int r = auxresume(L, co, lua_gettop(L) - 1);
   if (entered) {
     int left = uvw_task_leave(task);
     if (lua_status(co) != LUA_YIELD) uvw_task_finish(task); /* returned or raised */
@@ -66,8 +115,14 @@ static int task_resume(lua_State *L) {
       return lua_error(L);
     }
   }
-  if (rc != LUA_OK) return lua_error(L);
-  return lua_gettop(L);
+  if (r < 0) {
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  lua_insert(L, -(r + 1));
+  return r + 1;
 }
 
 /* task_coroutine(fn): a new coroutine running fn as a task on a fork of
@@ -112,27 +167,34 @@ void uvwl_open_tasks(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
 
-  lua_newtable(L);
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "k");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
-  lua_setfield(L, LUA_REGISTRYINDEX, UVWL_TASKS_KEY);
+  /* One task table per state, also across repeated luaopens: the resume
+   * hook holds it as its upvalue. */
+  lua_getfield(L, LUA_REGISTRYINDEX, UVWL_TASKS_KEY);
+  int opened = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (!opened) {
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, UVWL_TASKS_KEY);
+  }
 
-  /* coroutine.resume -> task_resume(original). Code that saved the original
-   * before require "uvwool" keeps it: such resumes run in the resumer's
-   * context. */
+  /* coroutine.resume -> task_resume. Code that saved the original before
+   * require "uvwool" keeps it: such resumes run in the resumer's context. */
   lua_getglobal(L, "coroutine");
   if (!lua_istable(L, -1)) {
     lua_pop(L, 1);
     return;
   }
   lua_getfield(L, -1, "resume");
-  if (lua_tocfunction(L, -1) != task_resume) {
+  int installed = lua_tocfunction(L, -1) == task_resume;
+  lua_pop(L, 1);
+  if (!installed) {
+    lua_getfield(L, LUA_REGISTRYINDEX, UVWL_TASKS_KEY);
     lua_pushcclosure(L, task_resume, 1);
     lua_setfield(L, -2, "resume");
-  } else {
-    lua_pop(L, 1);
   }
   lua_pop(L, 1);
 }

@@ -159,6 +159,13 @@ static void pin_module(void) {
 
 void uvwl_open_state(lua_State *L) {
   pin_module();
+  /* A second luaopen in the same state (package.loaded cleared, as busted
+   * does between files) keeps the first record: values stored before stay
+   * readable and MISSING stays one object. */
+  lua_getfield(L, LUA_REGISTRYINDEX, UVWL_STATE_KEY);
+  int opened = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (opened) return;
   uvwl_state_t **slot = lua_newuserdata(L, sizeof *slot);
   *slot = NULL;
   lua_createtable(L, 0, 1);

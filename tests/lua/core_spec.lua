@@ -193,6 +193,23 @@ describe("contexts", function()
   end)
 end)
 
+describe("loading twice", function()
+  it("keeps this state's values, MISSING and tasks", function()
+    local v = var()
+    local t = {}
+    v:set(t)
+    local missing = wool.MISSING
+    package.loaded.uvwool_core, package.loaded.uvwool = nil, nil
+    local again = require "uvwool"
+    assert.are_not.equal(wool, again)
+    assert.is_true(rawequal(t, v:get()))
+    assert.are.equal(missing, again.MISSING)
+    local id
+    again.spawn(function() id = again.task_id() end)
+    assert.is_number(id)
+  end)
+end)
+
 describe("errors", function()
   it("are tables of the one error tree", function()
     local u = var()
