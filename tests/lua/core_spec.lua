@@ -128,6 +128,9 @@ describe("ContextVar", function()
     assert.are.equal("ValueError", raises(v.get, "not a var").class)
     assert.are.equal("ValueError", raises(v.get, var()).class) -- another variable's object
     assert.are.equal("ValueError", raises(v.get).class)
+    assert.are.equal("ValueError", raises(v.set, "not a var", 1).class)
+    assert.are.equal("ValueError", raises(v.reset, "not a var", v:set(1)).class)
+    assert.are.equal(1, v:get())
     assert.are.equal("ValueError", raises(v.with, v, 1, "not a function").class)
   end)
 
