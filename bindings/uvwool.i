@@ -38,6 +38,10 @@ uvw_error_kind_t uvw_error_kind_from_name(const char *name);
 int uvw_error_kind_is(uvw_error_kind_t kind, uvw_error_kind_t ancestor);
 
 int uvw_var_declare(const char *ns, const char *name, uvw_value_t *default_value, uvw_var_t **out);
+/* Borrowed (variables live for the process), NULL when (ns, name) is unknown:
+ * how another interpreter state of the process reaches a variable that one
+ * state declared, without a collision. */
+uvw_var_t *uvw_var_find(const char *ns, const char *name);
 const char *uvw_var_namespace(const uvw_var_t *var);
 const char *uvw_var_name(const uvw_var_t *var);
 int uvw_get(uvw_var_t *var, uvw_value_t **out);

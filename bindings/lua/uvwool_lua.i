@@ -1,118 +1,38 @@
 /* uvwool_core for Lua: the typemaps and hand-written entry points over the
- * language-neutral interface (bindings/uvwool.i).
+ * language-neutral interface (bindings/uvwool.i). Built once per Lua ABI
+ * (5.4, and 5.1 for LuaJIT) from this file; uvwool_lua.h holds what
+ * differs between them.
  *
  * Most functions are wrapped directly; typemaps do the work:
- *   - Lua values <-> uvw_value_t* (nil, boolean, integer, float, string);
- *   - an `int` status return of a fallible call raises a uvwool error (a table
- *     {kind=, code=, errno=, message=, fields=}) instead of being returned;
+ *   - Lua values <-> uvw_value_t* (lua_values.c: nil, boolean, integer,
+ *     float, string natively; any other Lua value as an opaque value of the
+ *     state);
+ *   - an `int` status return of a fallible call raises a uvwool error object
+ *     (a table {class=, code=, errno=, message=, fields=}) instead of being
+ *     returned;
  *   - out-parameters (uvw_var_t **, uvw_token_t **, uvw_value_t **) become
  *     return values;
  *   - tokens and contexts are SWIG classes whose destructor runs from Lua's
  *     GC, so Lua owns them.
- * Only context_run is hand-written (%native), because uvw_context_run takes a
- * C callback and a Lua error must never unwind through uvwool's frames.
+ * Entry points that call back into Lua or take Lua-only arguments are
+ * hand-written (%native): a Lua error must never unwind through uvwool's
+ * frames, so each of them pcalls and raises again once uvwool is left.
+ * Coroutine tasks and capture closures are in lua_tasks.c;
  * bindings/lua/uvwool.lua puts the idiomatic layer on top. */
 %module uvwool_core
 
 %{
-#include "uvwool.h"
+#include "uvwool_lua.h"
 
-#define UVWL_ERROR_MT "uvwool.Error"
-
-static int uvwl_error_tostring(lua_State *L) {
-  lua_getfield(L, 1, "kind");
-  lua_getfield(L, 1, "message");
-  lua_getfield(L, 1, "code");
-  lua_pushfstring(L, "%s: %s (%s)", lua_tostring(L, -3), lua_tostring(L, -2), lua_tostring(L, -1));
-  return 1;
-}
-
-/* Push the error object for the failed call that returned `code`. The detail
- * record is read at once: it only lives until the next failing call. */
-static void uvwl_push_error(lua_State *L, int code) {
-  const uvw_error_t *e = uvw_last_error();
-  uvw_error_kind_t kind = e ? uvw_error_kind(e) : UVW_KIND_WOOL_ERROR;
-  size_t n = e ? uvw_error_field_count(e) : 0;
-
-  lua_createtable(L, 0, 5);
-  lua_pushstring(L, uvw_error_kind_name(kind));
-  lua_setfield(L, -2, "kind");
-  lua_pushstring(L, uvw_err_name(code));
-  lua_setfield(L, -2, "code");
-  lua_pushinteger(L, code);
-  lua_setfield(L, -2, "errno");
-  lua_pushstring(L, e ? uvw_error_message(e) : uvw_strerror(code));
-  lua_setfield(L, -2, "message");
-  lua_createtable(L, 0, (int)n);
-  for (size_t i = 0; i < n; i++) {
-    lua_pushstring(L, uvw_error_field_value(e, i));
-    lua_setfield(L, -2, uvw_error_field_name(e, i));
+/* The SWIG runtime's type check is only visible in this file: natives
+ * that take a SWIG object live here, the rest in lua_values.c/lua_tasks.c. */
+static void *uvwl_check_swig(lua_State *L, int idx, swig_type_info *type, const char *what) {
+  void *p = NULL;
+  if (!SWIG_IsOK(SWIG_ConvertPtr(L, idx, &p, type, 0)) || p == NULL) {
+    lua_pushfstring(L, "uvwool: bad argument #%d (%s expected, got %s)", idx, what, luaL_typename(L, idx));
+    uvwl_raise(L, "ValueError", UVW_EINVAL, lua_tostring(L, -1));
   }
-  lua_setfield(L, -2, "fields");
-
-  if (luaL_newmetatable(L, UVWL_ERROR_MT)) {
-    lua_pushcfunction(L, uvwl_error_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_setmetatable(L, -2);
-}
-
-/* Lua value at idx -> new reference. On failure pushes an error object and
- * returns NULL: the caller SWIG_fails, so freearg of earlier arguments runs. */
-static uvw_value_t *uvwl_to_value(lua_State *L, int idx) {
-  uvw_value_t *v;
-  switch (lua_type(L, idx)) {
-  case LUA_TNIL:
-    return uvw_value_nil();
-  case LUA_TBOOLEAN:
-    return uvw_value_bool(lua_toboolean(L, idx));
-  case LUA_TNUMBER:
-    /* Keep Lua 5.4's integer/float subtypes apart: 1 and 1.0 stay distinct. */
-    v = lua_isinteger(L, idx) ? uvw_value_int((int64_t)lua_tointeger(L, idx))
-                              : uvw_value_double((double)lua_tonumber(L, idx));
-    break;
-  case LUA_TSTRING: {
-    size_t len;
-    const char *s = lua_tolstring(L, idx, &len);
-    v = uvw_value_string(s, len);
-    break;
-  }
-  default:
-    lua_pushfstring(L, "uvwool: cannot store a %s in a context variable", luaL_typename(L, idx));
-    return NULL;
-  }
-  if (v == NULL) uvwl_push_error(L, UVW_ENOMEM);
-  return v;
-}
-
-/* Value -> Lua value pushed. A NULL value (a NULL fallback of uvw_get_or) is
- * nil. Returns 0 and pushes an error message for kinds Lua cannot hold. */
-static int uvwl_push_value(lua_State *L, const uvw_value_t *v) {
-  if (v == NULL) {
-    lua_pushnil(L);
-    return 1;
-  }
-  switch (uvw_value_kind(v)) {
-  case UVW_VALUE_NIL:
-    lua_pushnil(L);
-    return 1;
-  case UVW_VALUE_BOOL:
-    lua_pushboolean(L, uvw_value_as_bool(v));
-    return 1;
-  case UVW_VALUE_INT:
-    lua_pushinteger(L, (lua_Integer)uvw_value_as_int(v));
-    return 1;
-  case UVW_VALUE_DOUBLE:
-    lua_pushnumber(L, (lua_Number)uvw_value_as_double(v));
-    return 1;
-  case UVW_VALUE_STRING:
-  case UVW_VALUE_BYTES: /* Lua strings are byte strings */
-    lua_pushlstring(L, (const char *)uvw_value_data(v), uvw_value_len(v));
-    return 1;
-  default: /* sentinels never come out of get; opaque values need a codec */
-    lua_pushfstring(L, "uvwool: value kind %d has no Lua form", (int)uvw_value_kind(v));
-    return 0;
-  }
+  return p;
 }
 
 struct uvwl_run {
@@ -128,11 +48,9 @@ static void uvwl_run_trampoline(void *arg) {
 }
 
 /* context_run(ctx, fn, ...): fn(...) inside ctx; returns fn's results. */
-static int uvwl_context_run(lua_State *L) {
-  uvw_context_t *ctx = NULL;
-  if (!SWIG_IsOK(SWIG_ConvertPtr(L, 1, (void **)&ctx, SWIGTYPE_p_uvw_context_s, 0)))
-    return luaL_argerror(L, 1, "uvwool context expected");
-  luaL_checktype(L, 2, LUA_TFUNCTION);
+int uvwl_context_run(lua_State *L) {
+  uvw_context_t *ctx = uvwl_check_swig(L, 1, SWIGTYPE_p_uvw_context_s, "uvwool context");
+  if (lua_type(L, 2) != LUA_TFUNCTION) return uvwl_raise(L, "ValueError", UVW_EINVAL, "uvwool: run expects a function");
 
   struct uvwl_run r = {L, lua_gettop(L) - 2, LUA_OK};
   int rc = uvw_context_run(ctx, uvwl_run_trampoline, &r);
@@ -143,6 +61,69 @@ static int uvwl_context_run(lua_State *L) {
   if (r.status != LUA_OK) return lua_error(L); /* fn's error, now that ctx is left */
   return lua_gettop(L) - 1; /* everything above ctx is fn's results */
 }
+
+/* token_old_value(tok): the value before the set, or MISSING. */
+static int uvwl_token_old_value_native(lua_State *L) {
+  uvw_token_t *tok = uvwl_check_swig(L, 1, SWIGTYPE_p_uvw_token_s, "uvwool token");
+  if (!uvwl_push_value(L, uvw_token_old_value(tok))) return lua_error(L);
+  return 1;
+}
+
+/* token_used(tok): whether reset consumed it. */
+static int uvwl_token_used_native(lua_State *L) {
+  uvw_token_t *tok = uvwl_check_swig(L, 1, SWIGTYPE_p_uvw_token_s, "uvwool token");
+  lua_pushboolean(L, uvw_token_used(tok));
+  return 1;
+}
+
+/* chain_id(): the current context's chain id (32 hex digits), nil if unarmed. */
+int uvwl_chain_id(lua_State *L) {
+  char id[33];
+  if (uvw_context_chain_id(uvw_context_current(), id) < 0) return 0;
+  lua_pushstring(L, id);
+  return 1;
+}
+
+/* The getter of one variable: get(self[, fallback]) with the variable as
+ * upvalue 1 and its ContextVar table as upvalue 2, so var:get() costs one C
+ * call (no SWIG pointer check, no Lua layer, no conversion of fallback). */
+static int uvwl_var_get(lua_State *L) {
+  uvw_var_t *var = lua_touserdata(L, lua_upvalueindex(1));
+  if (!lua_rawequal(L, 1, lua_upvalueindex(2)))
+    return uvwl_raise(L, "ValueError", UVW_EINVAL, "uvwool: get called without its ContextVar (use var:get)");
+  uvw_value_t *out = NULL;
+  int rc = lua_gettop(L) >= 2 ? uvw_get_or(var, NULL, &out) : uvw_get(var, &out);
+  if (rc < 0) {
+    uvwl_push_error(L, rc);
+    return lua_error(L);
+  }
+  if (out == NULL) { /* unbound, and get_or's fallback wins over the default */
+    lua_pushvalue(L, 2);
+    return 1;
+  }
+  if (!uvwl_push_value(L, out)) return lua_error(L);
+  return 1;
+}
+
+/* getter(var, contextvar): the C closure above for var. */
+static int uvwl_getter(lua_State *L) {
+  uvw_var_t *var = uvwl_check_swig(L, 1, SWIGTYPE_p_uvw_var_s, "uvwool variable");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_pushlightuserdata(L, var);
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, uvwl_var_get, 2);
+  return 1;
+}
+
+static int uvwl_missing(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, UVWL_MISSING_KEY);
+  return 1;
+}
+%}
+
+%init %{
+  uvwl_open_state(L);
+  uvwl_open_tasks(L);
 %}
 
 /* ---- numbers ----------------------------------------------------------------
@@ -194,3 +175,17 @@ static int uvwl_context_run(lua_State *L) {
 %include "../uvwool.i"
 
 %native(context_run) int uvwl_context_run(lua_State *L);
+%native(token_old_value) int uvwl_token_old_value_native(lua_State *L);
+%native(token_used) int uvwl_token_used_native(lua_State *L);
+%native(chain_id) int uvwl_chain_id(lua_State *L);
+%native(missing) int uvwl_missing(lua_State *L);
+%native(getter) int uvwl_getter(lua_State *L);
+%native(error_new) int uvwl_error_new(lua_State *L);
+%native(task_coroutine) int uvwl_task_coroutine(lua_State *L);
+%native(task_id) int uvwl_task_id(lua_State *L);
+%native(capture) int uvwl_capture(lua_State *L);
+%native(is_capture) int uvwl_is_capture(lua_State *L);
+%native(cfunction_key) int uvwl_cfunction_key(lua_State *L);
+%native(fork_text) int uvwl_fork_text(lua_State *L);
+%native(run_in_text) int uvwl_run_in_text(lua_State *L);
+%native(interposed) int uvwl_interposed(lua_State *L);

@@ -1,0 +1,172 @@
+-- uvwool.luv: context propagation through luv callbacks, without LD_PRELOAD.
+--
+--   local wool = require "uvwool"
+--   require "uvwool.luv"          -- patches luv (require "luv" / vim.loop)
+--
+-- Every luv function that registers a callback, in both forms (uv.x(h, ...)
+-- and h:x(...), the handle methods being the same C functions in luv's
+-- metatables in the registry), is replaced by a wrapper that turns each
+-- callback argument into a capture: a C closure holding the context current
+-- at registration (a copy) and the current task. luv calls the capture, which
+-- enters that context (and task) around the callback and restores the
+-- previous one after, also when the callback raises; the error goes on to
+-- luv's own handler (its cb_pcall, Neovim's included, is left in place: a
+-- capture is an ordinary function to it).
+--
+-- One capture per registration: a multi-shot registration (a repeating
+-- timer, read_start, an idle handle) sees its previous event's writes. A
+-- capture is released when luv drops the callback (a new start, close and
+-- the handle's collection), so its context lives until then.
+--
+-- Work on luv's other Lua states (new_work, queue_work, new_thread) is not
+-- wrapped: those functions are dumped to another Lua state, where a C
+-- closure cannot travel. uvwool.to_thread and uvwool.new_thread carry the
+-- context there encoded; the raw luv functions are listed in M.UNFINISHED.
+local core = require "uvwool_core"
+
+local unpack = table.unpack or unpack
+
+local M = {}
+
+local function words(s)
+  local t = {}
+  for w in s:gmatch("%S+") do t[w] = true end
+  return t
+end
+
+-- luv's functions that register a callback. Each is wrapped.
+M.CALLBACK = words [[
+  timer_start idle_start check_start prepare_start
+  fs_event_start fs_poll_start signal_start signal_start_oneshot poll_start
+  listen read_start write write2 shutdown tcp_connect pipe_connect close
+  udp_recv_start udp_send
+  getaddrinfo getnameinfo random spawn new_async
+  fs_access fs_chmod fs_chown fs_close fs_closedir fs_copyfile fs_fchmod
+  fs_fchown fs_fdatasync fs_fstat fs_fsync fs_ftruncate fs_futime fs_lchown
+  fs_link fs_lstat fs_lutime fs_mkdir fs_mkdtemp fs_mkstemp fs_open
+  fs_opendir fs_read fs_readdir fs_readlink fs_realpath fs_rename fs_rmdir
+  fs_scandir fs_sendfile fs_stat fs_statfs fs_symlink fs_unlink fs_utime
+  fs_write
+]]
+
+-- Callback-taking functions not wrapped yet, by family, with the reason.
+M.UNFINISHED = {
+  new_work = "work runs on another Lua state: use uvwool.to_thread",
+  queue_work = "work runs on another Lua state: use uvwool.to_thread",
+  new_thread = "the entry point runs on another Lua state: use uvwool.new_thread",
+}
+
+-- Functions whose callback runs during the call itself, in the caller's
+-- context: nothing to carry.
+M.SYNCHRONOUS = words [[ walk ]]
+
+-- luv's functions that take no callback.
+M.NO_CALLBACK = words [[
+  accept async_send available_parallelism backend_fd backend_timeout cancel
+  chdir check_stop cpu_info cwd disable_stdio_inheritance exepath fileno
+  fs_event_getpath fs_event_stop fs_poll_getpath fs_poll_stop fs_scandir_next
+  get_constrained_memory get_free_memory get_process_title get_total_memory
+  getgid getpid getrusage gettimeofday getuid guess_handle handle_get_type
+  has_ref hrtime idle_stop if_indextoiid if_indextoname interface_addresses
+  is_active is_closing is_readable is_writable kill loadavg loop_alive
+  loop_close loop_configure loop_mode metrics_idle_time new_check
+  new_fs_event new_fs_poll new_idle new_pipe new_poll new_prepare new_signal
+  new_socket_poll new_tcp new_timer new_tty new_udp now os_environ
+  os_get_passwd os_getenv os_gethostname os_getpid os_getppid os_getpriority
+  os_homedir os_setenv os_setpriority os_tmpdir os_uname os_unsetenv pipe
+  pipe_bind pipe_chmod pipe_getpeername pipe_getsockname pipe_open
+  pipe_pending_count pipe_pending_instances pipe_pending_type poll_stop
+  prepare_stop print_active_handles print_all_handles process_get_pid
+  process_kill read_stop recv_buffer_size ref req_get_type
+  resident_set_memory run send_buffer_size set_process_title setgid setuid
+  signal_stop sleep socketpair stop stream_get_write_queue_size
+  stream_set_blocking tcp_bind tcp_close_reset tcp_getpeername
+  tcp_getsockname tcp_keepalive tcp_nodelay tcp_open
+  tcp_simultaneous_accepts tcp_write_queue_size thread_equal thread_join
+  thread_self timer_again timer_get_due_in timer_get_repeat timer_set_repeat
+  timer_stop translate_sys_error try_write try_write2 tty_get_vterm_state
+  tty_get_winsize tty_reset_mode tty_set_mode tty_set_vterm_state udp_bind
+  udp_connect udp_get_send_queue_count udp_get_send_queue_size
+  udp_getpeername udp_getsockname udp_open udp_recv_stop udp_set_broadcast
+  udp_set_membership udp_set_multicast_interface udp_set_multicast_loop
+  udp_set_multicast_ttl udp_set_source_membership udp_set_ttl udp_try_send
+  unref update_time uptime version version_string
+]]
+
+local capture, is_capture = core.capture, core.is_capture
+
+-- Calls f(...) in the context (and task) current now, wherever it is
+-- called from later: the capture every wrapper makes.
+M.capture = capture
+
+local function callable_table(a)
+  local mt = type(a) == "table" and getmetatable(a)
+  return mt and type(mt) == "table" and mt.__call ~= nil
+end
+
+-- wrapper -> original, weak: recognises our own wrappers (never twice).
+local originals = setmetatable({}, {__mode = "k"})
+
+local function make_wrapper(orig)
+  local w = function(...)
+    local n = select("#", ...)
+    local args = {...}
+    for i = 1, n do
+      local a = args[i]
+      if type(a) == "function" then
+        if not is_capture(a) then args[i] = capture(a) end
+      elseif callable_table(a) then
+        args[i] = capture(function(...) return a(...) end)
+      end
+    end
+    return orig(unpack(args, 1, n))
+  end
+  originals[w] = orig
+  return w
+end
+
+-- True when f is a wrapper made here.
+function M.is_wrapper(f) return originals[f] ~= nil end
+-- The luv function a wrapper stands for (f itself if f is none).
+function M.original(f) return originals[f] or f end
+-- A key equal for every function object of one C function (LuaJIT pushes
+-- a new object each time; the handle methods are such copies).
+M.function_key = function(f) return core.cfunction_key(f) or f end
+
+-- True when uvwool's LD_PRELOAD object interposes libuv in this process:
+-- it captures every registration already, so install changes nothing.
+M.preload = core.interposed()
+
+-- Patch the luv module table `uv` and the handle methods in the registry.
+-- Idempotent; does nothing under the preload mode. Returns uv.
+function M.install(uv)
+  if M.preload then return uv end
+  local wrapped = {} -- C function key of the original -> wrapper
+  for name in pairs(M.CALLBACK) do
+    local f = uv[name]
+    if type(f) == "function" and not originals[f] then
+      local w = make_wrapper(f)
+      wrapped[core.cfunction_key(f) or f] = w
+      uv[name] = w
+    end
+  end
+  for key, mt in pairs(debug.getregistry()) do
+    if type(key) == "string" and key:match("^uv_") and type(mt) == "table" and type(mt.__index) == "table" then
+      for method, f in pairs(mt.__index) do
+        local w = type(f) == "function" and wrapped[core.cfunction_key(f) or f]
+        if w then mt.__index[method] = w end
+      end
+    end
+  end
+  return uv
+end
+
+local function find_luv()
+  if type(vim) == "table" and type(vim.loop) == "table" then return vim.loop end
+  return package.loaded.luv or require "luv"
+end
+
+M.uv = M.install(find_luv())
+if package.loaded.luv and package.loaded.luv ~= M.uv then M.install(package.loaded.luv) end
+
+return M

@@ -1,0 +1,103 @@
+-- Lua binding benchmarks, side by side in one run (not part of the tests):
+--   <lua5.4|luajit> tests/bench/lua/bench.lua [scale]
+-- with LUA_CPATH/LUA_PATH naming the module (CMake target bench_lua runs it
+-- on both interpreters). Prints ns per operation, each case against its
+-- baseline in the same process:
+--   - luv idle and timer(0) callback chains: plain luv vs uvwool.luv
+--     (target: within +15 ns per callback);
+--   - coroutine resume/yield: plain coroutine.resume (saved before
+--     require "uvwool") vs the resume hook on a plain coroutine and on a
+--     spawned task (target: within +15 ns);
+--   - var:get() vs a plain Lua table field read (CPython's ContextVar.get is
+--     measured by tests/bench/cpython_contextvars.py, printed by bench_lua).
+-- Method: min of 5 runs of N iterations each, uv.hrtime.
+local plain_resume = coroutine.resume -- before uvwool replaces it
+local uv = require "luv"
+local raw = {}
+for _, name in ipairs({"idle_start", "timer_start"}) do raw[name] = uv[name] end
+local wool = require "uvwool"
+local wluv = require "uvwool.luv"
+
+local scale = tonumber(arg and arg[1]) or 1
+local RUNS = 5
+
+local function best(n, fn)
+  local min = math.huge
+  for _ = 1, RUNS do
+    collectgarbage()
+    local t0 = uv.hrtime()
+    fn(n)
+    local dt = uv.hrtime() - t0
+    if dt < min then min = dt end
+  end
+  return min / n
+end
+
+local rows = {}
+local function row(name, base_name, base, case)
+  rows[#rows + 1] = ("%-34s %9.1f ns   %-30s %9.1f ns   %+8.1f ns  x%.2f"):format(
+    name, case, base_name, base, case - base, case / base)
+end
+
+-- ---- luv callback chains ----
+local function idle_chain(start)
+  return function(n)
+    local h, left = uv.new_idle(), n
+    start(h, function()
+      left = left - 1
+      if left == 0 then uv.idle_stop(h) end
+    end)
+    uv.run()
+    uv.close(h)
+    uv.run()
+  end
+end
+
+local function timer_chain(start)
+  return function(n)
+    local t, left = uv.new_timer(), n
+    local function cb()
+      left = left - 1
+      if left > 0 then start(t, 0, 0, cb) end
+    end
+    start(t, 0, 0, cb)
+    uv.run()
+    uv.close(t)
+    uv.run()
+  end
+end
+
+local v = wool.ContextVar("bench", "v")
+v:set("value") -- an armed context: the capture carries a chain
+local n_cb = math.floor(200000 * scale)
+row("luv idle callback, uvwool.luv", "plain luv", best(n_cb, idle_chain(raw.idle_start)),
+  best(n_cb, idle_chain(uv.idle_start)))
+row("luv timer(0) restart+callback, uvwool", "plain luv", best(n_cb, timer_chain(raw.timer_start)),
+  best(n_cb, timer_chain(uv.timer_start)))
+
+-- ---- coroutines ----
+local n_co = math.floor(1000000 * scale)
+local function loop_body() while true do coroutine.yield() end end
+local function resumes(resume, co)
+  return function(n) for _ = 1, n do resume(co) end end
+end
+local plain_co = coroutine.create(loop_body)
+local hooked_co = coroutine.create(loop_body)
+local task_co = wool.spawn(loop_body)
+local base = best(n_co, resumes(plain_resume, plain_co))
+row("resume+yield, hook, plain coroutine", "plain coroutine.resume", base,
+  best(n_co, resumes(coroutine.resume, hooked_co)))
+row("resume+yield, spawned task", "plain coroutine.resume", base, best(n_co, resumes(coroutine.resume, task_co)))
+
+-- ---- reads ----
+local n_get = math.floor(2000000 * scale)
+local t = {field = "value"}
+local sink
+row("var:get()", "table field read", best(n_get, function(n) for _ = 1, n do sink = t.field end end),
+  best(n_get, function(n) for _ = 1, n do sink = v:get() end end))
+assert(sink == "value")
+
+print(("# %s, uvwool %s, luv %s, %s runs, scale %s"):format(jit and jit.version or _VERSION, wool.version,
+  uv.version_string(), RUNS, scale))
+print(("# %-32s %12s   %-30s %12s   %11s  %s"):format("case", "", "baseline", "", "overhead", "ratio"))
+for _, r in ipairs(rows) do print(r) end
