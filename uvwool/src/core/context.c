@@ -55,7 +55,6 @@ static uvw_context_t *context_adopt(uvw__map_t *map, uvw__chain_t *chain) {
   atomic_init(&ctx->refs, 1);
   atomic_init(&ctx->entered, 0);
   atomic_init(&ctx->entered_gen, 0);
-  atomic_init(&ctx->entered_tid, 0);
   atomic_init(&ctx->readers, 0);
   atomic_init(&ctx->writing, 0);
   ctx->map = map;
@@ -78,7 +77,6 @@ uvw_context_t *uvw__context_current(void) {
     if (base == NULL) return NULL;
     atomic_store(&base->entered, 1); /* the base is current from birth: it cannot be entered */
     atomic_store_explicit(&base->entered_gen, t->gen, memory_order_relaxed);
-    atomic_store_explicit(&base->entered_tid, t->os_tid, memory_order_relaxed);
     t->base = t->current = base;
   }
   return t->current;
@@ -204,10 +202,12 @@ uvw_context_t *uvw_context_fork(uvw_context_t *ctx, unsigned policy_flag) {
 /* ---- enter / exit ------------------------------------------------------------ */
 
 /* UVW_EENTERED naming the thread that has ctx entered. Its identity is read
- * once, relaxed: it may have left since, which the report cannot know. */
+ * once, relaxed: it may have left since, which the report cannot know. Only
+ * the generation is stored at enter (one store on the hot path); the OS id
+ * is looked up from it here. */
 static int uvw__entered_error(const uvw_context_t *ctx) {
   uint64_t gen = atomic_load_explicit(&ctx->entered_gen, memory_order_relaxed);
-  int tid = atomic_load_explicit(&ctx->entered_tid, memory_order_relaxed);
+  int tid = uvw__thread_os_tid_of(gen);
   char name[64];
   uvw__thread_name(tid, name, sizeof(name));
   const char *where = gen == uvw__thread()->gen ? "this thread" : "another thread";
@@ -247,7 +247,6 @@ int uvw_context_enter(uvw_context_t *ctx) {
     uvw__chain_unref(old);
   }
   atomic_store_explicit(&ctx->entered_gen, t->gen, memory_order_relaxed);
-  atomic_store_explicit(&ctx->entered_tid, t->os_tid, memory_order_relaxed);
   ctx->prev = t->current;
   t->current = ctx;
   return 0;
@@ -263,7 +262,6 @@ int uvw_context_exit(uvw_context_t *ctx) {
   t->current = ctx->prev;
   ctx->prev = NULL;
   atomic_store_explicit(&ctx->entered_gen, 0, memory_order_relaxed);
-  atomic_store_explicit(&ctx->entered_tid, 0, memory_order_relaxed);
   atomic_store_explicit(&ctx->entered, 0, memory_order_release);
   return 0;
 }

@@ -19,7 +19,6 @@ struct uvw_context_s {
    * exit only, read by readers to tell "mine" from "foreign" and by the
    * UVW_EENTERED report. */
   _Atomic uint64_t entered_gen;
-  atomic_int entered_tid;
   atomic_uint readers;  /* foreign readers inside their section (see below) */
   atomic_int writing;   /* the entering thread is replacing map or chain */
   uvw__map_t *map;      /* NULL: no bindings */
@@ -45,7 +44,6 @@ static inline int uvw__context_enter_owned(uvw_context_t *ctx) {
     return uvw_context_enter(ctx);
   atomic_store_explicit(&ctx->entered, 1, memory_order_relaxed);
   atomic_store_explicit(&ctx->entered_gen, t->gen, memory_order_relaxed);
-  atomic_store_explicit(&ctx->entered_tid, t->os_tid, memory_order_relaxed);
   ctx->prev = t->current;
   t->current = ctx;
   return 0;

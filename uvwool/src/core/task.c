@@ -59,9 +59,8 @@ uvw__task_t *uvw__task_swap_current(uvw__task_t *task) {
  * task, or nobody while it is suspended, so the thread that left it does
  * not take c for its own (and skip the reader handshake) while another
  * thread resumes the task and writes. */
-static void set_entered_by(uvw_context_t *c, uint64_t gen, int tid) {
+static void set_entered_by(uvw_context_t *c, uint64_t gen) {
   atomic_store_explicit(&c->entered_gen, gen, memory_order_relaxed);
-  atomic_store_explicit(&c->entered_tid, tid, memory_order_relaxed);
 }
 
 /* Contexts a task left entered above its own when it was suspended (it
@@ -72,7 +71,7 @@ static void set_entered_by(uvw_context_t *c, uint64_t gen, int tid) {
 static void hold_saved(uvw_context_t *top, const uvw_context_t *ctx) {
   for (uvw_context_t *c = top; c != ctx; c = c->prev) {
     uvw_context_ref(c);
-    set_entered_by(c, 0, 0); /* still entered (nobody else may enter it), by no thread */
+    set_entered_by(c, 0); /* still entered (nobody else may enter it), by no thread */
   }
 }
 
@@ -81,7 +80,7 @@ static void hold_saved(uvw_context_t *top, const uvw_context_t *ctx) {
 static void release_saved(uvw_context_t *top, const uvw_context_t *ctx, const uvw__thread_t *t) {
   for (uvw_context_t *c = top, *next; c != ctx; c = next) {
     next = c->prev;
-    set_entered_by(c, t->gen, t->os_tid);
+    set_entered_by(c, t->gen);
     uvw_context_unref(c);
   }
 }
@@ -92,7 +91,7 @@ static void unwind_saved(uvw__task_t *task) {
   for (uvw_context_t *c = task->top, *next; c != NULL && c != task->ctx; c = next) {
     next = c->prev;
     c->prev = NULL;
-    set_entered_by(c, 0, 0);
+    set_entered_by(c, 0);
     atomic_store_explicit(&c->entered, 0, memory_order_release);
     uvw_context_unref(c);
   }
@@ -264,7 +263,7 @@ int uvw_task_leave(uvw_task_t *task) {
   }
   t->current = ctx->prev;
   ctx->prev = NULL;
-  set_entered_by(ctx, 0, 0); /* as uvw_context_exit: no longer this thread's */
+  set_entered_by(ctx, 0); /* as uvw_context_exit: no longer this thread's */
   atomic_store_explicit(&ctx->entered, 0, memory_order_release);
   t->task = task->prev_task;
   task->prev_task = NULL;

@@ -62,10 +62,37 @@ static void seed_rng(uvw__thread_t *t) {
   if ((t->rng[0] | t->rng[1] | t->rng[2] | t->rng[3]) == 0) t->rng[0] = 1;
 }
 
+/* Recent threads' OS ids by generation: a ring, so a process that creates
+ * threads forever holds a bounded table (an id older than TID_RING threads
+ * is reported as unknown). Written once by each thread at its init; read on
+ * error paths only. */
+#define TID_RING 4096
+static struct {
+  atomic_uint_fast64_t gen;
+  atomic_int tid;
+} tid_ring[TID_RING];
+
+int uvw__thread_os_tid_of(uint64_t gen) {
+  if (gen == 0) return 0;
+  size_t i = (size_t)(gen % TID_RING);
+  uint64_t before = atomic_load_explicit(&tid_ring[i].gen, memory_order_acquire);
+  int tid = atomic_load_explicit(&tid_ring[i].tid, memory_order_acquire);
+  uint64_t after = atomic_load_explicit(&tid_ring[i].gen, memory_order_acquire);
+  return before == gen && after == gen ? tid : 0; /* a slot rewritten meanwhile: unknown */
+}
+
+static void remember_tid(uint64_t gen, int tid) {
+  size_t i = (size_t)(gen % TID_RING);
+  atomic_store_explicit(&tid_ring[i].gen, 0, memory_order_release);
+  atomic_store_explicit(&tid_ring[i].tid, tid, memory_order_release);
+  atomic_store_explicit(&tid_ring[i].gen, gen, memory_order_release);
+}
+
 void uvw__thread_init(void) {
   uvw__thread_t *t = &uvw__tstate;
   t->gen = atomic_fetch_add(&next_gen, 1);
   t->os_tid = (int)syscall(SYS_gettid);
+  remember_tid(t->gen, t->os_tid);
   seed_rng(t);
   /* The base context is allocated lazily by uvw__context_current so a
    * thread that only reads errors never allocates one. */

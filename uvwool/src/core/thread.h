@@ -72,6 +72,11 @@ void uvw__membarrier(void);
 /* Name of the OS thread `tid` of this process ("?" when it is gone), and of
  * the calling thread: for error reports only (a syscall or a /proc read). */
 void uvw__thread_name(int tid, char *buf, size_t n);
+/* The OS thread id of the thread with generation `gen`, or 0 when it is not
+ * known (0, or a thread so old that its slot was reused): reports name
+ * threads by generation and look the OS id up here, so the hot paths store
+ * only the generation. */
+int uvw__thread_os_tid_of(uint64_t gen);
 void uvw__thread_self_name(char *buf, size_t n);
 
 /* 128 random bits for a chain id, from the thread's generator (seeded from
