@@ -181,7 +181,15 @@ uvw_context_t *uvw_context_fork(uvw_context_t *ctx, unsigned policy_flag) {
   }
   uvw__chain_t *src_chain;
   filter_t f = {NULL, policy_flag, 0};
-  uvw__context_snapshot(ctx, &f.map, &src_chain);
+  /* Our own context: nobody else writes it, so its chain is read borrowed
+   * (as uvw_context_copy does); anyone else's is read in a snapshot. */
+  int own = uvw__tstate.gen != 0 && atomic_load_explicit(&ctx->entered_gen, memory_order_relaxed) == uvw__tstate.gen;
+  if (own) {
+    f.map = uvw__map_ref(ctx->map);
+    src_chain = ctx->chain;
+  } else {
+    uvw__context_snapshot(ctx, &f.map, &src_chain);
+  }
   /* Only scan when some variable ever opted out: the common fork is O(1). */
   if (uvw__var_any_restricted()) {
     uvw__map_t *snapshot = uvw__map_ref(f.map);
@@ -190,7 +198,7 @@ uvw_context_t *uvw_context_fork(uvw_context_t *ctx, unsigned policy_flag) {
   }
   uvw__chain_t *chain = NULL;
   if (f.rc == 0 && src_chain != NULL && (chain = uvw__chain_fork(src_chain)) == NULL) f.rc = UVW_ENOMEM;
-  uvw__chain_unref(src_chain);
+  if (!own) uvw__chain_unref(src_chain);
   if (f.rc != 0) {
     uvw__map_unref(f.map);
     uvw__error_nomem("fork");
