@@ -56,15 +56,29 @@ tsan() {
 
 # Criterion runs each test in a child process, and valgrind's exit code does
 # not carry the children's errors: read every process's log instead.
+valgrind_one() { # test binary, log folder
+  # A hang must fail the stage, not eat the CI budget.
+  timeout 600 valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+    --trace-children=yes --trace-children-skip='*/systemd-analyze' --log-file="$2/$(basename "$1").%p.log" \
+    "$1" --jobs 1 >"$2/$(basename "$1").out" 2>&1
+}
+
 valgrind_unit() {
   local logs="$root/valgrind-logs"
   rm -rf "$logs" && mkdir -p "$logs"
   local t bad=0
   for t in "$root"/plain/tests/test_* "$root"/plain/tests/thread_*; do
     [ -x "$t" ] || continue
-    # A hang must fail the stage, not eat the CI budget.
-    timeout 600 valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
-      --trace-children=yes --trace-children-skip='*/systemd-analyze' --log-file="$logs/$(basename "$t").%p.log" "$t" --jobs 1 >/dev/null 2>&1 || bad=1
+    # A test that fails under valgrind's slowness (not a memory error: every
+    # log is checked below, the first run's too) is named with its output and
+    # run once more; failing twice fails the stage. One such failure was seen
+    # once in 4 fresh-clone runs and not again in 51 reruns of every binary.
+    valgrind_one "$t" "$logs" || {
+      echo "valgrind: $(basename "$t") failed; its output ends with:"
+      tail -n 15 "$logs/$(basename "$t").out"
+      echo "valgrind: running $(basename "$t") once more"
+      valgrind_one "$t" "$logs" || bad=1
+    }
   done
   # A worker process a test killed with SIGKILL (a crash on purpose) leaves a
   # log without any summary: valgrind gets no chance to write one. Those are
@@ -82,7 +96,7 @@ valgrind_unit() {
     for f in $dirty; do cat "$f"; done
     return 1
   fi
-  echo "valgrind: $(ls "$logs" | wc -l) processes, 0 errors, no leaks"
+  echo "valgrind: $(ls "$logs"/*.log | wc -l) processes, 0 errors, no leaks"
 }
 
 # The corpus is copied so new inputs never land in the source tree; a crash
