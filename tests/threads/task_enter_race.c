@@ -6,6 +6,7 @@
  * the context's stack link at once is a race it reports). A plain main(),
  * "N passed, N failed". */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #include "check.h"
@@ -35,6 +36,9 @@ int main(void) {
   uvw_context_t *ctx = uvw_context_ref(uvw_task_context(task));
   pthread_t c;
   pthread_create(&c, NULL, other, ctx);
+  /* Start racing only once C is in its loop: a scheduler that runs one
+   * thread at a time (valgrind's) could otherwise finish A's loop first. */
+  while (atomic_load(&c_entries) == 0) sched_yield();
   long refused = 0;
   for (long i = 0; i < ITERATIONS || (atomic_load(&c_entries) == 0 && i < 50 * ITERATIONS); i++) {
     int rc = uvw_task_enter(task);
