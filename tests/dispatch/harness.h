@@ -33,10 +33,11 @@ static inline void dh_pipe_address(char *buf, size_t len) {
 }
 
 /* Start a worker listening on each address (NULL-terminated list), with
- * extra flags (may be NULL). Waits for its "listening on" lines, which give
- * the bound addresses (the port of tcp:HOST:0). */
-static inline void dh_start(dh_worker_t *w, const char *const *listen, const char *flag) {
-  const char *argv[16];
+ * extra arguments (a NULL-terminated list, may be NULL). Waits for its
+ * "listening on" lines, which give the bound addresses (the port of
+ * tcp:HOST:0). */
+static inline void dh_start_args(dh_worker_t *w, const char *const *listen, const char *const *extra) {
+  const char *argv[32];
   int argc = 0;
   argv[argc++] = UVWOOL_WORKER_PATH;
   argv[argc++] = "--routines";
@@ -46,7 +47,7 @@ static inline void dh_start(dh_worker_t *w, const char *const *listen, const cha
     argv[argc++] = "--listen";
     argv[argc++] = listen[expect];
   }
-  if (flag) argv[argc++] = flag;
+  for (int i = 0; extra && extra[i] && argc < 31; i++) argv[argc++] = extra[i];
   argv[argc] = NULL;
   int fds[2];
   cr_assert_eq(pipe(fds), 0);
@@ -90,6 +91,12 @@ static inline void dh_start(dh_worker_t *w, const char *const *listen, const cha
       memmove(buf, nl + 1, len + 1);
     }
   }
+}
+
+/* dh_start_args with one extra flag (may be NULL). */
+static inline void dh_start(dh_worker_t *w, const char *const *listen, const char *flag) {
+  const char *extra[] = {flag, NULL};
+  dh_start_args(w, listen, extra);
 }
 
 /* SIGTERM, then the exit status, which must be a clean 0. */

@@ -8,54 +8,13 @@
 
 /* ---- a worker with limit flags ------------------------------------------------------ */
 
-/* dh_start with several extra arguments (NULL-terminated). */
-static void hs_start(dh_worker_t *w, const char *address, const char *const *extra) {
-  const char *argv[32];
-  int argc = 0;
-  argv[argc++] = UVWOOL_WORKER_PATH;
-  argv[argc++] = "--routines";
-  argv[argc++] = UVWOOL_TEST_ROUTINES;
-  argv[argc++] = "--listen";
-  argv[argc++] = address;
-  for (int i = 0; extra && extra[i] && argc < 31; i++) argv[argc++] = extra[i];
-  argv[argc] = NULL;
-  int fds[2];
-  cr_assert_eq(pipe(fds), 0);
-  memset(w, 0, sizeof(*w));
-  pid_t parent = getpid();
-  w->pid = fork();
-  cr_assert_geq(w->pid, 0);
-  if (w->pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(1);
-    dup2(fds[1], 1);
-    close(fds[0]);
-    close(fds[1]);
-    execv(UVWOOL_WORKER_PATH, (char *const *)argv);
-    _exit(127);
-  }
-  close(fds[1]);
-  w->out_fd = fds[0];
-  char buf[1024] = "";
-  size_t len = 0;
-  while (strstr(buf, "listening on") == NULL || strchr(strstr(buf, "listening on"), '\n') == NULL) {
-    struct pollfd p = {w->out_fd, POLLIN, 0};
-    cr_assert_gt(poll(&p, 1, 60000), 0, "the worker did not report it was listening");
-    ssize_t n = read(w->out_fd, buf + len, sizeof(buf) - 1 - len);
-    cr_assert_gt(n, 0, "the worker exited before listening");
-    len += (size_t)n;
-    buf[len] = '\0';
-  }
-  snprintf(w->addr[0], sizeof(w->addr[0]), "%s", address);
-  w->naddr = 1;
-}
-
 static dh_worker_t hw;
 
 static void hs_open(const char *const *extra) {
   char addr[200];
   dh_pipe_address(addr, sizeof(addr));
-  hs_start(&hw, addr, extra);
+  const char *const listen[] = {addr, NULL};
+  dh_start_args(&hw, listen, extra);
 }
 
 /* ---- frames by hand ---------------------------------------------------------------- */
