@@ -2,6 +2,7 @@
  * async scope is to uvwool. Created with a fork, made current around each
  * resume, finished when it ends; the guard tells two of them apart. */
 #include <criterion/criterion.h>
+#include <string.h>
 #include <stdio.h>
 
 #include "task.h"
@@ -282,6 +283,12 @@ Test(task_api, a_task_suspended_inside_a_run_gets_that_context_back_at_its_next_
   cr_assert_eq(uvw_context_current(), parent, "suspended: the caller's context, not the task's inner one");
   cr_assert_eq(read_var(), 1);
   cr_assert_eq(uvw_context_enter(inner), UVW_EENTERED, "the inner context stays with the suspended task");
+  cr_assert(strstr(uvw_error_message(uvw_last_error()), "suspended task") != NULL,
+            "the refusal says who holds it: %s", uvw_error_message(uvw_last_error()));
+  uvw_context_t *copy = uvw_context_copy(inner);
+  cr_assert_eq(uvw_context_size(copy), 1, "a context held by a suspended task reads as a foreign one: "
+                                          "its copy has the task's write");
+  uvw_context_unref(copy);
   cr_assert_eq(uvw_task_enter(t), 0);
   cr_assert_eq(uvw_context_current(), inner, "resumed where it yielded");
   cr_assert_eq(read_var(), 50);

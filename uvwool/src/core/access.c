@@ -19,11 +19,16 @@ struct uvw_token_s {
 
 _Atomic(uvw__read_hook_fn) uvw__read_hook;
 
-#define READ_HOOK()                                                                          \
-  do {                                                                                       \
-    uvw__read_hook_fn hook_ = atomic_load_explicit(&uvw__read_hook, memory_order_relaxed); \
-    if (__builtin_expect(hook_ != NULL, 0)) hook_(__builtin_return_address(0));            \
-  } while (0)
+/* Tokens come from and go back to the thread's cache (freelist.h): a set
+ * with a token then allocates nothing once warm. */
+static uvw_token_t *token_obtain(void) {
+  uvw_token_t *token = uvw__freelist_pop(&uvw__tstate.free_tokens);
+  return token != NULL ? token : uvw__malloc(sizeof(*token));
+}
+
+static void token_recycle(uvw_token_t *token) {
+  if (token != NULL) uvw__freelist_push(&uvw__tstate.free_tokens, token, uvw__tstate.gen != 0);
+}
 
 static int bad_arg(const char *fn, const char *what) {
   uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "%s: %s", fn, what);
@@ -38,40 +43,76 @@ static int lookup_error(const uvw_var_t *var) {
   return UVW_ELOOKUP;
 }
 
-/* Shared by get and get_or: the guard and the bound value. A thread whose
- * base context was never materialised is an empty unarmed context: nothing
- * to check, nothing bound, and no allocation to find that out. */
-static inline int bound_value(uvw_var_t *var, uvw_value_t **found) {
-  uvw__thread_t *t = &uvw__tstate;
-  const uvw_context_t *ctx = t->current;
-  *found = NULL;
-  if (ctx == NULL) return 0;
-  int rc = uvw__guard_op(ctx->chain, t, "get", var);
-  if (rc != 0) return rc;
-  *found = uvw__map_get(ctx->map, var);
-  return 0;
-}
-
-int uvw_get(uvw_var_t *var, uvw_value_t **out) {
-  READ_HOOK();
-  if (__builtin_expect(var == NULL || out == NULL, 0)) return bad_arg("uvw_get", "var or out is NULL");
-  uvw_value_t *v;
-  int rc = bound_value(var, &v);
-  if (rc != 0) return rc;
-  if (v == NULL) v = atomic_load_explicit(&var->default_value, memory_order_acquire);
-  if (v == NULL) return lookup_error(var);
+/* The rest of a read whose guard passed: the lookup in ctx's map (large
+ * maps: out of line so the inline path stays call-free), then the default
+ * or fallback. */
+static __attribute__((noinline)) int read_in(const uvw__map_t *m, uvw_var_t *var, int or_fallback,
+                                             uvw_value_t *fallback, uvw_value_t **out) {
+  uvw_value_t *v = uvw__map_get(m, var);
+  if (v == NULL) {
+    if (or_fallback) v = fallback;
+    else if ((v = atomic_load_explicit(&var->default_value, memory_order_acquire)) == NULL) return lookup_error(var);
+  }
   *out = v;
   return 0;
 }
 
+/* get and get_or. Unbound: get (`or_fallback` 0) reads the default and
+ * fails without one; get_or returns `fallback`, NULL included. A thread whose
+ * base context was never materialised is an empty unarmed context: nothing
+ * to check, nothing bound, and no allocation to find that out. */
+static __attribute__((noinline)) int read_value(uvw_var_t *var, int or_fallback, uvw_value_t *fallback,
+                                                uvw_value_t **out, const char *fn) {
+  if (var == NULL || out == NULL) return bad_arg(fn, "var or out is NULL");
+  uvw__thread_t *t = &uvw__tstate;
+  const uvw_context_t *ctx = t->current;
+  if (ctx != NULL) {
+    int rc = uvw__guard_op(ctx->chain, t, "get", var);
+    if (rc != 0) return rc;
+    return read_in(ctx->map, var, or_fallback, fallback, out);
+  }
+  return read_in(NULL, var, or_fallback, fallback, out);
+}
+
+/* With UVWOOL_DEBUG=unwrapped the loop layer's hook sees each read's call site. */
+static __attribute__((noinline, cold)) int read_hooked(uvw__read_hook_fn hook, const void *site, uvw_var_t *var,
+                                                       int or_fallback, uvw_value_t *fallback, uvw_value_t **out,
+                                                       const char *fn) {
+  hook(site);
+  return read_value(var, or_fallback, fallback, out, fn);
+}
+
+/* The common read inline: our own chain (or none: the guard's common
+ * verdict, without the call) and a flat map (or none). Everything else is a
+ * tail call (the hook, bad arguments, a guard to run: read_value; a large
+ * map: read_in; a missing default: the error), so this path makes no call
+ * and needs no stack frame. */
+#define READ(var, or_fallback, fallback, out, fn)                                                    \
+  do {                                                                                               \
+    uvw__read_hook_fn hook_ = atomic_load_explicit(&uvw__read_hook, memory_order_relaxed);         \
+    if (__builtin_expect(hook_ != NULL, 0))                                                          \
+      return read_hooked(hook_, __builtin_return_address(0), var, or_fallback, fallback, out, fn);   \
+    const uvw_context_t *ctx_ = uvw__tstate.current;                                                 \
+    if (__builtin_expect(var != NULL && out != NULL && ctx_ != NULL, 1)) {                            \
+      const uvw__chain_t *c_ = ctx_->chain;                                                          \
+      if (c_ == NULL || (c_->owner_gen == uvw__tstate.gen &&                                         \
+                         (c_->owner_task == NULL || c_->owner_task == uvw__tstate.task))) {          \
+        const uvw__map_t *m_ = ctx_->map;                                                            \
+        if (m_ != NULL && m_->cap == 0) return read_in(m_, var, or_fallback, fallback, out);         \
+        uvw_value_t *v_ = uvw__map_get(m_, var);                                                     \
+        if (v_ == NULL)                                                                              \
+          v_ = (or_fallback) ? (fallback) : atomic_load_explicit(&var->default_value, memory_order_acquire); \
+        if (__builtin_expect(v_ == NULL && !(or_fallback), 0)) return lookup_error(var);             \
+        *out = v_;                                                                                   \
+        return 0;                                                                                    \
+      }                                                                                              \
+    }                                                                                                \
+    return read_value(var, or_fallback, fallback, out, fn);                                          \
+  } while (0)
+
+int uvw_get(uvw_var_t *var, uvw_value_t **out) { READ(var, 0, NULL, out, "uvw_get"); }
 int uvw_get_or(uvw_var_t *var, uvw_value_t *fallback, uvw_value_t **out) {
-  READ_HOOK();
-  if (__builtin_expect(var == NULL || out == NULL, 0)) return bad_arg("uvw_get_or", "var or out is NULL");
-  uvw_value_t *v;
-  int rc = bound_value(var, &v);
-  if (rc != 0) return rc;
-  *out = v ? v : fallback;
-  return 0;
+  READ(var, 1, fallback, out, "uvw_get_or");
 }
 
 /* The chain the context must carry after a set of var: the same record when
@@ -114,12 +155,12 @@ int uvw_set(uvw_var_t *var, uvw_value_t *value, uvw_token_t **token_out) {
 
   uvw_token_t *token = NULL;
   if (token_out != NULL) {
-    token = uvw__malloc(sizeof(*token));
+    token = token_obtain();
     if (token == NULL) return uvw__error_nomem("token");
   }
   uvw__chain_t *next;
   if ((rc = chain_after_set(ctx, t, var, &next)) != 0) {
-    uvw__free(token);
+    token_recycle(token);
     return rc;
   }
   uvw_value_t *old = NULL;
@@ -128,7 +169,7 @@ int uvw_set(uvw_var_t *var, uvw_value_t *value, uvw_token_t **token_out) {
   if (rc == 0) install_chain(ctx, next);
   uvw__context_write_end(ctx);
   if (rc != 0) {
-    uvw__free(token);
+    token_recycle(token);
     if (next != ctx->chain) uvw__chain_unref(next);
     return uvw__error_nomem("binding");
   }
@@ -213,7 +254,7 @@ int uvw_token_used(const uvw_token_t *token) { return token ? token->used : 0; }
 void uvw_token_free(uvw_token_t *token) {
   if (token == NULL) return;
   uvw__value_unref(token->old_value);
-  uvw__free(token);
+  token_recycle(token);
 }
 
 /* ---- values that outlive the binding ------------------------------------------ */

@@ -11,9 +11,12 @@
  * is the owner's; a stamp for another generation keeps no id. */
 static int os_tid_of(uint64_t gen) { return gen != 0 && gen == uvw__tstate.gen ? uvw__tstate.os_tid : 0; }
 
+/* From the thread's cache of freed chains (freelist.h) when it has one. */
 static uvw__chain_t *chain_alloc(void) {
-  uvw__chain_t *c = uvw__calloc(1, sizeof(*c));
-  if (c) atomic_init(&c->refs, 1);
+  uvw__chain_t *c = uvw__freelist_pop(&uvw__tstate.free_chains);
+  if (c != NULL) memset(c, 0, sizeof(*c));
+  else if ((c = uvw__calloc(1, sizeof(*c))) == NULL) return NULL;
+  atomic_init(&c->refs, 1);
   return c;
 }
 
@@ -49,7 +52,7 @@ uvw__chain_t *uvw__chain_clone(const uvw__chain_t *src) {
     uvw__chain_unref(c);
     return NULL;
   }
-  uvw__var_hold(c->stubs, c->nstubs); /* every chain holds the stubs it pins */
+  if (c->nstubs) uvw__var_hold(c->stubs, c->nstubs); /* every chain holds the stubs it pins */
   c->owner_task = uvw__task_ref(src->owner_task);
   return c;
 }
@@ -60,16 +63,18 @@ uvw__chain_t *uvw__chain_fork(const uvw__chain_t *src) {
     uvw__chain_unref(c);
     return NULL;
   }
-  if (c) uvw__var_hold(c->stubs, c->nstubs);
+  if (c && c->nstubs) uvw__var_hold(c->stubs, c->nstubs);
   return c;
 }
 
 void uvw__chain_destroy(uvw__chain_t *c) {
-  uvw__task_unref(c->owner_task);
-  uvw__free(c->resets);
-  uvw__var_release(c->stubs, c->nstubs);
-  uvw__free(c->stubs);
-  uvw__free(c);
+  if (c->owner_task) uvw__task_unref(c->owner_task);
+  if (c->resets) uvw__free(c->resets);
+  if (c->stubs) {
+    uvw__var_release(c->stubs, c->nstubs);
+    uvw__free(c->stubs);
+  }
+  uvw__freelist_push(&uvw__tstate.free_chains, c, uvw__tstate.gen != 0);
 }
 
 void uvw__chain_set_owner(uvw__chain_t *c, uint64_t owner_gen, uvw__task_t *task) {

@@ -8,38 +8,15 @@
 #include "error.h"
 #include "var.h"
 
-/* Freed context objects wait in a small per-thread cache: capturing a context
- * at every libuv registration then allocates nothing once the loop is warm. */
-#define CONTEXT_CACHE_MAX 64
-
+/* Freed contexts wait in the thread's cache (freelist.h): capturing a
+ * context at every libuv registration then allocates nothing once warm. */
 static uvw_context_t *context_obtain(uvw__thread_t *t) {
-  uvw_context_t *ctx = t->context_cache;
-  if (ctx != NULL) {
-    t->context_cache = ctx->prev;
-    t->context_cache_len--;
-    return ctx;
-  }
-  return uvw__malloc(sizeof(*ctx));
+  uvw_context_t *ctx = uvw__freelist_pop(&t->free_contexts);
+  return ctx != NULL ? ctx : uvw__malloc(sizeof(*ctx));
 }
 
 static void context_recycle(uvw_context_t *ctx) {
-  uvw__thread_t *t = &uvw__tstate;
-  if (t->gen != 0 && t->context_cache_len < CONTEXT_CACHE_MAX) {
-    ctx->prev = t->context_cache;
-    t->context_cache = ctx;
-    t->context_cache_len++;
-  } else {
-    uvw__free(ctx);
-  }
-}
-
-void uvw__context_cache_drain(uvw__thread_t *t) {
-  while (t->context_cache) {
-    uvw_context_t *ctx = t->context_cache;
-    t->context_cache = ctx->prev;
-    uvw__free(ctx);
-  }
-  t->context_cache_len = 0;
+  uvw__freelist_push(&uvw__tstate.free_contexts, ctx, uvw__tstate.gen != 0);
 }
 
 /* A new context that takes over the caller's references to map and chain. */
@@ -53,8 +30,7 @@ static uvw_context_t *context_adopt(uvw__map_t *map, uvw__chain_t *chain) {
     return NULL;
   }
   atomic_init(&ctx->refs, 1);
-  atomic_init(&ctx->entered, 0);
-  atomic_init(&ctx->entered_gen, 0);
+  atomic_init(&ctx->entered_by, 0);
   atomic_init(&ctx->readers, 0);
   atomic_init(&ctx->writing, 0);
   ctx->map = map;
@@ -75,8 +51,7 @@ uvw_context_t *uvw__context_current(void) {
   if (__builtin_expect(t->current == NULL, 0)) {
     uvw_context_t *base = context_alloc(NULL, NULL);
     if (base == NULL) return NULL;
-    atomic_store(&base->entered, 1); /* the base is current from birth: it cannot be entered */
-    atomic_store_explicit(&base->entered_gen, t->gen, memory_order_relaxed);
+    atomic_store(&base->entered_by, t->gen); /* current from birth: it cannot be entered */
     t->base = t->current = base;
   }
   return t->current;
@@ -89,14 +64,14 @@ uvw_context_t *uvw_context_new(void) { return context_alloc(NULL, NULL); }
 
 int uvw__context_read_begin(const uvw_context_t *cctx) {
   uvw_context_t *ctx = (uvw_context_t *)cctx; /* only the atomics are written */
-  if (atomic_load_explicit(&ctx->entered_gen, memory_order_relaxed) == uvw__thread()->gen) return 0;
+  if (atomic_load_explicit(&ctx->entered_by, memory_order_relaxed) == uvw__thread()->gen) return 0;
   for (;;) {
     atomic_fetch_add_explicit(&ctx->readers, 1, memory_order_seq_cst);
     /* Entered nowhere: a thread entering now sees us at its first write
      * (its enter is a compare-and-swap, a full barrier like our increment),
      * and a writer that does not enter uses the fenced begin, so the
      * kernel's barrier is not needed. */
-    if (atomic_load_explicit(&ctx->entered, memory_order_seq_cst) == 0 &&
+    if (atomic_load_explicit(&ctx->entered_by, memory_order_seq_cst) == 0 &&
         atomic_load_explicit(&ctx->writing, memory_order_seq_cst) == 0)
       return 1;
     uvw__membarrier();
@@ -128,7 +103,7 @@ uvw_context_t *uvw_context_copy(uvw_context_t *ctx) {
     uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_context_copy: ctx is NULL");
     return NULL;
   }
-  if (atomic_load_explicit(&ctx->entered_gen, memory_order_relaxed) == uvw__tstate.gen && uvw__tstate.gen != 0)
+  if (atomic_load_explicit(&ctx->entered_by, memory_order_relaxed) == uvw__tstate.gen && uvw__tstate.gen != 0)
     return context_alloc(ctx->map, ctx->chain); /* our own: nobody else writes it */
   uvw__map_t *map;
   uvw__chain_t *chain;
@@ -183,7 +158,7 @@ uvw_context_t *uvw_context_fork(uvw_context_t *ctx, unsigned policy_flag) {
   filter_t f = {NULL, policy_flag, 0};
   /* Our own context: nobody else writes it, so its chain is read borrowed
    * (as uvw_context_copy does); anyone else's is read in a snapshot. */
-  int own = uvw__tstate.gen != 0 && atomic_load_explicit(&ctx->entered_gen, memory_order_relaxed) == uvw__tstate.gen;
+  int own = uvw__tstate.gen != 0 && atomic_load_explicit(&ctx->entered_by, memory_order_relaxed) == uvw__tstate.gen;
   if (own) {
     f.map = uvw__map_ref(ctx->map);
     src_chain = ctx->chain;
@@ -209,12 +184,22 @@ uvw_context_t *uvw_context_fork(uvw_context_t *ctx, unsigned policy_flag) {
 
 /* ---- enter / exit ------------------------------------------------------------ */
 
+/* The rare ways out of enter and exit live out of line, so the common path
+ * needs no stack frame (the report's buffers would force one). */
+#define UVW__COLD __attribute__((noinline, cold))
+
 /* UVW_EENTERED naming the thread that has ctx entered. Its identity is read
  * once, relaxed: it may have left since, which the report cannot know. Only
- * the generation is stored at enter (one store on the hot path); the OS id
+ * the generation is stored at enter (the compare-and-swap itself); the OS id
  * is looked up from it here. */
-static int uvw__entered_error(const uvw_context_t *ctx) {
-  uint64_t gen = atomic_load_explicit(&ctx->entered_gen, memory_order_relaxed);
+static UVW__COLD int entered_error(const uvw_context_t *ctx) {
+  uint64_t gen = atomic_load_explicit(&ctx->entered_by, memory_order_relaxed);
+  if (gen == UVW__ENTERED_HELD) {
+    uvw__error_set(UVW_EENTERED, UVW_KIND_RUNTIME_ERROR,
+                   "cannot enter context: it is entered inside a suspended task (a task that yielded inside "
+                   "uvw_context_run); a context is current in one place at a time: enter a copy instead");
+    return UVW_EENTERED;
+  }
   int tid = uvw__thread_os_tid_of(gen);
   char name[64];
   uvw__thread_name(tid, name, sizeof(name));
@@ -229,66 +214,76 @@ static int uvw__entered_error(const uvw_context_t *ctx) {
   return UVW_EENTERED;
 }
 
-int uvw_context_enter(uvw_context_t *ctx) {
-  if (ctx == NULL) {
-    uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_context_enter: ctx is NULL");
-    return UVW_EINVAL;
+static UVW__COLD int enter_null(void) {
+  uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_context_enter: ctx is NULL");
+  return UVW_EINVAL;
+}
+
+/* A fresh fork: the first runner claims it, on a chain of its own. ctx is
+ * entered already (entered_by is ours), so foreign readers use the
+ * handshake and the new chain is published by the book. */
+static UVW__COLD int enter_claiming(uvw_context_t *ctx, uvw__thread_t *t) {
+  uvw__chain_t *claimed = uvw__chain_clone(ctx->chain);
+  if (claimed == NULL) {
+    atomic_store_explicit(&ctx->entered_by, 0, memory_order_release);
+    return uvw__error_nomem("chain");
   }
-  int expected = 0;
-  if (!atomic_compare_exchange_strong_explicit(&ctx->entered, &expected, 1, memory_order_acquire,
-                                               memory_order_relaxed))
-    return uvw__entered_error(ctx);
-  uvw__thread_t *t = uvw__thread();
-  if (ctx->chain != NULL && ctx->chain->owner_gen == 0) {
-    /* A fresh fork: the first runner claims it. */
-    uvw__chain_t *claimed = uvw__chain_clone(ctx->chain);
-    if (claimed == NULL) {
-      atomic_store_explicit(&ctx->entered, 0, memory_order_release);
-      return uvw__error_nomem("chain");
-    }
-    uvw__chain_set_owner(claimed, t->gen, t->task);
-    /* Not ours yet for readers (entered_gen is still 0): publish by the book. */
-    uvw__context_write_begin(ctx);
-    uvw__chain_t *old = ctx->chain;
-    ctx->chain = claimed;
-    uvw__context_write_end(ctx);
-    uvw__chain_unref(old);
-  }
-  atomic_store_explicit(&ctx->entered_gen, t->gen, memory_order_relaxed);
+  uvw__chain_set_owner(claimed, t->gen, t->task);
+  uvw__context_write_begin(ctx);
+  uvw__chain_t *old = ctx->chain;
+  ctx->chain = claimed;
+  uvw__context_write_end(ctx);
+  uvw__chain_unref(old);
   ctx->prev = t->current;
   t->current = ctx;
   return 0;
 }
 
-int uvw_context_exit(uvw_context_t *ctx) {
+static inline int context_enter(uvw_context_t *ctx) {
+  if (__builtin_expect(ctx == NULL, 0)) return enter_null();
   uvw__thread_t *t = uvw__thread();
-  if (ctx == NULL || ctx != t->current || ctx == t->base) {
-    uvw__error_set(UVW_ENOTENTERED, UVW_KIND_RUNTIME_ERROR,
-                   "cannot exit context: it is not the context this thread entered last");
-    return UVW_ENOTENTERED;
-  }
-  t->current = ctx->prev;
-  ctx->prev = NULL;
-  atomic_store_explicit(&ctx->entered_gen, 0, memory_order_relaxed);
-  atomic_store_explicit(&ctx->entered, 0, memory_order_release);
+  uint64_t nobody = 0;
+  if (__builtin_expect(!atomic_compare_exchange_strong_explicit(&ctx->entered_by, &nobody, t->gen,
+                                                                memory_order_acquire, memory_order_relaxed),
+                       0))
+    return entered_error(ctx);
+  if (__builtin_expect(ctx->chain != NULL && ctx->chain->owner_gen == 0, 0)) return enter_claiming(ctx, t);
+  ctx->prev = t->current;
+  t->current = ctx;
   return 0;
 }
 
-int uvw__context_leave(uvw_context_t *ctx) {
-  /* Whatever ran inside may have left contexts of its own entered: unwind
-   * them first, but only when ctx is still below them, so a misbehaving
-   * callee cannot make us unwind contexts that are not ours. */
+static UVW__COLD int exit_refused(void) {
+  uvw__error_set(UVW_ENOTENTERED, UVW_KIND_RUNTIME_ERROR,
+                 "cannot exit context: it is not the context this thread entered last");
+  return UVW_ENOTENTERED;
+}
+
+static inline int context_exit(uvw_context_t *ctx) {
+  /* A thread that never used uvwool has no current context: refused too. */
+  uvw__thread_t *t = &uvw__tstate;
+  if (__builtin_expect(ctx == NULL || ctx != t->current || ctx == t->base, 0)) return exit_refused();
+  uvw__context_pop(t, ctx);
+  return 0;
+}
+
+int uvw_context_enter(uvw_context_t *ctx) { return context_enter(ctx); }
+int uvw_context_exit(uvw_context_t *ctx) { return context_exit(ctx); }
+
+int uvw__context_leave_unwinding(uvw_context_t *ctx) {
+  /* Only when ctx is still below them, so a misbehaving callee cannot make
+   * us unwind contexts that are not ours. */
   uvw__thread_t *t = uvw__thread();
   uvw_context_t *c = t->current;
   while (c != NULL && c != ctx && c != t->base) c = c->prev;
-  if (c != ctx) return uvw_context_exit(ctx); /* reports UVW_ENOTENTERED */
-  while (t->current != ctx) uvw_context_exit(t->current);
-  return uvw_context_exit(ctx);
+  if (c != ctx) return context_exit(ctx); /* reports UVW_ENOTENTERED */
+  while (t->current != ctx) context_exit(t->current);
+  return context_exit(ctx);
 }
 
 int uvw_context_run(uvw_context_t *ctx, uvw_run_cb fn, void *arg) {
-  if (fn == NULL) return uvw__error_arg(__func__, "fn", "is NULL");
-  int rc = uvw_context_enter(ctx);
+  if (__builtin_expect(fn == NULL, 0)) return uvw__error_arg(__func__, "fn", "is NULL");
+  int rc = context_enter(ctx);
   if (rc != 0) return rc;
   fn(arg);
   return uvw__context_leave(ctx);

@@ -12,13 +12,19 @@
 #include "thread.h"
 #include "uvwool/context.h"
 
+/* entered_by of a context a suspended task holds entered (no generation is
+ * ever this value: they count up from 1). */
+#define UVW__ENTERED_HELD UINT64_MAX
+
 struct uvw_context_s {
   atomic_uint refs;
-  atomic_int entered;   /* 1 while current on some thread (a thread's base: always) */
-  /* Who has it entered (0: nobody): written by that thread at enter and
-   * exit only, read by readers to tell "mine" from "foreign" and by the
-   * UVW_EENTERED report. */
-  _Atomic uint64_t entered_gen;
+  /* Who has it entered, in one word so enter is one compare-and-swap and
+   * exit one store: 0 nobody; the generation of the thread it is current on
+   * (a thread's base: always its own); UVW__ENTERED_HELD while it stays
+   * entered inside a suspended task (task.c), current on no thread. Read by
+   * foreign readers to tell "mine" from "foreign" and by the UVW_EENTERED
+   * report. */
+  _Atomic uint64_t entered_by;
   atomic_uint readers;  /* foreign readers inside their section (see below) */
   atomic_int writing;   /* the entering thread is replacing map or chain */
   uvw__map_t *map;      /* NULL: no bindings */
@@ -38,12 +44,11 @@ uvw_context_t *uvw__context_current(void);
  * enter for a fork that must be claimed. */
 static inline int uvw__context_enter_owned(uvw_context_t *ctx) {
   uvw__thread_t *t = uvw__thread();
-  if (__builtin_expect(atomic_load_explicit(&ctx->entered, memory_order_relaxed) != 0 ||
+  if (__builtin_expect(atomic_load_explicit(&ctx->entered_by, memory_order_relaxed) != 0 ||
                            (ctx->chain != NULL && ctx->chain->owner_gen == 0),
                        0))
     return uvw_context_enter(ctx);
-  atomic_store_explicit(&ctx->entered, 1, memory_order_relaxed);
-  atomic_store_explicit(&ctx->entered_gen, t->gen, memory_order_relaxed);
+  atomic_store_explicit(&ctx->entered_by, t->gen, memory_order_relaxed);
   ctx->prev = t->current;
   t->current = ctx;
   return 0;
@@ -123,8 +128,24 @@ void uvw__context_read_end(const uvw_context_t *ctx, int foreign);
  * reader section: one consistent state, safe from any thread. */
 void uvw__context_snapshot(const uvw_context_t *ctx, uvw__map_t **map, uvw__chain_t **chain);
 
-/* Exit ctx after unwinding contexts a callee left entered above it. */
-int uvw__context_leave(uvw_context_t *ctx);
+/* Take ctx, the thread's current context and not its base, off the stack. */
+static inline void uvw__context_pop(uvw__thread_t *t, uvw_context_t *ctx) {
+  t->current = ctx->prev;
+  ctx->prev = NULL;
+  atomic_store_explicit(&ctx->entered_by, 0, memory_order_release);
+}
+
+/* Exit ctx after unwinding contexts a callee left entered above it: inline
+ * when ctx is still current (a well-behaved callee), the rest out of line. */
+int uvw__context_leave_unwinding(uvw_context_t *ctx);
+static inline int uvw__context_leave(uvw_context_t *ctx) {
+  uvw__thread_t *t = &uvw__tstate;
+  if (__builtin_expect(ctx != NULL && ctx == t->current && ctx != t->base, 1)) {
+    uvw__context_pop(t, ctx);
+    return 0;
+  }
+  return uvw__context_leave_unwinding(ctx);
+}
 
 /* The guard against chain `c` of the current context, run by operation `op`
  * ("get", "set", "reset", "mount", ...) on `var` (NULL when the operation

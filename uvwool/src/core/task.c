@@ -56,11 +56,11 @@ uvw__task_t *uvw__task_swap_current(uvw__task_t *task) {
 }
 
 /* Who has c entered, as readers see it (context.h): the thread that runs the
- * task, or nobody while it is suspended, so the thread that left it does
- * not take c for its own (and skip the reader handshake) while another
- * thread resumes the task and writes. */
-static void set_entered_by(uvw_context_t *c, uint64_t gen) {
-  atomic_store_explicit(&c->entered_gen, gen, memory_order_relaxed);
+ * task, or UVW__ENTERED_HELD while it is suspended, so the thread that left
+ * it does not take c for its own (and skip the reader handshake) while
+ * another thread resumes the task and writes. */
+static void set_entered_by(uvw_context_t *c, uint64_t by) {
+  atomic_store_explicit(&c->entered_by, by, memory_order_relaxed);
 }
 
 /* Contexts a task left entered above its own when it was suspended (it
@@ -71,7 +71,7 @@ static void set_entered_by(uvw_context_t *c, uint64_t gen) {
 static void hold_saved(uvw_context_t *top, const uvw_context_t *ctx) {
   for (uvw_context_t *c = top; c != ctx; c = c->prev) {
     uvw_context_ref(c);
-    set_entered_by(c, 0); /* still entered (nobody else may enter it), by no thread */
+    set_entered_by(c, UVW__ENTERED_HELD); /* still entered (nobody else may enter it), by no thread */
   }
 }
 
@@ -91,8 +91,7 @@ static void unwind_saved(uvw__task_t *task) {
   for (uvw_context_t *c = task->top, *next; c != NULL && c != task->ctx; c = next) {
     next = c->prev;
     c->prev = NULL;
-    set_entered_by(c, 0);
-    atomic_store_explicit(&c->entered, 0, memory_order_release);
+    atomic_store_explicit(&c->entered_by, 0, memory_order_release);
     uvw_context_unref(c);
   }
   task->top = NULL;
@@ -263,8 +262,7 @@ int uvw_task_leave(uvw_task_t *task) {
   }
   t->current = ctx->prev;
   ctx->prev = NULL;
-  set_entered_by(ctx, 0); /* as uvw_context_exit: no longer this thread's */
-  atomic_store_explicit(&ctx->entered, 0, memory_order_release);
+  atomic_store_explicit(&ctx->entered_by, 0, memory_order_release); /* as uvw_context_exit */
   t->task = task->prev_task;
   task->prev_task = NULL;
   task->entered = 0;

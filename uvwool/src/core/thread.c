@@ -30,7 +30,10 @@ static void thread_cleanup(void *unused) {
   t->base = t->current = NULL;
   uvw_value_unref(t->foreign_lookup);
   t->foreign_lookup = NULL;
-  uvw__context_cache_drain(t);
+  /* After the base: what it held may have joined the caches. */
+  uvw__freelist_drain(&t->free_contexts);
+  uvw__freelist_drain(&t->free_chains);
+  uvw__freelist_drain(&t->free_tokens);
   if (t->last_error) uvw_error_unref(t->last_error);
   t->last_error = NULL;
   t->gen = 0;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "freelist.h"
 #include "uvwool/context.h"
 #include "uvwool/errors.h"
 
@@ -24,8 +25,8 @@ typedef struct uvw__thread_s {
   uvw_error_t *last_error;
   uint64_t rng[4];              /* xoshiro256** state for chain ids */
   uint64_t context_serial;      /* per-thread count behind context serials */
-  uvw_context_t *context_cache; /* freed context objects for reuse (context.c) */
-  unsigned context_cache_len;
+  /* Freed objects kept for reuse (freelist.h). */
+  uvw__freelist_t free_contexts, free_chains, free_tokens;
   /* Set by the loop layer while a loop callback runs: called before every
    * set/reset/mount (arming: non-zero when the write arms the context) so the
    * loop can install its task factory and report its displacement. Core
@@ -48,7 +49,6 @@ extern _Atomic(uvw__read_hook_fn) uvw__read_hook;
 
 /* Warn (once) if another copy of the core is loaded in the process (copies.c). */
 void uvw__core_copies_check(void);
-void uvw__context_cache_drain(uvw__thread_t *t);
 
 static inline uvw__thread_t *uvw__thread(void) {
   if (__builtin_expect(uvw__tstate.gen == 0, 0)) uvw__thread_init();

@@ -20,7 +20,7 @@
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static uvw_var_t *buckets[REGISTRY_BUCKETS];
 static size_t stub_count;
-static atomic_int any_restricted;
+atomic_int uvw__var_restricted_seen;
 
 static size_t key_hash(const char *ns, const char *name) {
   uint64_t h = 1469598103934665603ULL; /* FNV-1a over ns \0 name */
@@ -290,9 +290,8 @@ int uvw_var_set_policy(uvw_var_t *var, unsigned flags) {
   /* Only the fork edges filter forks: a wire or baggage restriction must
    * not make every fork walk its map. */
   unsigned fork_edges = UVW_PROPAGATE_FORK | UVW_PROPAGATE_THREAD;
-  if ((flags & fork_edges) != fork_edges) atomic_store(&any_restricted, 1);
+  if ((flags & fork_edges) != fork_edges) atomic_store(&uvw__var_restricted_seen, 1);
   atomic_store(&var->policy, flags);
   return 0;
 }
 
-int uvw__var_any_restricted(void) { return atomic_load_explicit(&any_restricted, memory_order_relaxed); }

@@ -53,7 +53,11 @@ uvw_var_t *uvw__var_lookup(const char *ns, const char *name);
 /* Number of stubs currently in the registry. */
 size_t uvw__var_stub_count(void);
 /* Non-zero once any variable was given a policy without UVW_PROPAGATE_FORK or
- * UVW_PROPAGATE_THREAD, so forks can skip filtering in the common case. */
-int uvw__var_any_restricted(void);
+ * UVW_PROPAGATE_THREAD, so forks can skip filtering in the common case.
+ * Inline: every fork asks. */
+extern atomic_int uvw__var_restricted_seen;
+static inline int uvw__var_any_restricted(void) {
+  return atomic_load_explicit(&uvw__var_restricted_seen, memory_order_relaxed);
+}
 
 #endif

@@ -13,9 +13,11 @@ static void timer_trampoline(uv_timer_t *handle) {
 }
 
 int uvw_timer_start(uv_timer_t *handle, uv_timer_cb cb, uint64_t timeout, uint64_t repeat) {
-  /* libuv refuses a closing timer (UV_EINVAL): nothing to capture. */
-  if (cb == NULL || handle == NULL || uv_is_closing((uv_handle_t *)handle))
-    return UVW__UV(uv_timer_start(handle, cb, timeout, repeat));
+  /* libuv refuses a NULL cb. A closing timer it refuses too (UV_EINVAL):
+   * that case is not tested here, because every restart from a timer's own
+   * callback would pay for the check; the capture made for it is discarded
+   * below like any refused registration's, and the handle's records stay. */
+  if (cb == NULL || handle == NULL) return UVW__UV(uv_timer_start(handle, cb, timeout, repeat));
   uvw__loop_t *L;
   uvw__reg_t *r;
   int rc = uvw__register(handle->loop, handle, UVW__SLOT_MAIN, (uvw__fn)cb, NULL, &L, &r);
