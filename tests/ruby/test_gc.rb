@@ -66,8 +66,9 @@ class TestGC < Minitest::Test
     isolated { make_unresumed_fibers(v, 40) }
     assert_operator Uvwool::Core.held_objects, :>=, base + 40
     4.times { GC.start(full_mark: true, immediate_sweep: true) }
-    # The conservative stack scan may keep the last one or two alive.
-    assert_operator Uvwool::Core.held_objects, :<=, base + 2
+    # The conservative stack scan may keep a few alive (the fresh list
+    # alone would keep 16).
+    assert_operator Uvwool::Core.held_objects, :<=, base + 6
   end
 
   # A GC at every allocation: any VALUE the extension holds without marking
