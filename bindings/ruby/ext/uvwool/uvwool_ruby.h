@@ -1,5 +1,6 @@
 /* Shared declarations of the hand-written C of the Ruby extension
- * (values.c, errors.c, fibers.c, vars.c, dispatch.c, warnings.c) and the SWIG-generated low layer. */
+ * (values.c, errors.c, fibers.c, vars.c, dispatch.c, warnings.c,
+ * baggage.c) and the SWIG-generated low layer. */
 #ifndef UVWOOL_RUBY_H
 #define UVWOOL_RUBY_H
 
@@ -34,6 +35,7 @@ void uvwr_init_fibers(VALUE mod);
 void uvwr_init_vars(VALUE mod);
 void uvwr_init_dispatch(VALUE mod);
 void uvwr_init_warnings(VALUE mod);
+void uvwr_init_baggage(VALUE mod);
 
 /* Warnings (warnings.c): the core's sink queues them; flush hands them to
  * Ruby's Warning (GVL held; raises what a raising handler raised). Mute
