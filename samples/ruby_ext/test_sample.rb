@@ -78,6 +78,25 @@ class TestSample < Minitest::Test
     assert_raises(TypeError) { loop.to_thread(42) {} }
   end
 
+  def test_repeat_runs_the_block_once_per_turn_in_the_registration_context
+    seen = []
+    Uvwool::Core.context_new.run do
+      loop = UvwoolSample::Loop.new
+      REQUEST.set("repeat")
+      loop.repeat(3) { |i| seen << [i, REQUEST.get] }
+      REQUEST.set("after")
+      loop.run
+    end
+    assert_equal [[0, "repeat"], [1, "repeat"], [2, "repeat"]], seen
+    assert_raises(ArgumentError) { UvwoolSample::Loop.new.repeat(0) {} }
+  end
+
+  def test_gvl_retakes_call_the_block_each_time
+    n = 0
+    UvwoolSample.gvl_retakes(4, proc { n += 1 })
+    assert_equal 4, n
+  end
+
   def test_block_exceptions_stop_the_loop_and_propagate
     loop = UvwoolSample::Loop.new
     loop.timer(1) { raise ArgumentError, "from a callback" }

@@ -5,6 +5,9 @@
  *   loop.stat(path) { |size_or_errno| }   # uvw_fs_stat
  *   loop.offload(n) { |sum| ... }         # uvw_to_thread: 1 + ... + n on a pool thread
  *   loop.to_thread(work) { |result| ... } # Ruby work (a callable) on a Ruby Thread
+ *   loop.repeat(n, plain = false) { |i| } # uvw_idle_start (plain: uv_idle_start, no capture):
+ *                                         # the block n times, one per loop turn
+ *   UvwoolSample.gvl_retakes(n[, block])  # n bare GVL re-takes (calling the block): a baseline
  *   loop.run                              # uv_run without the GVL
  *
  * Every registration captures the uvwool context current in Ruby when it is
@@ -39,8 +42,10 @@ typedef struct {
     uv_fs_t fs;
     uv_work_t work;
     uv_async_t async;
+    uv_idle_t idle;
   } u;
   long n, sum;
+  int plain; /* repeat without uvwool */
   VALUE work, result; /* to_thread: both also in s->blocks */
 } reg_t;
 
@@ -207,6 +212,63 @@ static VALUE sloop_to_thread(VALUE self, VALUE work) {
   return self;
 }
 
+/* ---- repeat, and the bare GVL re-take it is compared with (the benchmark) ---- */
+
+static void idle_closed(uv_handle_t *h) { free(h->data); }
+
+static void on_idle(uv_idle_t *h) {
+  reg_t *r = h->data;
+  call_block(r, r->sum++);
+  if (r->sum >= r->n || r->s->error != Qnil) {
+    if (r->plain)
+      uv_idle_stop(h);
+    else
+      uvw_idle_stop(h);
+    uv_close((uv_handle_t *)h, idle_closed);
+  }
+}
+
+static VALUE sloop_repeat(int argc, VALUE *argv, VALUE self) {
+  rb_check_arity(argc, 1, 2);
+  long count = NUM2LONG(argv[0]);
+  int plain = argc > 1 && RTEST(argv[1]);
+  if (count <= 0) rb_raise(rb_eArgError, "repeat expects a positive count");
+  reg_t *r = reg_new(self);
+  r->n = count;
+  r->plain = plain;
+  uv_idle_init(&r->s->loop, &r->u.idle);
+  r->u.idle.data = r;
+  int rc = plain ? uv_idle_start(&r->u.idle, on_idle) : uvw_idle_start(&r->u.idle, on_idle);
+  if (rc < 0) rb_raise(rb_eRuntimeError, "uvw_idle_start: %s", uvw_strerror(rc));
+  return self;
+}
+
+typedef struct {
+  long n;
+  VALUE block; /* Qnil: take the GVL and give it back, nothing else */
+} retake_t;
+
+static void *with_gvl_body(void *p) {
+  retake_t *t = p;
+  if (t->block != Qnil) rb_proc_call_with_block(t->block, 0, NULL, Qnil); /* a benchmark: no rescue */
+  return NULL;
+}
+
+static void *retake_nogvl(void *p) {
+  retake_t *t = p;
+  for (long i = 0; i < t->n; i++) rb_thread_call_with_gvl(with_gvl_body, t);
+  return NULL;
+}
+
+static VALUE sample_gvl_retakes(int argc, VALUE *argv, VALUE self) {
+  (void)self;
+  rb_check_arity(argc, 1, 2);
+  retake_t t = {NUM2LONG(argv[0]), argc > 1 ? argv[1] : Qnil};
+  rb_thread_call_without_gvl(retake_nogvl, &t, RUBY_UBF_IO, NULL);
+  RB_GC_GUARD(argv[argc - 1]);
+  return Qnil;
+}
+
 static void *run_nogvl(void *p) {
   sloop_t *s = p;
   uv_run(&s->loop, UV_RUN_DEFAULT);
@@ -238,5 +300,7 @@ void Init_uvwool_sample(void) {
   rb_define_method(cls, "stat", sloop_stat, 1);
   rb_define_method(cls, "offload", sloop_offload, 1);
   rb_define_method(cls, "to_thread", sloop_to_thread, 1);
+  rb_define_method(cls, "repeat", sloop_repeat, -1);
+  rb_define_module_function(mod, "gvl_retakes", sample_gvl_retakes, -1);
   rb_define_method(cls, "run", sloop_run, 0);
 }
