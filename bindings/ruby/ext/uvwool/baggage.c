@@ -8,11 +8,7 @@ static VALUE baggage_encode(VALUE self) {
   (void)self;
   char *out = NULL;
   int rc = uvw_baggage_encode(NULL, &out);
-  if (rc < 0) {
-    VALUE exc = uvwr_error_new(uvw_last_error(), rc);
-    uvwr_warnings_flush();
-    rb_exc_raise(exc);
-  }
+  if (rc < 0) uvwr_raise_flushed(rc);
   VALUE header = rb_utf8_str_new_cstr(out);
   uvw_free(out);
   uvwr_warnings_flush();
@@ -27,10 +23,9 @@ static VALUE baggage_mount(VALUE self, VALUE header) {
   uvw_manifest_t *m = NULL;
   int rc = uvw_baggage_decode(RSTRING_PTR(header), (size_t)RSTRING_LEN(header), &m);
   if (rc == 0) rc = uvw_manifest_mount(m);
-  VALUE exc = rc < 0 ? uvwr_error_new(uvw_last_error(), rc) : Qnil;
-  uvw_manifest_free(m);
+  uvw_manifest_free(m); /* fails no call: the error record stays */
+  if (rc < 0) uvwr_raise_flushed(rc);
   uvwr_warnings_flush();
-  if (rc < 0) rb_exc_raise(exc);
   return Qnil;
 }
 

@@ -125,31 +125,29 @@ static VALUE check_ints(VALUE unused) {
   return Qnil;
 }
 
-/* Wait for o, d being the dispatch it belongs to. An interrupt that raises
- * cancels d first: a callback must never write into a frame that is gone. */
+/* Wait for o, d being the dispatch it belongs to. Leaving without the
+ * reply (an interrupt that raises) cancels d and drains its callback
+ * first: a callback must never write into a frame that is gone. */
 static void wait_reply(rconn_t *c, uvw_dispatch_t *d, outcome_t *o) {
   struct wait_args w = {c, o, 0};
+  int state = 0;
   c->busy = 1;
-  while (!o->decided && !w.dry) {
+  while (!o->decided && !w.dry && !state) {
     atomic_store(&c->interrupted, 0);
     /* gvl2 raises no pending interrupt itself (that would skip the cancel
      * below); with one pending it returns at once, so they are handled
      * here (a postponed job, a signal, Thread#raise). */
     rb_thread_call_without_gvl2(wait_nogvl, &w, wait_ubf, &w);
-    if (o->decided) break;
-    int state = 0;
-    rb_protect(check_ints, Qnil, &state);
-    if (state) {
-      uvw_dispatch_cancel(d);
-      while (!o->decided && uv_run(&c->loop, UV_RUN_ONCE)) {
-      }
-      c->busy = 0;
-      outcome_clear(o);
-      rb_jump_tag(state);
-    }
+    if (!o->decided) rb_protect(check_ints, Qnil, &state);
   }
   c->busy = 0;
-  if (!o->decided) rb_raise(rb_eRuntimeError, "uvwool: the loop stopped before the worker answered");
+  if (o->decided) return;
+  uvw_dispatch_cancel(d);
+  while (!o->decided && uv_run(&c->loop, UV_RUN_ONCE)) {
+  }
+  outcome_clear(o);
+  if (state) rb_jump_tag(state);
+  rb_raise(rb_eRuntimeError, "uvwool: the loop stopped before the worker answered");
 }
 
 /* ---- the outcome into Ruby ------------------------------------------------------ */
@@ -256,6 +254,16 @@ static void loop_abandon(rconn_t *c) {
   uvw_loop_close(&c->loop);
 }
 
+/* The end of Connection/Pool#initialize: rc is the open's result. */
+static void opened(rconn_t *c, int rc) {
+  if (rc < 0) {
+    VALUE exc = uvwr_error_new(uvw_last_error(), rc);
+    loop_abandon(c);
+    rb_exc_raise(exc);
+  }
+  c->open = 1;
+}
+
 /* Connection#initialize(address, timeout_ms): uvw_conn_open, which
  * connects from the loop: a worker that is not there fails the first
  * dispatch (UVW_ECONNRESET). */
@@ -264,13 +272,7 @@ static VALUE conn_init(VALUE self, VALUE address, VALUE timeout) {
   const char *addr = StringValueCStr(address);
   if (c->open) rb_raise(rb_eTypeError, "uvwool: Connection already initialized");
   loop_open(c);
-  int rc = uvw_conn_open(&c->loop, addr, &c->conn);
-  if (rc < 0) {
-    VALUE exc = uvwr_error_new(uvw_last_error(), rc);
-    loop_abandon(c);
-    rb_exc_raise(exc);
-  }
-  c->open = 1;
+  opened(c, uvw_conn_open(&c->loop, addr, &c->conn));
   if (!NIL_P(timeout)) uvw_conn_set_dispatch_timeout(c->conn, NUM2ULL(timeout));
   return self;
 }
@@ -282,20 +284,17 @@ static VALUE pool_init(VALUE self, VALUE addresses, VALUE timeout) {
   long n = RARRAY_LEN(addresses);
   if (n == 0) rb_raise(rb_eArgError, "uvwool: a pool needs at least one address");
   if (c->open) rb_raise(rb_eTypeError, "uvwool: Pool already initialized");
-  const char **addrs = ALLOCA_N(const char *, n);
+  VALUE buf;
+  const char **addrs = ALLOCV_N(const char *, buf, n);
   for (long i = 0; i < n; i++) {
     VALUE a = RARRAY_AREF(addresses, i);
     addrs[i] = StringValueCStr(a);
   }
-  RB_GC_GUARD(addresses);
   loop_open(c);
   int rc = uvw_pool_open(&c->loop, addrs, (size_t)n, &c->pool);
-  if (rc < 0) {
-    VALUE exc = uvwr_error_new(uvw_last_error(), rc);
-    loop_abandon(c);
-    rb_exc_raise(exc);
-  }
-  c->open = 1;
+  ALLOCV_END(buf);
+  RB_GC_GUARD(addresses);
+  opened(c, rc);
   if (!NIL_P(timeout)) uvw_pool_set_dispatch_timeout(c->pool, NUM2ULL(timeout));
   return self;
 }
@@ -366,17 +365,15 @@ static VALUE conn_dispatch(int argc, VALUE *argv, VALUE self) {
   rconn_t *c = conn_of(self);
   const char *routine = routine_name(argc, argv);
   args_t a;
-  uvw_value_t **vals = ALLOCA_N(uvw_value_t *, argc);
+  VALUE buf;
+  uvw_value_t **vals = ALLOCV_N(uvw_value_t *, buf, argc);
   args_make(&a, argc - 1, argv + 1, vals);
   outcome_t o = {0};
   uvw_dispatch_t *d = NULL;
   int rc = uvw_conn_dispatch(next_conn(c), routine, vals, (size_t)a.argc, NULL, on_reply, &o, &d);
   args_free(&a);
-  if (rc < 0) {
-    VALUE exc = uvwr_error_new(uvw_last_error(), rc);
-    uvwr_warnings_flush();
-    rb_exc_raise(exc);
-  }
+  ALLOCV_END(buf);
+  if (rc < 0) uvwr_raise_flushed(rc);
   wait_reply(c, d, &o);
   return outcome_value(&o);
 }
@@ -423,15 +420,13 @@ static VALUE conn_stream(int argc, VALUE *argv, VALUE self) {
   s->conn_obj = self;
   s->result = Qnil;
   args_t a;
-  uvw_value_t **vals = ALLOCA_N(uvw_value_t *, argc);
+  VALUE buf;
+  uvw_value_t **vals = ALLOCV_N(uvw_value_t *, buf, argc);
   args_make(&a, argc - 1, argv + 1, vals);
   int rc = uvw_conn_dispatch_stream(next_conn(c), routine, vals, (size_t)a.argc, NULL, &s->d);
   args_free(&a);
-  if (rc < 0) {
-    VALUE exc = uvwr_error_new(uvw_last_error(), rc);
-    uvwr_warnings_flush();
-    rb_exc_raise(exc);
-  }
+  ALLOCV_END(buf);
+  if (rc < 0) uvwr_raise_flushed(rc);
   s->c = c;
   s->next = c->streams;
   if (c->streams) c->streams->prev = s;
@@ -470,11 +465,7 @@ static VALUE stream_step(VALUE self, enum step kind, VALUE arg) {
     rc = uvw_dispatch_throw(s->d, e, on_reply, &s->o);
     uvw_error_unref(e);
   }
-  if (rc < 0) {
-    VALUE exc = uvwr_error_new(uvw_last_error(), rc);
-    uvwr_warnings_flush();
-    rb_exc_raise(exc);
-  }
+  if (rc < 0) uvwr_raise_flushed(rc);
   wait_reply(c, s->d, &s->o);
   int done = s->o.done, failed = s->o.status != 0;
   VALUE value;

@@ -42,5 +42,7 @@ void uvwr_init_baggage(VALUE mod);
  * (nesting, per thread) drops those raised meanwhile on this thread. */
 void uvwr_warnings_flush(void);
 void uvwr_warnings_mute(int on);
+/* uvwr_raise, with the warnings the failed call queued delivered first. */
+NORETURN(void uvwr_raise_flushed(int code));
 
 #endif

@@ -100,6 +100,12 @@ void uvwr_warnings_flush(void) {
   if (state) rb_jump_tag(state);
 }
 
+void uvwr_raise_flushed(int code) {
+  VALUE exc = uvwr_error_new(uvw_last_error(), code); /* before a handler's uvwool call replaces it */
+  uvwr_warnings_flush();
+  rb_exc_raise(exc);
+}
+
 static VALUE flush_warnings(VALUE self) {
   (void)self;
   uvwr_warnings_flush();
