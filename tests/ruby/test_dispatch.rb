@@ -295,6 +295,28 @@ class TestDispatchStream < Minitest::Test
     end
   end
 
+  def drop_connections_with_open_streams(address, weak, count)
+    count.times do |i|
+      conn = Uvwool::Connection.new(address)
+      stream = conn.stream("counter_stream")
+      stream.next
+      weak[2 * i] = conn
+      weak[2 * i + 1] = stream
+    end
+  end
+
+  # A stream and its connection collected in one GC, in either order.
+  def test_connections_and_streams_dropped_unclosed_are_collected
+    with_worker do |address|
+      weak = ObjectSpace::WeakMap.new
+      drop_connections_with_open_streams(address, weak, 6)
+      3.times { GC.start(full_mark: true, immediate_sweep: true) }
+      # The conservative stack scan may keep the last ones alive.
+      assert_operator (0...12).count { |i| weak.key?(i) }, :<=, 3
+      Uvwool::Connection.open(address) { |conn| assert_equal 1, conn.dispatch("echo", 1) }
+    end
+  end
+
   def test_a_stream_of_a_closed_connection_raises
     with_conn do |conn|
       s = conn.stream("counter_stream")
