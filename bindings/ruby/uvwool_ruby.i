@@ -132,5 +132,8 @@ unsigned long long uvwr_task_id(void) { return (unsigned long long)uvw_task_id(u
     uvwr_init_values(uvwool);
     uvwr_init_fibers(uvwool);
     uvwr_init_vars(uvwool);
+    uvwr_init_dispatch(uvwool);
+    uvwr_init_warnings(uvwool);
+    uvwr_init_baggage(uvwool);
   }
 %}

@@ -46,6 +46,57 @@ class TestSample < Minitest::Test
     assert_equal %w[fiber root], seen
   end
 
+  # Ruby work runs on a Ruby Thread, in a fork of the caller's context (its
+  # writes stay there); the callback runs on the loop in the context
+  # captured when the work was submitted.
+  def test_to_thread_runs_ruby_work_on_a_ruby_thread
+    seen = []
+    main = Thread.current
+    Uvwool::Core.context_new.run do
+      loop = UvwoolSample::Loop.new
+      REQUEST.set("submitted")
+      work = lambda do
+        saw = REQUEST.get
+        REQUEST.set("in-work")
+        [saw, Thread.current.equal?(main)]
+      end
+      loop.to_thread(work) { |result| seen << [result, REQUEST.get] }
+      REQUEST.set("after")
+      loop.run
+      assert_equal "after", REQUEST.get
+    end
+    assert_equal [[["submitted", false], "submitted"]], seen
+  end
+
+  def test_to_thread_work_exceptions_propagate_from_run
+    loop = UvwoolSample::Loop.new
+    called = false
+    loop.to_thread(-> { raise KeyError, "from the work" }) { called = true }
+    e = assert_raises(KeyError) { loop.run }
+    assert_equal "from the work", e.message
+    refute called
+    assert_raises(TypeError) { loop.to_thread(42) {} }
+  end
+
+  def test_repeat_runs_the_block_once_per_turn_in_the_registration_context
+    seen = []
+    Uvwool::Core.context_new.run do
+      loop = UvwoolSample::Loop.new
+      REQUEST.set("repeat")
+      loop.repeat(3) { |i| seen << [i, REQUEST.get] }
+      REQUEST.set("after")
+      loop.run
+    end
+    assert_equal [[0, "repeat"], [1, "repeat"], [2, "repeat"]], seen
+    assert_raises(ArgumentError) { UvwoolSample::Loop.new.repeat(0) {} }
+  end
+
+  def test_gvl_retakes_call_the_block_each_time
+    n = 0
+    UvwoolSample.gvl_retakes(4, proc { n += 1 })
+    assert_equal 4, n
+  end
+
   def test_block_exceptions_stop_the_loop_and_propagate
     loop = UvwoolSample::Loop.new
     loop.timer(1) { raise ArgumentError, "from a callback" }

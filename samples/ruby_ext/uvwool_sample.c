@@ -4,13 +4,19 @@
  *   loop.timer(ms) { |fired_ns| ... }     # uvw_timer_start
  *   loop.stat(path) { |size_or_errno| }   # uvw_fs_stat
  *   loop.offload(n) { |sum| ... }         # uvw_to_thread: 1 + ... + n on a pool thread
+ *   loop.to_thread(work) { |result| ... } # Ruby work (a callable) on a Ruby Thread
+ *   loop.repeat(n, plain = false) { |i| } # uvw_idle_start (plain: uv_idle_start, no capture):
+ *                                         # the block n times, one per loop turn
+ *   UvwoolSample.gvl_retakes(n[, block])  # n bare GVL re-takes (calling the block): a baseline
  *   loop.run                              # uv_run without the GVL
  *
  * Every registration captures the uvwool context current in Ruby when it is
  * made (the wrappers of uvwool/loop.h do it); the callback runs in that
  * context and takes the GVL to call its block (uvwool_rb_call), so the block
  * sees what the caller had set. The pool thread of `offload` runs C only:
- * Ruby must never run there. fired_ns is the CLOCK_MONOTONIC time at which
+ * Ruby must never run there; Ruby work goes to `to_thread`, which runs it
+ * on a Ruby Thread (in a detached fork of the caller's context, as every
+ * Thread.new with uvwool) and posts its result back to the loop. fired_ns is the CLOCK_MONOTONIC time at which
  * libuv ran the callback, before the GVL was taken: the block measures how
  * long taking the GVL took. */
 #include <stdlib.h>
@@ -35,8 +41,12 @@ typedef struct {
     uv_timer_t timer;
     uv_fs_t fs;
     uv_work_t work;
+    uv_async_t async;
+    uv_idle_t idle;
   } u;
   long n, sum;
+  int plain; /* repeat without uvwool */
+  VALUE work, result; /* to_thread: both also in s->blocks */
 } reg_t;
 
 static void sloop_mark(void *p) {
@@ -86,12 +96,17 @@ static reg_t *reg_new(VALUE self) {
   return r;
 }
 
-/* Runs without the GVL, in the context captured at registration. */
-static void call_block(reg_t *r, long arg) {
-  VALUE argv[1] = {LONG2FIX(arg)}; /* a Fixnum: no allocation, no GVL needed */
+/* Runs without the GVL, in the context captured at registration. arg is a
+ * Fixnum or an object the GC sees (in s->blocks). */
+static void call_block_with(reg_t *r, VALUE arg) {
+  VALUE argv[1] = {arg};
   uvwool_rb_call_t c = {.block = r->block, .argc = 1, .argv = argv, .error_slot = &r->s->error};
   uvwool_rb_call(&c);
   if (c.state) uv_stop(&r->s->loop);
+}
+
+static void call_block(reg_t *r, long arg) {
+  call_block_with(r, LONG2FIX(arg)); /* a Fixnum: no allocation, no GVL needed */
 }
 
 static void timer_closed(uv_handle_t *h) { free(h->data); }
@@ -151,6 +166,109 @@ static VALUE sloop_offload(VALUE self, VALUE n) {
   return self;
 }
 
+/* ---- to_thread: Ruby work on a Ruby Thread ------------------------------------ */
+
+static void async_closed(uv_handle_t *h) { free(h->data); }
+
+/* On the loop, in the context captured by uvw_async_init. */
+static void on_work_posted(uv_async_t *a) {
+  reg_t *r = a->data;
+  if (r->result != Qundef) call_block_with(r, r->result);
+  uv_close((uv_handle_t *)a, async_closed);
+}
+
+static VALUE call_work(VALUE arg) { return rb_funcall(((reg_t *)arg)->work, rb_intern("call"), 0); }
+
+/* The Ruby Thread's block: run the work, keep its result (or exception) where
+ * the GC sees it, wake the loop (uv_async_send is thread-safe). */
+static VALUE work_thread(RB_BLOCK_CALL_FUNC_ARGLIST(yielded, data)) {
+  reg_t *r = (reg_t *)NUM2ULL(data);
+  int state = 0;
+  VALUE v = rb_protect(call_work, (VALUE)r, &state);
+  if (state) {
+    if (NIL_P(r->s->error)) r->s->error = rb_errinfo();
+    rb_set_errinfo(Qnil);
+    r->result = Qundef; /* the block is not called; run raises the work's exception */
+  } else {
+    rb_ary_push(r->s->blocks, v);
+    r->result = v;
+  }
+  uv_async_send(&r->u.async);
+  return Qnil;
+}
+
+static VALUE sloop_to_thread(VALUE self, VALUE work) {
+  if (!rb_respond_to(work, rb_intern("call"))) rb_raise(rb_eTypeError, "to_thread expects a callable");
+  reg_t *r = reg_new(self);
+  r->work = work;
+  r->result = Qundef;
+  rb_ary_push(r->s->blocks, work);
+  r->u.async.data = r;
+  int rc = uvw_async_init(&r->s->loop, &r->u.async, on_work_posted); /* captures the context now */
+  if (rc < 0) rb_raise(rb_eRuntimeError, "uvw_async_init: %s", uvw_strerror(rc));
+  /* Thread.new (not rb_thread_create): the uvwool gem starts it in a fork. */
+  VALUE body = rb_proc_new(work_thread, ULL2NUM((uintptr_t)r));
+  rb_ary_push(r->s->blocks, rb_funcall_with_block(rb_cThread, rb_intern("new"), 0, NULL, body));
+  return self;
+}
+
+/* ---- repeat, and the bare GVL re-take it is compared with (the benchmark) ---- */
+
+static void idle_closed(uv_handle_t *h) { free(h->data); }
+
+static void on_idle(uv_idle_t *h) {
+  reg_t *r = h->data;
+  call_block(r, r->sum++);
+  if (r->sum >= r->n || r->s->error != Qnil) {
+    if (r->plain)
+      uv_idle_stop(h);
+    else
+      uvw_idle_stop(h);
+    uv_close((uv_handle_t *)h, idle_closed);
+  }
+}
+
+static VALUE sloop_repeat(int argc, VALUE *argv, VALUE self) {
+  rb_check_arity(argc, 1, 2);
+  long count = NUM2LONG(argv[0]);
+  int plain = argc > 1 && RTEST(argv[1]);
+  if (count <= 0) rb_raise(rb_eArgError, "repeat expects a positive count");
+  reg_t *r = reg_new(self);
+  r->n = count;
+  r->plain = plain;
+  uv_idle_init(&r->s->loop, &r->u.idle);
+  r->u.idle.data = r;
+  int rc = plain ? uv_idle_start(&r->u.idle, on_idle) : uvw_idle_start(&r->u.idle, on_idle);
+  if (rc < 0) rb_raise(rb_eRuntimeError, "uvw_idle_start: %s", uvw_strerror(rc));
+  return self;
+}
+
+typedef struct {
+  long n;
+  VALUE block; /* Qnil: take the GVL and give it back, nothing else */
+} retake_t;
+
+static void *with_gvl_body(void *p) {
+  retake_t *t = p;
+  if (t->block != Qnil) rb_proc_call_with_block(t->block, 0, NULL, Qnil); /* a benchmark: no rescue */
+  return NULL;
+}
+
+static void *retake_nogvl(void *p) {
+  retake_t *t = p;
+  for (long i = 0; i < t->n; i++) rb_thread_call_with_gvl(with_gvl_body, t);
+  return NULL;
+}
+
+static VALUE sample_gvl_retakes(int argc, VALUE *argv, VALUE self) {
+  (void)self;
+  rb_check_arity(argc, 1, 2);
+  retake_t t = {NUM2LONG(argv[0]), argc > 1 ? argv[1] : Qnil};
+  rb_thread_call_without_gvl(retake_nogvl, &t, RUBY_UBF_IO, NULL);
+  RB_GC_GUARD(argv[argc - 1]);
+  return Qnil;
+}
+
 static void *run_nogvl(void *p) {
   sloop_t *s = p;
   uv_run(&s->loop, UV_RUN_DEFAULT);
@@ -181,5 +299,8 @@ void Init_uvwool_sample(void) {
   rb_define_method(cls, "timer", sloop_timer, 1);
   rb_define_method(cls, "stat", sloop_stat, 1);
   rb_define_method(cls, "offload", sloop_offload, 1);
+  rb_define_method(cls, "to_thread", sloop_to_thread, 1);
+  rb_define_method(cls, "repeat", sloop_repeat, -1);
+  rb_define_module_function(mod, "gvl_retakes", sample_gvl_retakes, -1);
   rb_define_method(cls, "run", sloop_run, 0);
 }

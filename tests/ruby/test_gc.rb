@@ -52,6 +52,25 @@ class TestGC < Minitest::Test
     assert_operator (0...20).count { |i| weak.key?(i) }, :<=, 2
   end
 
+  def make_unresumed_fibers(var, count)
+    count.times { |i| var.with(Object.new) { Fiber.new { i } } }
+  end
+
+  # A fiber's fork holds its creator's values; a fiber that is never
+  # resumed gives them up once collected, also while it is in its thread's
+  # list of fresh fibers (ext/uvwool/fibers.c).
+  def test_fibers_never_resumed_release_their_fork_when_collected
+    v = fresh_var
+    3.times { GC.start(full_mark: true, immediate_sweep: true) }
+    base = Uvwool::Core.held_objects
+    isolated { make_unresumed_fibers(v, 40) }
+    assert_operator Uvwool::Core.held_objects, :>=, base + 40
+    4.times { GC.start(full_mark: true, immediate_sweep: true) }
+    # The conservative stack scan may keep a few alive (the fresh list
+    # alone would keep 16).
+    assert_operator Uvwool::Core.held_objects, :<=, base + 6
+  end
+
   # A GC at every allocation: any VALUE the extension holds without marking
   # it (values, tokens, fiber slots, thread forks, the error fields) is
   # collected and reused at once.

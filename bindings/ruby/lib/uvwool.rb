@@ -20,10 +20,13 @@ module Uvwool
     FIELD_READERS = %w[chain_id kind owner_thread offending_thread owner_task offending_task
                        operation variable owner_os_thread owner_thread_name runner_os_thread
                        runner_thread_name hint namespace first_declared_by first_declared_at
-                       existing_default entered_thread entered_os_thread entered_thread_name].freeze
+                       existing_default entered_thread entered_os_thread entered_thread_name
+                       wire_type].freeze
 
-    # "UVW_ECONTENTION", ... and the negative C code.
-    attr_reader :code, :errno
+    # "UVW_ECONTENTION", ... and the negative C code. A dispatch's error also
+    # has #status: "UVW_EREMOTE" (the routine raised), "UVW_ENACK",
+    # "UVW_ECONNRESET", ...
+    attr_reader :code, :errno, :status
 
     def fields = @fields || {}.freeze
 
@@ -95,6 +98,75 @@ module Uvwool
     ruby2_keywords def fork(*args, &block) = super(*args, &ThreadFork.wrap(block))
   end
   Thread.singleton_class.prepend(ThreadStartFork)
+
+  # The category uvwool's warnings carry to a Warning.warn that takes one.
+  WARNING_CATEGORY = :uvwool
+
+  # Called by ext/uvwool/warnings.c for each core warning
+  # (SerializationWarning, ...). Ruby 3.1's own Warning.warn accepts only its
+  # own categories, so it gets none; a handler defined in Ruby (Warning.warn
+  # redefined, or a module extending Warning) gets category: :uvwool.
+  def self.__warn(kind, message)
+    text = "uvwool: #{kind}: #{message}\n"
+    handler = ::Warning.method(:warn)
+    return ::Warning.warn(text) if handler.owner == ::Warning && handler.source_location.nil?
+
+    begin
+      ::Warning.warn(text, category: WARNING_CATEGORY)
+    rescue ArgumentError # a handler without the category keyword
+      ::Warning.warn(text)
+    end
+  end
+
+  # A connection to one uvwool-worker (docs/ruby.md, "Dispatch"):
+  # #dispatch(routine, *args) and #stream(routine, *args) are C
+  # (ext/uvwool/dispatch.c).
+  class Connection
+    # Open a connection to address ("pipe:PATH", "tcp:HOST:PORT"); with a
+    # block, yield it and close it afterwards. timeout: the handshake bound
+    # of its dispatches in milliseconds (default 5000).
+    def self.open(address, timeout: nil)
+      conn = new(address, timeout: timeout)
+      return conn unless block_given?
+
+      begin
+        yield conn
+      ensure
+        conn.close
+      end
+    end
+
+    def initialize(address, timeout: nil)
+      __open(address, timeout)
+    end
+  end
+
+  # Round-robin over several workers (uvw_pool_*): members found dead are
+  # skipped and reconnected in the background.
+  class Pool < Connection
+    def initialize(addresses, timeout: nil)
+      __open(Array(addresses), timeout)
+    end
+  end
+
+  # The steps of a streaming routine: #next (the next yielded value;
+  # StopIteration once the routine returned, its value in #result),
+  # #send_value(v), #throw(exception) and #close are C. Each step runs like a
+  # one-shot dispatch: the worker's changes apply to the calling fiber.
+  class Stream
+    include Enumerable
+
+    # Yield every value the routine yields; returns its return value. Runs
+    # in the calling fiber (no Enumerator fiber in between): the changes of
+    # each step are seen by the block.
+    def each
+      return enum_for(:each) unless block_given?
+
+      loop { yield self.next } # loop returns StopIteration#result
+    end
+
+    def inspect = "#<Uvwool::Stream#{" ended" if ended?}>"
+  end
 
   # A copy of the current context (contextvars.copy_context()).
   def self.copy_context = Core.context_copy_current

@@ -21,12 +21,9 @@ void uvwr_init_errors(VALUE mod) {
   }
 }
 
-void uvwr_raise(int code) {
-  /* Read the record at once: the next failing uvwool call replaces it. */
-  const uvw_error_t *e = uvw_last_error();
+VALUE uvwr_error_new(const uvw_error_t *e, int code) {
   uvw_error_kind_t kind = e ? uvw_error_kind(e) : UVW_KIND_WOOL_ERROR;
   if (kind <= UVW_KIND_NONE || kind >= UVW_KIND_WOOL_WARNING) kind = UVW_KIND_WOOL_ERROR;
-  if (code == UVW_ENOMEM) rb_memerror();
   VALUE fields = rb_hash_new();
   size_t n = e ? uvw_error_field_count(e) : 0;
   for (size_t i = 0; i < n; i++)
@@ -38,5 +35,11 @@ void uvwr_raise(int code) {
   rb_ivar_set(exc, id_code, rb_str_new_cstr(uvw_err_name(code)));
   rb_ivar_set(exc, id_errno, INT2NUM(code));
   rb_ivar_set(exc, id_fields, fields);
-  rb_exc_raise(exc);
+  return exc;
+}
+
+void uvwr_raise(int code) {
+  if (code == UVW_ENOMEM) rb_memerror();
+  /* Read the record at once: the next failing uvwool call replaces it. */
+  rb_exc_raise(uvwr_error_new(uvw_last_error(), code));
 }

@@ -14,11 +14,21 @@
  * finishes it from the slot's free function.
  *
  * The slot is a hidden instance variable of the Fiber (no '@': invisible to
- * Ruby), so it lives and dies with the fiber. The stack is per native
- * thread (see fstack_t); with it the thread's root fiber (which has no
- * task: it runs in the thread's own context). A switch back to a fiber on
- * the stack or to the root is found by comparing fibers, without reading
- * the slot.
+ * Ruby) holding a small wrapper object, so it lives and dies with the
+ * fiber. Both cost more than the rest of a fiber's fork together (a
+ * generic instance variable is a global hash table entry), and most fibers
+ * never need them: a fiber resumed once that runs to its end is left dead.
+ * So a new fiber's task waits in its thread's short "fresh" list (the fiber
+ * pinned by the list, not by a slot), moves to the stack when the fiber is
+ * first entered, and gets a slot only if it is left alive (a yield), when
+ * the fresh list is full, or after a GC saw it in the list (a postponed job
+ * then gives every fresh fiber its slot, so an unresumed fiber is
+ * collectable from the next GC on).
+ *
+ * The stack is per native thread (see fstack_t); with it the thread's
+ * root fiber (which has no task: it runs in the thread's own context). A
+ * switch back to a fiber on the stack or to the root is found by comparing
+ * fibers, without reading the slot.
  *
  * Threads: lib/uvwool.rb runs the block of Thread.new, Thread.start and
  * Thread.fork in a detached fork of the creating thread's context (taken
@@ -27,8 +37,11 @@
  * concerned; none of them raises. */
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "uvwool_ruby.h"
+
+#include <ruby/debug.h>
 
 static ID id_slot;
 
@@ -45,14 +58,9 @@ static void slot_free(void *ptr) {
 static const rb_data_type_t slot_type = {
     .wrap_struct_name = "uvwool/fiber_task", .function = {.dfree = slot_free}, .flags = RUBY_TYPED_FREE_IMMEDIATELY};
 
-/* A task forking the current context, stored in fiber's slot. NULL when
- * the task cannot be made (ENOMEM): the fiber then runs in whatever
- * context is current, as without uvwool. */
-static uvw_task_t *attach_task(VALUE fiber) {
-  uvw_task_t *task = NULL;
-  if (uvw_task_new(NULL, &task) < 0) return NULL;
+/* Hand the task reference of a fiber without a slot to a new slot. */
+static void slot_attach(VALUE fiber, uvw_task_t *task) {
   rb_ivar_set(fiber, id_slot, TypedData_Wrap_Struct(0, &slot_type, task));
-  return task;
 }
 
 /* ---- the per-thread stack of entered fiber tasks ------------------------------ */
@@ -60,7 +68,13 @@ static uvw_task_t *attach_task(VALUE fiber) {
 typedef struct {
   VALUE fiber; /* pinned by stack_mark: the alive check reads it after a switch */
   uvw_task_t *task;
+  /* The entry holds the fiber's only task reference (the fiber has no slot
+   * yet); else the slot has one and the entry its own. */
+  int slotless;
 } entry_t;
+
+/* Fresh fibers per thread before the oldest gets its slot. */
+#define FRESH_CAP 16
 
 /* One per native thread, in thread-local storage: Ruby 3.1 reuses native
  * threads (its thread cache), and a Ruby thread that ends by an exception
@@ -72,30 +86,43 @@ typedef struct {
 typedef struct fstack_s {
   entry_t *e;
   size_t depth, cap;
+  entry_t fresh[FRESH_CAP]; /* made here, never entered yet: all slotless */
+  size_t nfresh;
   VALUE owner; /* the Ruby Thread using this stack */
   VALUE root;  /* its root fiber (no task), Qundef when unknown */
   struct fstack_s *prev, *next;
 } fstack_t;
 
-static __thread fstack_t *stk;
+/* initial-exec: read at every switch, and a dlopened extension's default
+ * TLS model costs a __tls_get_addr call per read. */
+static __thread fstack_t *stk __attribute__((tls_model("initial-exec")));
 static fstack_t stacks = {.prev = &stacks, .next = &stacks};
 static pthread_mutex_t stacks_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t stack_key;
 
+static void give_fresh_slots(void *unused);
+
 static void stacks_mark(void *unused) {
   (void)unused;
+  int fresh = 0;
   pthread_mutex_lock(&stacks_lock);
   for (fstack_t *s = stacks.next; s != &stacks; s = s->next) {
     rb_gc_mark(s->owner);
     rb_gc_mark(s->root);
     for (size_t i = 0; i < s->depth; i++) rb_gc_mark(s->e[i].fiber);
+    for (size_t i = 0; i < s->nfresh; i++) rb_gc_mark(s->fresh[i].fiber);
+    fresh |= s->nfresh > 0;
   }
   pthread_mutex_unlock(&stacks_lock);
+  /* No allocation in a GC: the slots are made once it is over. */
+  if (fresh) rb_postponed_job_register_one(0, give_fresh_slots, NULL);
 }
 
 /* Not write-barrier protected: every GC scans it, also a minor one. */
 static const rb_data_type_t stacks_type = {
     .wrap_struct_name = "uvwool/fiber_stacks", .function = {.dmark = stacks_mark}};
+
+static void drop_fresh(fstack_t *s);
 
 /* The native thread exits (no GVL): only list surgery and free. */
 static void stack_destroy(void *ptr) {
@@ -104,12 +131,74 @@ static void stack_destroy(void *ptr) {
   s->prev->next = s->next;
   s->next->prev = s->prev;
   pthread_mutex_unlock(&stacks_lock);
-  for (size_t i = 0; i < s->depth; i++) uvw_task_unref(s->e[i].task); /* any thread */
+  /* Any thread may drop a task reference; these fibers can never run
+   * again (a fiber runs only on its own thread). */
+  for (size_t i = 0; i < s->depth; i++) {
+    if (s->e[i].slotless) uvw_task_finish(s->e[i].task);
+    uvw_task_unref(s->e[i].task);
+  }
+  drop_fresh(s);
   free(s->e);
   free(s);
 }
 
 static void unwind_to(size_t keep);
+
+/* ---- fresh fibers --------------------------------------------------------------- */
+
+/* The fresh fibers of a thread that is gone: they can never be entered. */
+static void drop_fresh(fstack_t *s) {
+  for (size_t i = 0; i < s->nfresh; i++) {
+    uvw_task_finish(s->fresh[i].task);
+    uvw_task_unref(s->fresh[i].task);
+  }
+  s->nfresh = 0;
+}
+
+static void fresh_add(fstack_t *s, VALUE fiber, uvw_task_t *task) {
+  if (s->nfresh == FRESH_CAP) {
+    entry_t oldest = s->fresh[0]; /* on the C stack: the GC still sees the fiber */
+    memmove(s->fresh, s->fresh + 1, --s->nfresh * sizeof(entry_t));
+    slot_attach(oldest.fiber, oldest.task);
+    RB_GC_GUARD(oldest.fiber);
+  }
+  s->fresh[s->nfresh++] = (entry_t){fiber, task, 1};
+}
+
+/* Take fiber out of the fresh list into *out; 0 when it is not there. */
+static int fresh_take(fstack_t *s, VALUE fiber, entry_t *out) {
+  for (size_t i = s->nfresh; i-- > 0;) {
+    if (s->fresh[i].fiber == fiber) {
+      *out = s->fresh[i];
+      memmove(s->fresh + i, s->fresh + i + 1, (--s->nfresh - i) * sizeof(entry_t));
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* The postponed job of stacks_mark: every fresh fiber of every thread gets
+ * its slot, so the fresh list no longer keeps it alive. The entries are
+ * taken out under the lock, and the slots made without it (making one may
+ * run a GC, whose mark takes the lock); the fibers stay on this C stack
+ * meanwhile, which the GC scans. */
+static void give_fresh_slots(void *unused) {
+  (void)unused;
+  for (;;) {
+    entry_t batch[FRESH_CAP];
+    size_t n = 0;
+    pthread_mutex_lock(&stacks_lock);
+    for (fstack_t *s = stacks.next; s != &stacks && n == 0; s = s->next) {
+      n = s->nfresh;
+      memcpy(batch, s->fresh, n * sizeof(entry_t));
+      s->nfresh = 0;
+    }
+    pthread_mutex_unlock(&stacks_lock);
+    if (n == 0) return;
+    for (size_t i = 0; i < n; i++) slot_attach(batch[i].fiber, batch[i].task);
+    RB_GC_GUARD(batch[0].fiber);
+  }
+}
 
 /* The calling Ruby thread's stack. NULL only when out of memory. */
 static fstack_t *this_stack(void) {
@@ -131,6 +220,7 @@ static fstack_t *this_stack(void) {
     /* Left by a Ruby thread that ended here: its tasks were entered on this
      * native thread, so they are left here too. */
     unwind_to(0);
+    drop_fresh(s);
     s->owner = thread;
     s->root = Qundef;
   }
@@ -144,27 +234,39 @@ static void unwind_to(size_t keep) {
   while (s->depth > keep) {
     entry_t e = s->e[--s->depth];
     uvw_task_leave(e.task);
-    if (!RTEST(rb_fiber_alive_p(e.fiber))) uvw_task_finish(e.task);
-    uvw_task_unref(e.task);
+    if (RTEST(rb_fiber_alive_p(e.fiber))) {
+      if (e.slotless) slot_attach(e.fiber, e.task); /* the entry's reference goes to the slot */
+      else uvw_task_unref(e.task);
+    } else {
+      uvw_task_finish(e.task);
+      uvw_task_unref(e.task);
+    }
+    RB_GC_GUARD(e.fiber);
   }
 }
 
-static void push(fstack_t *s, VALUE fiber, uvw_task_t *task) {
+static void push(fstack_t *s, entry_t e) {
   if (s->depth == s->cap) {
     size_t n = s->cap ? s->cap * 2 : 16;
-    entry_t *e = realloc(s->e, n * sizeof(*e));
-    if (e == NULL) return;
-    s->e = e;
+    entry_t *grown = realloc(s->e, n * sizeof(*grown));
+    if (grown == NULL) goto not_entered;
+    s->e = grown;
     s->cap = n;
   }
-  if (uvw_task_enter(task) < 0) return;
-  s->e[s->depth++] = (entry_t){fiber, uvw_task_ref(task)};
+  if (uvw_task_enter(e.task) < 0) goto not_entered;
+  if (!e.slotless) uvw_task_ref(e.task);
+  s->e[s->depth++] = e;
+  return;
+not_entered: /* the fiber runs in whatever context is current, as without uvwool */
+  if (e.slotless) slot_attach(e.fiber, e.task);
 }
 
 static void on_fiber_switch(rb_event_flag_t ev, VALUE data, VALUE self, ID mid, VALUE klass) {
   (void)ev, (void)data, (void)self, (void)mid, (void)klass;
   VALUE fiber = rb_fiber_current();
-  fstack_t *s = this_stack();
+  /* The owner check of this_stack is on_thread_begin's, which every Ruby
+   * thread runs before its first switch. */
+  fstack_t *s = stk ? stk : this_stack();
   if (s == NULL) return;
   if (fiber == s->root) { /* the thread's own context */
     unwind_to(0);
@@ -178,9 +280,15 @@ static void on_fiber_switch(rb_event_flag_t ev, VALUE data, VALUE self, ID mid, 
       return;
     }
   }
-  VALUE slot = rb_ivar_get(fiber, id_slot);
-  uvw_task_t *task = NIL_P(slot) ? attach_task(fiber) : RTYPEDDATA_DATA(slot);
-  if (task != NULL) push(s, fiber, task);
+  entry_t e;
+  if (!fresh_take(s, fiber, &e)) {
+    VALUE slot = rb_ivar_get(fiber, id_slot); /* nil (fast) for a fiber never seen */
+    e = (entry_t){fiber, NIL_P(slot) ? NULL : RTYPEDDATA_DATA(slot), NIL_P(slot)};
+    /* A fiber made without the allocator forks here; ENOMEM: it runs in
+     * whatever context is current, as without uvwool. */
+    if (e.task == NULL && uvw_task_new(NULL, &e.task) < 0) return;
+  }
+  push(s, e);
 }
 
 static rb_alloc_func_t fiber_alloc_orig;
@@ -189,7 +297,10 @@ static rb_alloc_func_t fiber_alloc_orig;
  * super dispatch) and it runs for every Fiber.new, subclasses included. */
 static VALUE fiber_alloc(VALUE klass) {
   VALUE fiber = fiber_alloc_orig(klass);
-  if (attach_task(fiber) == NULL) rb_memerror();
+  fstack_t *s = stk ? stk : this_stack(); /* as in on_fiber_switch */
+  uvw_task_t *task = NULL;
+  if (s == NULL || uvw_task_new(NULL, &task) < 0) rb_memerror();
+  fresh_add(s, fiber, task);
   return fiber;
 }
 

@@ -1,5 +1,6 @@
 /* Shared declarations of the hand-written C of the Ruby extension
- * (values.c, errors.c, fibers.c) and the SWIG-generated low layer. */
+ * (values.c, errors.c, fibers.c, vars.c, dispatch.c, warnings.c,
+ * baggage.c) and the SWIG-generated low layer. */
 #ifndef UVWOOL_RUBY_H
 #define UVWOOL_RUBY_H
 
@@ -24,10 +25,24 @@ size_t uvwr_held_count(void);
 /* Raise the Uvwool exception for a failed call that returned `code`, from the
  * calling thread's detail record. */
 NORETURN(void uvwr_raise(int code));
+/* The Uvwool exception (not raised) for error e (borrowed, may be NULL:
+ * uvw_strerror(code) is the message) with `code` as its #code / #errno. */
+VALUE uvwr_error_new(const uvw_error_t *e, int code);
 
 void uvwr_init_values(VALUE mod);
 void uvwr_init_errors(VALUE mod);
 void uvwr_init_fibers(VALUE mod);
 void uvwr_init_vars(VALUE mod);
+void uvwr_init_dispatch(VALUE mod);
+void uvwr_init_warnings(VALUE mod);
+void uvwr_init_baggage(VALUE mod);
+
+/* Warnings (warnings.c): the core's sink queues them; flush hands them to
+ * Ruby's Warning (GVL held; raises what a raising handler raised). Mute
+ * (nesting, per thread) drops those raised meanwhile on this thread. */
+void uvwr_warnings_flush(void);
+void uvwr_warnings_mute(int on);
+/* uvwr_raise, with the warnings the failed call queued delivered first. */
+NORETURN(void uvwr_raise_flushed(int code));
 
 #endif

@@ -54,6 +54,15 @@ static VALUE var_get(int argc, VALUE *argv, VALUE self) {
   return uvwr_from_value(out);
 }
 
+/* The propagation flags (Uvwool::PROPAGATE_*): where the binding crosses. */
+static VALUE var_policy(VALUE self) { return UINT2NUM(uvw_var_policy(var_of(self))); }
+
+static VALUE var_set_policy(VALUE self, VALUE flags) {
+  int rc = uvw_var_set_policy(var_of(self), NUM2UINT(flags));
+  if (rc < 0) uvwr_raise(rc);
+  return flags;
+}
+
 /* ---- Uvwool::Token --------------------------------------------------------------- */
 
 typedef struct {
@@ -113,6 +122,13 @@ void uvwr_init_vars(VALUE mod) {
   rb_define_method(cContextVar, "get", var_get, -1);
   rb_define_method(cContextVar, "set", var_set, 1);
   rb_define_method(cContextVar, "reset", var_reset, 1);
+  rb_define_method(cContextVar, "policy", var_policy, 0);
+  rb_define_method(cContextVar, "policy=", var_set_policy, 1);
+  rb_define_const(mod, "PROPAGATE_FORK", UINT2NUM(UVW_PROPAGATE_FORK));
+  rb_define_const(mod, "PROPAGATE_THREAD", UINT2NUM(UVW_PROPAGATE_THREAD));
+  rb_define_const(mod, "PROPAGATE_WIRE", UINT2NUM(UVW_PROPAGATE_WIRE));
+  rb_define_const(mod, "PROPAGATE_BAGGAGE", UINT2NUM(UVW_PROPAGATE_BAGGAGE));
+  rb_define_const(mod, "PROPAGATE_ALL", UINT2NUM(UVW_PROPAGATE_ALL));
 
   cToken = rb_define_class_under(mod, "Token", rb_cObject);
   rb_undef_alloc_func(cToken); /* only ContextVar#set makes tokens */
