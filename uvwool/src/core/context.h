@@ -38,7 +38,7 @@ struct uvw_context_s {
 uvw_context_t *uvw__context_current(void);
 
 /* Enter a context the caller owns privately (a registration's capture): the
- * "entered anywhere" flag is checked and set without a compare-and-swap,
+ * "entered by" word is checked and set without a compare-and-swap,
  * which is exact as long as no other thread can reach ctx meanwhile, true
  * for a capture until its callback hands it out. Falls back to the full
  * enter for a fork that must be claimed. */
