@@ -133,6 +133,9 @@ function writtenChain(s) {
 }
 
 const varsById = [null];
+// The C handles of varsById[1..], in order: what a dispatch reply is read
+// back through (lib/dispatch.js).
+const handles = [];
 // Identities declared in this env (this module instance): a second
 // declaration here is a collision; another worker thread's is shared.
 const declared = new Map();
@@ -157,6 +160,7 @@ class ContextVar {
     this._handle = hasDefault ? binding.declare(namespace, name, options.default) : binding.declare(namespace, name);
     this._id = varsById.length;
     varsById.push(this);
+    handles.push(this._handle);
     declared.set(key, this);
     this.namespace = namespace;
     this.name = name;
@@ -393,6 +397,24 @@ function mirrorOf(s) {
 
 binding.setCurrentMirror(() => mirrorOf(current()));
 
+const dispatch = require('./lib/dispatch')({
+  binding,
+  als,
+  current,
+  guard(s, operation) {
+    if (s.chain !== null && s.chain.owner !== s.task) guardSlow(s, operation, null);
+  },
+  State,
+  Chain,
+  mirrorOf,
+  // A C context known to hold exactly these bindings (a dispatch's merged
+  // reply) serves as their mirror.
+  remember(root, mirror) {
+    mirrors.set(root, mirror);
+  },
+  handles,
+});
+
 // What native code sees: the variable read through the C core (uvw_get) in
 // the mirror of the current context.
 const native = {
@@ -421,6 +443,11 @@ module.exports = {
   wrap,
   spawn,
   chainId,
+  connect: dispatch.connect,
+  pool: dispatch.pool,
+  Connection: dispatch.Connection,
+  Pool: dispatch.Pool,
+  Stream: dispatch.Stream,
   native,
   ...classes,
 };
