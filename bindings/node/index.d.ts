@@ -70,6 +70,19 @@ export declare function spawn<R, A extends unknown[]>(fn: (...args: A) => R | Pr
 /** The current chain id, or null when the current context is unarmed. */
 export declare function chainId(): string | null;
 
+/** A detached fork of the current context as data, for a worker_threads
+ *  Worker (postMessage, workerData): the wire values, keyed by identity. */
+export interface ThreadSnapshot {
+  chainId: string | null;
+  bindings: [namespace: string, name: string, value: WireValue][];
+  /** '(ns, name)' of the opaque values left behind. */
+  left: string[];
+}
+export declare function threadSnapshot(): ThreadSnapshot;
+/** Runs fn in a new Context made from the snapshot (a new chain id, the
+ *  variables this env declared); returns fn's result. */
+export declare function runInThreadSnapshot<R, A extends unknown[]>(snapshot: ThreadSnapshot, fn: (...args: A) => R, ...args: A): R;
+
 export interface ConnectOptions {
   /** Bound on each dispatch's handshake (Task to Ack), not on execution; 0: 5000 ms. */
   timeoutMs?: number;
