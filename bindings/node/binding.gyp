@@ -15,6 +15,7 @@
       "src/env.c",
       "src/errors_js.c",
       "src/node_api_glue.c",
+      "src/peer.c",
       "<!@(node -p \"['core', 'wire', 'loop', 'dispatch'].flatMap(d => require('fs').readdirSync('deps/uvwool/src/' + d).filter(f => f.endsWith('.c')).map(f => 'deps/uvwool/src/' + d + '/' + f)).join(' ')\")",
       "deps/uvwool/proto/uvwool.pb-c.c"
     ],

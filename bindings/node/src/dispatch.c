@@ -1,5 +1,6 @@
-/* Dispatch from JavaScript: connections and pools to uvwool-worker
- * processes, one-shot dispatches and streams (docs/node.md, "Dispatch").
+/* Dispatch from JavaScript: one-shot dispatches and streams to
+ * uvwool-worker processes (docs/node.md, "Dispatch"; peer.c holds the
+ * connections and pools).
  * lib/dispatch.js drives these; each step runs in a C copy of the mirror of
  * the JS state current at the call, carrying the JS chain id, and its reply
  * reaches JS through napi_make_callback with a copy of the merged C context,
@@ -12,28 +13,9 @@
 
 #include "context.h" /* the core's context layout: the chain id of a private copy */
 #include "convert.h"
+#include "dispatch_js.h"
 #include "env.h"
-#include "error.h" /* the core's detail-record helpers */
 #include "errors_js.h"
-
-#define CHECK(call)                                                                                                    \
-  do {                                                                                                                 \
-    if ((call) != napi_ok) return NULL;                                                                                \
-  } while (0)
-
-/* A connection of its own or a pool, as a JS Connection or Pool holds it. */
-typedef struct peer_s {
-  napi_env env;
-  uvw_conn_t *conn;
-  uvw_pool_t *pool;
-  char *address;         /* for error messages */
-  int closing;           /* close asked (by JS, the GC or env teardown): no dispatch after */
-  int closed;            /* the close callback ran */
-  int collected;         /* the JS object is gone: the close callback frees */
-  int env_gone;          /* env teardown: no calls into JS */
-  napi_ref close_req;    /* what on_closed settles, or NULL */
-  napi_async_context close_async;
-} peer_t;
 
 /* An open stream, as a JS Stream holds it. */
 typedef struct stream_s {
@@ -48,193 +30,10 @@ typedef struct step_s {
   napi_async_context async;
 } step_t;
 
-static napi_value fail(napi_env env, int code, const char *fmt, const char *what) {
-  uvw_error_kind_t kind = code == UVW_ENOMEM ? UVW_KIND_MEMORY_ERROR
-                          : code == UVW_ECONNRESET ? UVW_KIND_RUNTIME_ERROR
-                                                   : UVW_KIND_VALUE_ERROR;
-  uvw__error_set(code, kind, fmt, what);
-  return uvwn_throw_last(env);
-}
-
-/* ---- calling JS from the loop ------------------------------------------------ */
-
-/* Calls the hook in *slot with argv through napi_make_callback (the
- * microtasks the call queues run before it returns); a throw is reported as
- * uncaught, as Node reports a throwing I/O callback. */
-static void call_hook(napi_env env, napi_async_context async, napi_ref slot, size_t argc, napi_value *argv) {
-  napi_value fn, recv, res, exc;
-  bool pending = false;
-  if (napi_get_reference_value(env, slot, &fn) == napi_ok && napi_get_global(env, &recv) == napi_ok)
-    napi_make_callback(env, async, recv, fn, argc, argv, &res);
-  napi_is_exception_pending(env, &pending);
-  if (pending && napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
-}
-
-static int js_alive(napi_env env) {
-  uvwn_env_t *e = uvwn_env_of_thread();
-  return e != NULL && e->env == env && !e->closed;
-}
-
-/* ---- peers ------------------------------------------------------------------- */
-
-static void peer_free(peer_t *p) {
-  free(p->address);
-  free(p);
-}
-
-static void peer_closed(void *arg) {
-  peer_t *p = arg;
-  p->closed = 1;
-  if (p->close_req != NULL && !p->env_gone && js_alive(p->env)) {
-    napi_handle_scope hs;
-    napi_value req;
-    napi_open_handle_scope(p->env, &hs);
-    if (napi_get_reference_value(p->env, p->close_req, &req) == napi_ok)
-      call_hook(p->env, p->close_async, uvwn_env(p->env)->on_closed, 1, &req);
-    napi_close_handle_scope(p->env, hs);
-    napi_async_destroy(p->env, p->close_async);
-    napi_delete_reference(p->env, p->close_req);
-  }
-  p->close_req = NULL;
-  if (p->collected) peer_free(p);
-}
-
-static void peer_start_close(peer_t *p) {
-  p->closing = 1;
-  if (p->conn) uvw_conn_close(p->conn, peer_closed, p);
-  else uvw_pool_close(p->pool, peer_closed, p);
-}
-
-/* Env teardown: close what JS left open (its callbacks reach JS no more);
- * Node runs the external's finalizer after the cleanup hooks, and that
- * frees the peer (or leaves it to the close callback). */
-static void peer_cleanup(void *arg) {
-  peer_t *p = arg;
-  p->env_gone = 1;
-  if (!p->closing) peer_start_close(p);
-}
-
-static void peer_finalize(napi_env env, void *data, void *hint) {
-  (void)hint;
-  peer_t *p = data;
-  if (!p->env_gone) napi_remove_env_cleanup_hook(env, peer_cleanup, p);
-  p->collected = 1;
-  if (!p->closing) peer_start_close(p);
-  else if (p->closed) peer_free(p);
-}
-
-static peer_t *peer_of(napi_env env, napi_value v) {
-  peer_t *p = NULL;
-  if (napi_get_value_external(env, v, (void **)&p) != napi_ok || p == NULL)
-    napi_throw_type_error(env, "UVW_EINVAL", "uvwool: not a connection handle");
-  return p;
-}
-
-static int get_utf8(napi_env env, napi_value v, char **out) {
-  size_t len;
-  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok || (*out = malloc(len + 1)) == NULL) return -1;
-  return napi_get_value_string_utf8(env, v, *out, len + 1, &len) == napi_ok ? 0 : (free(*out), -1);
-}
-
-static napi_value peer_external(napi_env env, peer_t *p) {
-  napi_value out;
-  p->env = env;
-  if (napi_create_external(env, p, peer_finalize, NULL, &out) != napi_ok) {
-    peer_start_close(p);
-    p->collected = 1;
-    return NULL;
-  }
-  napi_add_env_cleanup_hook(env, peer_cleanup, p);
-  return out;
-}
-
-/* connOpen(address, timeoutMs) -> handle; pool(addresses, timeoutMs) -> handle. */
-static napi_value conn_open(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  uv_loop_t *loop;
-  int64_t timeout;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  CHECK(napi_get_uv_event_loop(env, &loop));
-  CHECK(napi_get_value_int64(env, argv[1], &timeout));
-  peer_t *p = calloc(1, sizeof *p);
-  if (p == NULL || get_utf8(env, argv[0], &p->address) < 0) {
-    free(p);
-    return fail(env, UVW_ENOMEM, "%s", "uvwool: out of memory");
-  }
-  if (uvw_conn_open(loop, p->address, &p->conn) < 0) {
-    peer_free(p);
-    return uvwn_throw_last(env);
-  }
-  uvw_conn_set_dispatch_timeout(p->conn, (uint64_t)timeout);
-  return peer_external(env, p);
-}
-
-static napi_value pool_open(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], item;
-  uv_loop_t *loop;
-  int64_t timeout;
-  uint32_t n;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  CHECK(napi_get_uv_event_loop(env, &loop));
-  CHECK(napi_get_value_int64(env, argv[1], &timeout));
-  CHECK(napi_get_array_length(env, argv[0], &n));
-  char **addresses = calloc(n ? n : 1, sizeof *addresses);
-  peer_t *p = calloc(1, sizeof *p);
-  int rc = addresses && p ? 0 : -1;
-  for (uint32_t i = 0; rc == 0 && i < n; i++)
-    rc = napi_get_element(env, argv[0], i, &item) == napi_ok ? get_utf8(env, item, &addresses[i]) : -1;
-  if (rc == 0 && (p->address = strdup(n ? addresses[0] : "")) == NULL) rc = -1;
-  if (rc < 0) {
-    if (p) peer_free(p);
-    p = NULL;
-    fail(env, UVW_ENOMEM, "%s", "uvwool: out of memory");
-  } else if (uvw_pool_open(loop, (const char *const *)addresses, n, &p->pool) < 0) {
-    peer_free(p);
-    p = NULL;
-    uvwn_throw_last(env);
-  }
-  for (uint32_t i = 0; addresses && i < n; i++) free(addresses[i]);
-  free(addresses);
-  if (p == NULL) return NULL;
-  uvw_pool_set_dispatch_timeout(p->pool, (uint64_t)timeout);
-  return peer_external(env, p);
-}
-
-/* close(handle, req): on_closed(req) once every dispatch was answered. */
-static napi_value peer_close(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], name;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  peer_t *p = peer_of(env, argv[0]);
-  if (p == NULL) return NULL;
-  if (p->closing) return fail(env, UVW_EINVAL, "uvwool: the connection to %s is already closed", p->address);
-  CHECK(napi_create_string_utf8(env, "uvwool.close", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_async_init(env, NULL, name, &p->close_async));
-  if (napi_create_reference(env, argv[1], 1, &p->close_req) != napi_ok) {
-    napi_async_destroy(env, p->close_async);
-    return NULL;
-  }
-  peer_start_close(p);
-  return NULL;
-}
-
-/* isDead(handle): the connection was lost (a pool: never, it reconnects). */
-static napi_value peer_is_dead(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value arg, out;
-  CHECK(napi_get_cb_info(env, info, &argc, &arg, NULL, NULL));
-  peer_t *p = peer_of(env, arg);
-  if (p == NULL) return NULL;
-  CHECK(napi_get_boolean(env, p->closing || (p->conn && uvw_conn_is_dead(p->conn)), &out));
-  return out;
-}
-
 /* ---- steps ------------------------------------------------------------------- */
 
 static void step_free(step_t *st) {
-  if (js_alive(st->env)) {
+  if (uvwn_js_alive(st->env)) {
     napi_async_destroy(st->env, st->async);
     napi_delete_reference(st->env, st->req);
   }
@@ -244,7 +43,7 @@ static void step_free(step_t *st) {
 static step_t *step_new(napi_env env, napi_value req) {
   napi_value name;
   step_t *st = calloc(1, sizeof *st);
-  if (st == NULL) return fail(env, UVW_ENOMEM, "%s", "uvwool: out of memory"), NULL;
+  if (st == NULL) return uvwn_fail(env, UVW_ENOMEM, "%s", "uvwool: out of memory"), NULL;
   st->env = env;
   if (napi_create_string_utf8(env, "uvwool.dispatch", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_async_init(env, NULL, name, &st->async) != napi_ok) {
@@ -286,7 +85,7 @@ static void on_reply(uvw_dispatch_t *d, const uvw_reply_t *reply, void *arg) {
   (void)d;
   step_t *st = arg;
   napi_env env = st->env;
-  if (!js_alive(env)) {
+  if (!uvwn_js_alive(env)) {
     step_free(st);
     return;
   }
@@ -302,7 +101,7 @@ static void on_reply(uvw_dispatch_t *d, const uvw_reply_t *reply, void *arg) {
       napi_create_string_utf8(env, reply->status ? uvw_err_name(reply->status) : "", NAPI_AUTO_LENGTH, &argv[1]) ==
           napi_ok &&
       (argv[2] = reply_payload(env, reply)) != NULL && napi_get_boolean(env, reply->done != 0, &argv[4]) == napi_ok)
-    call_hook(env, st->async, uvwn_env(env)->on_reply, 5, argv);
+    uvwn_call_hook(env, st->async, uvwn_env(env)->on_reply, 5, argv);
   napi_close_handle_scope(env, hs);
   step_free(st);
 }
@@ -312,7 +111,7 @@ static uvw_value_t **values_of(napi_env env, napi_value arr, uint32_t *n) {
   napi_value item;
   if (napi_get_array_length(env, arr, n) != napi_ok) return NULL;
   uvw_value_t **out = calloc(*n ? *n : 1, sizeof *out);
-  if (out == NULL) return fail(env, UVW_ENOMEM, "%s", "uvwool: out of memory"), NULL;
+  if (out == NULL) return uvwn_fail(env, UVW_ENOMEM, "%s", "uvwool: out of memory"), NULL;
   for (uint32_t i = 0; i < *n; i++) {
     if (napi_get_element(env, arr, i, &item) != napi_ok || (out[i] = uvwn_to_value(env, item)) == NULL) {
       for (uint32_t j = 0; j < i; j++) uvw_value_unref(out[j]);
@@ -371,13 +170,6 @@ static void leave_state(uvw_context_t *ctx) {
   uvw_context_unref(ctx);
 }
 
-static uvw_conn_t *peer_conn(napi_env env, peer_t *p) {
-  if (p->closing) return fail(env, UVW_ECONNRESET, "uvwool: the connection to %s is closed", p->address), NULL;
-  uvw_conn_t *c = p->conn ? p->conn : uvw_pool_next(p->pool);
-  if (c == NULL) uvwn_throw_last(env);
-  return c;
-}
-
 /* dispatch(handle, mirror, chainId, routine, args, req): on_reply(req, ...)
  * once, from the loop. Throws when nothing was sent. */
 static napi_value dispatch(napi_env env, napi_callback_info info) {
@@ -387,10 +179,9 @@ static napi_value dispatch(napi_env env, napi_callback_info info) {
   uint32_t n = 0;
   uvw_context_t *ctx;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  peer_t *p = peer_of(env, argv[0]);
-  uvw_conn_t *conn = p ? peer_conn(env, p) : NULL;
+  uvw_conn_t *conn = uvwn_peer_conn(env, argv[0]);
   if (conn == NULL) return NULL;
-  if (get_utf8(env, argv[3], &routine) < 0) return fail(env, UVW_ENOMEM, "%s", "uvwool: out of memory");
+  if (uvwn_get_utf8(env, argv[3], &routine) < 0) return uvwn_fail(env, UVW_ENOMEM, "%s", "uvwool: out of memory");
   uvw_value_t **args = values_of(env, argv[4], &n);
   step_t *st = args ? step_new(env, argv[5]) : NULL;
   int rc = st ? enter_state(env, argv[1], argv[2], &ctx) : -1;
@@ -423,10 +214,9 @@ static napi_value stream_open(napi_env env, napi_callback_info info) {
   char *routine = NULL;
   uint32_t n = 0;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  peer_t *p = peer_of(env, argv[0]);
-  uvw_conn_t *conn = p ? peer_conn(env, p) : NULL;
+  uvw_conn_t *conn = uvwn_peer_conn(env, argv[0]);
   if (conn == NULL) return NULL;
-  if (get_utf8(env, argv[1], &routine) < 0) return fail(env, UVW_ENOMEM, "%s", "uvwool: out of memory");
+  if (uvwn_get_utf8(env, argv[1], &routine) < 0) return uvwn_fail(env, UVW_ENOMEM, "%s", "uvwool: out of memory");
   uvw_value_t **args = values_of(env, argv[2], &n);
   stream_t *s = args ? calloc(1, sizeof *s) : NULL;
   int rc = s ? uvw_conn_dispatch_stream(conn, routine, args, n, NULL, &s->d) : -1;
@@ -452,8 +242,8 @@ static uvw_error_t *error_of(napi_env env, napi_value v) {
   char *n = NULL, *m = NULL;
   if (napi_get_named_property(env, v, "name", &name) != napi_ok || napi_coerce_to_string(env, name, &name) != napi_ok ||
       napi_get_named_property(env, v, "message", &message) != napi_ok ||
-      napi_coerce_to_string(env, message, &message) != napi_ok || get_utf8(env, name, &n) < 0 ||
-      get_utf8(env, message, &m) < 0) {
+      napi_coerce_to_string(env, message, &message) != napi_ok || uvwn_get_utf8(env, name, &n) < 0 ||
+      uvwn_get_utf8(env, message, &m) < 0) {
     free(n);
     return NULL;
   }
@@ -476,7 +266,7 @@ static napi_value stream_step(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   CHECK(napi_get_value_external(env, argv[0], (void **)&s));
   CHECK(napi_get_value_int32(env, argv[1], &kind));
-  if (s->closed) return fail(env, UVW_EINVAL, "%s", "uvwool: the stream is closed");
+  if (s->closed) return uvwn_fail(env, UVW_EINVAL, "%s", "uvwool: the stream is closed");
   if (kind == 1 && (value = uvwn_to_value(env, argv[4])) == NULL) return NULL;
   if (kind == 2 && (error = error_of(env, argv[4])) == NULL) return NULL;
   step_t *st = step_new(env, argv[5]);
@@ -555,14 +345,13 @@ static napi_value set_reply_hooks(napi_env env, napi_callback_info info) {
 }
 
 int uvwn_dispatch_init(napi_env env, napi_value exports) {
+  if (uvwn_peer_init(env, exports) < 0) return -1;
   static const struct {
     const char *name;
     napi_callback fn;
   } fns[] = {
-      {"setReplyHooks", set_reply_hooks}, {"connOpen", conn_open},       {"poolOpen", pool_open},
-      {"peerClose", peer_close},          {"peerIsDead", peer_is_dead},  {"dispatch", dispatch},
-      {"streamOpen", stream_open},        {"streamStep", stream_step},   {"streamClose", stream_close},
-      {"readBack", read_back},
+      {"setReplyHooks", set_reply_hooks}, {"dispatch", dispatch},         {"streamOpen", stream_open},
+      {"streamStep", stream_step},        {"streamClose", stream_close}, {"readBack", read_back},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
