@@ -203,11 +203,18 @@ static napi_value uv_versions(napi_env env, napi_callback_info info) {
   return out;
 }
 
+int uvwn_export_fns(napi_env env, napi_value exports, const uvwn_fn_t *fns, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    napi_value f;
+    if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f) != napi_ok ||
+        napi_set_named_property(env, exports, fns[i].name, f) != napi_ok)
+      return -1;
+  }
+  return 0;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
-  static const struct {
-    const char *name;
-    napi_callback fn;
-  } fns[] = {
+  static const uvwn_fn_t fns[] = {
       {"setErrorFactory", set_error_factory},
       {"setCurrentMirror", set_current_mirror},
       {"declare", declare},
@@ -217,12 +224,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"uvVersions", uv_versions},
   };
   if (uvwn_env_init(env) < 0) return NULL;
-  if (uvwn_dispatch_init(env, exports) < 0) return NULL;
-  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-    napi_value f;
-    CHECK(napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f));
-    CHECK(napi_set_named_property(env, exports, fns[i].name, f));
-  }
+  if (uvwn_dispatch_init(env, exports) < 0 || uvwn_export_fns(env, exports, fns, sizeof fns / sizeof fns[0]) < 0)
+    return NULL;
   return exports;
 }
 

@@ -20,6 +20,13 @@ napi_value uvwn_from_value(napi_env env, const uvw_value_t *v);
  * it is collected; also on failure, NULL with an exception pending). The
  * shape index.js passes back to nativeGet and the dispatch calls. */
 napi_value uvwn_context_external(napi_env env, uvw_context_t *ctx);
+/* A native function of the binding, and adding a table of them to the
+ * exports (0, or -1 with an exception pending). */
+typedef struct uvwn_fn_s {
+  const char *name;
+  napi_callback fn;
+} uvwn_fn_t;
+int uvwn_export_fns(napi_env env, napi_value exports, const uvwn_fn_t *fns, size_t n);
 /* Adds dispatch.c's functions to the addon's exports. 0 or -1. */
 int uvwn_dispatch_init(napi_env env, napi_value exports);
 

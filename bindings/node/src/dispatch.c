@@ -345,19 +345,10 @@ static napi_value set_reply_hooks(napi_env env, napi_callback_info info) {
 }
 
 int uvwn_dispatch_init(napi_env env, napi_value exports) {
-  if (uvwn_peer_init(env, exports) < 0) return -1;
-  static const struct {
-    const char *name;
-    napi_callback fn;
-  } fns[] = {
+  static const uvwn_fn_t fns[] = {
       {"setReplyHooks", set_reply_hooks}, {"dispatch", dispatch},         {"streamOpen", stream_open},
       {"streamStep", stream_step},        {"streamClose", stream_close}, {"readBack", read_back},
   };
-  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-    napi_value f;
-    if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f) != napi_ok ||
-        napi_set_named_property(env, exports, fns[i].name, f) != napi_ok)
-      return -1;
-  }
-  return 0;
+  if (uvwn_peer_init(env, exports) < 0) return -1;
+  return uvwn_export_fns(env, exports, fns, sizeof fns / sizeof fns[0]);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <uvwool/dispatch.h>
 
+#include "convert.h"
 #include "dispatch_js.h"
 #include "env.h"
 #include "error.h" /* the core's detail-record helpers */
@@ -216,17 +217,8 @@ uvw_conn_t *uvwn_peer_conn(napi_env env, napi_value handle) {
   return c;
 }
 
-
 int uvwn_peer_init(napi_env env, napi_value exports) {
-  static const struct {
-    const char *name;
-    napi_callback fn;
-  } fns[] = {{"connOpen", conn_open}, {"poolOpen", pool_open}, {"peerClose", peer_close}, {"peerIsDead", peer_is_dead}};
-  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-    napi_value f;
-    if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f) != napi_ok ||
-        napi_set_named_property(env, exports, fns[i].name, f) != napi_ok)
-      return -1;
-  }
-  return 0;
+  static const uvwn_fn_t fns[] = {
+      {"connOpen", conn_open}, {"poolOpen", pool_open}, {"peerClose", peer_close}, {"peerIsDead", peer_is_dead}};
+  return uvwn_export_fns(env, exports, fns, sizeof fns / sizeof fns[0]);
 }
