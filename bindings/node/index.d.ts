@@ -87,6 +87,9 @@ export interface ConnectOptions {
   /** Bound on each dispatch's handshake (Task to Ack), not on execution; 0: 5000 ms. */
   timeoutMs?: number;
 }
+export interface DispatchOptions extends ConnectOptions {
+  signal?: AbortSignal;
+}
 /** A connection (or a pool) to uvwool-worker processes. Each dispatch and
  *  stream step sends the context current at the call; the worker's changes
  *  come back into the context that awaits it. */
@@ -95,6 +98,9 @@ declare class Peer {
    *  'UVW_EREMOTE' (the routine raised), 'UVW_ENACK', 'UVW_ECONNRESET',
    *  'UVW_ECANCELED', 'UVW_ETIMEDOUT', ... and `routine` its name. */
   dispatch(routine: string, ...args: WireValue[]): Promise<WireValue>;
+  /** dispatch() with this dispatch's handshake bound and an AbortSignal
+   *  (aborting rejects with 'UVW_ECANCELED' and tells the worker). */
+  dispatchWith(options: DispatchOptions, routine: string, ...args: WireValue[]): Promise<WireValue>;
   /** A streaming routine; steps run when iterated. */
   stream(routine: string, ...args: WireValue[]): Stream;
   /** Rejects what still waits ('UVW_ECANCELED'), then closes. Idempotent. */

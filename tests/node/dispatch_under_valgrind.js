@@ -2,7 +2,7 @@
 // Run under valgrind by CTest (node.dispatch_valgrind): the addon's
 // dispatch glue (src/dispatch.c, src/peer.c) through its paths, on a real
 // uvwool-worker: a result and apply-back, a stream to its end and one
-// broken off, a remote error, a dispatch cancelled by close, a dead
+// broken off, a remote error, a dispatch aborted and one cancelled by close, a dead
 // connection, and a Connection dropped without close() and collected.
 // Sanitizer builds leave the binding out (docs/node.md), so this is its
 // memory check.
@@ -31,6 +31,10 @@ async function main() {
   assert.equal((await broken.next()).done, false);
   broken.close();
   await assert.rejects(conn.dispatch('raise_after_set'), { code: 'UVW_EREMOTE', wireType: 'AppError' });
+  const ac = new AbortController();
+  const aborted = conn.dispatchWith({ signal: ac.signal, timeoutMs: 300000 }, 'hang').catch((e) => e.status);
+  ac.abort();
+  assert.equal(await aborted, 'UVW_ECANCELED');
   const hanging = conn.dispatch('hang').catch((e) => e.status);
   await conn.close();
   assert.equal(await hanging, 'UVW_ECANCELED');

@@ -280,3 +280,22 @@ test('a worker thread dispatches on its own loop and exits with its connection o
   assert.deepEqual(msg, ['saw:from-thread', 'from-thread+worker']);
   assert.equal(await w.terminate(), 1);
 });
+
+test('dispatchWith: a per-dispatch handshake bound travels to the worker; an AbortSignal cancels', async () => {
+  assert.equal(await conn.dispatch('timeout_seen'), 5000, "the connection's default");
+  assert.equal(await conn.dispatchWith({ timeoutMs: 1234 }, 'timeout_seen'), 1234);
+  const told = await conn.dispatch('cancelled_count');
+  const ac = new AbortController();
+  const hanging = conn.dispatchWith({ signal: ac.signal }, 'hang');
+  ac.abort();
+  await assert.rejects(hanging, (e) => e instanceof uvwool.WoolError && e.status === 'UVW_ECANCELED');
+  assert.equal(await conn.dispatch('cancelled_count'), told + 1, 'the worker was told');
+  ac.abort(); // a second abort of a settled dispatch does nothing
+  const gone = new AbortController();
+  gone.abort(new Error('before sending'));
+  await assert.rejects(conn.dispatchWith({ signal: gone.signal }, 'hang'), { message: 'before sending' });
+  assert.equal(await conn.dispatch('cancelled_count'), told + 1, 'nothing was sent');
+  assert.throws(() => conn.dispatchWith(null, 'echo'), { name: 'TypeError', code: 'UVW_EINVAL' });
+  assert.throws(() => conn.dispatchWith({ signal: {} }, 'echo'), { name: 'TypeError', code: 'UVW_EINVAL' });
+  assert.throws(() => conn.dispatchWith({ timeoutMs: 1.5 }, 'echo'), { name: 'TypeError', code: 'UVW_EINVAL' });
+});

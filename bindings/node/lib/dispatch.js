@@ -18,10 +18,19 @@ module.exports = function makeDispatch(core) {
 
   function checkTimeout(options) {
     if (options === undefined) return 0;
-    if (options === null || typeof options !== 'object') throw errors.typeError('uvwool: connection options must be an object');
+    if (options === null || typeof options !== 'object') throw errors.typeError('uvwool: options must be an object');
     const t = options.timeoutMs ?? 0;
     if (!Number.isSafeInteger(t) || t < 0) throw errors.typeError(`uvwool: timeoutMs must be a non-negative integer, got ${t}`);
     return t;
+  }
+
+  const NO_OPTIONS = Object.freeze({ signal: undefined, timeoutMs: 0 });
+  function checkDispatchOptions(options) {
+    if (options === null || typeof options !== 'object') throw errors.typeError('uvwool: dispatchWith options must be an object');
+    const signal = options.signal ?? undefined;
+    if (signal !== undefined && (typeof signal.aborted !== 'boolean' || typeof signal.addEventListener !== 'function'))
+      throw errors.typeError('uvwool: options.signal must be an AbortSignal');
+    return { signal, timeoutMs: checkTimeout(options) };
   }
 
   // What a step sends, and the State the reply is applied to: a fresh one,
@@ -59,6 +68,8 @@ module.exports = function makeDispatch(core) {
   }
 
   function onReply(req, status, payload, merged, done) {
+    req.settled = true;
+    if (req.cleanup) req.cleanup();
     if (merged !== undefined) applyBack(req.target, merged);
     if (req.stream !== undefined) req.stream._settled(done);
     if (status === '') {
@@ -91,16 +102,38 @@ module.exports = function makeDispatch(core) {
     // ('UVW_ENACK'), a dead or closed connection ('UVW_ECONNRESET'), a
     // cancelled dispatch ('UVW_ECANCELED'), a handshake timeout.
     dispatch(routine, ...args) {
+      return this._dispatch(NO_OPTIONS, routine, args);
+    }
+
+    // dispatch() with options: timeoutMs (this dispatch's handshake bound)
+    // and signal (an AbortSignal: aborting rejects with 'UVW_ECANCELED' and
+    // tells the worker; already aborted, nothing is sent and the promise
+    // rejects with the signal's reason).
+    dispatchWith(options, routine, ...args) {
+      return this._dispatch(checkDispatchOptions(options), routine, args);
+    }
+
+    _dispatch(options, routine, args) {
       checkRoutine(routine);
+      const { signal, timeoutMs } = options;
+      if (signal !== undefined && signal.aborted) return Promise.reject(signal.reason);
       const { s, target } = capture();
       let req;
       const promise = new Promise((resolve, reject) => {
-        req = { peer: this, routine, target, resolve, reject, stream: undefined };
+        req = { peer: this, routine, target, resolve, reject, stream: undefined, settled: false, cleanup: null };
       });
+      let handle;
       try {
-        binding.dispatch(this._handle, mirrorOf(s), s.chain === null ? null : s.chain.id, routine, args, req);
+        handle = binding.dispatch(this._handle, mirrorOf(s), s.chain === null ? null : s.chain.id, routine, args, req, timeoutMs);
       } catch (e) {
         return Promise.reject(e);
+      }
+      if (signal !== undefined) {
+        const onAbort = () => {
+          if (!req.settled) binding.dispatchCancel(handle);
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        req.cleanup = () => signal.removeEventListener('abort', onAbort);
       }
       als.enterWith(target);
       return promise;

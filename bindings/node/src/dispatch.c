@@ -170,15 +170,19 @@ static void leave_state(uvw_context_t *ctx) {
   uvw_context_unref(ctx);
 }
 
-/* dispatch(handle, mirror, chainId, routine, args, req): on_reply(req, ...)
- * once, from the loop. Throws when nothing was sent. */
+/* dispatch(handle, mirror, chainId, routine, args, req, timeoutMs) ->
+ * dispatch handle (for dispatchCancel while the reply is pending);
+ * on_reply(req, ...) once, from the loop. Throws when nothing was sent. */
 static napi_value dispatch(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7], out = NULL;
   char *routine = NULL;
   uint32_t n = 0;
+  int64_t timeout;
   uvw_context_t *ctx;
+  uvw_dispatch_t *d = NULL;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(napi_get_value_int64(env, argv[6], &timeout));
   uvw_conn_t *conn = uvwn_peer_conn(env, argv[0]);
   if (conn == NULL) return NULL;
   if (uvwn_get_utf8(env, argv[3], &routine) < 0) return uvwn_fail(env, UVW_ENOMEM, "%s", "uvwool: out of memory");
@@ -186,16 +190,32 @@ static napi_value dispatch(napi_env env, napi_callback_info info) {
   step_t *st = args ? step_new(env, argv[5]) : NULL;
   int rc = st ? enter_state(env, argv[1], argv[2], &ctx) : -1;
   if (rc == 0) {
-    rc = uvw_conn_dispatch(conn, routine, args, n, NULL, on_reply, st, NULL);
+    uvw_dispatch_opts_t opts = {.dispatch_timeout_ms = timeout > 0 ? (uint64_t)timeout : 0};
+    rc = uvw_conn_dispatch(conn, routine, args, n, &opts, on_reply, st, &d);
     leave_state(ctx);
   }
   free(routine);
   values_free(args, n);
-  if (rc == 0) return NULL;
+  /* No finalizer: d is the dispatch layer's, valid until its callback
+   * returned, and lib/dispatch.js cancels only before that. */
+  if (rc == 0) return napi_create_external(env, d, NULL, NULL, &out) == napi_ok ? out : NULL;
   if (st) step_free(st);
   bool pending = false;
   napi_is_exception_pending(env, &pending);
   return pending ? NULL : uvwn_throw_last(env);
+}
+
+/* dispatchCancel(dispatch handle): the reply is decided now (UVW_ECANCELED,
+ * the worker told); its callback runs from the loop later. A dispatch
+ * already decided is left alone. */
+static napi_value dispatch_cancel(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  uvw_dispatch_t *d;
+  CHECK(napi_get_cb_info(env, info, &argc, &arg, NULL, NULL));
+  CHECK(napi_get_value_external(env, arg, (void **)&d));
+  uvw_dispatch_cancel(d);
+  return NULL;
 }
 
 /* ---- streams ----------------------------------------------------------------- */
@@ -346,8 +366,9 @@ static napi_value set_reply_hooks(napi_env env, napi_callback_info info) {
 
 int uvwn_dispatch_init(napi_env env, napi_value exports) {
   static const uvwn_fn_t fns[] = {
-      {"setReplyHooks", set_reply_hooks}, {"dispatch", dispatch},         {"streamOpen", stream_open},
-      {"streamStep", stream_step},        {"streamClose", stream_close}, {"readBack", read_back},
+      {"setReplyHooks", set_reply_hooks}, {"dispatch", dispatch},         {"dispatchCancel", dispatch_cancel},
+      {"streamOpen", stream_open},        {"streamStep", stream_step},   {"streamClose", stream_close},
+      {"readBack", read_back},
   };
   if (uvwn_peer_init(env, exports) < 0) return -1;
   return uvwn_export_fns(env, exports, fns, sizeof fns / sizeof fns[0]);
