@@ -106,6 +106,26 @@ static void on_reply(uvw_dispatch_t *d, const uvw_reply_t *reply, void *arg) {
   step_free(st);
 }
 
+/* Nothing was sent: the step is dropped and the failure thrown (the
+ * exception already pending, or the call's uvwool error). */
+static napi_value step_failed(napi_env env, step_t *st) {
+  bool pending = false;
+  if (st) step_free(st);
+  napi_is_exception_pending(env, &pending);
+  return pending ? NULL : uvwn_throw_last(env);
+}
+
+/* The data of the external that is a native function's only argument. */
+static void *external_arg(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  void *data = NULL;
+  if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != napi_ok ||
+      napi_get_value_external(env, arg, &data) != napi_ok)
+    return NULL;
+  return data;
+}
+
 /* The values of a JS array, as new uvw values (*n of them). */
 static uvw_value_t **values_of(napi_env env, napi_value arr, uint32_t *n) {
   napi_value item;
@@ -199,22 +219,15 @@ static napi_value dispatch(napi_env env, napi_callback_info info) {
   /* No finalizer: d is the dispatch layer's, valid until its callback
    * returned, and lib/dispatch.js cancels only before that. */
   if (rc == 0) return napi_create_external(env, d, NULL, NULL, &out) == napi_ok ? out : NULL;
-  if (st) step_free(st);
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  return pending ? NULL : uvwn_throw_last(env);
+  return step_failed(env, st);
 }
 
 /* dispatchCancel(dispatch handle): the reply is decided now (UVW_ECANCELED,
  * the worker told); its callback runs from the loop later. A dispatch
  * already decided is left alone. */
 static napi_value dispatch_cancel(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value arg;
-  uvw_dispatch_t *d;
-  CHECK(napi_get_cb_info(env, info, &argc, &arg, NULL, NULL));
-  CHECK(napi_get_value_external(env, arg, (void **)&d));
-  uvw_dispatch_cancel(d);
+  uvw_dispatch_t *d = external_arg(env, info);
+  if (d != NULL) uvw_dispatch_cancel(d);
   return NULL;
 }
 
@@ -244,9 +257,7 @@ static napi_value stream_open(napi_env env, napi_callback_info info) {
   values_free(args, n);
   if (rc < 0) {
     free(s);
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    return pending ? NULL : uvwn_throw_last(env);
+    return step_failed(env, NULL);
   }
   if (napi_create_external(env, s, stream_finalize, NULL, &out) != napi_ok) {
     uvw_dispatch_close(s->d);
@@ -300,21 +311,14 @@ static napi_value stream_step(napi_env env, napi_callback_info info) {
   uvw_value_unref(value);
   uvw_error_unref(error);
   if (rc == 0) return NULL;
-  if (st) step_free(st);
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  return pending ? NULL : uvwn_throw_last(env);
+  return step_failed(env, st);
 }
 
 /* streamClose(stream): ends it; a pending step is answered UVW_ECANCELED
  * from the loop. A second call is a no-op. */
 static napi_value stream_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value arg;
-  stream_t *s;
-  CHECK(napi_get_cb_info(env, info, &argc, &arg, NULL, NULL));
-  CHECK(napi_get_value_external(env, arg, (void **)&s));
-  if (!s->closed) {
+  stream_t *s = external_arg(env, info);
+  if (s != NULL && !s->closed) {
     s->closed = 1;
     uvw_dispatch_close(s->d);
   }
