@@ -1,5 +1,5 @@
 {
-  # uvwool's core, wire and loop layers are compiled into the addon from
+  # uvwool's core, wire, loop and dispatch layers are compiled into the addon from
   # deps/uvwool (staged there by the CMake build, shipped by `npm pack`,
   # with the protobuf-c code generated from proto/uvwool.proto), against
   # Node's own headers: node-gyp's -I<nodedir>/include/node comes before
@@ -11,12 +11,15 @@
     "sources": [
       "src/addon.c",
       "src/convert.c",
+      "src/dispatch.c",
       "src/env.c",
+      "src/errors_js.c",
       "src/node_api_glue.c",
-      "<!@(node -p \"['core', 'wire', 'loop'].flatMap(d => require('fs').readdirSync('deps/uvwool/src/' + d).filter(f => f.endsWith('.c')).map(f => 'deps/uvwool/src/' + d + '/' + f)).join(' ')\")",
+      "src/peer.c",
+      "<!@(node -p \"['core', 'wire', 'loop', 'dispatch'].flatMap(d => require('fs').readdirSync('deps/uvwool/src/' + d).filter(f => f.endsWith('.c')).map(f => 'deps/uvwool/src/' + d + '/' + f)).join(' ')\")",
       "deps/uvwool/proto/uvwool.pb-c.c"
     ],
-    "include_dirs": ["include", "deps/uvwool/include", "deps/uvwool/src/core", "deps/uvwool/src/wire", "deps/uvwool/src/loop", "deps/uvwool/proto"],
+    "include_dirs": ["include", "deps/uvwool/include", "deps/uvwool/src/core", "deps/uvwool/src/wire", "deps/uvwool/src/loop", "deps/uvwool/src/dispatch", "deps/uvwool/proto"],
     "defines": ["NAPI_VERSION=8"],
     "cflags": ["-std=gnu11", "-Wall", "-Wno-unused-parameter"],
     # Only the public C API (uvw_*, uvw_node_*) and Node's entry points

@@ -70,6 +70,64 @@ export declare function spawn<R, A extends unknown[]>(fn: (...args: A) => R | Pr
 /** The current chain id, or null when the current context is unarmed. */
 export declare function chainId(): string | null;
 
+/** A detached fork of the current context as data, for a worker_threads
+ *  Worker (postMessage, workerData): the wire values, keyed by identity. */
+export interface ThreadSnapshot {
+  chainId: string | null;
+  bindings: [namespace: string, name: string, value: WireValue][];
+  /** '(ns, name)' of the opaque values left behind. */
+  left: string[];
+}
+export declare function threadSnapshot(): ThreadSnapshot;
+/** Runs fn in a new Context made from the snapshot (a new chain id, the
+ *  variables this env declared); returns fn's result. */
+export declare function runInThreadSnapshot<R, A extends unknown[]>(snapshot: ThreadSnapshot, fn: (...args: A) => R, ...args: A): R;
+
+export interface ConnectOptions {
+  /** Bound on each dispatch's handshake (Task to Ack), not on execution; 0: 5000 ms. */
+  timeoutMs?: number;
+}
+export interface DispatchOptions extends ConnectOptions {
+  signal?: AbortSignal;
+}
+/** A connection (or a pool) to uvwool-worker processes. Each dispatch and
+ *  stream step sends the context current at the call; the worker's changes
+ *  come back into the context that awaits it. */
+declare class Peer {
+  /** The routine's return value. Rejects with a WoolError whose `status` is
+   *  'UVW_EREMOTE' (the routine raised), 'UVW_ENACK', 'UVW_ECONNRESET',
+   *  'UVW_ECANCELED', 'UVW_ETIMEDOUT', ... and `routine` its name. */
+  dispatch(routine: string, ...args: WireValue[]): Promise<WireValue>;
+  /** dispatch() with this dispatch's handshake bound and an AbortSignal
+   *  (aborting rejects with 'UVW_ECANCELED' and tells the worker). */
+  dispatchWith(options: DispatchOptions, routine: string, ...args: WireValue[]): Promise<WireValue>;
+  /** A streaming routine; steps run when iterated. */
+  stream(routine: string, ...args: WireValue[]): Stream;
+  /** Rejects what still waits ('UVW_ECANCELED'), then closes. Idempotent. */
+  close(): Promise<void>;
+  readonly closed: boolean;
+}
+export declare class Connection extends Peer {
+  /** Lost (worker gone, bad frame, connect failed) or closed. */
+  readonly dead: boolean;
+}
+export declare class Pool extends Peer {}
+export declare class Stream implements AsyncIterableIterator<WireValue> {
+  /** next(v) with a value is send(v). */
+  next(value?: WireValue): Promise<IteratorResult<WireValue, WireValue>>;
+  send(value: WireValue): Promise<IteratorResult<WireValue, WireValue>>;
+  /** Raises err (its name and message) in the routine at its current step. */
+  throw(err: Error): Promise<IteratorResult<WireValue, WireValue>>;
+  /** Ends the stream; the routine is told. */
+  return(): Promise<IteratorResult<WireValue, undefined>>;
+  close(): void;
+  [Symbol.asyncIterator](): Stream;
+}
+/** A connection to a worker at 'pipe:PATH' or 'tcp:HOST:PORT', usable at once. */
+export declare function connect(address: string, options?: ConnectOptions): Connection;
+/** Round-robin over several workers; dead members are skipped and reconnected. */
+export declare function pool(addresses: string[], options?: ConnectOptions): Pool;
+
 /** What native code sees: reads through the C core in a mirror of the
  *  current context. For diagnostics and tests; costs a native call. */
 export declare const native: {

@@ -133,6 +133,9 @@ function writtenChain(s) {
 }
 
 const varsById = [null];
+// The C handles of varsById[1..], in order: what a dispatch reply is read
+// back through (lib/dispatch.js).
+const handles = [];
 // Identities declared in this env (this module instance): a second
 // declaration here is a collision; another worker thread's is shared.
 const declared = new Map();
@@ -157,6 +160,7 @@ class ContextVar {
     this._handle = hasDefault ? binding.declare(namespace, name, options.default) : binding.declare(namespace, name);
     this._id = varsById.length;
     varsById.push(this);
+    handles.push(this._handle);
     declared.set(key, this);
     this.namespace = namespace;
     this.name = name;
@@ -370,6 +374,54 @@ function spawn(fn, ...args) {
   });
 }
 
+// JS functions cannot run on libuv's pool threads (an isolate is one
+// thread), so there is no toThread(fn) for JavaScript: what crosses to a
+// worker_threads Worker is data. threadSnapshot() is the detached fork
+// uvw_to_thread gives C, as a structured-cloneable object for postMessage
+// or workerData: the wire values bound now, keyed by (namespace, name);
+// opaque values stay behind (listed in `left`), as they never cross the wire.
+function threadSnapshot() {
+  const s = current();
+  if (s.chain !== null && s.chain.owner !== s.task) guardSlow(s, 'serialize', null);
+  const bindings = [];
+  const left = [];
+  trie.forEach(s.root, (id, value) => {
+    const v = varsById[id];
+    if (isWireValue(value)) bindings.push([v.namespace, v.name, value]);
+    else left.push(varLabel(v));
+  });
+  return { chainId: s.chain === null ? null : s.chain.id, bindings, left };
+}
+
+function isWireValue(value) {
+  const t = typeof value;
+  return value === null || t === 'boolean' || t === 'number' || t === 'bigint' || t === 'string' || value instanceof Uint8Array;
+}
+
+// Runs fn(...args) in a detached fork made from a threadSnapshot() (in any
+// env: the main thread or a worker): a new Context holding the snapshot's
+// values of the variables this env declared (others are skipped), a new
+// chain id when the snapshot was armed, no task. Its writes reach nothing
+// else; returns fn's result.
+function runInThreadSnapshot(snap, fn, ...args) {
+  if (snap === null || typeof snap !== 'object' || !Array.isArray(snap.bindings) || (snap.chainId !== null && typeof snap.chainId !== 'string'))
+    throw errors.typeError('uvwool: runInThreadSnapshot takes what threadSnapshot() returned');
+  checkFunction(fn, 'runInThreadSnapshot: fn');
+  let root = null;
+  let size = 0;
+  for (const entry of snap.bindings) {
+    if (!Array.isArray(entry) || entry.length !== 3 || typeof entry[0] !== 'string' || typeof entry[1] !== 'string' || !isWireValue(entry[2]))
+      throw errors.typeError('uvwool: a threadSnapshot binding is [namespace, name, wire value]');
+    checkValue(entry[2]);
+    const v = declared.get(`${entry[0]}\0${entry[1]}`);
+    if (v === undefined) continue;
+    if (trie.lookup(root, v._id) === NOT_FOUND) size++;
+    root = trie.insert(root, v._id, entry[2]);
+  }
+  const chain = snap.chainId === null && root === null ? null : new Chain(mintChainId(), null);
+  return new Context(root, size, chain).run(fn, ...args);
+}
+
 function chainId() {
   const c = current().chain;
   return c === null ? null : c.id;
@@ -392,6 +444,24 @@ function mirrorOf(s) {
 }
 
 binding.setCurrentMirror(() => mirrorOf(current()));
+
+const dispatch = require('./lib/dispatch')({
+  binding,
+  als,
+  current,
+  guard(s, operation) {
+    if (s.chain !== null && s.chain.owner !== s.task) guardSlow(s, operation, null);
+  },
+  State,
+  Chain,
+  mirrorOf,
+  // A C context known to hold exactly these bindings (a dispatch's merged
+  // reply) serves as their mirror.
+  remember(root, mirror) {
+    mirrors.set(root, mirror);
+  },
+  handles,
+});
 
 // What native code sees: the variable read through the C core (uvw_get) in
 // the mirror of the current context.
@@ -421,6 +491,13 @@ module.exports = {
   wrap,
   spawn,
   chainId,
+  threadSnapshot,
+  runInThreadSnapshot,
+  connect: dispatch.connect,
+  pool: dispatch.pool,
+  Connection: dispatch.Connection,
+  Pool: dispatch.Pool,
+  Stream: dispatch.Stream,
   native,
   ...classes,
 };

@@ -16,6 +16,8 @@ if grep -q '^package/build/' "$scratch/contents"; then
 fi
 grep -qx 'package/deps/uvwool/src/core/context.c' "$scratch/contents"
 grep -qx 'package/include/uvwool/node.h' "$scratch/contents"
+grep -qx 'package/deps/uvwool/src/dispatch/conn.c' "$scratch/contents"
+grep -qx 'package/otel.js' "$scratch/contents"
 cd "$scratch/project"
 echo '{ "name": "scratch", "version": "1.0.0", "private": true }' > package.json
 npm_config_nodedir="$nodedir" npm install --offline --no-audit --no-fund --silent "../$tarball"
@@ -31,5 +33,13 @@ v.run("ann", () => {
   assert.match(chainId(), /^[0-9a-f]{32}$/);
 });
 assert.equal(v.get(), "nobody");
-spawn(async () => { v.set("task"); }).then(() => { assert.equal(v.get(), "nobody"); console.log("package ok"); });
+// Dispatch is compiled in: a connection to nowhere rejects, it does not crash.
+const conn = require("uvwool").connect("pipe:/nonexistent/uvwool.sock");
+const refused = conn.dispatch("echo", 1).then(() => assert.fail("resolved"), (e) => assert.equal(e.code, "UVW_ECONNRESET"));
+const { UvwoolContextManager } = require("uvwool/otel");
+assert.equal(new UvwoolContextManager({ root: "root" }).enable().active(), "root");
+spawn(async () => { v.set("task"); })
+  .then(() => refused)
+  .then(() => conn.close())
+  .then(() => { assert.equal(v.get(), "nobody"); console.log("package ok"); });
 '

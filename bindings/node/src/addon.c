@@ -13,38 +13,12 @@
 
 #include "convert.h"
 #include "env.h"
+#include "errors_js.h"
 
 #define CHECK(call)                                                                                                    \
   do {                                                                                                                 \
     if ((call) != napi_ok) return NULL;                                                                                \
   } while (0)
-
-/* Throws the calling thread's last uvwool error as a WoolError subclass. */
-static napi_value throw_last(napi_env env) {
-  const uvw_error_t *err = uvw_last_error();
-  uvwn_env_t *e = uvwn_env(env);
-  napi_value factory, args[4], out, global;
-  int code = err ? uvw_error_code(err) : UVW_EINVAL;
-  const char *kind = err ? uvw_error_kind_name(uvw_error_kind(err)) : "WoolError";
-  const char *msg = err ? uvw_error_message(err) : "uvwool: unknown failure";
-  if (e == NULL || e->error_factory == NULL || napi_get_reference_value(env, e->error_factory, &factory) != napi_ok) {
-    napi_throw_error(env, uvw_err_name(code), msg);
-    return NULL;
-  }
-  CHECK(napi_create_string_utf8(env, kind ? kind : "WoolError", NAPI_AUTO_LENGTH, &args[0]));
-  CHECK(napi_create_string_utf8(env, uvw_err_name(code), NAPI_AUTO_LENGTH, &args[1]));
-  CHECK(napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &args[2]));
-  CHECK(napi_create_object(env, &args[3]));
-  for (size_t i = 0, n = err ? uvw_error_field_count(err) : 0; i < n; i++) {
-    napi_value v;
-    CHECK(napi_create_string_utf8(env, uvw_error_field_value(err, i), NAPI_AUTO_LENGTH, &v));
-    CHECK(napi_set_named_property(env, args[3], uvw_error_field_name(err, i), v));
-  }
-  CHECK(napi_get_global(env, &global));
-  CHECK(napi_call_function(env, global, factory, 4, args, &out));
-  napi_throw(env, out);
-  return NULL;
-}
 
 static napi_value set_hook(napi_env env, napi_callback_info info, napi_ref *slot) {
   size_t argc = 1;
@@ -128,7 +102,7 @@ static napi_value declare(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "UVW_ENOMEM", "uvwool: out of memory");
     return NULL;
   }
-  if (rc < 0) return throw_last(env);
+  if (rc < 0) return uvwn_throw_last(env);
   CHECK(napi_create_external(env, var, NULL, NULL, &out));
   return out;
 }
@@ -136,6 +110,13 @@ static napi_value declare(napi_env env, napi_callback_info info) {
 static void mirror_free(napi_env env, void *data, void *hint) {
   (void)env, (void)hint;
   uvw_context_unref(data);
+}
+
+napi_value uvwn_context_external(napi_env env, uvw_context_t *ctx) {
+  napi_value out;
+  if (napi_create_external(env, ctx, mirror_free, NULL, &out) == napi_ok) return out;
+  uvw_context_unref(ctx);
+  return NULL;
 }
 
 static int mirror_fill(napi_env env, napi_value entries, uint32_t n) {
@@ -149,7 +130,7 @@ static int mirror_fill(napi_env env, napi_value entries, uint32_t n) {
     if (value == NULL) return -1;
     int rc = uvw_set(var, value, NULL);
     uvw_value_unref(value);
-    if (rc < 0) return throw_last(env), -1;
+    if (rc < 0) return uvwn_throw_last(env), -1;
   }
   return 0;
 }
@@ -159,23 +140,23 @@ static int mirror_fill(napi_env env, napi_value entries, uint32_t n) {
  * caches it per immutable JS state. */
 static napi_value mirror(napi_env env, napi_callback_info info) {
   size_t argc = 1;
-  napi_value entries, out;
+  napi_value entries;
   uint32_t n;
   CHECK(napi_get_cb_info(env, info, &argc, &entries, NULL, NULL));
   CHECK(napi_get_array_length(env, entries, &n));
   uvw_context_t *ctx = uvw_context_new();
-  if (ctx == NULL) return throw_last(env);
+  if (ctx == NULL) return uvwn_throw_last(env);
   if (uvw_context_enter(ctx) < 0) {
     uvw_context_unref(ctx);
-    return throw_last(env);
+    return uvwn_throw_last(env);
   }
   int rc = mirror_fill(env, entries, n);
   uvw_context_exit(ctx);
-  if (rc < 0 || napi_create_external(env, ctx, mirror_free, NULL, &out) != napi_ok) {
+  if (rc < 0) {
     uvw_context_unref(ctx);
     return NULL;
   }
-  return out;
+  return uvwn_context_external(env, ctx);
 }
 
 /* nativeGet(mirror, handle): uvw_get inside the mirrored context, as a
@@ -189,11 +170,11 @@ static napi_value native_get(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   CHECK(napi_get_value_external(env, argv[0], (void **)&ctx));
   CHECK(napi_get_value_external(env, argv[1], (void **)&var));
-  if (uvw_context_enter(ctx) < 0) return throw_last(env);
+  if (uvw_context_enter(ctx) < 0) return uvwn_throw_last(env);
   int rc = uvw_get(var, &value);
   if (rc == 0) out = uvwn_from_value(env, value);
   uvw_context_exit(ctx);
-  return rc < 0 ? throw_last(env) : out;
+  return rc < 0 ? uvwn_throw_last(env) : out;
 }
 
 /* mirrorSize(mirror): the number of bindings C sees. */
@@ -222,11 +203,18 @@ static napi_value uv_versions(napi_env env, napi_callback_info info) {
   return out;
 }
 
+int uvwn_export_fns(napi_env env, napi_value exports, const uvwn_fn_t *fns, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    napi_value f;
+    if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f) != napi_ok ||
+        napi_set_named_property(env, exports, fns[i].name, f) != napi_ok)
+      return -1;
+  }
+  return 0;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
-  static const struct {
-    const char *name;
-    napi_callback fn;
-  } fns[] = {
+  static const uvwn_fn_t fns[] = {
       {"setErrorFactory", set_error_factory},
       {"setCurrentMirror", set_current_mirror},
       {"declare", declare},
@@ -236,11 +224,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"uvVersions", uv_versions},
   };
   if (uvwn_env_init(env) < 0) return NULL;
-  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-    napi_value f;
-    CHECK(napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f));
-    CHECK(napi_set_named_property(env, exports, fns[i].name, f));
-  }
+  if (uvwn_dispatch_init(env, exports) < 0 || uvwn_export_fns(env, exports, fns, sizeof fns / sizeof fns[0]) < 0)
+    return NULL;
   return exports;
 }
 

@@ -67,9 +67,11 @@ static void env_cleanup(void *arg) {
 static void env_finalize(napi_env env, void *data, void *hint) {
   (void)hint;
   uvwn_env_t *e = data;
-  if (e->error_factory) napi_delete_reference(env, e->error_factory);
-  if (e->current_mirror) napi_delete_reference(env, e->current_mirror);
-  e->error_factory = e->current_mirror = NULL;
+  napi_ref *refs[] = {&e->error_factory, &e->current_mirror, &e->on_reply, &e->on_closed};
+  for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
+    if (*refs[i]) napi_delete_reference(env, *refs[i]);
+    *refs[i] = NULL;
+  }
   env_unhold(e);
 }
 

@@ -13,6 +13,8 @@ typedef struct uvwn_env_s {
   napi_env env;
   napi_ref error_factory;  /* index.js: builds a WoolError of the right class */
   napi_ref current_mirror; /* index.js: the C mirror of the current state */
+  napi_ref on_reply;       /* lib/dispatch.js: settles a dispatch step (dispatch.c) */
+  napi_ref on_closed;      /* lib/dispatch.js: settles a connection's or pool's close */
   /* JS values whose last C reference dropped wait here for the JS thread:
    * a reference cannot be deleted from a GC finalizer (Node keeps the value
    * alive) nor from another thread, so the release is posted to Node's own

@@ -2,12 +2,17 @@
 // uvwool's JS API side by side with AsyncLocalStorage, in the same run
 // (not part of the test run; docs/node.md records the figures):
 //   node tests/bench/node/bench.js [path to the built uvwool package]
-// Each figure is the best of 5 rounds, in ns per operation.
+// Each figure is the best of 5 rounds, in ns per operation; each row shows
+// the issue's target and whether this run met it. The native round trip
+// needs the bench addon (tests/bench/node/addon, built with
+// -DUVWOOL_BUILD_BENCH=ON into <build>/bindings/node/bench-addon, or
+// UVWOOL_NODE_BENCH_ADDON).
 const path = require('node:path');
 const { AsyncLocalStorage } = require('node:async_hooks');
 const pkg = process.argv[2] || process.env.UVWOOL_NODE_PACKAGE ||
   path.join(__dirname, '../../../build/plain/bindings/node/uvwool');
 const u = require(pkg);
+const benchAddon = process.env.UVWOOL_NODE_BENCH_ADDON || path.join(pkg, '../bench-addon');
 
 function bench(fn, n) {
   let best = Infinity;
@@ -33,9 +38,13 @@ async function benchAsync(fn, n) {
 
 let sink = 0;
 const rows = [];
-function row(name, als, wool) {
-  rows.push({ name, als: als.toFixed(1), uvwool: wool.toFixed(1), ratio: (wool / als).toFixed(2) });
+// met(als, wool) -> boolean, or null when the target is not a ratio of this row.
+function row(name, als, wool, target, met) {
+  const verdict = met ? met(als, wool) : null;
+  rows.push({ name, als: als.toFixed(1), uvwool: wool.toFixed(1), ratio: (wool / als).toFixed(2), target,
+    met: verdict === null ? '' : verdict ? 'yes' : 'NO' });
 }
+const within = (x) => (als, wool) => wool <= als * x;
 
 async function main() {
   const als = new AsyncLocalStorage();
@@ -47,35 +56,56 @@ async function main() {
   // get: a read with one binding.
   row('get (getStore vs var.get)',
     als.run({ x: 1 }, () => bench((n) => { for (let i = 0; i < n; i++) sink += als.getStore().x; }, N)),
-    v.run(1, () => bench((n) => { for (let i = 0; i < n; i++) sink += v.get(); }, N)));
+    v.run(1, () => bench((n) => { for (let i = 0; i < n; i++) sink += v.get(); }, N)),
+    '<= 1.5x ALS', within(1.5));
 
-  // run with k other bound variables / ALS instances.
+  // run and set+reset with k bound variables / ALS instances: uvwool's
+  // target is a cost flat in k (compared with its own k = 1 figure).
+  const flat = {};
   for (const k of [1, 10, 50]) {
     const instances = Array.from({ length: k }, () => new AsyncLocalStorage());
     const vars = Array.from({ length: k }, (_, i) => new u.ContextVar('bench', `k${k}_${i}`));
     const alsRun = nest(instances, 0, () => bench((n) => { for (let i = 0; i < n; i++) instances[0].run(i, () => { sink++; }); }, N / 10));
     const woolRun = nestVars(vars, 0, () => bench((n) => { for (let i = 0; i < n; i++) vars[0].run(i, () => { sink++; }); }, N / 10));
-    row(`run, ${k} bound`, alsRun, woolRun);
+    const alsSet = nest(instances, 0, () => bench((n) => { for (let i = 0; i < n; i++) { const prev = instances[0].getStore(); instances[0].enterWith(i); instances[0].enterWith(prev); } }, N / 10));
+    const woolSet = nestVars(vars, 0, () => bench((n) => { for (let i = 0; i < n; i++) vars[0].reset(vars[0].set(i)); }, N / 10));
+    if (k === 1) Object.assign(flat, { run: woolRun, set: woolSet });
+    row(`run, ${k} bound`, alsRun, woolRun, 'flat in k (<= 1.5x its k=1)', (_, wool) => wool <= flat.run * 1.5);
+    row(`set+reset, ${k} bound (enterWith x2)`, alsSet, woolSet, 'flat in k (<= 1.5x its k=1)', (_, wool) => wool <= flat.set * 1.5);
   }
   function nest(list, i, fn) { return i === list.length ? fn() : list[i].run(i, () => nest(list, i + 1, fn)); }
   function nestVars(list, i, fn) { return i === list.length ? fn() : list[i].run(i, () => nestVars(list, i + 1, fn)); }
 
-  // set + reset (ALS: enterWith twice), inside one run.
-  row('set+reset (enterWith x2 vs set/reset)',
-    als.run({}, () => bench((n) => { for (let i = 0; i < n; i++) { const prev = als.getStore(); als.enterWith({ i }); als.enterWith(prev); } }, N / 10)),
-    new u.Context().run(() => bench((n) => { for (let i = 0; i < n; i++) v.reset(v.set(i)); }, N / 10)));
-
   // capture: AsyncLocalStorage.snapshot() vs uvwool.snapshot().
   row('snapshot',
     bench((n) => { for (let i = 0; i < n; i++) sink += AsyncLocalStorage.snapshot().length; }, N / 20),
-    bench((n) => { for (let i = 0; i < n; i++) sink += u.snapshot().length; }, N / 20));
+    bench((n) => { for (let i = 0; i < n; i++) sink += u.snapshot().length; }, N / 20),
+    'far below ALS (<= 0.25x)', within(0.25));
 
   // per-await cost with a value bound, minus a bare await loop.
   const M = Math.max(2e5 * scale, 100);
   const bare = await benchAsync(async (n) => { for (let i = 0; i < n; i++) await null; }, M);
   const alsAwait = await als.run({ x: 1 }, () => benchAsync(async (n) => { for (let i = 0; i < n; i++) await null; }, M));
   const woolAwait = await v.run(1, () => benchAsync(async (n) => { for (let i = 0; i < n; i++) await null; }, M));
-  row('await (extra over a bare await)', Math.max(alsAwait - bare, 0.1), Math.max(woolAwait - bare, 0.1));
+  row('await (extra over a bare await)', Math.max(alsAwait - bare, 0.1), Math.max(woolAwait - bare, 0.1),
+    '<= ALS', within(1));
+
+  // A JS function called from C: a bare napi_make_callback against
+  // uvw_node_callback_call (ALS column: the bare call).
+  let addon = null;
+  try {
+    addon = require(benchAddon);
+  } catch (e) {
+    console.log(`native round trip skipped: no bench addon at ${benchAddon} (configure with -DUVWOOL_BUILD_BENCH=ON): ${e.message}`);
+  }
+  if (addon !== null) {
+    const K = Math.max(1e6 * scale, 100);
+    const fn = () => { sink++; };
+    row('native callback (bare napi_make_callback vs uvw_node_callback_call)',
+      v.run(1, () => bench((n) => addon.roundTrip(fn, n, false), K)),
+      v.run(1, () => bench((n) => addon.roundTrip(fn, n, true), K)),
+      '<= bare + 30 ns', (bareNs, wool) => wool <= bareNs + 30);
+  }
 
   console.log(`node ${process.version} ${process.execArgv.join(' ')}`);
   console.table(rows);
