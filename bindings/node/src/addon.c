@@ -15,11 +15,6 @@
 #include "env.h"
 #include "errors_js.h"
 
-#define CHECK(call)                                                                                                    \
-  do {                                                                                                                 \
-    if ((call) != napi_ok) return NULL;                                                                                \
-  } while (0)
-
 static napi_value set_hook(napi_env env, napi_callback_info info, napi_ref *slot) {
   size_t argc = 1;
   napi_value fn;

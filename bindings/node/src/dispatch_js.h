@@ -6,10 +6,7 @@
 #include <node_api.h>
 #include <uvwool/dispatch.h>
 
-#define CHECK(call)                                                                                                    \
-  do {                                                                                                                 \
-    if ((call) != napi_ok) return NULL;                                                                                \
-  } while (0)
+#include "env.h"
 
 /* Publishes a uvwool error (code, fmt with one string) and throws it; NULL. */
 napi_value uvwn_fail(napi_env env, int code, const char *fmt, const char *what);

@@ -7,6 +7,13 @@
 #include <pthread.h>
 #include <uv.h>
 
+/* In a Node-API callback: a failed call returns NULL to JS (its exception,
+ * if any, is pending). */
+#define CHECK(call)                                                                                                    \
+  do {                                                                                                                 \
+    if ((call) != napi_ok) return NULL;                                                                                \
+  } while (0)
+
 typedef struct uvwn_opaque_s uvwn_opaque_t;
 
 typedef struct uvwn_env_s {

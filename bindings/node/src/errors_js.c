@@ -2,11 +2,6 @@
 
 #include "env.h"
 
-#define CHECK(call)                                                                                                    \
-  do {                                                                                                                 \
-    if ((call) != napi_ok) return NULL;                                                                                \
-  } while (0)
-
 /* A remote error's causes cross the wire with it; a chain this long is
  * someone's loop, not a cause worth a stack of objects. */
 #define CAUSE_DEPTH 8
