@@ -314,16 +314,20 @@ static inline int dh_raw_read(int fd, void *buf, size_t len) {
   return 1;
 }
 
-static inline uvw_frame_t *dh_raw_recv_frame(int fd) {
+/* The next frame on fd: a Response (a worker's), or with `request` set a
+ * Request (a caller's, when the test plays the worker). */
+static inline uvw_frame_t *dh_raw_recv(int fd, int request) {
   uint8_t h[4];
   cr_assert(dh_raw_read(fd, h, 4), "connection closed instead of a frame");
   size_t len = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
   void *buf = malloc(len ? len : 1);
   cr_assert(dh_raw_read(fd, buf, len));
   uvw_frame_t *f;
-  cr_assert_eq(uvw_frame_decode_response(buf, len, &f), 0);
+  cr_assert_eq(request ? uvw_frame_decode_request(buf, len, &f) : uvw_frame_decode_response(buf, len, &f), 0);
   free(buf);
   return f;
 }
+
+static inline uvw_frame_t *dh_raw_recv_frame(int fd) { return dh_raw_recv(fd, 0); }
 
 #endif

@@ -283,6 +283,74 @@ Test(pool, with_one_of_two_workers_killed_every_dispatch_goes_to_the_live_one) {
   remove(a1 + 5);
 }
 
+Test(pool, dispatches_made_on_a_member_that_never_came_up_go_to_a_live_one) {
+  dh_worker_t killed;
+  char a1[200], a2[200], a3[200];
+  dh_pipe_address(a1, sizeof(a1)); /* a worker killed: its socket file stays, nothing answers */
+  dh_pipe_address(a2, sizeof(a2)); /* never existed */
+  dh_pipe_address(a3, sizeof(a3)); /* the live worker */
+  const char *l1[] = {a1, NULL}, *l3[] = {a3, NULL};
+  dh_start(&killed, l1, NULL);
+  dh_kill(&killed);
+  dh_start(&worker, l3, NULL);
+  dh_declare();
+  uv_loop_init(&loop);
+  const char *addrs[] = {a1, a2, a3};
+  uvw_pool_t *pool;
+  cr_assert_eq(uvw_pool_open(&loop, addrs, 3, &pool), 0);
+  /* Every member is still connecting: the pool hands them out in turn. */
+  uvw_context_t *ctx = dh_enter("moved");
+  enum { N = 21 };
+  dh_reply_t r[N] = {{0}}, step = {0};
+  uvw_dispatch_opts_t opts = {.dispatch_timeout_ms = 20000};
+  for (int i = 0; i < N; i++)
+    cr_assert_eq(uvw_conn_dispatch(uvw_pool_next(pool), "read_and_mutate", NULL, 0, &opts, dh_record, &r[i], NULL), 0);
+  uvw_dispatch_t *s;
+  cr_assert_eq(uvw_conn_dispatch_stream(uvw_pool_next(pool), "counter_stream", NULL, 0, NULL, &s), 0);
+  cr_assert_eq(uvw_dispatch_next(s, dh_record, &step), 0);
+  for (int i = 0; i < N; i++) dh_run_until(&loop, &r[i].calls, 1, 30000);
+  dh_run_until(&loop, &step.calls, 1, 30000);
+  int ok = 0;
+  for (int i = 0; i < N; i++) ok += r[i].status == 0 && strcmp(r[i].value, "saw:moved") == 0 && strcmp(r[i].request_id, "moved+worker") == 0;
+  cr_assert_eq(ok, N, "only %d of %d dispatches succeeded (first failure: %s)", ok, N, r[0].error_msg);
+  cr_assert_eq(step.status, 0, "%s", step.error_msg);
+  cr_assert_str_eq(step.value, "1:moved:stream-tenant", "the stream moved with its captured context");
+  uvw_dispatch_close(s);
+  dh_leave(ctx);
+  for (int i = 0; i < N; i++) dh_reply_clear(&r[i]);
+  dh_reply_clear(&step);
+  int closed = 0;
+  uvw_pool_close(pool, dh_conn_closed, &closed);
+  dh_finish(&loop, NULL);
+  cr_assert_eq(closed, 1);
+  dh_stop(&worker);
+  remove(a1 + 5);
+}
+
+Test(pool, a_dispatch_fails_once_no_member_is_live) {
+  char a1[200], a2[200];
+  dh_pipe_address(a1, sizeof(a1));
+  dh_pipe_address(a2, sizeof(a2));
+  dh_declare();
+  uv_loop_init(&loop);
+  const char *addrs[] = {a1, a2};
+  uvw_pool_t *pool;
+  cr_assert_eq(uvw_pool_open(&loop, addrs, 2, &pool), 0);
+  dh_reply_t r[4] = {{0}};
+  for (int i = 0; i < 4; i++)
+    cr_assert_eq(uvw_conn_dispatch(uvw_pool_next(pool), "whoami", NULL, 0, NULL, dh_record, &r[i], NULL), 0);
+  for (int i = 0; i < 4; i++) dh_run_until(&loop, &r[i].calls, 1, 30000);
+  for (int i = 0; i < 4; i++) {
+    cr_assert_eq(r[i].status, UVW_ECONNRESET, "got %s: %s", uvw_err_name(r[i].status), r[i].error_msg);
+    cr_assert_eq(r[i].calls, 1);
+    dh_reply_clear(&r[i]);
+  }
+  int closed = 0;
+  uvw_pool_close(pool, dh_conn_closed, &closed);
+  dh_finish(&loop, NULL);
+  cr_assert_eq(closed, 1);
+}
+
 /* ---- one undecodable argument fails one dispatch ---------------------------------------- */
 
 static int caller_codec_encode(const uvw_value_t *value, void *arg, uvw_value_t **out) {
@@ -317,6 +385,55 @@ Test(caller, an_argument_the_worker_cannot_decode_fails_that_dispatch_alone) {
   dh_leave(ctx);
   for (int i = 0; i < N; i++) dh_reply_clear(&sib[i]);
   dh_reply_clear(&bad);
+  dh_close();
+}
+
+Test(caller, a_send_the_worker_cannot_decode_fails_that_stream_alone) {
+  dh_open("pipe", NULL);
+  cr_assert_eq(uvw_codec_register("t.caller_only_codec", caller_codec_encode, NULL, NULL), 0);
+  uvw_context_t *ctx = dh_enter("siblings");
+  enum { N = 20 };
+  dh_reply_t sib[N] = {{0}}, first = {0}, bad = {0}, other_step = {0};
+  uvw_value_t *ms = uvw_value_int(100);
+  for (int i = 0; i < N; i++) cr_assert_eq(uvw_conn_dispatch(conn, "sleep", &ms, 1, NULL, dh_record, &sib[i], NULL), 0);
+  uvw_value_unref(ms);
+  uvw_dispatch_t *s, *other;
+  cr_assert_eq(uvw_conn_dispatch_stream(conn, "counter_stream", NULL, 0, NULL, &s), 0);
+  cr_assert_eq(uvw_conn_dispatch_stream(conn, "counter_stream", NULL, 0, NULL, &other), 0);
+  cr_assert_eq(uvw_dispatch_next(s, dh_record, &first), 0);
+  dh_run_until(&loop, &first.calls, 1, 30000);
+  cr_assert_eq(first.status, 0, "%s", first.error_msg);
+  static int payload;
+  uvw_value_t *v = uvw_value_opaque(&payload, &caller_codec);
+  cr_assert_eq(uvw_dispatch_send(s, v, dh_record, &bad), 0);
+  uvw_value_unref(v);
+  dh_run_until(&loop, &bad.calls, 1, 30000);
+  cr_assert_eq(bad.status, UVW_EREMOTE, "got %s: %s", uvw_err_name(bad.status), bad.error_msg);
+  cr_assert_eq(uvw_error_code(bad.error), UVW_ESERIALIZE, "%s", bad.error_msg);
+  cr_assert_str_eq(uvw_error_field(bad.error, "part"), "value");
+  cr_assert_str_eq(uvw_error_field(bad.error, "index"), "0");
+  cr_assert_not_null(strstr(uvw_error_field(bad.error, "reason"), "t.caller_only_codec"), "%s", bad.error_msg);
+  cr_assert(bad.done, "an Exception ends the stream");
+  cr_assert_str_eq(bad.request_id, "siblings");
+  cr_assert_neq(uvw_dispatch_next(s, dh_record, &bad), 0, "the failed stream takes no more steps");
+  /* The connection, the other stream and the siblings go on. */
+  cr_assert_eq(uvw_dispatch_next(other, dh_record, &other_step), 0);
+  dh_run_until(&loop, &other_step.calls, 1, 30000);
+  cr_assert_eq(other_step.status, 0, "%s", other_step.error_msg);
+  cr_assert_str_eq(other_step.value, "1:siblings:stream-tenant");
+  for (int i = 0; i < N; i++) dh_run_until(&loop, &sib[i].calls, 1, 30000);
+  int ok = 0;
+  for (int i = 0; i < N; i++) ok += sib[i].status == 0 && strcmp(sib[i].value, "slept") == 0;
+  cr_assert_eq(ok, N, "only %d of %d sibling dispatches succeeded", ok, N);
+  cr_assert_not(uvw_conn_is_dead(conn));
+  cr_assert_eq(bad.calls, 1, "the routine's answer to the THROW it got was dropped");
+  uvw_dispatch_close(s);
+  uvw_dispatch_close(other);
+  dh_leave(ctx);
+  for (int i = 0; i < N; i++) dh_reply_clear(&sib[i]);
+  dh_reply_clear(&first);
+  dh_reply_clear(&bad);
+  dh_reply_clear(&other_step);
   dh_close();
 }
 

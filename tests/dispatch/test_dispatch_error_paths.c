@@ -401,6 +401,7 @@ static const ep_allowed_t allowed[] = {
     {"uvw_call_set_data", "void; stores two pointers"},
     {"uvw_call_data", GETTER},
     {"uvw_conn_set_dispatch_timeout", "void; 0 restores the default"},
+    {"uvw_conn_set_max_stubs", "void; 0 restores the default"},
     {"uvw_conn_is_dead", FLAG},
     {"uvw_conn_pending", FLAG},
     {"uvw_conn_close", "void; closing cannot fail (pending dispatches get UVW_ECANCELED)"},

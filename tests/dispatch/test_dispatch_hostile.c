@@ -535,3 +535,153 @@ Test(hostile, a_peer_that_never_reads_is_paused_and_its_queue_stays_bounded) {
   cr_assert_eq(closed, 1);
   cr_assert_eq(uvw_loop_close(&l), 0);
 }
+
+/* ---- a hostile worker against the caller: its stub budget per connection ---------- */
+
+/* A listening unix socket the test plays the worker on. */
+static int fake_listen(const char *address) {
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  strcpy(sa.sun_path, address + 5);
+  cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  cr_assert_eq(listen(fd, 4), 0);
+  return fd;
+}
+
+/* Run the caller's loop until fd is readable (its frames were written). */
+static void spin_until_readable(uv_loop_t *l, int fd) {
+  for (int i = 0; i < 30000; i++) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 0) > 0) return;
+    spin(l, 1);
+  }
+  cr_assert_fail("the caller wrote nothing");
+}
+
+/* The next request the caller wrote (kind checked), its dispatch id returned. */
+static uint64_t fake_recv(uv_loop_t *l, int fd, uvw_frame_kind_t want) {
+  spin_until_readable(l, fd);
+  uvw_frame_t *f = dh_raw_recv(fd, 1);
+  cr_assert_eq(uvw_frame_kind(f), want, "kind %d, wanted %d", uvw_frame_kind(f), want);
+  uint64_t id = uvw_frame_dispatch_id(f);
+  uvw_frame_free(f);
+  return id;
+}
+
+/* An answer from the fake worker: a Result (done or not) with manifest m
+ * (raw bytes, may be NULL), or with the manifest of the current context. */
+static void fake_result(int fd, uint64_t id, int done, const pb_t *m) {
+  uvw_frame_t *f = uvw_frame_new(UVW_FRAME_RESULT, id);
+  cr_assert_eq(uvw_frame_set_value(f, uvw_value_nil()), 0);
+  cr_assert_eq(uvw_frame_set_done(f, done), 0);
+  if (m)
+    cr_assert_eq(uvw_frame_set_manifest_bytes(f, m->p, m->n), 0);
+  else
+    cr_assert_eq(uvw_frame_set_manifest(f, NULL), 0);
+  dh_raw_send_frame(fd, f);
+  uvw_frame_free(f);
+}
+
+static void fake_ack(int fd, uint64_t id) {
+  uvw_frame_t *f = uvw_frame_new(UVW_FRAME_ACK, id);
+  dh_raw_send_frame(fd, f);
+  uvw_frame_free(f);
+}
+
+/* A one-shot dispatch answered by the fake worker with m; its reply. */
+static void fake_one_shot(uv_loop_t *l, uvw_conn_t *c, int fd, const pb_t *m, dh_reply_t *r) {
+  cr_assert_eq(uvw_conn_dispatch(c, "fake", NULL, 0, NULL, dh_record, r, NULL), 0);
+  uint64_t id = fake_recv(l, fd, UVW_FRAME_TASK);
+  cr_assert_eq(fake_recv(l, fd, UVW_FRAME_NEXT), id);
+  fake_ack(fd, id);
+  fake_result(fd, id, 1, m);
+  dh_run_until(l, &r->calls, 1, 30000);
+}
+
+Test(hostile, a_worker_cannot_fill_the_callers_stubs_beyond_its_connection_budget) {
+  signal(SIGPIPE, SIG_IGN);
+  dh_declare();
+  uv_loop_t l;
+  uv_loop_init(&l);
+  char addr[200];
+  dh_pipe_address(addr, sizeof addr);
+  int lfd = fake_listen(addr);
+  uvw_conn_t *c;
+  cr_assert_eq(uvw_conn_open(&l, addr, &c), 0);
+  spin_until_readable(&l, lfd);
+  int fd = accept(lfd, NULL, NULL);
+  cr_assert_geq(fd, 0);
+  size_t base = uvw_wire_stub_count();
+  uvw_context_t *ctx = dh_enter("caller");
+
+  /* A stream whose every answer brings 128 new names (the per-decode cap):
+   * the first 8 fill the default budget of 1024, the 9th is refused. */
+  uvw_dispatch_t *s;
+  cr_assert_eq(uvw_conn_dispatch_stream(c, "fake", NULL, 0, NULL, &s), 0);
+  uint64_t sid = fake_recv(&l, fd, UVW_FRAME_TASK);
+  fake_ack(fd, sid);
+  dh_reply_t r[9] = {{0}};
+  for (int k = 0; k < 9; k++) {
+    cr_assert_eq(uvw_dispatch_next(s, dh_record, &r[k]), 0, "step %d: %s", k + 1, uvw_error_message(uvw_last_error()));
+    cr_assert_eq(fake_recv(&l, fd, UVW_FRAME_NEXT), sid);
+    char prefix[16];
+    snprintf(prefix, sizeof prefix, "s%d_", k);
+    pb_t m = junk_manifest("evil", prefix, 128);
+    fake_result(fd, sid, 0, &m);
+    free(m.p);
+    dh_run_until(&l, &r[k].calls, 1, 30000);
+  }
+  for (int k = 0; k < 8; k++) cr_assert_eq(r[k].status, 0, "step %d: %s", k + 1, r[k].error_msg);
+  cr_assert_eq(r[8].status, UVW_ESTUBCAP, "got %s: %s", uvw_err_name(r[8].status), r[8].error_msg);
+  cr_assert_not_null(strstr(r[8].error_msg, "budget"), "%s", r[8].error_msg);
+  cr_assert_str_eq(uvw_error_field(r[8].error, "budget"), "0", "nothing was left of 1024");
+  cr_assert_str_eq(r[8].request_id, "caller", "nothing was merged");
+  cr_assert_not(uvw_conn_is_dead(c), "the connection goes on");
+
+  /* Declared variables still come back on that connection meanwhile. */
+  dh_reply_t good = {0};
+  cr_assert_eq(uvw_conn_dispatch(c, "fake", NULL, 0, NULL, dh_record, &good, NULL), 0);
+  uint64_t id = fake_recv(&l, fd, UVW_FRAME_TASK);
+  cr_assert_eq(fake_recv(&l, fd, UVW_FRAME_NEXT), id);
+  fake_ack(fd, id);
+  uvw_context_t *answer = dh_enter(NULL); /* the fake worker's side */
+  dh_set_str(dh_tenant, "from-worker");
+  fake_result(fd, id, 1, NULL); /* the manifest of `answer`: t.tenant */
+  dh_leave(answer);
+  dh_run_until(&l, &good.calls, 1, 30000);
+  cr_assert_eq(good.status, 0, "%s", good.error_msg);
+  cr_assert_str_eq(good.tenant, "from-worker");
+  dh_reply_clear(&good);
+
+  /* Once the stream and its contexts are gone, so are its stubs and its charge. */
+  uvw_dispatch_close(s);
+  cr_assert_eq(fake_recv(&l, fd, UVW_FRAME_THROW), sid, "the worker is told");
+  for (int k = 0; k < 9; k++) dh_reply_clear(&r[k]);
+  spin(&l, 5);
+  cr_assert_eq(uvw_wire_stub_count(), base, "%zu stubs left behind", uvw_wire_stub_count() - base);
+
+  /* A smaller budget, set on the connection. */
+  uvw_conn_set_max_stubs(c, 100);
+  pb_t over = junk_manifest("evil", "over", 101), fits = junk_manifest("evil", "fits", 100);
+  dh_reply_t a = {0}, b = {0};
+  fake_one_shot(&l, c, fd, &over, &a);
+  cr_assert_eq(a.status, UVW_ESTUBCAP, "got %s: %s", uvw_err_name(a.status), a.error_msg);
+  cr_assert_eq(uvw_wire_stub_count(), base, "a refused answer leaves no stub");
+  fake_one_shot(&l, c, fd, &fits, &b);
+  cr_assert_eq(b.status, 0, "%s", b.error_msg);
+  cr_assert_eq(uvw_wire_stub_count(), base, "a one-shot's stubs went with its callback's context");
+  free(over.p);
+  free(fits.p);
+  dh_reply_clear(&a);
+  dh_reply_clear(&b);
+  dh_leave(ctx);
+
+  close(fd);
+  close(lfd);
+  remove(addr + 5);
+  int closed = 0;
+  uvw_conn_close(c, dh_conn_closed, &closed);
+  uv_run(&l, UV_RUN_DEFAULT);
+  cr_assert_eq(closed, 1);
+  cr_assert_eq(uvw_loop_close(&l), 0);
+}

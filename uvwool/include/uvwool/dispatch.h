@@ -250,6 +250,12 @@ int uvw_conn_open(uv_loop_t *loop, const char *address, uvw_conn_t **out);
  * restores it). A bound so large that now + bound passes UINT64_MAX
  * saturates: that dispatch never times out, the others keep theirs. */
 void uvw_conn_set_dispatch_timeout(uvw_conn_t *conn, uint64_t ms);
+/* Most stubs (undeclared variables) the manifests of this connection's
+ * live dispatches may create on the caller (1024; 0 restores it): the
+ * answer that would exceed it fails with UVW_ESTUBCAP, nothing merged and
+ * no stub left behind; its stubs are given back when its dispatch ends.
+ * Declared variables never count. */
+void uvw_conn_set_max_stubs(uvw_conn_t *conn, size_t stubs);
 /* Non-zero once the connection is lost (the worker died, the peer sent bad
  * data, the connect failed): every new dispatch fails with UVW_ECONNRESET. */
 int uvw_conn_is_dead(const uvw_conn_t *conn);
@@ -304,7 +310,9 @@ void uvw_dispatch_close(uvw_dispatch_t *d);
  * found dead is skipped and reconnected in the background (50 ms, doubling
  * to 2 s while attempts fail; the timer keeps no loop alive). A member
  * still connecting is handed out only when none is up; when all are down,
- * uvw_pool_next tries the one due first at once (docs/dispatch.md). */
+ * uvw_pool_next tries the one due first at once. A dispatch made on a
+ * member whose connect then fails (nothing of it was written) moves to
+ * another live member, each tried once (docs/dispatch.md). */
 typedef struct uvw_pool_s uvw_pool_t;
 int uvw_pool_open(uv_loop_t *loop, const char *const *addresses, size_t count, uvw_pool_t **out);
 /* The next connection (borrowed, owned by the pool): one that is up if

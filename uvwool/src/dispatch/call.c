@@ -472,6 +472,28 @@ void uvw__call_request(uvw__wconn_t *c, uvw_frame_t *f, size_t bytes) {
   run_step(call, f, bytes, NULL);
 }
 
+/* The Send's value never reaches the routine; the caller gets the decode
+ * error (part, index, reason) as an Exception, which ends the dispatch as
+ * every Exception does. The routine is not left waiting: a stream between
+ * steps gets that error as a THROW step, a running step is cancelled, and
+ * whatever it answers is dropped. */
+void uvw__call_undecodable_send(uvw__wconn_t *c, uint64_t id, const uvw_error_t *e) {
+  uvw_call_t *call = (uvw_call_t *)uvw__idmap_get(&c->calls, id);
+  if (call == NULL) {
+    protocol_error(c, id, UVW_FRAME_EXCEPTION, "%s for an unknown dispatch", "request");
+    return;
+  }
+  send_error(c, id, UVW_FRAME_EXCEPTION, e);
+  if (call->state == CALL_RUNNING || call->kicked) {
+    cancel(call);
+  } else if (call->state == CALL_IDLE && (call->flags & UVW_ROUTINE_STREAM)) {
+    call->cancelled = 1;
+    run_step(call, NULL, 0, uvw_error_ref(e));
+  } else {
+    call_end(call);
+  }
+}
+
 void uvw__call_orphan_all(uvw__wconn_t *c) {
   uvw__idnode_t *n;
   while ((n = uvw__idmap_pop(&c->calls)) != NULL) {

@@ -12,6 +12,7 @@
 #include "error.h"
 #include "loop_scope.h"
 #include "dispatch_int.h"
+#include "wire_frame.h"
 
 
 struct uvw_dispatch_s {
@@ -38,6 +39,8 @@ struct uvw_dispatch_s {
   uvw_dispatch_t *deferred_next;
   /* every dispatch of the conn, for teardown */
   uvw_dispatch_t *all_prev, *all_next;
+  size_t stubs;     /* stubs its answers' manifests created, charged to the conn */
+  size_t route[2];  /* the pool's record of where it was re-routed */
 };
 
 struct uvw_conn_s {
@@ -55,7 +58,15 @@ struct uvw_conn_s {
   int handles_closed;
   uvw__idmap_t live; /* dispatches that can still get frames */
   uvw_dispatch_t *awaiting_ack, *all;
-  uint64_t next_id, default_timeout_ms;
+  uint64_t own_ids, *next_id; /* own_ids, or the counter a pool's members share */
+  uint64_t default_timeout_ms;
+  /* Undeclared keys the worker may introduce: stubs created by the
+   * manifests of this connection's live dispatches (max_stubs). */
+  size_t stubs, max_stubs;
+  /* A pool member's dispatches whose frames never left go elsewhere when
+   * the connect fails (pool.c). */
+  uvw__conn_reroute_cb reroute;
+  void *reroute_arg;
   size_t pending; /* dispatches with a callback waiting */
   char *address;
   int dead, closing, open_handles, up;
@@ -74,21 +85,41 @@ struct uvw_conn_s {
 
 typedef struct out_s {
   struct out_s *next;
+  uint64_t id; /* the dispatch it belongs to */
   void *buf;
   size_t len;
 } out_t;
 
 /* ---- bookkeeping ------------------------------------------------------------- */
 
-static void ack_unlink(uvw_conn_t *c, uvw_dispatch_t *d) {
-  if (d->acked) return;
-  d->acked = 1;
+static void ack_list_remove(uvw_conn_t *c, uvw_dispatch_t *d) {
   if (d->ack_prev)
     d->ack_prev->ack_next = d->ack_next;
   else
     c->awaiting_ack = d->ack_next;
   if (d->ack_next) d->ack_next->ack_prev = d->ack_prev;
   d->ack_prev = d->ack_next = NULL;
+}
+
+static void ack_unlink(uvw_conn_t *c, uvw_dispatch_t *d) {
+  if (d->acked) return;
+  d->acked = 1;
+  ack_list_remove(c, d);
+}
+
+static void all_remove(uvw_conn_t *c, uvw_dispatch_t *d) {
+  if (d->all_prev)
+    d->all_prev->all_next = d->all_next;
+  else
+    c->all = d->all_next;
+  if (d->all_next) d->all_next->all_prev = d->all_prev;
+  d->all_prev = d->all_next = NULL;
+}
+
+static void all_add(uvw_conn_t *c, uvw_dispatch_t *d) {
+  d->all_next = c->all;
+  if (c->all) c->all->all_prev = d;
+  c->all = d;
 }
 
 /* No more frames for d: out of the id table and the handshake list. */
@@ -104,11 +135,8 @@ static void dispatch_free(uvw_dispatch_t *d) {
   uvw_conn_t *c = d->conn;
   retire(d);
   if (c) {
-    if (d->all_prev)
-      d->all_prev->all_next = d->all_next;
-    else
-      c->all = d->all_next;
-    if (d->all_next) d->all_next->all_prev = d->all_prev;
+    all_remove(c, d);
+    c->stubs -= d->stubs;
   }
   uvw__capture_release(d->ctx, d->task);
   uvw_error_unref(d->end_error);
@@ -167,20 +195,26 @@ static void deliver_error(uvw_dispatch_t *d, int status, const uvw_error_t *e) {
 
 /* ---- writing: queued until the connection is up ------------------------------- */
 
-/* Takes buf (a uvw_free-able encoded frame) whatever the result. */
-static int conn_send(uvw_conn_t *c, void *buf, size_t len) {
+static void out_push(uvw_conn_t *c, out_t *o) {
+  o->next = NULL;
+  if (c->out_tail)
+    c->out_tail->next = o;
+  else
+    c->out_head = o;
+  c->out_tail = o;
+}
+
+/* A frame of dispatch `id`. Takes buf (a uvw_free-able encoded frame)
+ * whatever the result. */
+static int conn_send(uvw_conn_t *c, uint64_t id, void *buf, size_t len) {
   if (c->up || c->dead) return uvw__link_send(&c->link, buf, len);
   out_t *o = uvw__malloc(sizeof(*o));
   if (o == NULL) {
     uvw_free(buf);
     return uvw__error_nomem("queued frame");
   }
-  *o = (out_t){NULL, buf, len};
-  if (c->out_tail)
-    c->out_tail->next = o;
-  else
-    c->out_head = o;
-  c->out_tail = o;
+  *o = (out_t){NULL, id, buf, len};
+  out_push(c, o);
   return 0;
 }
 
@@ -188,7 +222,7 @@ static int conn_send_frame(uvw_conn_t *c, const uvw_frame_t *f) {
   void *buf;
   size_t len;
   int rc = uvw_frame_encode(f, &buf, &len);
-  return rc != 0 ? rc : conn_send(c, buf, len);
+  return rc != 0 ? rc : conn_send(c, uvw_frame_dispatch_id(f), buf, len);
 }
 
 /* Write (up) or drop (dead, closed) every queued frame. */
@@ -293,6 +327,67 @@ static void fail_all(uvw_conn_t *c, int code, const uvw_error_t *e) {
     if (!d->ended) settle(d, code, e);
 }
 
+/* ---- a pool member that never came up: its dispatches go elsewhere ------------ */
+
+static void ack_link(uvw_conn_t *c, uvw_dispatch_t *d);
+
+/* Nothing of a connection that never came up was written: each dispatch
+ * still going is offered to the pool (oldest first), which moves it to
+ * another member with uvw__conn_adopt or leaves it here to fail. */
+static void reroute_unsent(uvw_conn_t *c) {
+  if (c->up || c->reroute == NULL) return;
+  uvw_dispatch_t *d = c->all;
+  while (d && d->all_next) d = d->all_next;
+  for (uvw_dispatch_t *prev; d; d = prev) {
+    prev = d->all_prev;
+    if (!d->ended && !d->deferred) c->reroute(c->reroute_arg, c, d);
+  }
+}
+
+int uvw__conn_adopt(uvw_conn_t *to, uvw_dispatch_t *d) {
+  uvw_conn_t *from = d->conn;
+  if (to == from || to->dead || to->closing || to->next_id != from->next_id) return UVW_EINVAL;
+  /* Ids come from the counter the pool's members share: d keeps its id,
+   * and its frames move as they are. */
+  uvw__idmap_del(&from->live, &d->node);
+  if (uvw__idmap_put(&to->live, &d->node) != 0) {
+    uvw__idmap_put(&from->live, &d->node); /* one fewer than before: no growth, cannot fail */
+    return UVW_ENOMEM;
+  }
+  ack_list_remove(from, d);
+  all_remove(from, d);
+  from->stubs -= d->stubs;
+  if (d->cb) from->pending--;
+  d->conn = to;
+  all_add(to, d);
+  to->stubs += d->stubs;
+  if (d->cb) to->pending++;
+  ack_link(to, d);
+  /* Its frames follow it, in order; the others stay (and are dropped). */
+  out_t *o = from->out_head;
+  from->out_head = from->out_tail = NULL;
+  for (out_t *next; o; o = next) {
+    next = o->next;
+    if (o->id != d->node.id) {
+      out_push(from, o);
+    } else if (to->up) {
+      uvw__link_send(&to->link, o->buf, o->len);
+      uvw__free(o);
+    } else {
+      out_push(to, o);
+    }
+  }
+  return 0;
+}
+
+void uvw__conn_share_ids(uvw_conn_t *c, uint64_t *counter, uvw__conn_reroute_cb fn, void *arg) {
+  c->next_id = counter ? counter : &c->own_ids;
+  c->reroute = fn;
+  c->reroute_arg = arg;
+}
+
+size_t *uvw__dispatch_route(uvw_dispatch_t *d) { return d->route; }
+
 /* Fail every dispatch with `code` (detail e), close the link, then run the
  * callbacks (a loop callback: they may run now). */
 static void conn_die(uvw_conn_t *c, int code, const uvw_error_t *e) {
@@ -300,6 +395,7 @@ static void conn_die(uvw_conn_t *c, int code, const uvw_error_t *e) {
   c->dead = 1;
   c->death = uvw_error_ref(e);
   uv_timer_stop(&c->timer);
+  reroute_unsent(c);
   fail_all(c, code, c->death);
   uvw__link_close(&c->link, conn_link_closed);
   drain_deferred(c);
@@ -337,10 +433,23 @@ static int fail_one_dispatch(uvw_conn_t *c, const uint8_t *data, size_t len, con
   return 1;
 }
 
+/* An answer's manifest is decoded once its dispatch is known to take it,
+ * with what is left of the connection's stub budget: a hostile worker
+ * cannot fill the caller with undeclared names. Beyond the budget the
+ * decode fails (UVW_ESTUBCAP), nothing is merged and no stub stays. */
+static void decode_manifest(uvw_dispatch_t *d, uvw_frame_t *f) {
+  uvw_conn_t *c = d->conn;
+  size_t left = c->stubs < c->max_stubs ? c->max_stubs - c->stubs : 0;
+  size_t cap = uvw_wire_stub_cap(), created = 0;
+  uvw__frame_decode_manifest(f, left < cap ? left : cap, &created);
+  d->stubs += created;
+  c->stubs += created;
+}
+
 static void on_frame(uvw__link_t *link, const uint8_t *data, size_t len) {
   uvw_conn_t *c = link->owner;
   uvw_frame_t *f;
-  if (uvw_frame_decode_response(data, len, &f) != 0) {
+  if (uvw__frame_decode_response_deferred(data, len, &f) != 0) {
     uvw_error_t *one = uvw_error_ref(uvw_last_error());
     int handled = fail_one_dispatch(c, data, len, one);
     uvw_error_unref(one);
@@ -365,8 +474,10 @@ static void on_frame(uvw__link_t *link, const uint8_t *data, size_t len) {
   } else if (d->cb == NULL) {
     protocol_violation(d, "the worker answered a step nobody made");
   } else if (kind == UVW_FRAME_RESULT) {
+    decode_manifest(d, f);
     deliver(d, f, 0, uvw_frame_value(f), NULL, !d->stream || uvw_frame_done(f));
   } else {
+    decode_manifest(d, f);
     deliver(d, f, UVW_EREMOTE, NULL, uvw_frame_error(f), 1);
   }
   uvw_frame_free(f);
@@ -422,6 +533,12 @@ static void await_ack(uvw_conn_t *c, uvw_dispatch_t *d, uint64_t timeout_ms) {
   /* Saturated: a bound near UINT64_MAX means "never", not a wrapped,
    * already-passed deadline that would hide every other one. */
   d->deadline = timeout_ms > UINT64_MAX - now ? UINT64_MAX : now + timeout_ms;
+  ack_link(c, d);
+}
+
+/* Into c's handshake list with the deadline it already has. */
+static void ack_link(uvw_conn_t *c, uvw_dispatch_t *d) {
+  d->ack_prev = NULL;
   d->ack_next = c->awaiting_ack;
   if (c->awaiting_ack) c->awaiting_ack->ack_prev = d;
   c->awaiting_ack = d;
@@ -502,7 +619,9 @@ int uvw_conn_open(uv_loop_t *loop, const char *address, uvw_conn_t **out) {
   }
   c->loop = loop;
   c->default_timeout_ms = UVW__DEFAULT_DISPATCH_TIMEOUT_MS;
-  c->next_id = 1;
+  c->own_ids = 1;
+  c->next_id = &c->own_ids;
+  c->max_stubs = UVW__DEFAULT_CONN_MAX_STUBS;
   uvw__idmap_init(&c->live);
   rc = uvw__link_init(&c->link, loop, a.is_pipe, c);
   if (rc != 0) {
@@ -532,6 +651,10 @@ int uvw_conn_open(uv_loop_t *loop, const char *address, uvw_conn_t **out) {
 void uvw_conn_set_dispatch_timeout(uvw_conn_t *c, uint64_t ms) {
   if (c == NULL) return;
   c->default_timeout_ms = ms ? ms : UVW__DEFAULT_DISPATCH_TIMEOUT_MS;
+}
+void uvw_conn_set_max_stubs(uvw_conn_t *c, size_t stubs) {
+  if (c == NULL) return;
+  c->max_stubs = stubs ? stubs : UVW__DEFAULT_CONN_MAX_STUBS;
 }
 /* NULL-safe: no connection is a dead one with nothing pending. */
 int uvw_conn_is_dead(const uvw_conn_t *c) { return c ? c->dead : 1; }
@@ -606,7 +729,7 @@ static int start(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, s
                  const uvw_dispatch_opts_t *opts, int stream, uvw_frame_t *first_step, uvw_dispatch_t **out) {
   uint64_t timeout = opts && opts->dispatch_timeout_ms ? opts->dispatch_timeout_ms : c->default_timeout_ms;
   uvw_dispatch_t *d = uvw__calloc(1, sizeof(*d));
-  uvw_frame_t *task = uvw_frame_new(UVW_FRAME_TASK, c->next_id);
+  uvw_frame_t *task = uvw_frame_new(UVW_FRAME_TASK, *c->next_id);
   int rc = d && task && (d->routine = uvw__strndup(routine, strlen(routine))) ? 0 : uvw__error_nomem("dispatch");
   if (rc == 0) rc = uvw_frame_set_routine(task, routine);
   for (size_t i = 0; rc == 0 && i < nargs; i++) rc = uvw_frame_add_arg(task, args[i]);
@@ -616,7 +739,7 @@ static int start(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, s
   if (rc == 0) rc = uvw_frame_encode(task, &tbuf, &tlen);
   if (rc == 0 && first_step) rc = uvw_frame_encode(first_step, &sbuf, &slen);
   if (rc == 0) {
-    d->node.id = c->next_id;
+    d->node.id = *c->next_id;
     rc = uvw__idmap_put(&c->live, &d->node);
   }
   uvw_frame_free(task);
@@ -627,15 +750,13 @@ static int start(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, s
     uvw__free(d);
     return rc;
   }
-  c->next_id++;
+  ++*c->next_id;
   d->conn = c;
   d->stream = stream;
-  d->all_next = c->all;
-  if (c->all) c->all->all_prev = d;
-  c->all = d;
+  all_add(c, d);
   await_ack(c, d, timeout);
-  conn_send(c, tbuf, tlen);
-  if (sbuf) conn_send(c, sbuf, slen);
+  conn_send(c, d->node.id, tbuf, tlen);
+  if (sbuf) conn_send(c, d->node.id, sbuf, slen);
   *out = d;
   return 0;
 }
@@ -681,7 +802,7 @@ int uvw_conn_dispatch(uvw_conn_t *c, const char *routine, uvw_value_t *const *ar
   if (rc == 0 && cb == NULL) rc = uvw__error_arg(__func__, "cb", "is NULL");
   if (rc != 0) return rc;
   /* The Next rides with the Task: one round trip. */
-  uvw_frame_t *next = step_frame(c->next_id, UVW_FRAME_NEXT, NULL, NULL, &rc);
+  uvw_frame_t *next = step_frame(*c->next_id, UVW_FRAME_NEXT, NULL, NULL, &rc);
   if (next == NULL) return rc;
   uvw_dispatch_t *d;
   rc = start(c, routine, args, nargs, opts, 0, next, &d);

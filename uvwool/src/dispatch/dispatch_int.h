@@ -103,6 +103,23 @@ int uvw__frame_peek(const uint8_t *p, size_t n, uint64_t *id, unsigned *kind);
  * pool prefers such members to ones still connecting). */
 int uvw__conn_is_up(const uvw_conn_t *c);
 
+/* A pool's members share one dispatch-id counter (a dispatch keeps its id
+ * when it moves between them) and the pool hears of every dispatch still
+ * going on a member whose connection fails before it was ever up, so
+ * nothing of it was written: fn may move it with uvw__conn_adopt, else it
+ * fails there as usual. counter NULL: the connection's own again. */
+typedef void (*uvw__conn_reroute_cb)(void *arg, uvw_conn_t *from, uvw_dispatch_t *d);
+void uvw__conn_share_ids(uvw_conn_t *c, uint64_t *counter, uvw__conn_reroute_cb fn, void *arg);
+/* Move d, none of whose frames left, to `to` (another live connection on
+ * the same counter) with its deadline, capture and callback. 0, or
+ * UVW_EINVAL / UVW_ENOMEM with d left where it was. Runs no user code. */
+int uvw__conn_adopt(uvw_conn_t *to, uvw_dispatch_t *d);
+/* Two words the pool keeps in each dispatch for its re-routing. */
+size_t *uvw__dispatch_route(uvw_dispatch_t *d);
+
+/* The caller's default budget of stubs per connection (uvw_conn_set_max_stubs). */
+#define UVW__DEFAULT_CONN_MAX_STUBS 1024
+
 /* The handshake bound when neither the dispatch nor the Task says. */
 #define UVW__DEFAULT_DISPATCH_TIMEOUT_MS 5000
 

@@ -8,7 +8,9 @@
  * (waiting for its next attempt). uvw_pool_next prefers members that are
  * up, so a dispatch is only handed to a connection still connecting when
  * no member is up: a dispatch never waits on a worker known dead while
- * another one answers. */
+ * another one answers. When such a connection fails before it was ever up
+ * (nothing of its dispatches was written), each of its dispatches moves to
+ * another live member, trying each member at most once. */
 #include <string.h>
 
 #include "alloc.h"
@@ -33,6 +35,7 @@ struct uvw_pool_s {
   member_t *members;
   size_t count, turn;
   uint64_t timeout_ms;
+  uint64_t next_id; /* dispatch ids, shared by the members: a dispatch keeps its id when it moves */
   uv_timer_t retry; /* background reconnection (unref'd: keeps no loop alive) */
   size_t closing; /* connections still closing */
   uvw_conn_close_cb close_cb;
@@ -64,6 +67,7 @@ int uvw_pool_open(uv_loop_t *loop, const char *const *addresses, size_t count, u
   p->loop = loop;
   p->members = m;
   p->count = count;
+  p->next_id = 1;
   for (size_t i = 0; i < count; i++) m[i].backoff_ms = BACKOFF_MIN_MS;
   uv_timer_init(loop, &p->retry);
   p->retry.data = p;
@@ -88,14 +92,43 @@ void uvw_pool_set_dispatch_timeout(uvw_pool_t *p, uint64_t ms) {
 
 static void on_retry(uv_timer_t *t);
 
+/* A member's connection failed before it was up, so nothing of d left:
+ * d goes to the next member in ring order, from the one it was first given
+ * to, that is connected or connecting. route[0]: that first member's
+ * index; route[1]: how far around the ring d has come (0: not yet moved),
+ * so no member gets it twice. Left where it is (to fail) when none is live. */
+static void reroute(void *arg, uvw_conn_t *from, uvw_dispatch_t *d) {
+  uvw_pool_t *p = arg;
+  size_t *route = uvw__dispatch_route(d);
+  if (route[1] == 0) {
+    size_t first = 0;
+    while (first < p->count && p->members[first].conn != from) first++;
+    if (first == p->count) return;
+    route[0] = first;
+    route[1] = 1;
+  }
+  while (route[1] < p->count) {
+    uvw_conn_t *to = p->members[(route[0] + route[1]++) % p->count].conn;
+    if (to && to != from && !uvw_conn_is_dead(to) && uvw__conn_adopt(to, d) == 0) return;
+  }
+}
+
 static int member_open(uvw_pool_t *p, member_t *m) {
   m->was_up = 0;
   if (uvw_conn_open(p->loop, m->address, &m->conn) != 0) {
     m->conn = NULL;
     return -1;
   }
+  uvw__conn_share_ids(m->conn, &p->next_id, reroute, p);
   if (p->timeout_ms) uvw_conn_set_dispatch_timeout(m->conn, p->timeout_ms);
   return 0;
+}
+
+/* The pool stops hearing of a member's connection it lets go. */
+static void member_close(member_t *m, uvw_conn_close_cb cb, void *arg) {
+  uvw__conn_share_ids(m->conn, NULL, NULL, NULL);
+  uvw_conn_close(m->conn, cb, arg);
+  m->conn = NULL;
 }
 
 /* Notice what happened to m's connection since last time: up (backoff
@@ -108,8 +141,7 @@ static void member_refresh(uvw_pool_t *p, member_t *m) {
     return;
   }
   if (!uvw_conn_is_dead(m->conn)) return; /* still connecting */
-  uvw_conn_close(m->conn, NULL, NULL);
-  m->conn = NULL;
+  member_close(m, NULL, NULL);
   if (m->was_up)
     m->backoff_ms = BACKOFF_MIN_MS;
   else if ((m->backoff_ms *= 2) > BACKOFF_MAX_MS)
@@ -199,8 +231,7 @@ void uvw_pool_close(uvw_pool_t *p, uvw_conn_close_cb cb, void *arg) {
   for (size_t i = 0; i < p->count; i++)
     if (p->members[i].conn) {
       p->closing++;
-      uvw_conn_close(p->members[i].conn, member_closed, p);
-      p->members[i].conn = NULL;
+      member_close(&p->members[i], member_closed, p);
     }
   member_closed(p);
 }

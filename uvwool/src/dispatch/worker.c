@@ -194,13 +194,19 @@ static void conn_fail(uvw__link_t *link, int code) {
 /* A well-formed Task with an argument this worker cannot decode (an opaque
  * type without a codec here): only that dispatch is refused (a Nack with
  * the decode error; nothing runs, its Next is dropped as a request for an
- * unknown dispatch) and every other dispatch of the peer goes on. Returns 1
- * when handled, 0 to drop the peer. (A Send whose value cannot be decoded
- * still drops the peer: see docs/dispatch.md.) */
+ * unknown dispatch) and every other dispatch of the peer goes on. A Send
+ * whose value cannot be decoded likewise fails its dispatch alone (an
+ * Exception with the decode error, call.c). Returns 1 when handled, 0 to
+ * drop the peer. */
 static int fail_one_dispatch(uvw__wconn_t *c, const uint8_t *data, size_t len, const uvw_error_t *e) {
   uint64_t id;
   unsigned kind;
-  if (uvw_error_code(e) != UVW_ESERIALIZE || uvw__frame_peek(data, len, &id, &kind) != 0 || kind != 2) return 0;
+  if (uvw_error_code(e) != UVW_ESERIALIZE || uvw__frame_peek(data, len, &id, &kind) != 0) return 0;
+  if (kind == 4) { /* Send */
+    uvw__call_undecodable_send(c, id, e);
+    return 1;
+  }
+  if (kind != 2) return 0;
   uvw_frame_t *f = uvw_frame_new(UVW_FRAME_NACK, id);
   int ok = f && uvw_frame_set_error(f, e) == 0;
   if (ok) uvw__link_send_frame(&c->link, f);

@@ -71,6 +71,9 @@ struct uvw__wconn_s {
  * holds the frame. */
 void uvw__call_task(uvw__wconn_t *c, uvw_frame_t *task, size_t bytes);       /* takes the frame */
 void uvw__call_request(uvw__wconn_t *c, uvw_frame_t *request, size_t bytes); /* Next/Send/Throw; takes it */
+/* A Send for dispatch `id` whose value this worker cannot decode (e: the
+ * decode error): that dispatch alone gets e as an Exception and ends. */
+void uvw__call_undecodable_send(uvw__wconn_t *c, uint64_t id, const uvw_error_t *e);
 /* The number of contexts the call keeps (stats). */
 size_t uvw__call_chains(const uvw_call_t *call);
 /* The connection is going away: detach every call (waiting streams get a

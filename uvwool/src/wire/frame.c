@@ -481,7 +481,7 @@ int uvw__frame_decode_request_deferred(const void *data, size_t len, uvw_frame_t
   return decode_request(data, len, 1, out);
 }
 
-int uvw_frame_decode_response(const void *data, size_t len, uvw_frame_t **out) {
+static int decode_response(const void *data, size_t len, int defer, uvw_frame_t **out) {
   if (out == NULL) return bad_use(NULL, "uvw_frame_decode_response: out is NULL");
   *out = NULL;
   ProtobufCMessage *msg;
@@ -512,10 +512,18 @@ int uvw_frame_decode_response(const void *data, size_t len, uvw_frame_t **out) {
       default:
         break;
     }
-    rc = finish(f, rc, "response frame", r->has_manifest, &r->manifest, 0, out);
+    rc = finish(f, rc, "response frame", r->has_manifest, &r->manifest, defer, out);
   }
   uvw__arena_free(arena);
   return rc;
+}
+
+int uvw_frame_decode_response(const void *data, size_t len, uvw_frame_t **out) {
+  return decode_response(data, len, 0, out);
+}
+
+int uvw__frame_decode_response_deferred(const void *data, size_t len, uvw_frame_t **out) {
+  return decode_response(data, len, 1, out);
 }
 
 /* ---- accessors ------------------------------------------------------------------- */

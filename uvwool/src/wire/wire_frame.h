@@ -16,6 +16,9 @@
  * uvw__frame_decode_manifest), so a frame for a dispatch that does not
  * exist costs no stubs. */
 int uvw__frame_decode_request_deferred(const void *data, size_t len, uvw_frame_t **out);
+/* The same for a Response: the caller decodes an answer's manifest once it
+ * knows the dispatch, within its connection's stub budget. */
+int uvw__frame_decode_response_deferred(const void *data, size_t len, uvw_frame_t **out);
 /* Decode the kept manifest with at most `stub_budget` new stubs; *created
  * (may be NULL) gets how many it made. A decode error is kept in the frame
  * as usual (UVW_FRAME_MANIFEST_ERROR). Returns 0, or UVW_ENOMEM (the frame
