@@ -6,6 +6,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -31,6 +32,10 @@ static inline void dh_pipe_address(char *buf, size_t len) {
   snprintf(buf, len, "pipe:/tmp/uvwool-dt-%d-%d.sock", (int)getpid(), n++);
   remove(buf + 5);
 }
+
+/* When set, the next worker started writes its stderr (its reports) to
+ * this file instead of the test's. */
+static const char *dh_stderr_path;
 
 /* Start a worker listening on each address (NULL-terminated list), with
  * extra arguments (a NULL-terminated list, may be NULL). Waits for its
@@ -61,6 +66,10 @@ static inline void dh_start_args(dh_worker_t *w, const char *const *listen, cons
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(1);
     dup2(fds[1], 1);
+    if (dh_stderr_path) {
+      int err = open(dh_stderr_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      if (err >= 0) dup2(err, 2);
+    }
     close(fds[0]);
     close(fds[1]);
     execv(UVWOOL_WORKER_PATH, (char *const *)argv);

@@ -156,6 +156,39 @@ Test(hostile, undeclared_names_for_an_unknown_dispatch_cost_nothing_and_block_no
   dh_stop(&hw);
 }
 
+/* The worker's report of a refused request says the peer stayed. */
+Test(hostile, a_refused_request_is_reported_as_a_peer_error_not_a_drop) {
+  char log[64];
+  snprintf(log, sizeof log, "/tmp/uvwool-dt-%d.err", (int)getpid());
+  dh_stderr_path = log;
+  hs_open(NULL);
+  dh_stderr_path = NULL;
+  int fd = dh_raw_connect(hw.addr[0]);
+  pb_t none = junk_manifest("h", "x", 0);
+  send_next(fd, 77, &none);
+  uvw_frame_t *r = dh_raw_recv_frame(fd);
+  cr_assert_eq(uvw_error_code(uvw_frame_error(r)), UVW_EPROTO);
+  uvw_frame_free(r);
+  cr_assert(served(fd, 78), "the peer is still served");
+  close(fd);
+  dh_stop(&hw);
+  char text[4096] = "";
+  FILE *f = fopen(log, "r");
+  cr_assert_not_null(f);
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  text[n] = '\0';
+  fclose(f);
+  remove(log);
+  /* The line about the refused request (a hang-up at the end may follow). */
+  const char *refusal = strstr(text, "request for an unknown dispatch");
+  cr_assert_not_null(refusal, "report: %s", text);
+  const char *line = refusal;
+  while (line > text && line[-1] != '\n') line--;
+  cr_assert(strncmp(line, "uvwool-worker: peer error:", 26) == 0, "not reported as a drop: %s", text);
+  cr_assert(strstr(refusal, "peer=kept") != NULL, "report: %s", text);
+  free(none.p);
+}
+
 Test(hostile, stubs_are_freed_when_their_dispatch_ends) {
   hs_open(NULL);
   int fd = dh_raw_connect(hw.addr[0]);

@@ -165,7 +165,9 @@ static size_t activation_fds(char bufs[][16], size_t max) {
 static void on_peer_error(uvw_worker_t *w, const uvw_error_t *e, void *arg) {
   (void)w;
   (void)arg;
-  report("peer dropped", e);
+  /* A refused request that concerns one dispatch leaves the peer connected. */
+  const char *peer = uvw_error_field(e, "peer");
+  report(peer && strcmp(peer, "kept") == 0 ? "peer error" : "peer dropped", e);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {

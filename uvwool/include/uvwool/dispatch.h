@@ -112,8 +112,11 @@ int uvw_worker_set_allow_remote(uvw_worker_t *w, int allow);
  * buffer too small). */
 int uvw_worker_address(uvw_worker_t *w, size_t i, char *buf, size_t len);
 /* Called with a description when a peer is dropped for bad input
- * (malformed or oversized frame, protocol violation) or an I/O error; the
- * worker keeps serving everyone else. `error` is borrowed. */
+ * (malformed or oversized frame, protocol violation) or an I/O error, and
+ * when one request of a peer is refused as a protocol error (a request for
+ * an unknown dispatch, ...) while the peer stays connected: such an error
+ * carries the field peer=kept. The worker keeps serving everyone else.
+ * `error` is borrowed. */
 typedef void (*uvw_worker_error_cb)(uvw_worker_t *w, const uvw_error_t *error, void *arg);
 void uvw_worker_on_error(uvw_worker_t *w, uvw_worker_error_cb cb, void *arg);
 /* Handshake bound applied when a Task carries no dispatch_timeout

@@ -100,6 +100,7 @@ static void send_error(uvw__wconn_t *c, uint64_t id, uvw_frame_kind_t kind, cons
 static void protocol_error(uvw__wconn_t *c, uint64_t id, uvw_frame_kind_t kind, const char *fmt, const char *arg) {
   uvw_error_t *e = uvw__error_new(UVW_EPROTO, UVW_KIND_WOOL_ERROR, fmt, arg);
   uvw__error_field(e, "dispatch_id", "%llu", (unsigned long long)id);
+  uvw__error_field(e, "peer", "kept"); /* only this request is refused */
   uvw__worker_report(c->worker, e);
   send_error(c, id, kind, e);
   uvw_error_unref(e);
