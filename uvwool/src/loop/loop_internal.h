@@ -131,7 +131,21 @@ extern __thread uvw__reg_t *uvw__reg_sharing __attribute__((tls_model("initial-e
 /* Give the shared capture its own copy before a write (the write hook): 0
  * or UVW_ENOMEM with the detail published. */
 int uvw__reg_share_split(void);
-void uvw__reg_share_end(uvw__reg_t *r);
+/* At the end of the callback that shares its record's capture (ctx still
+ * entered): inline when nobody else took a reference, which makes the
+ * context the next event's capture; the rest out of line. */
+void uvw__reg_share_end_slow(uvw__reg_t *r);
+static inline void uvw__reg_share_end(uvw__reg_t *r) {
+  uvw_context_t *ctx = r->ctx;
+  if (__builtin_expect(r->busy != 1 || r->dead || atomic_load_explicit(&ctx->refs, memory_order_acquire) != 1, 0)) {
+    uvw__reg_share_end_slow(r);
+    return;
+  }
+  uvw__reg_sharing = NULL;
+  r->retired = NULL;
+  uvw__context_renew_serial(ctx); /* its tokens are "from another context" in the next event */
+  r->fresh = 1;
+}
 
 /* The live record of (key, slot) if it can be renewed in place, else NULL. */
 static inline uvw__reg_t *uvw__reg_renewable(uvw__loop_t *L, const void *key, unsigned slot) {

@@ -247,26 +247,18 @@ int uvw__reg_share_split(void) {
   return 0;
 }
 
-void uvw__reg_share_end(uvw__reg_t *r) {
+void uvw__reg_share_end_slow(uvw__reg_t *r) {
   if (r->busy != 1) return; /* an inner frame: the outer one settles it */
   uvw__reg_sharing = NULL;
-  uvw_context_t *ctx = r->ctx;
   if (r->dead) {
     r->ctx = NULL; /* freed after the callback, through `retired` */
-    return;
-  }
-  if (atomic_load_explicit(&ctx->refs, memory_order_acquire) == 1) {
-    /* Nobody else can reach it once exited: it is the next event's capture. */
-    r->retired = NULL;
-    uvw__context_renew_serial(ctx);
-    r->fresh = 1;
     return;
   }
   /* Someone kept a reference: the capture must be an object of its own.
    * Without memory for it the record is left stopped (no capture, the
    * task's pending count given back): its next callback runs in whatever
    * context is current, as when entering fails (loop_scope.h). */
-  if ((r->ctx = uvw_context_copy(ctx)) == NULL) {
+  if ((r->ctx = uvw_context_copy(r->retired)) == NULL) {
     uvw__capture_release(NULL, r->task);
     r->task = NULL;
   }
