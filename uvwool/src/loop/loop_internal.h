@@ -123,9 +123,10 @@ static inline uvw__reg_t *uvw__reg_find(uvw__loop_t *L, const void *key, unsigne
  *
  * Not covered (a copy is still taken): a restart from another context or
  * task than the record's, a record released or already replaced, a
- * foreign thread claiming the context for a task while the callback runs
- * (its stamp would reach the shared capture: the thread-local hook cannot
- * see it; no binding does that to an entered context). */
+ * Known gap: another thread claiming the context for a task
+ * (uvw_task_new_in) while the callback still runs in it would stamp the
+ * shared capture too (the hook runs on the claiming thread, which is not in
+ * this callback); a claim from the callback's own thread is split first. */
 /* The record whose capture is shared with its running callback, or NULL. */
 extern __thread uvw__reg_t *uvw__reg_sharing __attribute__((tls_model("initial-exec")));
 /* Give the shared capture its own copy before a write (the write hook): 0
