@@ -36,9 +36,7 @@ static uvw_context_t *context_adopt(uvw__map_t *map, uvw__chain_t *chain) {
   ctx->map = map;
   ctx->chain = chain;
   ctx->prev = NULL;
-  /* Unique without a shared counter: the thread's never-reused generation
-   * in the high bits, a per-thread count in the low 40. */
-  ctx->serial = (t->gen << 40) | (++t->context_serial & ((1ULL << 40) - 1));
+  uvw__context_renew_serial(ctx);
   return ctx;
 }
 

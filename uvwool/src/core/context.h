@@ -33,6 +33,15 @@ struct uvw_context_s {
   uint64_t serial;      /* process-unique identity for token checks */
 };
 
+/* A new process-unique identity for ctx, without a shared counter: the
+ * thread's never-reused generation in the high bits, a per-thread count in
+ * the low 40. Tokens minted under the old one are then "from another
+ * context" (a registration renewing its capture in place, loop layer). */
+static inline void uvw__context_renew_serial(uvw_context_t *ctx) {
+  uvw__thread_t *t = &uvw__tstate;
+  ctx->serial = (t->gen << 40) | (++t->context_serial & ((1ULL << 40) - 1));
+}
+
 /* The current context, materialising the thread's base context on first use.
  * NULL only on allocation failure (detail published). */
 uvw_context_t *uvw__context_current(void);

@@ -105,11 +105,18 @@ void uvw__task_drop_context(uvw__task_t *task) {
 }
 
 int uvw__task_claim_prepare(uvw_context_t *ctx, uvw__task_t *task, uvw__chain_t **stamped) {
-  uvw__chain_t *c = ctx->chain;
   *stamped = NULL;
+  uvw__thread_t *t = uvw__thread();
+  /* The stamp is a write: whoever holds a copy of ctx's state to take (the
+   * loop's shared capture) takes it now (thread.h, write_hook). */
+  if (t->write_hook && atomic_load_explicit(&ctx->entered_by, memory_order_relaxed) == t->gen) {
+    int rc = t->write_hook(t->write_hook_arg, UVW__WRITE_CLAIM);
+    if (rc != 0) return rc;
+  }
+  uvw__chain_t *c = ctx->chain;
   if (c == NULL) return 0; /* unarmed contexts are shared freely */
   if (c->owner_task && !uvw__task_finished(c->owner_task))
-    return uvw__contention(c, "create_task", uvw__thread()->gen, task);
+    return uvw__contention(c, "create_task", t->gen, task);
   if ((*stamped = uvw__chain_clone(c)) == NULL) return uvw__error_nomem("chain");
   uvw__chain_set_owner(*stamped, c->owner_gen, task);
   return 0;

@@ -29,14 +29,20 @@ typedef struct uvw__thread_s {
   uvw__freelist_t free_contexts, free_chains, free_tokens;
   /* Set by the loop layer while a loop callback runs: called before every
    * set/reset/mount (arming: non-zero when the write arms the context) so the
-   * loop can install its task factory and report its displacement. Core
-   * knows nothing of loops; a non-zero return fails the write. */
+   * loop can install its task factory and report its displacement; also
+   * before a task claims a context this thread has entered (arming
+   * UVW__WRITE_CLAIM), so the loop can give a capture it shares with the
+   * running callback its own copy first. Core knows nothing of loops; a
+   * non-zero return fails the write. */
   int (*write_hook)(void *arg, int arming);
   void *write_hook_arg;
   /* uvw_context_lookup on a context entered by another thread keeps the
    * value it returns alive here until the next such lookup (context.c). */
   uvw_value_t *foreign_lookup;
 } uvw__thread_t;
+
+/* write_hook's `arming` for a task claiming an entered context. */
+#define UVW__WRITE_CLAIM 2
 
 extern __thread uvw__thread_t uvw__tstate __attribute__((tls_model("initial-exec")));
 

@@ -38,6 +38,7 @@ typedef struct uvw__reg_s {
   unsigned busy;            /* callbacks of this record on the stack */
   unsigned char dead;       /* released while busy: freed when busy drops to 0 */
   unsigned char in_table;
+  unsigned char fresh;      /* ctx not entered since it was captured (uvw__reg_renewable) */
 } uvw__reg_t;
 
 typedef struct uvw__ts_entry_s uvw__ts_entry_t;
@@ -47,6 +48,7 @@ struct uvw__loop_s {
   uint64_t serial; /* process-unique: tells this state from a later one at the same loop address */
   uvw__reg_t **buckets;
   size_t nbuckets, count;
+  uvw__reg_t *last_found; /* one-entry cache of uvw__reg_find: a trampoline and the restart it makes */
   uvw__reg_t *free_list;
   void *chunks; /* record chunks, freed at close */
   /* call-soon: a FIFO drained by an idle handle active only while non-empty */
@@ -85,7 +87,97 @@ void uvw__reg_commit(uvw__loop_t *L, uvw__reg_t *r);
 uvw__reg_t *uvw__reg_reserve(uvw__loop_t *L);
 /* Drop a prepared record libuv refused. */
 void uvw__reg_discard(uvw__loop_t *L, uvw__reg_t *r);
-uvw__reg_t *uvw__reg_find(uvw__loop_t *L, const void *key, unsigned slot);
+uvw__reg_t *uvw__reg_find_slow(uvw__loop_t *L, const void *key, unsigned slot);
+static inline uvw__reg_t *uvw__reg_find(uvw__loop_t *L, const void *key, unsigned slot) {
+  uvw__reg_t *r = L->last_found;
+  if (__builtin_expect(r != NULL && r->key == key && r->slot == slot, 1)) return r;
+  return uvw__reg_find_slow(L, key, slot);
+}
+
+/* ---- renewing a registration in place ---------------------------------------
+ *
+ * A registration that replaces its own record with an unchanged capture (a
+ * timer restarted again and again from the same context, or from its own
+ * callback: the timer chain) keeps the record and its context object
+ * instead of copying the current context into a new one and dropping the
+ * old: a copy costs a context and two atomic reference increments, the drop
+ * two atomic decrements, about 30 ns together, where a renewal is a few
+ * compares. Two cases qualify (uvw__reg_renewable):
+ *
+ * - Outside the record's callbacks, when its capture was never entered
+ *   since it was taken and holds the very map and chain the current context
+ *   holds. Both then hold a reference on that map, so neither can have
+ *   updated it in place (map.h): same pointers mean the same bindings, and
+ *   the capture is the value a fresh copy would have.
+ * - Inside its own callback (busy once), when the capture is the context the
+ *   callback runs in. The capture is then shared with the running callback
+ *   (ctx == retired, one reference for both roles), and is split off lazily
+ *   only if the callback writes after restarting: the loop's write hook
+ *   (called before every set, reset and mount, and before a task claims an
+ *   entered context) copies it first, so later writes never reach it. At
+ *   the callback's end (uvw__reg_end) the context becomes the capture for
+ *   the next event with a new serial, so tokens minted in this event are
+ *   "from another context" there, as with a copy; if anyone else took a
+ *   reference on it meanwhile, a copy is made then instead, while it is
+ *   still entered here and nobody else can write it.
+ *
+ * Not covered (a copy is still taken): a restart from another context or
+ * task than the record's, a record released or already replaced, a
+ * Known gap: another thread claiming the context for a task
+ * (uvw_task_new_in) while the callback still runs in it would stamp the
+ * shared capture too (the hook runs on the claiming thread, which is not in
+ * this callback); a claim from the callback's own thread is split first. */
+/* The record whose capture is shared with its running callback, or NULL. */
+extern __thread uvw__reg_t *uvw__reg_sharing __attribute__((tls_model("initial-exec")));
+/* Give the shared capture its own copy before a write (the write hook): 0
+ * or UVW_ENOMEM with the detail published. */
+int uvw__reg_share_split(void);
+/* At the end of the callback that shares its record's capture (ctx still
+ * entered): inline when nobody else took a reference, which makes the
+ * context the next event's capture; the rest out of line. */
+void uvw__reg_share_end_slow(uvw__reg_t *r);
+static inline void uvw__reg_share_end(uvw__reg_t *r) {
+  uvw_context_t *ctx = r->ctx;
+  if (__builtin_expect(r->busy != 1 || r->dead || atomic_load_explicit(&ctx->refs, memory_order_acquire) != 1, 0)) {
+    uvw__reg_share_end_slow(r);
+    return;
+  }
+  uvw__reg_sharing = NULL;
+  r->retired = NULL;
+  uvw__context_renew_serial(ctx); /* its tokens are "from another context" in the next event */
+  r->fresh = 1;
+}
+
+/* The live record of (key, slot) if it can be renewed in place, else NULL. */
+static inline uvw__reg_t *uvw__reg_renewable(uvw__loop_t *L, const void *key, unsigned slot) {
+  uvw__reg_t *r = uvw__reg_find(L, key, slot);
+  if (r == NULL || r->ctx == NULL || r->dead) return NULL;
+  uvw__thread_t *t = &uvw__tstate;
+  uvw_context_t *cur = t->current;
+  if (r->task != t->task || cur == NULL) return NULL;
+  if (r->busy == 0)
+    return r->fresh && r->ctx->map == cur->map && r->ctx->chain == cur->chain &&
+                   atomic_load_explicit(&r->ctx->refs, memory_order_relaxed) == 1
+               ? r
+               : NULL;
+  /* From its own callback, which runs in the capture. */
+  if (r->busy == 1 && cur == r->ctx && (r->retired == NULL || r->retired == r->ctx) &&
+      (uvw__reg_sharing == NULL || uvw__reg_sharing == r))
+    return r;
+  return NULL;
+}
+
+/* After libuv accepted the registration: r keeps its capture, with new
+ * callbacks. */
+static inline void uvw__reg_renew(uvw__reg_t *r, uvw__fn cb, uvw__fn cb2) {
+  r->cb = cb;
+  r->cb2 = cb2;
+  r->extra = NULL;
+  if (r->busy) {
+    r->retired = r->ctx;
+    uvw__reg_sharing = r;
+  }
+}
 /* Stop: release the captured context and task (the record keeps the user's
  * callback, so a raw uv_*_again/start on the handle still reaches it). */
 void uvw__reg_stop(uvw__loop_t *L, const void *key, unsigned slot);
@@ -99,10 +191,13 @@ void uvw__reg_free_all(uvw__loop_t *L);
  * the callback stops, closes or re-registers its own handle. */
 static inline void uvw__reg_begin(uvw__frame_t *f, uvw__loop_t *L, uvw__reg_t *r) {
   r->busy++;
+  r->fresh = 0;
   uvw__frame_begin(f, L, r->ctx, r->task);
 }
 void uvw__reg_end_slow(uvw__loop_t *L, uvw__reg_t *r);
 static inline void uvw__reg_end(uvw__frame_t *f, uvw__loop_t *L, uvw__reg_t *r) {
+  /* Settled while the callback still has the context entered (see above). */
+  if (__builtin_expect(r->retired != NULL && r->retired == r->ctx, 0)) uvw__reg_share_end(r);
   uvw__frame_end(f);
   if (--r->busy == 0 && (r->retired || r->dead)) uvw__reg_end_slow(L, r);
 }

@@ -5,6 +5,8 @@
 #ifndef UVW_LOOP_SCOPE_H
 #define UVW_LOOP_SCOPE_H
 
+#include <stdatomic.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "context.h"
@@ -15,8 +17,25 @@ typedef struct uvw__loop_s uvw__loop_t;
 
 /* The loop's state, created on first use (loop thread only). NULL on ENOMEM. */
 uvw__loop_t *uvw__loop_get(uv_loop_t *loop);
-/* The loop's state if it exists, else NULL. */
-uvw__loop_t *uvw__loop_find(uv_loop_t *loop);
+/* The loop's state if it exists, else NULL. The registry is a short list
+ * under a mutex (loopstate.c); every trampoline and wrapper asks, so the
+ * answer is cached per thread, inline, for one loop. A process-wide
+ * generation, bumped when a state is freed, invalidates every cache, so a
+ * new loop at a recycled address never finds a stale state. */
+typedef struct {
+  uv_loop_t *loop;
+  uvw__loop_t *state;
+  uint64_t gen;
+} uvw__loop_cache_t;
+extern __thread uvw__loop_cache_t uvw__loop_cache __attribute__((tls_model("initial-exec")));
+extern atomic_uint_fast64_t uvw__loop_registry_gen;
+uvw__loop_t *uvw__loop_find_slow(uv_loop_t *loop);
+static inline uvw__loop_t *uvw__loop_find(uv_loop_t *loop) {
+  uvw__loop_cache_t *c = &uvw__loop_cache;
+  if (__builtin_expect(c->loop == loop && c->gen == atomic_load_explicit(&uvw__loop_registry_gen, memory_order_acquire), 1))
+    return c->state;
+  return uvw__loop_find_slow(loop);
+}
 
 /* Drop a captured context / task pair (the task's pending count too). */
 void uvw__capture_release(uvw_context_t *ctx, uvw__task_t *task);

@@ -6,10 +6,8 @@
 #include "error.h"
 #include "loop_internal.h"
 
-/* The registry is a short list under a mutex; the hot path hits a one-entry
- * per-thread cache. A process-wide generation invalidates every cache when a
- * state is freed, so a new loop at a recycled address never finds a stale
- * state through another thread's cache. */
+/* The registry is a short list under a mutex; the hot path hits the
+ * per-thread cache uvw__loop_find reads inline (loop_scope.h). */
 typedef struct entry_s {
   struct entry_s *next;
   uvw__loop_t *state;
@@ -17,14 +15,10 @@ typedef struct entry_s {
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static entry_t *registry;
-static atomic_uint_fast64_t registry_gen = 1;
+atomic_uint_fast64_t uvw__loop_registry_gen = 1;
 static atomic_uint_fast64_t state_serial = 1;
 
-static __thread struct {
-  uv_loop_t *loop;
-  uvw__loop_t *state;
-  uint64_t gen;
-} cache __attribute__((tls_model("initial-exec")));
+__thread uvw__loop_cache_t uvw__loop_cache __attribute__((tls_model("initial-exec")));
 
 static uvw__loop_t *lookup_locked(uv_loop_t *loop) {
   for (entry_t *e = registry; e; e = e->next)
@@ -32,16 +26,15 @@ static uvw__loop_t *lookup_locked(uv_loop_t *loop) {
   return NULL;
 }
 
-uvw__loop_t *uvw__loop_find(uv_loop_t *loop) {
-  uint64_t gen = atomic_load_explicit(&registry_gen, memory_order_acquire);
-  if (cache.loop == loop && cache.gen == gen) return cache.state;
+uvw__loop_t *uvw__loop_find_slow(uv_loop_t *loop) {
+  uint64_t gen = atomic_load_explicit(&uvw__loop_registry_gen, memory_order_acquire);
   pthread_mutex_lock(&registry_lock);
   uvw__loop_t *L = lookup_locked(loop);
   pthread_mutex_unlock(&registry_lock);
   if (L) {
-    cache.loop = loop;
-    cache.state = L;
-    cache.gen = gen;
+    uvw__loop_cache.loop = loop;
+    uvw__loop_cache.state = L;
+    uvw__loop_cache.gen = gen;
   }
   return L;
 }
@@ -136,7 +129,7 @@ int uvw_loop_close(uv_loop_t *loop) {
   pthread_mutex_unlock(&registry_lock);
   if (e != NULL) {
     uvw__loop_t *L = e->state;
-    atomic_fetch_add_explicit(&registry_gen, 1, memory_order_release);
+    atomic_fetch_add_explicit(&uvw__loop_registry_gen, 1, memory_order_release);
     if (L->soon_ready) uv_close((uv_handle_t *)&L->soon_idle, NULL);
     if (L->ts_ready) uv_close((uv_handle_t *)&L->ts_async, NULL);
     /* Only our own handles are left: this turn runs just their close. */

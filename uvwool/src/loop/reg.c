@@ -61,6 +61,9 @@ static uvw__reg_t *record_alloc(uvw__loop_t *L) {
 }
 
 static void record_free(uvw__loop_t *L, uvw__reg_t *r) {
+  if (L->last_found == r) L->last_found = NULL;
+  if (uvw__reg_sharing == r) uvw__reg_sharing = NULL;
+  if (r->retired == r->ctx) r->retired = NULL; /* one reference for both roles */
   uvw__capture_release(r->ctx, r->task);
   uvw_context_unref(r->retired);
   r->ctx = r->retired = NULL;
@@ -93,19 +96,21 @@ uvw__reg_t *uvw__reg_prepare(uvw__loop_t *L, const void *key, unsigned slot, uvw
   r->slot = slot;
   r->cb = cb;
   r->cb2 = cb2;
+  r->fresh = 1;
   return r;
 }
 
 void uvw__reg_discard(uvw__loop_t *L, uvw__reg_t *r) { record_free(L, r); }
 
-uvw__reg_t *uvw__reg_find(uvw__loop_t *L, const void *key, unsigned slot) {
+uvw__reg_t *uvw__reg_find_slow(uvw__loop_t *L, const void *key, unsigned slot) {
   if (L->nbuckets == 0) return NULL;
   for (uvw__reg_t *r = L->buckets[bucket_of(L, key, slot)]; r; r = r->next)
-    if (r->key == key && r->slot == slot) return r;
+    if (r->key == key && r->slot == slot) return L->last_found = r;
   return NULL;
 }
 
 static void unlink_record(uvw__loop_t *L, uvw__reg_t *r) {
+  if (L->last_found == r) L->last_found = NULL;
   uvw__reg_t **p = &L->buckets[bucket_of(L, r->key, r->slot)];
   while (*p != r) p = &(*p)->next;
   *p = r->next;
@@ -135,15 +140,27 @@ static void maybe_grow(uvw__loop_t *L) {
   uvw__free(old);
 }
 
+/* Let go of r's capture. The context stays alive as `retired` while a
+ * callback of r runs in it, and already is when it is shared with it. */
+static void drop_capture(uvw__reg_t *r) {
+  if (r->ctx != NULL && r->ctx == r->retired) {
+    if (uvw__reg_sharing == r) uvw__reg_sharing = NULL;
+    uvw__capture_release(NULL, r->task);
+  } else if (r->busy && r->retired == NULL && r->ctx != NULL) {
+    r->retired = r->ctx; /* still entered by the running callback */
+    uvw__capture_release(NULL, r->task);
+  } else {
+    uvw__capture_release(r->ctx, r->task);
+  }
+  r->ctx = NULL;
+  r->task = NULL;
+}
+
 /* Swap the live record's captures for the new ones, keeping the record (and
  * its busy state) in place: a callback re-registering its own handle. */
 static void replace_in_place(uvw__reg_t *live, uvw__reg_t *r) {
-  if (live->busy && live->retired == NULL && live->ctx != NULL) {
-    live->retired = live->ctx; /* still entered by the running callback */
-    uvw__capture_release(NULL, live->task);
-  } else {
-    uvw__capture_release(live->ctx, live->task);
-  }
+  drop_capture(live);
+  live->fresh = 1;
   live->ctx = r->ctx;
   live->task = r->task;
   live->cb = r->cb;
@@ -171,14 +188,7 @@ void uvw__reg_commit(uvw__loop_t *L, uvw__reg_t *r) {
 void uvw__reg_stop(uvw__loop_t *L, const void *key, unsigned slot) {
   uvw__reg_t *r = uvw__reg_find(L, key, slot);
   if (r == NULL || r->ctx == NULL) return;
-  if (r->busy && r->retired == NULL) {
-    r->retired = r->ctx;
-    uvw__capture_release(NULL, r->task);
-  } else {
-    uvw__capture_release(r->ctx, r->task);
-  }
-  r->ctx = NULL;
-  r->task = NULL;
+  drop_capture(r);
 }
 
 void uvw__reg_release(uvw__loop_t *L, uvw__reg_t *r) {
@@ -213,6 +223,7 @@ void uvw__reg_free_all(uvw__loop_t *L) {
   }
   uvw__free(L->buckets);
   L->buckets = NULL;
+  L->last_found = NULL;
   L->nbuckets = L->count = 0;
   for (chunk_t *c = L->chunks, *next; c; c = next) {
     next = c->next;
@@ -220,6 +231,38 @@ void uvw__reg_free_all(uvw__loop_t *L) {
   }
   L->chunks = NULL;
   L->free_list = NULL;
+}
+
+/* ---- renewal in place (the reasoning is in loop_internal.h) -------------------- */
+
+__thread uvw__reg_t *uvw__reg_sharing __attribute__((tls_model("initial-exec")));
+
+int uvw__reg_share_split(void) {
+  uvw__reg_t *r = uvw__reg_sharing;
+  uvw_context_t *own = uvw_context_copy(r->ctx); /* entered here: a plain copy */
+  if (own == NULL) return UVW_ENOMEM;
+  uvw__reg_sharing = NULL;
+  r->ctx = own; /* the running callback keeps `retired` */
+  r->fresh = 1;
+  return 0;
+}
+
+void uvw__reg_share_end_slow(uvw__reg_t *r) {
+  if (r->busy != 1) return; /* an inner frame: the outer one settles it */
+  uvw__reg_sharing = NULL;
+  if (r->dead) {
+    r->ctx = NULL; /* freed after the callback, through `retired` */
+    return;
+  }
+  /* Someone kept a reference: the capture must be an object of its own.
+   * Without memory for it the record is left stopped (no capture, the
+   * task's pending count given back): its next callback runs in whatever
+   * context is current, as when entering fails (loop_scope.h). */
+  if ((r->ctx = uvw_context_copy(r->retired)) == NULL) {
+    uvw__capture_release(NULL, r->task);
+    r->task = NULL;
+  }
+  r->fresh = 1;
 }
 
 void uvw__reg_missing(const char *where, const void *key) {

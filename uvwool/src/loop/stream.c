@@ -66,6 +66,7 @@ static void connection_trampoline(uv_stream_t *server, int status) {
   uvw_context_t *fork = r->ctx ? uvw_context_fork(r->ctx, UVW_PROPAGATE_FORK) : NULL;
   uvw__frame_t f;
   r->busy++;
+  r->fresh = 0;
   /* Without memory for the fork the callback still runs, in the capture
    * itself, rather than being lost. */
   uvw__frame_begin(&f, L, fork ? fork : r->ctx, r->task);

@@ -230,9 +230,17 @@ int uvw_loop_task_factory_installed(uv_loop_t *loop) {
   return L && reachable(L->factory_top);
 }
 
-/* Called before every set/reset/mount made inside a callback of the loop. */
+/* Called before every set/reset/mount made inside a callback of the loop,
+ * and before a task claims a context entered here (UVW__WRITE_CLAIM). */
 int uvw__loop_write_hook(void *arg, int arming) {
   uvw__loop_t *L = arg;
+  /* A capture shared with the running callback (reg.c) is split off before
+   * anything is written: it must keep the value it had at registration. */
+  if (__builtin_expect(uvw__reg_sharing != NULL, 0)) {
+    int rc = uvw__reg_share_split();
+    if (rc != 0) return rc;
+  }
+  if (arming == UVW__WRITE_CLAIM) return 0;
   if (__builtin_expect(is_uvwool_factory(L->factory_top), 1)) return 0;
   if (!L->factory_installed) return arming ? install(L) : 0;
   if (reachable(L->factory_top)) return 0;
