@@ -2,6 +2,7 @@
  * async scope is to uvwool. Created with a fork, made current around each
  * resume, finished when it ends; the guard tells two of them apart. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <string.h>
 #include <stdio.h>
 
@@ -268,6 +269,36 @@ Test(task_api, nested_resumes_restore_the_outer_task_and_context) {
   uvw_task_finish(b);
   uvw_task_unref(a);
   uvw_task_unref(b);
+  leave_parent(parent);
+}
+
+typedef struct {
+  uvw_context_t *ctx;
+  int rc;
+  const char *field;
+} foreign_claim_t;
+
+static void *claim_from_another_thread(void *arg) {
+  foreign_claim_t *c = arg;
+  uvw_task_t *t = NULL;
+  c->rc = uvw_task_new_in(c->ctx, &t);
+  c->field = uvw_error_field(uvw_last_error(), "entered_thread") ? "entered_thread" : NULL;
+  if (t) uvw_task_unref(t);
+  return NULL;
+}
+
+Test(task_api, a_task_cannot_be_made_in_a_context_entered_on_another_thread) {
+  uvw_context_t *parent = enter_parent(1);
+  foreign_claim_t c = {.ctx = parent, .rc = 0};
+  pthread_t th;
+  cr_assert_eq(pthread_create(&th, NULL, claim_from_another_thread, &c), 0);
+  pthread_join(th, NULL);
+  cr_assert_eq(c.rc, UVW_EENTERED, "the claim would write a context this thread has entered");
+  cr_assert_str_eq(c.field ? c.field : "", "entered_thread", "the refusal names the thread");
+  uvw_task_t *t;
+  cr_assert_eq(uvw_task_new_in(parent, &t), 0, "on the thread that has it entered it is fine");
+  uvw_task_finish(t);
+  uvw_task_unref(t);
   leave_parent(parent);
 }
 

@@ -53,6 +53,7 @@ int uvw_task_new(uvw_context_t *parent, uvw_task_t **out);
  * refused. An unarmed context is shared freely, and the guard then catches
  * two live tasks that both run in it once one of them arms it.
  * Returns 0 and a new reference in *out, UVW_EINVAL (ctx or out NULL),
+ * UVW_EENTERED (ctx is entered on another thread: create the task there),
  * UVW_ECONTENTION or UVW_ENOMEM; on error nothing changed. Call it on the
  * thread that uses ctx. */
 int uvw_task_new_in(uvw_context_t *ctx, uvw_task_t **out);

@@ -190,7 +190,7 @@ uvw_context_t *uvw_context_fork(uvw_context_t *ctx, unsigned policy_flag) {
  * once, relaxed: it may have left since, which the report cannot know. Only
  * the generation is stored at enter (the compare-and-swap itself); the OS id
  * is looked up from it here. */
-static UVW__COLD int entered_error(const uvw_context_t *ctx) {
+UVW__COLD int uvw__context_entered_error(const uvw_context_t *ctx) {
   uint64_t gen = atomic_load_explicit(&ctx->entered_by, memory_order_relaxed);
   if (gen == UVW__ENTERED_HELD) {
     uvw__error_set(UVW_EENTERED, UVW_KIND_RUNTIME_ERROR,
@@ -244,7 +244,7 @@ static inline int context_enter(uvw_context_t *ctx) {
   if (__builtin_expect(!atomic_compare_exchange_strong_explicit(&ctx->entered_by, &nobody, t->gen,
                                                                 memory_order_acquire, memory_order_relaxed),
                        0))
-    return entered_error(ctx);
+    return uvw__context_entered_error(ctx);
   if (__builtin_expect(ctx->chain != NULL && ctx->chain->owner_gen == 0, 0)) return enter_claiming(ctx, t);
   ctx->prev = t->current;
   t->current = ctx;

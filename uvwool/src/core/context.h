@@ -42,6 +42,9 @@ static inline void uvw__context_renew_serial(uvw_context_t *ctx) {
   ctx->serial = (t->gen << 40) | (++t->context_serial & ((1ULL << 40) - 1));
 }
 
+/* UVW_EENTERED naming who has ctx entered (detail published). */
+int uvw__context_entered_error(const uvw_context_t *ctx);
+
 /* The current context, materialising the thread's base context on first use.
  * NULL only on allocation failure (detail published). */
 uvw_context_t *uvw__context_current(void);

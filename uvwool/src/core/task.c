@@ -163,6 +163,11 @@ int uvw_task_new(uvw_context_t *parent, uvw_task_t **out) {
 
 int uvw_task_new_in(uvw_context_t *ctx, uvw_task_t **out) {
   if (ctx == NULL || out == NULL) return bad_arg("uvw_task_new_in", "ctx or out is NULL");
+  /* The claim writes ctx, and only the thread that has a context entered
+   * writes it (context.h): a context running on another thread is refused,
+   * as its enter would be. */
+  uint64_t by = atomic_load_explicit(&ctx->entered_by, memory_order_acquire);
+  if (by != 0 && by != UVW__ENTERED_HELD && by != uvw__thread()->gen) return uvw__context_entered_error(ctx);
   uvw__task_t *task = uvw__task_new();
   if (task == NULL) return uvw__error_nomem("task");
   int rc = uvw__task_claim_context(ctx, task);

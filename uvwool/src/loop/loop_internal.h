@@ -122,11 +122,11 @@ static inline uvw__reg_t *uvw__reg_find(uvw__loop_t *L, const void *key, unsigne
  *   still entered here and nobody else can write it.
  *
  * Not covered (a copy is still taken): a restart from another context or
- * task than the record's, a record released or already replaced, a
- * Known gap: another thread claiming the context for a task
- * (uvw_task_new_in) while the callback still runs in it would stamp the
- * shared capture too (the hook runs on the claiming thread, which is not in
- * this callback); a claim from the callback's own thread is split first. */
+ * task than the record's, a record released or already replaced.
+ *
+ * Only this thread can write the shared context meanwhile: a task claim
+ * from the callback's own thread goes through the hook (split first), and
+ * uvw_task_new_in from another thread refuses a context entered here. */
 /* The record whose capture is shared with its running callback, or NULL. */
 extern __thread uvw__reg_t *uvw__reg_sharing __attribute__((tls_model("initial-exec")));
 /* Give the shared capture its own copy before a write (the write hook): 0
