@@ -124,6 +124,7 @@ static int uvwl_missing(lua_State *L) {
 %init %{
   uvwl_open_state(L);
   uvwl_open_tasks(L);
+  uvwl_open_dispatch(L);
 %}
 
 /* ---- numbers ----------------------------------------------------------------
@@ -189,3 +190,13 @@ static int uvwl_missing(lua_State *L) {
 %native(fork_text) int uvwl_fork_text(lua_State *L);
 %native(run_in_text) int uvwl_run_in_text(lua_State *L);
 %native(interposed) int uvwl_interposed(lua_State *L);
+%native(conn_open) int uvwl_conn_open(lua_State *L);
+%native(pool_open) int uvwl_pool_open(lua_State *L);
+%native(conn_close) int uvwl_conn_close(lua_State *L);
+%native(conn_state) int uvwl_conn_state(lua_State *L);
+%native(dispatch) int uvwl_dispatch(lua_State *L);
+%native(stream_open) int uvwl_stream_open(lua_State *L);
+%native(stream_step) int uvwl_stream_step(lua_State *L);
+%native(stream_close) int uvwl_stream_close(lua_State *L);
+%native(stream_done) int uvwl_stream_done(lua_State *L);
+%native(apply_reply) int uvwl_apply_reply(lua_State *L);
