@@ -71,5 +71,8 @@ int uvwl_stream_step(lua_State *L);
 int uvwl_stream_close(lua_State *L);
 int uvwl_stream_done(lua_State *L);
 int uvwl_apply_reply(lua_State *L);
+/* lua_baggage.c */
+int uvwl_baggage_header(lua_State *L);
+int uvwl_baggage_mount(lua_State *L);
 
 #endif
