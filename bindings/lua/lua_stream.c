@@ -18,10 +18,13 @@ static stream_box_t *check_stream(lua_State *L, int idx) {
   return s;
 }
 
-static int stream_gc(lua_State *L) {
-  stream_box_t *s = lua_touserdata(L, 1);
+static void box_close(stream_box_t *s) {
   uvw_dispatch_close(s->d);
   s->d = NULL;
+}
+
+static int stream_gc(lua_State *L) {
+  box_close(lua_touserdata(L, 1));
   return 0;
 }
 
@@ -106,9 +109,7 @@ int uvwl_stream_step(lua_State *L) {
 
 /* stream_close(s): ends the stream (a pending step gets UVW_ECANCELED). */
 int uvwl_stream_close(lua_State *L) {
-  stream_box_t *s = check_stream(L, 1);
-  uvw_dispatch_close(s->d);
-  s->d = NULL;
+  box_close(check_stream(L, 1));
   return 0;
 }
 

@@ -84,8 +84,11 @@ end
 local Conn = {}
 Conn.__index = Conn
 
-local function new_conn(c, timeout)
-  return setmetatable({_c = c, _timeout = timeout}, Conn)
+-- A connection object over what open(target, timeout) made.
+local function new_conn(what, open, target, opts)
+  check(opts == nil or type(opts) == "table", what .. "'s opts must be a table")
+  local timeout = opts and opts.timeout
+  return setmetatable({_c = open(target, timeout), _timeout = timeout}, Conn)
 end
 
 -- connect(address[, {timeout = ms}]): a connection to one worker
@@ -94,18 +97,14 @@ end
 -- 5000 ms), not the routine's run.
 function M.connect(address, opts)
   check(type(address) == "string", "connect(address[, opts]) takes an address string")
-  check(opts == nil or type(opts) == "table", "connect's opts must be a table")
-  local timeout = opts and opts.timeout
-  return new_conn(core.conn_open(address, timeout), timeout)
+  return new_conn("connect", core.conn_open, address, opts)
 end
 
 -- pool({address, ...}[, opts]): round-robin over several workers; a dead
 -- member is skipped and reconnected in the background. Same methods.
 function M.pool(addresses, opts)
   check(type(addresses) == "table", "pool(addresses[, opts]) takes a list of addresses")
-  check(opts == nil or type(opts) == "table", "pool's opts must be a table")
-  local timeout = opts and opts.timeout
-  return new_conn(core.pool_open(addresses, timeout), timeout)
+  return new_conn("pool", core.pool_open, addresses, opts)
 end
 
 local function self_conn(self)
