@@ -9,13 +9,7 @@
 int uvwl_baggage_header(lua_State *L) {
   char *text = NULL;
   int rc = uvw_baggage_encode(NULL, &text);
-  if (rc < 0) {
-    uvwl_push_error(L, rc);
-    return lua_error(L);
-  }
-  lua_pushstring(L, text);
-  uvw_free(text);
-  return 1;
+  return uvwl_return_text(L, rc, text);
 }
 
 /* baggage_mount(header): bind the header's members that name declared

@@ -241,6 +241,16 @@ static void push_detail(lua_State *L, const uvw_error_t *e, int code, int depth)
 
 void uvwl_push_error_detail(lua_State *L, const uvw_error_t *e, int code) { push_detail(L, e, code, 0); }
 
+int uvwl_return_text(lua_State *L, int rc, char *text) {
+  if (rc < 0) {
+    uvwl_push_error(L, rc);
+    return lua_error(L);
+  }
+  lua_pushstring(L, text);
+  uvw_free(text);
+  return 1;
+}
+
 void uvwl_push_new_error(lua_State *L, const char *kind, int code, const char *message) {
   push_error_table(L, kind, code, message, 0);
 }

@@ -37,6 +37,10 @@ void uvwl_push_new_error(lua_State *L, const char *kind, int code, const char *m
 /* Push an error and raise it. Never returns. */
 int uvwl_raise(lua_State *L, const char *kind, int code, const char *message);
 
+/* A native's return of a string the core made (text, freed here), or the
+ * raise of rc when the core failed. */
+int uvwl_return_text(lua_State *L, int rc, char *text);
+
 /* ---- values ---- */
 /* Lua value at idx -> new reference. Tables, functions, userdata and threads
  * become opaque values of this Lua state. On failure pushes an error object
