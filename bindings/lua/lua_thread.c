@@ -22,13 +22,7 @@ int uvwl_fork_text(lua_State *L) {
   char *text = NULL;
   int rc = uvw_text_encode(fork, &text);
   uvw_context_unref(fork);
-  if (rc < 0) {
-    uvwl_push_error(L, rc);
-    return lua_error(L);
-  }
-  lua_pushstring(L, text);
-  uvw_free(text);
-  return 1;
+  return uvwl_return_text(L, rc, text);
 }
 
 struct mounted_run {

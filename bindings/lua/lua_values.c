@@ -215,6 +215,14 @@ static void push_error_table(lua_State *L, const char *kind, int code, const cha
 void uvwl_push_error(lua_State *L, int code) {
   const uvw_error_t *e = uvw_last_error();
   if (e && uvw_error_code(e) != code) e = NULL; /* a stale record of an earlier failure */
+  uvwl_push_error_detail(L, e, code);
+}
+
+/* Causes nest as err.cause; a chain longer than this (a peer's error can
+ * carry any) is cut there rather than recursing without bound. */
+#define UVWL_CAUSE_DEPTH 8
+
+static void push_detail(lua_State *L, const uvw_error_t *e, int code, int depth) {
   uvw_error_kind_t kind = e ? uvw_error_kind(e) : UVW_KIND_WOOL_ERROR;
   size_t n = e ? uvw_error_field_count(e) : 0;
   push_error_table(L, uvw_error_kind_name(kind), code, e ? uvw_error_message(e) : uvw_strerror(code), (int)n);
@@ -224,6 +232,23 @@ void uvwl_push_error(lua_State *L, int code) {
     lua_setfield(L, -2, uvw_error_field_name(e, i));
   }
   lua_pop(L, 1);
+  const uvw_error_t *cause = e ? uvw_error_cause(e) : NULL;
+  if (cause && depth < UVWL_CAUSE_DEPTH) {
+    push_detail(L, cause, uvw_error_code(cause), depth + 1);
+    lua_setfield(L, -2, "cause");
+  }
+}
+
+void uvwl_push_error_detail(lua_State *L, const uvw_error_t *e, int code) { push_detail(L, e, code, 0); }
+
+int uvwl_return_text(lua_State *L, int rc, char *text) {
+  if (rc < 0) {
+    uvwl_push_error(L, rc);
+    return lua_error(L);
+  }
+  lua_pushstring(L, text);
+  uvw_free(text);
+  return 1;
 }
 
 void uvwl_push_new_error(lua_State *L, const char *kind, int code, const char *message) {

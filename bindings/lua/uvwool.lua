@@ -54,12 +54,33 @@ function Token:__tostring()
   return ("Token(%s)"):format(tostring(rawget(self, "var")))
 end
 
--- Declare (namespace, name). opts.default, when not nil, is the default.
+-- Where a binding may cross (the core's UVW_PROPAGATE_* bits).
+local PROPAGATE = {fork = 1, thread = 2, wire = 4, baggage = 8}
+
+-- opts.propagate (a list of PROPAGATE names) as policy bits, nil if absent.
+local function policy_of(list)
+  if list == nil then return nil end
+  check(type(list) == "table", "ContextVar's opts.propagate must be a list of fork, thread, wire, baggage")
+  local bits = 0
+  for _, name in ipairs(list) do
+    local bit = PROPAGATE[name]
+    check(bit ~= nil, "unknown opts.propagate entry " .. tostring(name) .. " (fork, thread, wire, baggage)")
+    if bits % (bit * 2) < bit then bits = bits + bit end
+  end
+  return bits
+end
+
+-- Declare (namespace, name). opts.default, when not nil, is the default;
+-- opts.propagate, when given, lists where the binding crosses: "fork"
+-- (spawned tasks), "thread" (to_thread work), "wire" (dispatch), "baggage"
+-- (the W3C baggage header; needs "wire"). Default: everywhere.
 -- Raises ContextVarCollision when (namespace, name) is declared already.
 function M.ContextVar(ns, name, opts)
   check(type(ns) == "string" and type(name) == "string", "ContextVar(namespace, name[, opts]) takes two strings")
   check(opts == nil or type(opts) == "table", "ContextVar's opts must be a table")
+  local policy = policy_of(opts and opts.propagate)
   local var = core.var_declare(ns, name, opts and opts.default)
+  if policy then core.var_set_policy(var, policy) end
   return M._wrap_var(var, ns, name)
 end
 

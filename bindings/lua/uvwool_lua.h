@@ -29,10 +29,17 @@ void uvwl_open_tasks(lua_State *L);
 /* Push the error object for the failed call that returned `code`, reading
  * uvw_last_error() at once. */
 void uvwl_push_error(lua_State *L, int code);
+/* Push the error object for detail e (NULL: only code is known), with its
+ * fields and its causes (err.cause). */
+void uvwl_push_error_detail(lua_State *L, const uvw_error_t *e, int code);
 /* Push an error object of class `kind` (a name of the error tree). */
 void uvwl_push_new_error(lua_State *L, const char *kind, int code, const char *message);
 /* Push an error and raise it. Never returns. */
 int uvwl_raise(lua_State *L, const char *kind, int code, const char *message);
+
+/* A native's return of a string the core made (text, freed here), or the
+ * raise of rc when the core failed. */
+int uvwl_return_text(lua_State *L, int rc, char *text);
 
 /* ---- values ---- */
 /* Lua value at idx -> new reference. Tables, functions, userdata and threads
@@ -56,5 +63,20 @@ int uvwl_cfunction_key(lua_State *L);
 int uvwl_fork_text(lua_State *L);
 int uvwl_run_in_text(lua_State *L);
 int uvwl_interposed(lua_State *L);
+/* lua_dispatch.c */
+void uvwl_open_dispatch(lua_State *L);
+int uvwl_conn_open(lua_State *L);
+int uvwl_pool_open(lua_State *L);
+int uvwl_conn_close(lua_State *L);
+int uvwl_conn_state(lua_State *L);
+int uvwl_dispatch(lua_State *L);
+int uvwl_stream_open(lua_State *L);
+int uvwl_stream_step(lua_State *L);
+int uvwl_stream_close(lua_State *L);
+int uvwl_stream_done(lua_State *L);
+int uvwl_apply_reply(lua_State *L);
+/* lua_baggage.c */
+int uvwl_baggage_header(lua_State *L);
+int uvwl_baggage_mount(lua_State *L);
 
 #endif

@@ -115,6 +115,18 @@ static int uvwl_getter(lua_State *L) {
   return 1;
 }
 
+/* var_set_policy(var, flags): where the variable's binding crosses
+ * (UVW_PROPAGATE_* bits). */
+static int uvwl_var_set_policy(lua_State *L) {
+  uvw_var_t *var = uvwl_check_swig(L, 1, SWIGTYPE_p_uvw_var_s, "uvwool variable");
+  int rc = uvw_var_set_policy(var, (unsigned)luaL_checkinteger(L, 2));
+  if (rc < 0) {
+    uvwl_push_error(L, rc);
+    return lua_error(L);
+  }
+  return 0;
+}
+
 static int uvwl_missing(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, UVWL_MISSING_KEY);
   return 1;
@@ -124,6 +136,7 @@ static int uvwl_missing(lua_State *L) {
 %init %{
   uvwl_open_state(L);
   uvwl_open_tasks(L);
+  uvwl_open_dispatch(L);
 %}
 
 /* ---- numbers ----------------------------------------------------------------
@@ -189,3 +202,16 @@ static int uvwl_missing(lua_State *L) {
 %native(fork_text) int uvwl_fork_text(lua_State *L);
 %native(run_in_text) int uvwl_run_in_text(lua_State *L);
 %native(interposed) int uvwl_interposed(lua_State *L);
+%native(conn_open) int uvwl_conn_open(lua_State *L);
+%native(pool_open) int uvwl_pool_open(lua_State *L);
+%native(conn_close) int uvwl_conn_close(lua_State *L);
+%native(conn_state) int uvwl_conn_state(lua_State *L);
+%native(dispatch) int uvwl_dispatch(lua_State *L);
+%native(stream_open) int uvwl_stream_open(lua_State *L);
+%native(stream_step) int uvwl_stream_step(lua_State *L);
+%native(stream_close) int uvwl_stream_close(lua_State *L);
+%native(stream_done) int uvwl_stream_done(lua_State *L);
+%native(apply_reply) int uvwl_apply_reply(lua_State *L);
+%native(baggage_header) int uvwl_baggage_header(lua_State *L);
+%native(baggage_mount) int uvwl_baggage_mount(lua_State *L);
+%native(var_set_policy) int uvwl_var_set_policy(lua_State *L);
