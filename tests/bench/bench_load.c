@@ -77,7 +77,11 @@ static void start_worker(void) {
   remove(sock_path);
   char listen[160];
   snprintf(listen, sizeof listen, "pipe:%s", sock_path);
-  const char *argv[] = {UVWOOL_WORKER_PATH, "--routines", UVWOOL_TEST_ROUTINES, "--listen", listen, NULL};
+  /* The top level (500 connections) is above the default connection cap
+   * (256, docs/dispatch.md "Limits"): raise it, as a deployment that
+   * expects that many callers would. */
+  const char *argv[] = {UVWOOL_WORKER_PATH, "--routines", UVWOOL_TEST_ROUTINES, "--listen", listen,
+                        "--max-connections", "1024", NULL};
   int fds[2];
   if (pipe(fds) != 0) die("pipe: %s", strerror(errno));
   worker_pid = fork();
