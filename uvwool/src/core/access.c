@@ -35,7 +35,8 @@ static int bad_arg(const char *fn, const char *what) {
   return UVW_EINVAL;
 }
 
-static int lookup_error(const uvw_var_t *var) {
+/* Out of line and cold: inlined, its report would give every read a stack frame. */
+static __attribute__((noinline, cold)) int lookup_error(const uvw_var_t *var) {
   uvw_error_t *e = uvw__error_set(UVW_ELOOKUP, UVW_KIND_LOOKUP_ERROR,
                                   "context variable (%s, %s) has no value and no default", var->ns, var->name);
   uvw__error_field(e, "namespace", "%s", var->ns);
