@@ -188,8 +188,13 @@ describe("luv callbacks", function()
     local v = var()
     v:set("main")
     local got = {}
+    -- The tasks stay alive (reachable) until their callbacks ran: a task
+    -- whose coroutine is collected is finished, and a finished task is
+    -- nobody's identity any more (a GC under ASan's allocator did that).
+    local alive = {}
     for i = 1, 3 do
       wool.spawn(function()
+        alive[i] = coroutine.running()
         v:set("task" .. i)
         local id = wool.task_id()
         local t = uv.new_timer()
@@ -201,8 +206,10 @@ describe("luv callbacks", function()
         coroutine.yield()
       end)
     end
+    collectgarbage() -- would collect the suspended coroutines but for `alive`
     uv.run()
     assert.same({{"task1", true}, {"task2", true}, {"task3", true}}, got)
+    assert.are.equal(3, #alive)
     assert.are.equal("main", v:get())
     assert.is_nil(wool.task_id())
   end)
