@@ -177,8 +177,6 @@ static inline int uvw__guard_op(const uvw__chain_t *c, uvw__thread_t *t, const c
   return 0;
 }
 
-static inline int uvw__guard(const uvw__chain_t *c, uvw__thread_t *t) { return uvw__guard_op(c, t, NULL, NULL); }
-
 /* Build and publish a ChainContention for chain c, owner vs the offender. */
 int uvw__contention(const uvw__chain_t *c, const char *kind, uint64_t offending_gen, const uvw__task_t *offending_task);
 
