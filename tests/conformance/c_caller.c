@@ -93,6 +93,10 @@ static uvw_value_t *parse_value(const char *text) {
   else if (strcmp(s, "true") == 0) v = uvw_value_bool(1);
   else if (strcmp(s, "false") == 0) v = uvw_value_bool(0);
   else if (strcmp(s, "opaque") == 0) v = uvw_value_opaque(&native_object, &no_codec);
+  else if (strcmp(s, "chain") == 0) {
+    char id[33];
+    v = uvw_value_cstring(uvw_context_chain_id(uvw_context_current(), id) == 0 ? id : "<unarmed>");
+  }
   else if (strncmp(s, "i:", 2) == 0) v = uvw_value_int(strtoll(s + 2, NULL, 10));
   else if (strncmp(s, "f:", 2) == 0) v = uvw_value_double(strtod(s + 2, NULL));
   else if (strncmp(s, "s:", 2) == 0) {

@@ -229,6 +229,67 @@ static void die_after_one(uvw_call_t *call, void *arg) {
   uv_timer_start(&death, die, 20, 0);
 }
 
+/* conf.chain_id: the chain id of the context the routine runs in. */
+static uvw_value_t *current_chain_id(void) {
+  char id[33];
+  int rc = uvw_context_chain_id(uvw_context_current(), id);
+  return uvw_value_cstring(rc == 0 ? id : "<unarmed>");
+}
+
+static void chain_id(uvw_call_t *call, void *arg) {
+  (void)arg;
+  answer_owned(call, current_chain_id(), 1);
+}
+
+/* conf.hop(address, routine): dispatch `routine` to the worker at address
+ * from this routine, then, in the reply's context (the second worker's
+ * changes merged), append "+hop" to conf.tenant and answer with the second
+ * worker's result: both hops' changes flow back to the caller. A connection
+ * per hop, closed in the reply: a worker keeps no outgoing connection that
+ * would hold its loop open at exit. */
+typedef struct {
+  uvw_call_t *call;
+  uvw_conn_t *conn;
+} hop_t;
+
+static void hop_replied(uvw_dispatch_t *d, const uvw_reply_t *reply, void *arg) {
+  (void)d;
+  hop_t *h = arg;
+  if (reply->status == 0 || reply->status == UVW_EREMOTE) {
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s+hop", bound_str(tenant));
+    set_owned(tenant, uvw_value_cstring(buf), NULL);
+  }
+  if (reply->status == 0)
+    uvw_call_return(h->call, reply->value);
+  else
+    uvw_call_raise(h->call, reply->error);
+  uvw_conn_close(h->conn, NULL, NULL);
+  free(h);
+}
+
+static void hop(uvw_call_t *call, void *arg) {
+  (void)arg;
+  uvw_value_t *address = uvw_call_arg_count(call) == 2 ? uvw_call_arg(call, 0) : NULL;
+  uvw_value_t *routine = address ? uvw_call_arg(call, 1) : NULL;
+  if (!address || uvw_value_kind(address) != UVW_VALUE_STRING || uvw_value_kind(routine) != UVW_VALUE_STRING) {
+    raise_new(call, "ValueError", UVW_EINVAL, "conf.hop(address, routine) takes two strings");
+    return;
+  }
+  hop_t *h = calloc(1, sizeof(*h));
+  if (h == NULL) {
+    raise_new(call, "MemoryError", UVW_ENOMEM, "out of memory");
+    return;
+  }
+  h->call = call;
+  if (uvw_conn_open(uvw_call_loop(call), uvw_value_as_string(address), &h->conn) != 0 ||
+      uvw_conn_dispatch(h->conn, uvw_value_as_string(routine), NULL, 0, NULL, hop_replied, h, NULL) != 0) {
+    uvw_call_raise(call, uvw_last_error());
+    uvw_conn_close(h->conn, NULL, NULL);
+    free(h);
+  }
+}
+
 int uvwool_worker_init(uvw_worker_t *w);
 int uvwool_worker_init(uvw_worker_t *w) {
   static const struct {
@@ -252,6 +313,8 @@ int uvwool_worker_init(uvw_worker_t *w) {
       {"conf.hang", hang, 0},
       {"conf.cancelled_count", cancelled_count, 0},
       {"conf.die_after_one", die_after_one, UVW_ROUTINE_STREAM},
+      {"conf.chain_id", chain_id, 0},
+      {"conf.hop", hop, 0},
   };
   for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
     if (uvw_var_declare("conf", vars[i].name, NULL, vars[i].var) != 0) return -1;

@@ -37,6 +37,7 @@ local function parse(text)
   if text == "false" then return false end
   if text == "missing" then return MISSING end
   if text == "opaque" then return OPAQUE end
+  if text == "chain" then return wool.chain_id() or "<unarmed>" end
   local kind, rest = text:match("^(%a):(.*)$")
   if kind == "i" then return math.tointeger(tonumber(rest)) end
   if kind == "f" then return tonumber(rest) + 0.0 end

@@ -37,6 +37,7 @@ function parse(text) {
   if (text === 'false') return false;
   if (text === 'missing') return MISSING;
   if (text === 'opaque') return OPAQUE;
+  if (text === 'chain') return wool.chainId() || '<unarmed>';
   const kind = text[0];
   const rest = text.slice(2);
   if (kind === 'i') {

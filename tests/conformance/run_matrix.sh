@@ -5,6 +5,7 @@
 #   run_matrix.sh SCENARIOS \
 #     --worker LANG 'COMMAND ... @ADDRESS@' [--worker ...] \
 #     --caller LANG 'COMMAND ... @ADDRESS@ @SCENARIOS@' [--caller ...] \
+#     --hop 'COMMAND ... @ADDRESS@' \
 #     [--missing LANG 'why it has no worker or caller yet' ...]
 #
 # Prints one table row per pair (ok / not ok / skip counts), then every
@@ -19,6 +20,7 @@ while (($#)); do
   --worker) wl+=("$2") wc+=("$3") ;;
   --caller) cl+=("$2") cc+=("$3") ;;
   --missing) missing+=("$2: $3") ;;
+  --hop) hop=$2; shift 2; continue ;;
   *) echo "run_matrix.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift 3
@@ -26,6 +28,16 @@ done
 total=$(grep -c '^scenario ' "$scenarios")
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$dir"' EXIT
+
+# wait_for_socket PATH: a worker is ready once its socket exists.
+wait_for_socket() { for _ in $(seq 200); do [[ -S $1 ]] && return 0; sleep 0.05; done; return 1; }
+
+# The second worker of the hop scenarios, shared by every pair.
+: "${hop:?run_matrix.sh: --hop is required}"
+${hop//@ADDRESS@/pipe:$dir/hop.sock} >"$dir/hop.log" 2>&1 &
+wait_for_socket "$dir/hop.sock" || { echo "the hop worker did not start:"; cat "$dir/hop.log"; exit 1; }
+sed "s|@HOP@|pipe:$dir/hop.sock|g" "$scenarios" >"$dir/scenarios.txt"
+scenarios=$dir/scenarios.txt
 bad=0 details=""
 printf '%-8s %-8s %4s %7s %5s\n' caller worker ok "not ok" skip
 for i in "${!wl[@]}"; do
@@ -35,7 +47,7 @@ for i in "${!wl[@]}"; do
     address="pipe:$sock"
     ${wc[i]//@ADDRESS@/$address} >"$dir/worker.log" 2>&1 &
     wpid=$!
-    for _ in $(seq 200); do [[ -S $sock ]] && break; sleep 0.05; done
+    wait_for_socket "$sock"
     cmd=${cc[j]//@ADDRESS@/$address}
     timeout 120 ${cmd//@SCENARIOS@/$scenarios} >"$dir/out" 2>"$dir/err"
     rc=$?
