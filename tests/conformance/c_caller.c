@@ -124,7 +124,15 @@ static void show_value(const uvw_value_t *v, char *out, size_t len) {
   case UVW_VALUE_BOOL: snprintf(out, len, "%s", uvw_value_as_bool(v) ? "true" : "false"); return;
   case UVW_VALUE_INT: snprintf(out, len, "i:%lld", (long long)uvw_value_as_int(v)); return;
   case UVW_VALUE_DOUBLE: snprintf(out, len, "f:%.17g", uvw_value_as_double(v)); return;
-  case UVW_VALUE_STRING: snprintf(out, len, "s:%s", uvw_value_as_string(v)); return;
+  case UVW_VALUE_STRING: {
+    /* Percent-encoded as in the file, so bytes that are not text show. */
+    size_t w = (size_t)snprintf(out, len, "s:");
+    const unsigned char *b = uvw_value_data(v);
+    for (size_t i = 0; i < uvw_value_len(v) && w + 4 < len; i++)
+      w += (size_t)(b[i] > 0x20 && b[i] < 0x7f && b[i] != '%' ? snprintf(out + w, len - w, "%c", b[i])
+                                                               : snprintf(out + w, len - w, "%%%02X", b[i]));
+    return;
+  }
   case UVW_VALUE_BYTES: {
     size_t w = (size_t)snprintf(out, len, "x:");
     const unsigned char *b = uvw_value_data(v);
