@@ -91,7 +91,11 @@ Test(oneshot, mutations_made_before_a_raise_come_back_with_the_error) {
 }
 
 Test(oneshot, an_unknown_routine_is_refused_and_merges_nothing) {
+  char log[64];
+  snprintf(log, sizeof log, "/tmp/uvwool-do-%d.err", (int)getpid());
+  dh_stderr_path = log;
   dh_open("pipe", NULL);
+  dh_stderr_path = NULL;
   uvw_context_t *ctx = dh_enter("kept");
   dh_reply_t r = {0};
   cr_assert_eq(uvw_conn_dispatch(conn, "no_such_routine", NULL, 0, NULL, dh_record, &r, NULL), 0);
@@ -104,6 +108,14 @@ Test(oneshot, an_unknown_routine_is_refused_and_merges_nothing) {
   dh_leave(ctx);
   dh_reply_clear(&r);
   dh_close();
+  /* The Next that rode with the refused Task is expected, not a peer error. */
+  char text[4096] = "";
+  FILE *f = fopen(log, "r");
+  cr_assert_not_null(f);
+  text[fread(text, 1, sizeof text - 1, f)] = '\0';
+  fclose(f);
+  remove(log);
+  cr_assert_null(strstr(text, "peer error"), "worker log: %s", text);
 }
 
 Test(oneshot, the_dispatch_timeout_travels_with_the_dispatch) {

@@ -366,6 +366,14 @@ void uvw__call_run_kicked(uvw_worker_t *w) {
 
 /* ---- frames from the caller --------------------------------------------------------- */
 
+/* A Task refused: the Nack, and the id remembered for the Next that rode
+ * with it (uvw__call_request). */
+static void refuse(uvw__wconn_t *c, uint64_t id, const uvw_error_t *e) {
+  c->refused_id = id;
+  c->has_refused = 1;
+  send_error(c, id, UVW_FRAME_NACK, e);
+}
+
 void uvw__call_task(uvw__wconn_t *c, uvw_frame_t *task, size_t bytes) {
   uvw_worker_t *w = c->worker;
   uint64_t id = uvw_frame_dispatch_id(task);
@@ -376,7 +384,7 @@ void uvw__call_task(uvw__wconn_t *c, uvw_frame_t *task, size_t bytes) {
   } else if (r == NULL) {
     uvw_error_t *e = uvw__error_new(UVW_ENOROUTINE, UVW_KIND_LOOKUP_ERROR, "no routine \"%s\" on this worker", name);
     uvw__error_field(e, "routine", "%s", name);
-    send_error(c, id, UVW_FRAME_NACK, e);
+    refuse(c, id, e);
     uvw_error_unref(e);
   } else if (c->calls.count >= w->limits.max_dispatches || w->closing ||
              c->inflight_bytes + bytes > w->limits.max_inflight_bytes) {
@@ -386,7 +394,7 @@ void uvw__call_task(uvw__wconn_t *c, uvw_frame_t *task, size_t bytes) {
     uvw_error_t *e = uvw__dispatch_error(UVW_ENACK, name, why);
     uvw__error_field(e, "max_dispatches", "%zu", w->limits.max_dispatches);
     uvw__error_field(e, "max_inflight_bytes", "%zu", w->limits.max_inflight_bytes);
-    send_error(c, id, UVW_FRAME_NACK, e);
+    refuse(c, id, e);
     uvw_error_unref(e);
   } else {
     uvw_call_t *call = uvw__calloc(1, sizeof(*call));
@@ -405,7 +413,7 @@ void uvw__call_task(uvw__wconn_t *c, uvw_frame_t *task, size_t bytes) {
       return;
     }
     uvw__free(call);
-    send_error(c, id, UVW_FRAME_NACK, uvw_last_error());
+    refuse(c, id, uvw_last_error());
   }
   uvw_frame_free(task);
 }
@@ -415,8 +423,10 @@ void uvw__call_request(uvw__wconn_t *c, uvw_frame_t *f, size_t bytes) {
   uvw_frame_kind_t kind = uvw_frame_kind(f);
   uvw_call_t *call = (uvw_call_t *)uvw__idmap_get(&c->calls, id);
   if (call == NULL) {
-    /* A Throw may race with the end of its dispatch (a late cancellation). */
-    if (kind != UVW_FRAME_THROW) protocol_error(c, id, UVW_FRAME_EXCEPTION, "%s for an unknown dispatch", "request");
+    /* A Throw may race with the end of its dispatch (a late cancellation);
+     * a one-shot's Next follows its Task even when the Task was refused. */
+    int expected = kind == UVW_FRAME_THROW || (kind == UVW_FRAME_NEXT && c->has_refused && id == c->refused_id);
+    if (!expected) protocol_error(c, id, UVW_FRAME_EXCEPTION, "%s for an unknown dispatch", "request");
     uvw_frame_free(f);
     return;
   }

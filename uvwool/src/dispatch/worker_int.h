@@ -60,6 +60,11 @@ struct uvw__wconn_s {
   uvw__idmap_t calls;
   size_t inflight_bytes; /* frame bytes its live calls hold (limits.max_inflight_bytes) */
   size_t stubs;          /* stubs its live calls' decodes created (limits.max_stubs) */
+  /* The last Task refused with a Nack: the Next a one-shot dispatch sends
+   * with its Task then finds no call, and is dropped quietly instead of
+   * answered as a protocol error. */
+  uint64_t refused_id;
+  int has_refused;
   uvw__wconn_t *next;
 };
 
