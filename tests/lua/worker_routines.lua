@@ -68,17 +68,29 @@ w:routine("fail", function(sku)
 end)
 w:routine("fail_plain", function() error("plain lua error") end)
 
--- Work on another thread. luv's new_work runs it in another Lua state:
--- the plain way carries no context there, so it sees nothing.
+-- Work on another thread. luv's new_work runs it in another Lua state. The
+-- plain way carries a context there only under uvwool's preload object
+-- (which captures libuv's uv_queue_work): the work then runs in the
+-- dispatch's own context on a pool thread and trips the guard, whose error
+-- comes back as strings (all luv carries) and is raised again here.
+-- Without the preload the work sees no context at all.
 w:routine("offload_plain", function()
-  return wool.await(function(cb)
+  local seen, class, errno, message, fields = wool.await(function(cb)
     local work = uv.new_work(function()
       local wool = require "uvwool"
       local v = wool.find_var("t", "request_id")
-      return "thread saw " .. (v and tostring(v:get("nothing")) or "no variable")
+      local ok, got = pcall(v.get, v, "nothing")
+      if ok then return "thread saw " .. tostring(got) end
+      local list = {}
+      for k, x in pairs(got.fields) do list[#list + 1] = k .. "=" .. x end
+      return nil, got.class, got.errno, got.message, table.concat(list, "\n")
     end, cb)
     uv.queue_work(work)
   end)
+  if seen then return seen end
+  local err = core.error_new(class, errno, message)
+  for k, x in fields:gmatch("([^=\n]+)=([^\n]*)") do err.fields[k] = x end
+  error(err)
 end)
 w:routine("offload_to_thread", function()
   return wool.await(function(cb)

@@ -31,13 +31,31 @@ local function in_task(fn)
   return (table.unpack or unpack)(result)
 end
 
+-- uvwool's LD_PRELOAD object (CTest: UVWOOL_PRELOAD), for the worker run
+-- whose plain luv work inherits the dispatch's context.
+local PRELOAD = os.getenv("UVWOOL_PRELOAD")
+
+-- The environment of a worker run under the preload object (after the
+-- sanitizer runtime when this run has one).
+local function preload_env()
+  local env = {}
+  for _, name in ipairs({"PATH", "LUA_PATH", "LUA_CPATH", "ASAN_OPTIONS", "TMPDIR"}) do
+    if os.getenv(name) then env[#env + 1] = name .. "=" .. os.getenv(name) end
+  end
+  local first = os.getenv("LD_PRELOAD")
+  env[#env + 1] = "LD_PRELOAD=" .. (first and first .. " " or "") .. PRELOAD
+  return env
+end
+
 -- The Lua worker on a fresh socket; {address, stop}.
-local function start_worker()
-  local path = ("%s/uvwool-luaw-%d.sock"):format(os.getenv("TMPDIR") or "/tmp", uv.os_getpid())
+local function start_worker(preloaded)
+  local path = ("%s/uvwool-luaw-%d-%s.sock"):format(os.getenv("TMPDIR") or "/tmp", uv.os_getpid(),
+    preloaded and "p" or "w")
   os.remove(path)
   local out = uv.new_pipe(false)
   local w, buf = {exited = false}, ""
-  w.handle, w.pid = uv.spawn(LUA, {args = {SCRIPT, "pipe:" .. path}, stdio = {nil, out, 2}},
+  w.handle, w.pid = uv.spawn(LUA, {args = {SCRIPT, "pipe:" .. path}, stdio = {nil, out, 2},
+    env = preloaded and preload_env() or nil},
     function(code, signal) w.exited, w.code, w.signal = true, code, signal end)
   assert(w.handle, w.pid)
   out:read_start(function(_, data) if data then buf = buf .. data end end)
@@ -65,7 +83,7 @@ describe("a worker hosting Lua routines", function()
   after_each(function() conn:close(); uv.run("nowait") end)
 
   it("listens at the address it reports", function()
-    assert.is_truthy(worker.address:match("^pipe:.*uvwool%-luaw%-%d+%.sock$"))
+    assert.is_truthy(worker.address:match("^pipe:.*uvwool%-luaw%-%d+%-w%.sock$"))
   end)
 
   it("carries values both ways", function()
@@ -204,5 +222,35 @@ describe("a worker hosting Lua routines", function()
     local ok, s = in_task(function() return conn:dispatch("stats") end)
     assert.is_true(ok, tostring(s))
     assert.is_truthy(s:find("max_dispatches=32 max_chains=4", 1, true), s)
+  end)
+end)
+
+describe("a Lua worker under uvwool's preload object", function()
+  if not PRELOAD then
+    pending("UVWOOL_PRELOAD is not set (no preload object built)")
+    return
+  end
+  local worker, conn
+  setup(function() worker = start_worker(true) end)
+  teardown(function() worker.stop() end)
+  before_each(function() conn = dispatch.connect(worker.address, {timeout = 5000}) end)
+  after_each(function() conn:close(); uv.run("nowait") end)
+
+  it("plain luv work touching a variable trips the guard: ChainContention reaches the caller", function()
+    local ok, err, forked = in_task(function()
+      request_id:set("r-guard")
+      local ok2, e = pcall(conn.dispatch, conn, "offload_plain")
+      assert.is_false(ok2)
+      return e, conn:dispatch("offload_to_thread")
+    end)
+    assert.is_true(ok, tostring(err))
+    assert.is_true(wool.is_error(err, "ChainContention"), tostring(err))
+    assert.are.equal("UVW_EREMOTE", err.code)
+    assert.are.equal("thread", err.fields.kind)
+    assert.are.equal("get", err.fields.operation)
+    assert.are.equal("(t, request_id)", err.fields.variable)
+    assert.are.equal(32, #err.fields.chain_id)
+    assert.are_not.equal(err.fields.owner_thread, err.fields.offending_thread)
+    assert.are.equal("thread saw r-guard", forked)
   end)
 end)
