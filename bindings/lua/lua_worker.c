@@ -13,6 +13,7 @@
  * callback; when the Lua state closes with a worker open, its __gc closes
  * it and runs the loop until it is gone (as the dispatch state record
  * does), and calls that still arrive are refused without Lua. */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -330,9 +331,18 @@ static void on_worker_error(uvw_worker_t *w, const uvw_error_t *e, void *arg) {
   lua_settop(wk->L, top);
 }
 
+/* A caller hanging up mid-write must be a write error, not the death of
+ * the process (uvwool-worker ignores SIGPIPE too). A handler the program
+ * installed is left alone. */
+static void ignore_sigpipe(void) {
+  struct sigaction old;
+  if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
+}
+
 /* worker_open(): a worker on luv's loop. */
 int uvwl_worker_open(lua_State *L) {
   uvwl_dstate_t *ds = uvwl_dispatch_state(L);
+  ignore_sigpipe();
   worker_t **slot = lua_newuserdata(L, sizeof *slot);
   *slot = NULL;
   luaL_getmetatable(L, UVWL_WORKER_MT);
