@@ -12,24 +12,8 @@ local SCRIPT = debug.getinfo(1, "S").source:match("^@(.*)spec%.lua$") .. "routin
 local function var(name) return wool.find_var("t", name) or wool.ContextVar("t", name) end
 local request_id, tenant, counter = var("request_id"), var("tenant"), var("counter")
 
-local function run_until(cond, ms)
-  local deadline = uv.now() + (ms or 10000)
-  while not cond() do
-    assert(uv.now() < deadline, "timed out waiting on the loop")
-    local t = uv.new_timer()
-    t:start(20, 0, function() end)
-    uv.run("once")
-    t:close()
-  end
-  uv.run("nowait")
-end
-
-local function in_task(fn)
-  local result
-  wool.spawn(function() result = {pcall(fn)} end)
-  run_until(function() return result ~= nil end)
-  return (table.unpack or unpack)(result)
-end
+local helpers = dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "loop_helpers.lua")
+local run_until, in_task = helpers.run_until, helpers.in_task
 
 -- uvwool's LD_PRELOAD object (CTest: UVWOOL_PRELOAD), for the worker run
 -- whose plain luv work inherits the dispatch's context.

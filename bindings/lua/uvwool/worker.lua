@@ -79,14 +79,11 @@ local function as_error(err)
   return core.error_new("WoolError", 0, tostring(err))
 end
 
--- Answer, or tell luv's handler why the answer could not be made.
+-- Answer the current step. When the core cannot (the call is over, the
+-- context cannot be encoded), it has told the caller already: the false
+-- it returns then needs nothing more here.
 local function answer(call, kind, value)
-  local ok, err = core.call_answer(call._c, kind, value)
-  if not ok and err then
-    -- The core sent the caller this error instead (a guard trip, a value
-    -- with no wire form); nothing more to do.
-    call.failed = err
-  end
+  core.call_answer(call._c, kind, value)
 end
 
 -- The coroutine body: the routine's return answers RETURN, its error
