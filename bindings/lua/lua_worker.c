@@ -9,10 +9,13 @@
  * encoded from the routine's view (the Lua layer runs the routine as a
  * task on exactly that context).
  *
- * Lifetimes: the worker record is malloc'd and freed by the core's close
- * callback; when the Lua state closes with a worker open, its __gc closes
- * it and runs the loop until it is gone (as the dispatch state record
- * does), and calls that still arrive are refused without Lua. */
+ * Lifetimes: the worker record is malloc'd; it goes once the core's close
+ * callback ran, its object was collected and its last call ended (a call
+ * can outlive both: a routine that never answers). When the Lua state
+ * closes with a worker open, its __gc closes it and runs the loop until it
+ * is gone (as the dispatch state record does); calls that still arrive
+ * are refused without Lua. A call record is shared by the core (until the
+ * call ends) and the call object (until collected): the last frees it. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,8 @@ typedef struct {
   lua_State *L; /* NULL once the Lua state is closing */
   int error_ref;
   size_t listeners;
+  size_t calls;  /* live call records */
+  int collected; /* the Lua object is gone */
   int closing, closed;
   route_t *routes;
 } worker_t;
@@ -43,9 +48,22 @@ struct route_s {
 typedef struct {
   uvw_call_t *call; /* NULL once the call ended */
   uvw_context_t *ctx; /* the context of the latest step */
-  route_t *route;
+  worker_t *wk;
   int self_ref, cancel_ref;
+  int holders; /* the core's call and the Lua object */
 } ccall_t;
+
+static void worker_maybe_free(worker_t *wk) {
+  if (wk->closed && wk->collected && wk->calls == 0) free(wk);
+}
+
+static void call_release(ccall_t *cc) {
+  if (--cc->holders > 0) return;
+  worker_t *wk = cc->wk;
+  free(cc);
+  wk->calls--;
+  worker_maybe_free(wk);
+}
 
 /* ---- calls ---------------------------------------------------------------------- */
 
@@ -54,37 +72,51 @@ static void call_data_free(void *data) {
   cc->call = NULL;
   uvw_context_unref(cc->ctx);
   cc->ctx = NULL;
-  lua_State *L = cc->route->wk->L;
+  lua_State *L = cc->wk->L;
   if (L) {
     luaL_unref(L, LUA_REGISTRYINDEX, cc->cancel_ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, cc->self_ref); /* the userdata may go now */
+    luaL_unref(L, LUA_REGISTRYINDEX, cc->self_ref); /* the object may go now */
   }
+  call_release(cc);
+}
+
+static int call_gc(lua_State *L) {
+  ccall_t **slot = lua_touserdata(L, 1);
+  if (*slot) call_release(*slot);
+  *slot = NULL;
+  return 0;
 }
 
 static ccall_t *check_call(lua_State *L, int idx) {
-  ccall_t *cc = uvwl_test_udata(L, idx, UVWL_CALL_MT);
-  if (cc == NULL) uvwl_raise(L, "ValueError", UVW_EINVAL, "uvwool: a routine's call object expected");
-  return cc;
+  ccall_t **slot = uvwl_test_udata(L, idx, UVWL_CALL_MT);
+  if (slot == NULL || *slot == NULL) uvwl_raise(L, "ValueError", UVW_EINVAL, "uvwool: a routine's call object expected");
+  return *slot;
 }
 
-/* The call's userdata, made at its first step and kept in the registry
- * until the call ends. */
-static void push_call(lua_State *L, uvw_call_t *call, route_t *r) {
+/* The call's object, made at its first step and kept in the registry
+ * until the call ends; its record. */
+static ccall_t *push_call(lua_State *L, uvw_call_t *call, route_t *r) {
   ccall_t *cc = uvw_call_data(call);
   if (cc) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, cc->self_ref);
-    return;
+    return cc;
   }
-  cc = lua_newuserdata(L, sizeof *cc);
-  cc->call = call;
-  cc->ctx = NULL;
-  cc->route = r;
-  cc->cancel_ref = LUA_NOREF;
+  ccall_t **slot = lua_newuserdata(L, sizeof *slot);
+  *slot = NULL;
   luaL_getmetatable(L, UVWL_CALL_MT);
   lua_setmetatable(L, -2);
+  cc = calloc(1, sizeof *cc);
+  if (cc == NULL) uvwl_raise(L, "MemoryError", UVW_ENOMEM, "uvwool: out of memory");
+  cc->call = call;
+  cc->wk = r->wk;
+  cc->cancel_ref = LUA_NOREF;
+  cc->holders = 2;
+  r->wk->calls++;
+  *slot = cc;
   lua_pushvalue(L, -1);
   cc->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   uvw_call_set_data(call, cc, call_data_free);
+  return cc;
 }
 
 static int push_step_value(lua_State *L, uvw_call_t *call) {
@@ -105,19 +137,25 @@ static int push_step_value(lua_State *L, uvw_call_t *call) {
   }
 }
 
-/* Through cb_pcall: handler(call, step, value). */
+/* Through cb_pcall: handler(call, step, value). A handler that fails
+ * before answering (its routine could not even start) answers with its
+ * error, so the caller is not left waiting. */
 static int step_trampoline(lua_State *L) {
   route_t *r = lua_touserdata(L, 1);
   uvw_call_t *call = lua_touserdata(L, 2);
   lua_settop(L, 0);
   lua_rawgeti(L, LUA_REGISTRYINDEX, r->handler_ref);
-  push_call(L, call, r);
-  ccall_t *cc = lua_touserdata(L, -1);
+  ccall_t *cc = push_call(L, call, r);
   uvw_context_t *now = uvw_context_ref(uvw_context_current());
   uvw_context_unref(cc->ctx);
   cc->ctx = now;
   int n = push_step_value(L, call);
-  lua_call(L, 1 + n, 0);
+  if (lua_pcall(L, 1 + n, 0, 0) != LUA_OK && cc->call) {
+    uvw_error_t *e = uvwl_error_from_lua(L, -1);
+    int rc = uvw_call_raise(cc->call, e);
+    uvw_error_unref(e);
+    if (rc < 0) return lua_error(L); /* the step was answered: luv's handler reports it */
+  }
   return 0;
 }
 
@@ -233,7 +271,7 @@ static int cancel_trampoline(lua_State *L) {
  * (the state closing) an answer that ends the call. */
 static void on_cancel(uvw_call_t *call, void *arg) {
   ccall_t *cc = arg;
-  worker_t *wk = cc->route->wk;
+  worker_t *wk = cc->wk;
   if (wk->L == NULL) {
     refuse(call, "uvwool: the routine was cancelled");
     return;
@@ -284,7 +322,7 @@ static void worker_closed(void *arg) {
   wk->routes = NULL;
   if (wk->L) luaL_unref(wk->L, LUA_REGISTRYINDEX, wk->error_ref);
   wk->closed = 1;
-  if (wk->L == NULL) free(wk);
+  worker_maybe_free(wk);
 }
 
 static void worker_close(worker_t *wk) {
@@ -301,11 +339,9 @@ static int worker_gc(lua_State *L) {
   *slot = NULL;
   worker_close(wk);
   for (int i = 0; !wk->closed && i < 1000; i++) uv_run(wk->ds->loop, UV_RUN_NOWAIT);
-  if (wk->closed) {
-    free(wk);
-  } else {
-    wk->L = NULL; /* the close callback frees it */
-  }
+  wk->L = NULL; /* from now on nothing reaches Lua */
+  wk->collected = 1;
+  worker_maybe_free(wk);
   return 0;
 }
 
@@ -505,5 +541,7 @@ void uvwl_open_workers(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   luaL_newmetatable(L, UVWL_CALL_MT);
+  lua_pushcfunction(L, call_gc);
+  lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
 }
