@@ -209,5 +209,7 @@ end
 function M.worker(opts) return require("uvwool.worker").open(opts) end
 
 M.Conn, M.Stream = Conn, Stream
+-- Shared with uvwool.worker.
+M._pack, M._check, M._EINVAL = pack, check, EINVAL
 
 return M

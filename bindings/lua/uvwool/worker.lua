@@ -13,19 +13,12 @@
 -- answer, also when the routine waits on the loop (wool.await,
 -- conn:dispatch to another worker) and answers later.
 local core = require "uvwool_core"
-require "uvwool"
+local dispatch = require "uvwool.dispatch" -- loads uvwool and luv, as a worker needs
 
-local function pack(...) return {n = select("#", ...), ...} end
+local pack, check, EINVAL = dispatch._pack, dispatch._check, dispatch._EINVAL
 local unpack = table.unpack or unpack
 
 local M = {}
-
-local EINVAL = -22
-local function check(cond, message)
-  if not cond then error(core.error_new("ValueError", EINVAL, "uvwool: " .. message), 3) end
-end
-
-if not package.loaded.luv and not (type(vim) == "table" and vim.loop) then require "luv" end
 
 -- ---- the THROW step, raised at the routine's yield ----------------------------
 -- coroutine.yield is wrapped once: a resume carrying THROW raises its error
