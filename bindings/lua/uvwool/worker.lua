@@ -110,7 +110,7 @@ local LIMIT_NAMES = {
 function M.open(opts)
   opts = opts or {}
   check(type(opts) == "table", "worker(opts) takes a table")
-  local self = setmetatable({_w = core.worker_open(), _routes = {}}, Worker)
+  local self = setmetatable({_w = core.worker_open()}, Worker)
   if opts.limits ~= nil then
     check(type(opts.limits) == "table", "worker limits must be a table")
     for k in pairs(opts.limits) do check(LIMIT_NAMES[k], "unknown worker limit " .. tostring(k)) end
