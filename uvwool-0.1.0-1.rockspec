@@ -1,8 +1,8 @@
 -- LuaRocks rock of uvwool's Lua binding: `luarocks make` in a clone builds
 -- the C module with CMake (SWIG, libuv and protobuf-c from the system, no
 -- download) for the Lua luarocks targets (--lua-version 5.4, or 5.1 for
--- LuaJIT) and installs require "uvwool", "uvwool.luv", "uvwool.dispatch"
--- and "uvwool.otel".
+-- LuaJIT) and installs require "uvwool", "uvwool.luv", "uvwool.dispatch",
+-- "uvwool.worker" and "uvwool.otel".
 rockspec_format = "3.0"
 package = "uvwool"
 version = "0.1.0-1"

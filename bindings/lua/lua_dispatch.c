@@ -325,4 +325,5 @@ void uvwl_open_dispatch(lua_State *L) {
   lua_pop(L, 1);
   uvwl_open_streams(L);
   uvwl_open_replies(L);
+  uvwl_open_workers(L);
 }

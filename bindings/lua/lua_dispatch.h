@@ -54,7 +54,13 @@ void uvwl_req_drop(lua_State *L, uvwl_req_t *q);
  * cont(ok, value_or_error, merged, done) through luv's cb_pcall. */
 void uvwl_on_reply(uvw_dispatch_t *d, const uvw_reply_t *r, void *arg);
 
+/* An error for the core (new reference, NULL when out of memory) from the
+ * Lua value at idx: an error object (class, errno, message, fields) or a
+ * message. */
+uvw_error_t *uvwl_error_from_lua(lua_State *L, int idx);
+
 void uvwl_open_replies(lua_State *L);
+void uvwl_open_workers(lua_State *L);
 void uvwl_open_streams(lua_State *L);
 
 #endif

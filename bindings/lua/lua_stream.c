@@ -46,9 +46,9 @@ int uvwl_stream_open(lua_State *L) {
   return 1;
 }
 
-/* An error to throw into a routine from the Lua value at idx: an error
+/* An error for the core from the Lua value at idx: an error
  * object (class, errno, message, fields) or a message. */
-static uvw_error_t *error_from_lua(lua_State *L, int idx) {
+uvw_error_t *uvwl_error_from_lua(lua_State *L, int idx) {
   if (!lua_istable(L, idx)) {
     const char *msg = lua_tostring(L, idx);
     return uvw_error_new("WoolError", 0, msg ? msg : luaL_typename(L, idx));
@@ -90,7 +90,7 @@ int uvwl_stream_step(lua_State *L) {
   uvw_value_t *v = NULL;
   uvw_error_t *e = NULL;
   if (is_send && (v = uvwl_to_value(L, 3)) == NULL) return lua_error(L);
-  if (is_throw && (e = error_from_lua(L, 3)) == NULL)
+  if (is_throw && (e = uvwl_error_from_lua(L, 3)) == NULL)
     return uvwl_raise(L, "MemoryError", UVW_ENOMEM, "uvwool: out of memory");
   uvwl_req_t *q = uvwl_req_new(L, ds, 4, 1, apply);
   int rc = UVW_ENOMEM;

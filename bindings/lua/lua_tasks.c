@@ -125,15 +125,18 @@ static int task_resume(lua_State *L) {
   return r + 1;
 }
 
-/* task_coroutine(fn): a new coroutine running fn as a task on a fork of
- * the current context. */
+/* task_coroutine(fn[, here]): a new coroutine running fn as a task on a
+ * fork of the current context, or (here) on exactly the current context
+ * (uvw_task_new_in: its writes are that context's; a hosted routine). */
 int uvwl_task_coroutine(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
+  int here = lua_toboolean(L, 2);
+  lua_settop(L, 1);
   task_box_t *b = lua_newuserdata(L, sizeof *b);
   b->task = NULL;
   luaL_getmetatable(L, UVWL_TASK_MT);
   lua_setmetatable(L, -2);
-  int rc = uvw_task_new(NULL, &b->task);
+  int rc = here ? uvw_task_new_in(uvw_context_current(), &b->task) : uvw_task_new(NULL, &b->task);
   if (rc < 0) {
     uvwl_push_error(L, rc);
     return lua_error(L);

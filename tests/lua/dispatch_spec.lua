@@ -16,18 +16,8 @@ local counter = wool.ContextVar("t", "counter")
 
 local is54 = math.type ~= nil
 
--- Run the loop until cond() holds; fail after ms.
-local function run_until(cond, ms)
-  local deadline = uv.now() + (ms or 10000)
-  while not cond() do
-    assert(uv.now() < deadline, "timed out waiting on the loop")
-    local t = uv.new_timer()
-    t:start(20, 0, function() end)
-    uv.run("once")
-    t:close()
-  end
-  uv.run("nowait")
-end
+local helpers = dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "loop_helpers.lua")
+local run_until, in_task = helpers.run_until, helpers.in_task
 
 local sock_seq = 0
 -- Start a worker on a fresh unix socket; returns {address, kill, stop}.
@@ -70,14 +60,6 @@ local function start_worker()
   return w
 end
 
--- Run fn as a spawned task; drive the loop until it finished. Returns
--- what fn returned (pcall's results).
-local function in_task(fn)
-  local result
-  wool.spawn(function() result = {pcall(fn)} end)
-  run_until(function() return result ~= nil end)
-  return (table.unpack or unpack)(result)
-end
 
 describe("uvwool.dispatch against a uvwool-worker", function()
   local worker, conn

@@ -2,7 +2,7 @@
 # CTest lua.rock.<lua version>: `luarocks make` of the rockspec in a copy of
 # the source tree (as a fresh clone would, offline) into a private tree,
 # then a script run by <interpreter> that finds require "uvwool",
-# "uvwool.luv", "uvwool.dispatch" and "uvwool.otel" in that tree and sees a luv timer callback run in the
+# "uvwool.luv", "uvwool.dispatch", "uvwool.worker" and "uvwool.otel" in that tree and sees a luv timer callback run in the
 # context of its registration.
 # Usage: rock_test.sh <source dir> <work dir> <lua version: 5.4|5.1> <interpreter>
 set -euo pipefail
@@ -21,7 +21,7 @@ require "uvwool.luv"
 local uv = require "luv"
 local where = package.searchpath("uvwool_core", package.cpath)
 assert(where and where:find(os.getenv("ROCKTREE"), 1, true), "uvwool_core not from the rock: " .. tostring(where))
-for _, m in ipairs({"uvwool.luv", "uvwool.dispatch", "uvwool.otel"}) do
+for _, m in ipairs({"uvwool.luv", "uvwool.dispatch", "uvwool.worker", "uvwool.otel"}) do
   assert(package.searchpath(m, package.path):find(os.getenv("ROCKTREE"), 1, true), m .. " not from the rock")
   require(m)
 end

@@ -203,6 +203,13 @@ function Stream:__call()
   return v
 end
 
+-- ---- hosting routines -----------------------------------------------------------
+
+-- worker(opts): a worker hosting Lua routines on luv's loop (uvwool.worker).
+function M.worker(opts) return require("uvwool.worker").open(opts) end
+
 M.Conn, M.Stream = Conn, Stream
+-- Shared with uvwool.worker.
+M._pack, M._check, M._EINVAL = pack, check, EINVAL
 
 return M
