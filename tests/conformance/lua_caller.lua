@@ -55,8 +55,8 @@ local function show(v)
   return tostring(v)
 end
 
--- Lua strings are bytes: s: and x: compare by content (the kind is not
--- visible in Lua); numbers compare by math.type and value.
+-- Numbers compare by math.type and value. (Lua strings are bytes: a
+-- scenario that expects bytes is a skip, since the kind is not visible.)
 local function same(a, b)
   if type(a) == "number" and type(b) == "number" then return math.type(a) == math.type(b) and a == b end
   return a == b
@@ -100,6 +100,9 @@ local function run_scenario(sc)
   for _, op in ipairs(sc.ops) do
     if op[1] == "cancel" then
       return "skip", "the Lua binding has no cancel of a single one-shot dispatch (conn:close() cancels all)"
+    end
+    if op[1] == "expect" and ((op[3] or ""):match("^x:") or (op[4] or ""):match("^x:")) then
+      return "skip", "Lua strings carry no kind: a Lua caller cannot tell bytes from a string"
     end
   end
   for _, op in ipairs(sc.ops) do
