@@ -149,6 +149,30 @@ module Uvwool
     end
   end
 
+  # Hosts routines written in Ruby on the C worker (uvw_worker_*): the wire,
+  # limits and options of uvwool-worker. Worker#run serves in the calling
+  # thread (without the GVL while it waits) until #stop, an interrupt or
+  # close; each routine's block runs in that thread, in the caller's context.
+  class Worker
+    # limits: a Hash of uvw_worker_limits_t fields (max_connections:, ...);
+    # on_error: called with a Uvwool::WoolError for each peer error;
+    # allow_uids/allow_gids: peers besides the worker's own uid.
+    def initialize(limits: nil, on_error: nil, socket_mode: nil, socket_group: nil, allow_uids: [],
+                   allow_gids: [], allow_remote: false, dispatch_timeout: nil)
+      __open
+      self.limits = limits if limits
+      self.on_error = on_error
+      self.socket_mode = socket_mode if socket_mode
+      self.socket_group = socket_group if socket_group
+      Array(allow_uids).each { |uid| allow_uid(uid) }
+      Array(allow_gids).each { |gid| allow_gid(gid) }
+      self.allow_remote = allow_remote
+      self.dispatch_timeout = dispatch_timeout if dispatch_timeout
+    end
+
+    def inspect = "#<Uvwool::Worker#{" closed" if closed?}>"
+  end
+
   # The steps of a streaming routine: #next (the next yielded value;
   # StopIteration once the routine returned, its value in #result),
   # #send_value(v), #throw(exception) and #close are C. Each step runs like a
