@@ -42,15 +42,26 @@ end
 # The wrong offload: another thread handed the routine's own context.
 worker.routine("offload_plain") do
   ctx = Uvwool.copy_context
-  thread = Thread.new { ctx.run { "thread saw #{REQUEST.get('-')}" } }
-  thread.report_on_exception = false # its exception is the routine's
-  thread.value
+  Thread.new do
+    Thread.current.report_on_exception = false # its exception is the routine's
+    ctx.run { "thread saw #{REQUEST.get('-')}" }
+  end.value
 end
 # The right one: Thread.new runs its block in a detached fork of the routine's
 # context (the binding's to_thread).
 worker.routine("offload_to_thread") do
   Thread.new { "thread saw #{REQUEST.get('-')}" }.value
 end
+# Routines that answer later: at once through the Call, or when cancelled.
+worker.routine("later_echo", answer: :later) { |call, v| call.return(v) }
+cancelled = []
+worker.routine("hang", answer: :later) do |call|
+  call.on_cancel do
+    cancelled << REQUEST.get("-")
+    call.raise(RuntimeError.new("hang was cancelled"))
+  end
+end
+worker.routine("cancelled") { cancelled.join(",") }
 worker.routine("limits") { worker.limits[:max_chains] }
 worker.routine("dispatches") { worker.stats[:dispatches] }
 

@@ -99,6 +99,23 @@ class TestRubyWorker < Minitest::Test
     end
   end
 
+  def test_a_routine_answering_through_its_call
+    with_conn { |conn| assert_equal "later", conn.dispatch("later_echo", "later") }
+  end
+
+  def test_a_cancel_reaches_the_routine_in_the_callers_context
+    with_worker do |address, _io|
+      Uvwool::Connection.open(address) do |conn|
+        isolated do
+          REQUEST.set("to-cancel")
+          assert_raises(Timeout::Error) { Timeout.timeout(0.3) { conn.dispatch("hang") } }
+          assert_equal "to-cancel", REQUEST.get, "a cancelled dispatch applies nothing back"
+          assert_equal "to-cancel", conn.dispatch("cancelled"), "the on_cancel hook ran, in the call's context"
+        end
+      end
+    end
+  end
+
   def test_an_unknown_routine_is_refused_and_the_worker_goes_on
     with_conn do |conn|
       e = assert_raises(Uvwool::WoolError) { conn.dispatch("no_such_routine") }

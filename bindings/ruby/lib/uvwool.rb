@@ -170,6 +170,16 @@ module Uvwool
       self.dispatch_timeout = dispatch_timeout if dispatch_timeout
     end
 
+    # Register a one-shot routine. answer: :now, the block's value is the
+    # Result and its exception the Exception; answer: :later, the block gets
+    # a Worker::Call first and answers with call.return(v) / call.raise(e),
+    # then or from a later callback on the worker's loop (Call#on_cancel).
+    def routine(name, answer: :now, &block)
+      raise ArgumentError, "uvwool: answer: must be :now or :later, got #{answer.inspect}" unless %i[now later].include?(answer)
+
+      __routine(name, answer == :later, &block)
+    end
+
     def inspect = "#<Uvwool::Worker#{" closed" if closed?}>"
   end
 

@@ -25,6 +25,8 @@ typedef struct {
   uv_async_t wake; /* Worker#stop and the unblocking function's way in */
   uvw_worker_t *w;
   VALUE routines; /* Hash: name => block */
+  VALUE deferred; /* Hash: names of the routines that answer later => true */
+  VALUE pending;  /* Hash: Worker::Call objects not answered yet => true */
   VALUE on_error; /* nil or a callable */
   int open, closed, running;
   int ruby_ok;    /* callbacks may call Ruby (not from the GC's free) */
@@ -34,6 +36,8 @@ typedef struct {
 static void worker_mark(void *p) {
   rworker_t *w = p;
   rb_gc_mark(w->routines);
+  rb_gc_mark(w->deferred);
+  rb_gc_mark(w->pending);
   rb_gc_mark(w->on_error);
 }
 
@@ -67,6 +71,8 @@ static VALUE worker_alloc(VALUE klass) {
   rworker_t *w;
   VALUE obj = TypedData_Make_Struct(klass, rworker_t, &worker_type, w);
   w->routines = rb_hash_new();
+  w->deferred = rb_hash_new();
+  w->pending = rb_hash_new();
   w->on_error = Qnil;
   return obj;
 }
@@ -83,10 +89,21 @@ static void check(int rc) {
 
 /* ---- a routine's step ----------------------------------------------------------- */
 
+/* What a Worker::Call (a routine that answers later) holds of its call. */
+typedef struct {
+  uvw_call_t *call; /* NULL once answered or ended */
+  int refs;         /* the Ruby object's and the call data's */
+  VALUE self;       /* the Ruby object: w->pending keeps it while unanswered */
+  rworker_t *w;
+  uvw_context_t *ctx; /* a copy of the routine's context as its block left it: the
+                         C worker runs the cancel hook outside the call's context */
+} rhandle_t;
+
 typedef struct {
   rworker_t *w;
-  uvw_call_t *call;
+  uvw_call_t *call; /* NULL: a Call answers */
   VALUE block, args, result;
+  rhandle_t *handle;
 } rcall_t;
 
 static VALUE call_args(VALUE p) {
@@ -97,9 +114,20 @@ static VALUE call_args(VALUE p) {
   return Qnil;
 }
 
+static rhandle_t *call_new(rworker_t *w, uvw_call_t *call);
+static void handle_raise(rhandle_t *h, VALUE exc);
+
 static VALUE call_block(VALUE p) {
   rcall_t *c = (rcall_t *)p;
   call_args(p);
+  if (RTEST(rb_hash_lookup(c->w->deferred, rb_str_new_cstr(uvw_call_routine(c->call))))) {
+    c->handle = call_new(c->w, c->call);
+    rb_ary_unshift(c->args, c->handle->self);
+    rb_proc_call(c->block, c->args);
+    c->call = NULL; /* answered through the Call, now or later */
+    if (c->handle->call) c->handle->ctx = uvw_context_copy_current();
+    return Qnil;
+  }
   c->result = rb_proc_call(c->block, c->args);
   return Qnil;
 }
@@ -155,7 +183,9 @@ static void *routine_gvl(void *p) {
   int state = 0;
   c->block = rb_hash_aref(c->w->routines, rb_str_new_cstr(uvw_call_routine(c->call)));
   rb_protect(call_block, (VALUE)c, &state);
-  if (!state) {
+  if (!state && c->call == NULL) {
+    /* deferred: the Call answers */
+  } else if (!state) {
     uvw_value_t *v = (uvw_value_t *)rb_protect(to_value, (VALUE)c, &state);
     if (!state) {
       uvw_call_return(c->call, v);
@@ -168,7 +198,10 @@ static void *routine_gvl(void *p) {
     /* throw/break out of a block, or an interrupt that is not an exception */
     if (!RTEST(rb_obj_is_kind_of(exc, rb_eException)))
       exc = rb_exc_new_cstr(rb_eRuntimeError, "uvwool: the routine left without a value or an exception");
-    raise_exception(c->call, exc);
+    if (c->handle)
+      handle_raise(c->handle, exc); /* unless the Call answered before */
+    else
+      raise_exception(c->call, exc);
   }
   int ignored = 0;
   rb_protect(flush_warnings, Qnil, &ignored); /* a raising Warning handler has no caller here */
@@ -184,8 +217,126 @@ static void on_routine(uvw_call_t *call, void *arg) {
     uvw_error_unref(e);
     return;
   }
-  rcall_t c = {w, call, Qnil, Qnil, Qnil};
+  rcall_t c = {w, call, Qnil, Qnil, Qnil, NULL};
   rb_thread_call_with_gvl(routine_gvl, &c);
+}
+
+/* ---- Worker::Call: a routine that answers later ------------------------------------ */
+
+static VALUE cCall;
+
+static void handle_unref(void *p) {
+  rhandle_t *h = p;
+  if (--h->refs > 0) return;
+  uvw_context_unref(h->ctx);
+  xfree(h);
+}
+
+static void handle_call_ended(void *p) {
+  ((rhandle_t *)p)->call = NULL;
+  handle_unref(p);
+}
+
+static const rb_data_type_t call_type = {
+    .wrap_struct_name = "Uvwool::Worker::Call", .function = {.dfree = handle_unref}};
+
+static rhandle_t *call_new(rworker_t *w, uvw_call_t *call) {
+  rhandle_t *h = ZALLOC(rhandle_t);
+  h->refs = 1;
+  h->w = w;
+  h->self = TypedData_Wrap_Struct(cCall, &call_type, h);
+  h->call = call;
+  h->refs++;
+  uvw_call_set_data(call, h, handle_call_ended);
+  rb_hash_aset(w->pending, h->self, Qtrue);
+  return h;
+}
+
+/* The call, taken from h to answer it (it ends with the answer). */
+static uvw_call_t *handle_take(rhandle_t *h) {
+  uvw_call_t *call = h->call;
+  if (call == NULL) rb_raise(rb_eIOError, "uvwool: the call was answered already or has ended");
+  h->call = NULL;
+  rb_hash_delete(h->w->pending, h->self);
+  return call;
+}
+
+static void handle_raise(rhandle_t *h, VALUE exc) {
+  if (h->call) raise_exception(handle_take(h), exc);
+}
+
+static rhandle_t *handle_of(VALUE self) { return rb_check_typeddata(self, &call_type); }
+
+/* Call#return(value = nil): answer with value, in the current context. */
+static VALUE call_return(int argc, VALUE *argv, VALUE self) {
+  rb_check_arity(argc, 0, 1);
+  rhandle_t *h = handle_of(self);
+  VALUE value = argc > 0 ? argv[0] : Qnil;
+  if (h->call == NULL) handle_take(h); /* raises */
+  uvw_value_t *v = uvwr_to_value(value); /* raises with the call unanswered */
+  int rc = uvw_call_return(handle_take(h), v);
+  uvw_value_unref(v);
+  if (rc < 0) uvwr_raise_flushed(rc);
+  return Qnil;
+}
+
+/* Call#raise(exception): answer with it (fields as a routine's raise). */
+static VALUE call_raise(VALUE self, VALUE exc) {
+  if (!RTEST(rb_obj_is_kind_of(exc, rb_eException)))
+    rb_raise(rb_eTypeError, "uvwool: Call#raise expects an Exception, got %" PRIsVALUE, rb_obj_class(exc));
+  raise_exception(handle_take(handle_of(self)), exc);
+  return Qnil;
+}
+
+static VALUE call_answered_p(VALUE self) { return handle_of(self)->call ? Qfalse : Qtrue; }
+
+static VALUE call_cancelled_p(VALUE self) {
+  rhandle_t *h = handle_of(self);
+  return h->call && uvw_call_cancelled(h->call) ? Qtrue : Qfalse;
+}
+
+static VALUE call_hook(VALUE p) {
+  rhandle_t *h = (rhandle_t *)p;
+  VALUE hook = rb_ivar_get(h->self, rb_intern("@on_cancel"));
+  return rb_funcall(hook, rb_intern("call"), 0);
+}
+
+static void *cancel_gvl(void *p) {
+  rhandle_t *h = p;
+  int state = 0;
+  rb_protect(call_hook, (VALUE)h, &state);
+  if (state) {
+    VALUE exc = rb_errinfo();
+    rb_set_errinfo(Qnil);
+    if (RTEST(rb_obj_is_kind_of(exc, rb_eException))) handle_raise(h, exc);
+  }
+  return NULL;
+}
+
+static void on_cancel(uvw_call_t *call, void *arg) {
+  rhandle_t *h = arg;
+  if (h->w->ruby_ok && h->ctx && uvw_context_enter(h->ctx) == 0) {
+    uvw_context_t *ctx = uvw_context_ref(h->ctx); /* the hook may end the call */
+    rb_thread_call_with_gvl(cancel_gvl, h);
+    uvw_context_exit(ctx);
+    uvw_context_unref(ctx);
+    return;
+  }
+  uvw_error_t *e = uvw_error_new("WoolError", UVW_ECANCELED, "uvwool: the call was cancelled; its Ruby hook could not run (worker collected, or its context not enterable)");
+  h->call = NULL;
+  uvw_call_raise(call, e);
+  uvw_error_unref(e);
+}
+
+/* Call#on_cancel { }: the block runs (on the worker's loop, in the call's
+ * context) when the caller cancels, times out or goes away; it may answer. */
+static VALUE call_on_cancel(VALUE self) {
+  rhandle_t *h = handle_of(self);
+  if (!rb_block_given_p()) rb_raise(rb_eArgError, "uvwool: Call#on_cancel needs a block");
+  if (h->call == NULL) rb_raise(rb_eIOError, "uvwool: the call was answered already or has ended");
+  rb_ivar_set(self, rb_intern("@on_cancel"), rb_block_proc());
+  uvw_call_on_cancel(h->call, on_cancel, h);
+  return self;
 }
 
 /* ---- errors of the worker ------------------------------------------------------- */
@@ -266,9 +417,11 @@ static VALUE worker_run(VALUE self) {
   return rb_ensure(run_body, (VALUE)w, run_ensure, (VALUE)w);
 }
 
-/* stop: make run return after the step it serves; from any Ruby thread. */
+/* stop: make run return after the step it serves; from any Ruby thread (or
+ * a signal handler: a closed worker ignores it). */
 static VALUE worker_stop(VALUE self) {
-  rworker_t *w = worker_of(self);
+  rworker_t *w = rb_check_typeddata(self, &worker_type);
+  if (!w->open) return Qnil;
   atomic_store(&w->stop_asked, 1);
   uv_async_send(&w->wake);
   return Qnil;
@@ -280,6 +433,7 @@ static VALUE worker_close(VALUE self) {
   if (w->running) rb_raise(rb_eThreadError, "uvwool: the worker is running: stop it first");
   w->open = 0;
   rb_thread_call_without_gvl(close_nogvl, w, NULL, NULL);
+  rb_hash_clear(w->pending); /* their calls ended with the connections */
   return Qnil;
 }
 
@@ -308,14 +462,16 @@ static VALUE worker_init(VALUE self) {
   return self;
 }
 
-/* routine(name) { |*args| value }: register a one-shot routine. */
-static VALUE worker_routine(VALUE self, VALUE name) {
+/* __routine(name, later) { |*args| value }: register a one-shot routine;
+ * later: the block gets a Worker::Call first and answers through it. */
+static VALUE worker_routine(VALUE self, VALUE name, VALUE later) {
   rworker_t *w = worker_of(self);
   if (!rb_block_given_p()) rb_raise(rb_eArgError, "uvwool: Worker#routine needs a block");
   name = rb_str_new_frozen(StringValue(name));
   VALUE block = rb_block_proc();
   check(uvw_worker_register(w->w, StringValueCStr(name), on_routine, w, 0));
   rb_hash_aset(w->routines, name, block);
+  if (RTEST(later)) rb_hash_aset(w->deferred, name, Qtrue);
   return self;
 }
 
@@ -421,7 +577,7 @@ void uvwr_init_worker(VALUE mod) {
   VALUE c = rb_define_class_under(mod, "Worker", rb_cObject);
   rb_define_alloc_func(c, worker_alloc);
   rb_define_private_method(c, "__open", worker_init, 0);
-  rb_define_method(c, "routine", worker_routine, 1);
+  rb_define_private_method(c, "__routine", worker_routine, 2);
   rb_define_method(c, "listen", worker_listen, 1);
   rb_define_method(c, "address", worker_address, 1);
   rb_define_method(c, "run", worker_run, 0);
@@ -438,4 +594,12 @@ void uvwr_init_worker(VALUE mod) {
   rb_define_method(c, "allow_gid", worker_allow_gid, 1);
   rb_define_method(c, "allow_remote=", worker_set_allow_remote, 1);
   rb_define_method(c, "dispatch_timeout=", worker_set_dispatch_timeout, 1);
+
+  cCall = rb_define_class_under(c, "Call", rb_cObject);
+  rb_undef_alloc_func(cCall); /* only the worker makes calls */
+  rb_define_method(cCall, "return", call_return, -1);
+  rb_define_method(cCall, "raise", call_raise, 1);
+  rb_define_method(cCall, "on_cancel", call_on_cancel, 0);
+  rb_define_method(cCall, "answered?", call_answered_p, 0);
+  rb_define_method(cCall, "cancelled?", call_cancelled_p, 0);
 }
