@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require_relative "helper"
+require_relative "test_dispatch"
 require "rbconfig"
 require "socket"
 require "tmpdir"
@@ -11,9 +12,10 @@ require "timeout"
 class TestRubyWorker < Minitest::Test
   include UvwoolTestHelper
 
-  REQUEST = Uvwool::ContextVar.new("t", "request_id")
-  TENANT = Uvwool::ContextVar.new("t", "tenant")
-  COUNTER = Uvwool::ContextVar.new("t", "counter")
+  # The variables of test_dispatch.rb's WorkerHelper (declared once per process).
+  REQUEST = WorkerHelper::REQUEST
+  TENANT = WorkerHelper::TENANT
+  COUNTER = WorkerHelper::COUNTER
   SCRIPT = File.join(__dir__, "ruby_worker.rb")
 
   def with_worker
