@@ -140,4 +140,21 @@ class TestRubyWorker < Minitest::Test
       assert_match(/\Aon_error: Uvwool::\w+ UVW_E\w+\n\z/, line)
     end
   end
+
+  def test_bad_options_raise_clearly_and_change_nothing
+    worker = Uvwool::Worker.new(limits: { max_chains: 5 })
+    e = assert_raises(ArgumentError) { worker.limits = { max_chains: 6, bogus: 1 } }
+    assert_match(/not every key of \[:max_chains, :bogus\] is a limit/, e.message)
+    assert_equal 5, worker.limits[:max_chains], "nothing changed"
+    assert_raises(Uvwool::WoolError) { worker.limits = { max_chains: 100 } }
+    assert_raises(ArgumentError) { worker.routine("no_block") }
+    assert_raises(ArgumentError) { worker.routine("x", answer: :soon) { nil } }
+    worker.routine("twice") { nil }
+    assert_raises(Uvwool::WoolError) { worker.routine("twice") { nil } }
+    assert_raises(Uvwool::WoolError) { worker.listen("nowhere:1") }
+    worker.close
+    assert_predicate worker, :closed?
+    assert_raises(IOError) { worker.listen("pipe:/tmp/uvwool-closed.sock") }
+    assert_nil worker.stop, "a stop after close (a late signal) is ignored"
+  end
 end

@@ -556,7 +556,7 @@ static VALUE worker_set_limits(VALUE self, VALUE hash) {
   LIMIT_FIELDS(SET)
 #undef SET
   if (known != RHASH_SIZE(hash))
-    rb_raise(rb_eArgError, "uvwool: unknown limit in %" PRIsVALUE " (known: %" PRIsVALUE ")", rb_funcall(hash, rb_intern("keys"), 0),
+    rb_raise(rb_eArgError, "uvwool: not every key of %" PRIsVALUE " is a limit (the limits: %" PRIsVALUE ")", rb_funcall(hash, rb_intern("keys"), 0),
              rb_funcall(worker_limits(self), rb_intern("keys"), 0));
   check(uvw_worker_set_limits(w->w, &l));
   return hash;
