@@ -4,34 +4,18 @@ require_relative "helper"
 require_relative "test_dispatch"
 require "rbconfig"
 require "socket"
-require "tmpdir"
 require "timeout"
 
 # Routines written in Ruby (Uvwool::Worker, in ruby_worker.rb run as a
 # separate process), dispatched to with the binding's caller API.
 class TestRubyWorker < Minitest::Test
   include UvwoolTestHelper
+  include WorkerHelper
 
-  # The variables of test_dispatch.rb's WorkerHelper (declared once per process).
-  REQUEST = WorkerHelper::REQUEST
-  TENANT = WorkerHelper::TENANT
-  COUNTER = WorkerHelper::COUNTER
+  # REQUEST, TENANT, COUNTER: WorkerHelper's (declared once per process).
   SCRIPT = File.join(__dir__, "ruby_worker.rb")
 
-  def with_worker
-    Dir.mktmpdir("uvwool-rubyw") do |dir|
-      address = "pipe:#{dir}/w.sock"
-      io = IO.popen([RbConfig.ruby, SCRIPT, address], "r")
-      begin
-        line = Timeout.timeout(60) { io.gets }
-        assert_equal "listening on #{address}\n", line, "the Ruby worker did not start"
-        yield address, io
-      ensure
-        Process.kill("TERM", io.pid) rescue nil # rubocop:disable Style/RescueModifier
-        io.close
-      end
-    end
-  end
+  def with_worker(&blk) = with_worker_process(->(address) { [RbConfig.ruby, SCRIPT, address] }, &blk)
 
   def with_conn
     with_worker { |address, io| Uvwool::Connection.open(address) { |conn| yield conn, io } }
