@@ -62,6 +62,7 @@ worker.routine("hang", answer: :later) do |call|
   end
 end
 worker.routine("cancelled") { cancelled.join(",") }
+worker.routine("raise_unconvertible") { raise ArgumentError, "nul\0inside" }
 worker.routine("limits") { worker.limits[:max_chains] }
 worker.routine("dispatches") { worker.stats[:dispatches] }
 

@@ -71,6 +71,14 @@ class TestRubyWorker < Minitest::Test
     end
   end
 
+  def test_an_exception_that_cannot_be_converted_still_answers
+    with_conn do |conn|
+      e = assert_raises(Uvwool::WoolError) { conn.dispatch("raise_unconvertible") }
+      assert_match(/could not be converted/, e.message)
+      assert_equal 3, conn.dispatch("echo", 3), "the worker goes on"
+    end
+  end
+
   def test_a_wrong_offload_contends_and_to_thread_works
     with_conn do |conn|
       isolated do

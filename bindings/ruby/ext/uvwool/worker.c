@@ -15,6 +15,8 @@
  * Routines are one-shot and answer when their block returns (or raises):
  * the loop waits while a block runs. */
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <ruby/thread.h>
 
@@ -166,8 +168,15 @@ static uvw_error_t *error_from_exception(VALUE exc) {
   return e;
 }
 
+static VALUE build_error(VALUE exc) { return (VALUE)error_from_exception(exc); }
+
 static void raise_exception(uvw_call_t *call, VALUE exc) {
-  uvw_error_t *e = error_from_exception(exc);
+  int state = 0;
+  uvw_error_t *e = (uvw_error_t *)rb_protect(build_error, exc, &state);
+  if (state) { /* a message or field with a NUL byte, a class name that raises */
+    rb_set_errinfo(Qnil);
+    e = uvw_error_new("WoolError", 0, "uvwool: the routine's exception could not be converted");
+  }
   uvw_call_raise(call, e); /* e NULL: the allocation failure in uvw_last_error() */
   uvw_error_unref(e);
 }
@@ -229,7 +238,7 @@ static void handle_unref(void *p) {
   rhandle_t *h = p;
   if (--h->refs > 0) return;
   uvw_context_unref(h->ctx);
-  xfree(h);
+  free(h); /* not xfree: the call's end may come without the GVL */
 }
 
 static void handle_call_ended(void *p) {
@@ -241,7 +250,8 @@ static const rb_data_type_t call_type = {
     .wrap_struct_name = "Uvwool::Worker::Call", .function = {.dfree = handle_unref}};
 
 static rhandle_t *call_new(rworker_t *w, uvw_call_t *call) {
-  rhandle_t *h = ZALLOC(rhandle_t);
+  rhandle_t *h = calloc(1, sizeof(*h));
+  if (h == NULL) rb_memerror();
   h->refs = 1;
   h->w = w;
   h->self = TypedData_Wrap_Struct(cCall, &call_type, h);
