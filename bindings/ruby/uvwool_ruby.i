@@ -135,5 +135,6 @@ unsigned long long uvwr_task_id(void) { return (unsigned long long)uvw_task_id(u
     uvwr_init_dispatch(uvwool);
     uvwr_init_warnings(uvwool);
     uvwr_init_baggage(uvwool);
+    uvwr_init_worker(uvwool);
   }
 %}

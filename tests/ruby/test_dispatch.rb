@@ -14,16 +14,22 @@ module WorkerHelper
   OPAQUE = Uvwool::ContextVar.new("t", "opaque")
 
   # Start a worker on a fresh unix socket; yields its address; SIGTERM after.
-  def with_worker
+  def with_worker(&blk)
     skip "UVWOOL_WORKER and UVWOOL_TEST_ROUTINES are set by CTest" unless ENV["UVWOOL_WORKER"]
+    with_worker_process(->(address) { [ENV.fetch("UVWOOL_WORKER"), "--routines", ENV.fetch("UVWOOL_TEST_ROUTINES"),
+                                       "--listen", address] }) { |address, io| blk.call(address, io.pid) }
+  end
+
+  # Run the worker command(address) with address a unix socket in a temp dir;
+  # once it printed "listening on ADDRESS" yield the address and its stdout.
+  def with_worker_process(command)
     Dir.mktmpdir("uvwool-ruby") do |dir|
       address = "pipe:#{dir}/w.sock"
-      io = IO.popen([ENV.fetch("UVWOOL_WORKER"), "--routines", ENV.fetch("UVWOOL_TEST_ROUTINES"),
-                     "--listen", address], "r")
+      io = IO.popen(command.call(address), "r")
       begin
         line = Timeout.timeout(60) { io.gets }
-        assert_match(/listening on/, line.to_s, "the worker did not start")
-        yield address, io.pid
+        assert_match(/listening on #{Regexp.escape(address)}$/, line.to_s, "the worker did not start")
+        yield address, io
       ensure
         Process.kill("TERM", io.pid) rescue nil # rubocop:disable Style/RescueModifier
         io.close

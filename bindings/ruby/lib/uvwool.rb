@@ -149,6 +149,40 @@ module Uvwool
     end
   end
 
+  # Hosts routines written in Ruby on the C worker (uvw_worker_*): the wire,
+  # limits and options of uvwool-worker. Worker#run serves in the calling
+  # thread (without the GVL while it waits) until #stop, an interrupt or
+  # close; each routine's block runs in that thread, in the caller's context.
+  class Worker
+    # limits: a Hash of uvw_worker_limits_t fields (max_connections:, ...);
+    # on_error: called with a Uvwool::WoolError for each peer error;
+    # allow_uids/allow_gids: peers besides the worker's own uid.
+    def initialize(limits: nil, on_error: nil, socket_mode: nil, socket_group: nil, allow_uids: [],
+                   allow_gids: [], allow_remote: false, dispatch_timeout: nil)
+      __open
+      self.limits = limits if limits
+      self.on_error = on_error
+      self.socket_mode = socket_mode if socket_mode
+      self.socket_group = socket_group if socket_group
+      Array(allow_uids).each { |uid| allow_uid(uid) }
+      Array(allow_gids).each { |gid| allow_gid(gid) }
+      self.allow_remote = allow_remote
+      self.dispatch_timeout = dispatch_timeout if dispatch_timeout
+    end
+
+    # Register a one-shot routine. answer: :now, the block's value is the
+    # Result and its exception the Exception; answer: :later, the block gets
+    # a Worker::Call first and answers with call.return(v) / call.raise(e),
+    # then or from a later callback on the worker's loop (Call#on_cancel).
+    def routine(name, answer: :now, &block)
+      raise ArgumentError, "uvwool: answer: must be :now or :later, got #{answer.inspect}" unless %i[now later].include?(answer)
+
+      __routine(name, answer == :later, &block)
+    end
+
+    def inspect = "#<Uvwool::Worker#{" closed" if closed?}>"
+  end
+
   # The steps of a streaming routine: #next (the next yielded value;
   # StopIteration once the routine returned, its value in #result),
   # #send_value(v), #throw(exception) and #close are C. Each step runs like a

@@ -36,6 +36,7 @@ void uvwr_init_vars(VALUE mod);
 void uvwr_init_dispatch(VALUE mod);
 void uvwr_init_warnings(VALUE mod);
 void uvwr_init_baggage(VALUE mod);
+void uvwr_init_worker(VALUE mod);
 
 /* Warnings (warnings.c): the core's sink queues them; flush hands them to
  * Ruby's Warning (GVL held; raises what a raising handler raised). Mute
