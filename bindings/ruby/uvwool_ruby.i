@@ -36,7 +36,7 @@ static void uvwr_run_trampoline(void *arg) {
 
 static VALUE uvwr_chain_id_of(const uvw_context_t *ctx) {
   char id[33];
-  return uvw_context_chain_id(ctx, id) == 0 ? rb_str_new_cstr(id) : Qnil;
+  return uvw_context_chain_id(ctx, id) == 0 ? rb_usascii_str_new_cstr(id) : Qnil;
 }
 %}
 

@@ -37,7 +37,7 @@ def parse(text)
   when "false" then false
   when "missing" then MISSING
   when "opaque" then OPAQUE
-  when "chain" then (Uvwool.chain_id || "<unarmed>").dup.force_encoding(Encoding::UTF_8) # chain_id is a binary String
+  when "chain" then Uvwool.chain_id || "<unarmed>"
   when /\Ai:(.*)\z/ then Integer(Regexp.last_match(1), 10)
   when /\Af:(.*)\z/ then Float(Regexp.last_match(1))
   when /\As:(.*)\z/ then unpercent(Regexp.last_match(1))

@@ -61,8 +61,7 @@ worker.routine("conf.hang", answer: :later) do |call|
   end
 end
 worker.routine("conf.cancelled_count") { cancelled }
-# Uvwool.chain_id is a binary String: the chain id crosses as text.
-worker.routine("conf.chain_id") { (Uvwool.chain_id || "<unarmed>").dup.force_encoding(Encoding::UTF_8) }
+worker.routine("conf.chain_id") { Uvwool.chain_id || "<unarmed>" }
 # A connection per hop (a Connection runs its own loop: this worker waits).
 worker.routine("conf.hop") do |address, routine|
   Uvwool::Connection.open(address) { |conn| conn.dispatch(routine) }

@@ -140,6 +140,8 @@ class TestContextVar < Minitest::Test
       v.set(1)
       id = Uvwool.chain_id
       assert_match(/\A\h{32}\z/, id)
+      # Text, not bytes: bound to a variable it crosses the wire as a string.
+      assert_equal Encoding::US_ASCII, id.encoding
       v.set(2)
       assert_equal id, Uvwool.chain_id
       assert_equal id, Uvwool.copy_context.chain_id

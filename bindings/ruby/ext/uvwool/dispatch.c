@@ -176,7 +176,7 @@ static VALUE outcome_exception(outcome_t *o, VALUE *value) {
     /* A remote error keeps its own code when it has one. */
     int code = o->error && uvw_error_code(o->error) ? uvw_error_code(o->error) : o->status;
     exc = uvwr_error_new(o->error, code);
-    rb_ivar_set(exc, rb_intern("@status"), rb_str_new_cstr(uvw_err_name(o->status)));
+    rb_ivar_set(exc, rb_intern("@status"), rb_usascii_str_new_cstr(uvw_err_name(o->status)));
   } else {
     int state = 0;
     *value = rb_protect(convert, (VALUE)o->value, &state);

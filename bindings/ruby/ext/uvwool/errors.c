@@ -32,7 +32,7 @@ VALUE uvwr_error_new(const uvw_error_t *e, int code) {
   rb_obj_freeze(fields);
   VALUE msg = rb_utf8_str_new_cstr(e ? uvw_error_message(e) : uvw_strerror(code));
   VALUE exc = rb_exc_new_str(classes[kind], msg);
-  rb_ivar_set(exc, id_code, rb_str_new_cstr(uvw_err_name(code)));
+  rb_ivar_set(exc, id_code, rb_usascii_str_new_cstr(uvw_err_name(code)));
   rb_ivar_set(exc, id_errno, INT2NUM(code));
   rb_ivar_set(exc, id_fields, fields);
   return exc;

@@ -74,11 +74,11 @@ static int drain(void) {
     struct warn_args a;
     if (w) {
       const char *kind = uvw_error_kind_name(uvw_error_kind(w));
-      a.kind = rb_str_new_cstr(kind ? kind : "WoolWarning");
+      a.kind = rb_utf8_str_new_cstr(kind ? kind : "WoolWarning");
       a.message = rb_utf8_str_new_cstr(uvw_error_message(w));
       uvw_error_unref(w);
     } else {
-      a.kind = rb_str_new_cstr("WoolWarning");
+      a.kind = rb_utf8_str_new_cstr("WoolWarning");
       a.message = rb_sprintf("%zu more warnings were dropped (more than %d queued at once)", lost, QUEUE_CAP);
       lost = 0;
     }

@@ -493,7 +493,7 @@ static VALUE worker_listen(VALUE self, VALUE address) {
 static VALUE worker_address(VALUE self, VALUE i) {
   char buf[512];
   check(uvw_worker_address(worker_of(self)->w, NUM2SIZET(i), buf, sizeof(buf)));
-  return rb_str_new_cstr(buf);
+  return rb_utf8_str_new_cstr(buf);
 }
 
 static VALUE worker_set_on_error(VALUE self, VALUE cb) {
