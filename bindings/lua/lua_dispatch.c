@@ -21,6 +21,7 @@
 typedef struct uvwl_peer_s peer_t;
 
 #define UVWL_PEER_MT "uvwool.Conn"
+#define UVWL_PENDING_MT "uvwool.PendingDispatch"
 
 /* The head of luv's luv_ctx_t: only these fields are read. */
 typedef struct {
@@ -309,16 +310,38 @@ int uvwl_dispatch(lua_State *L) {
     uvwl_args_unref(args, n);
     return uvwl_raise(L, "MemoryError", UVW_ENOMEM, "uvwool: out of memory");
   }
-  int rc = uvw_conn_dispatch(c, routine, args, n, &opts, uvwl_on_reply, q, NULL);
+  uvw_dispatch_t *d = NULL;
+  int rc = uvw_conn_dispatch(c, routine, args, n, &opts, uvwl_on_reply, q, &d);
   uvwl_args_unref(args, n);
   if (rc < 0) {
     uvwl_req_drop(L, q);
     return uvwl_raise_code(L, rc);
   }
-  return 0;
+  /* The cancel handle; the reply never runs inside uvw_conn_dispatch, so
+   * it is in place before it can be cleared. */
+  uvw_dispatch_t **h = lua_newuserdata(L, sizeof *h);
+  *h = d;
+  luaL_getmetatable(L, UVWL_PENDING_MT);
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  q->handle_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  q->handle = h;
+  return 1;
+}
+
+/* dispatch_cancel(h): cancel the one-shot dispatch of handle h (from
+ * dispatch). true when this decided its reply (UVW_ECANCELED, nothing
+ * merged, the worker told; the continuation runs later from the loop),
+ * false when it was already answered, timed out or cancelled. */
+int uvwl_dispatch_cancel(lua_State *L) {
+  uvw_dispatch_t **h = luaL_checkudata(L, 1, UVWL_PENDING_MT);
+  lua_pushboolean(L, *h != NULL && uvw_dispatch_cancel(*h) == 0);
+  return 1;
 }
 
 void uvwl_open_dispatch(lua_State *L) {
+  luaL_newmetatable(L, UVWL_PENDING_MT);
+  lua_pop(L, 1);
   luaL_newmetatable(L, UVWL_PEER_MT);
   lua_pushcfunction(L, peer_gc);
   lua_setfield(L, -2, "__gc");

@@ -25,6 +25,10 @@ typedef struct {
   uvwl_dstate_t *ds;
   int cont_ref, keep_ref;
   int apply; /* hand the continuation the merged context to mount */
+  /* A one-shot's cancel handle (a userdata holding the dispatch, cleared
+   * when the reply runs), kept alive by handle_ref until then; NULL for none. */
+  uvw_dispatch_t **handle;
+  int handle_ref;
 } uvwl_req_t;
 
 /* This state's record, made at the first use from luv's context; raises

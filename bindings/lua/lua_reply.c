@@ -99,6 +99,8 @@ void uvwl_on_reply(uvw_dispatch_t *d, const uvw_reply_t *r, void *arg) {
     lua_settop(L, top);
     luaL_unref(L, LUA_REGISTRYINDEX, q->cont_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, q->keep_ref);
+    if (q->handle) *q->handle = NULL; /* d is gone once this returns */
+    luaL_unref(L, LUA_REGISTRYINDEX, q->handle_ref);
   }
   free(q);
 }
@@ -108,6 +110,8 @@ uvwl_req_t *uvwl_req_new(lua_State *L, uvwl_dstate_t *ds, int cont_idx, int keep
   if (q == NULL) return NULL;
   q->ds = ds;
   q->apply = apply;
+  q->handle = NULL;
+  q->handle_ref = LUA_NOREF;
   lua_pushvalue(L, cont_idx);
   q->cont_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, keep_idx);

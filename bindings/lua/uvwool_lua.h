@@ -70,6 +70,7 @@ int uvwl_pool_open(lua_State *L);
 int uvwl_conn_close(lua_State *L);
 int uvwl_conn_state(lua_State *L);
 int uvwl_dispatch(lua_State *L);
+int uvwl_dispatch_cancel(lua_State *L);
 int uvwl_stream_open(lua_State *L);
 int uvwl_stream_step(lua_State *L);
 int uvwl_stream_close(lua_State *L);

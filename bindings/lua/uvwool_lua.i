@@ -207,6 +207,7 @@ static int uvwl_missing(lua_State *L) {
 %native(conn_close) int uvwl_conn_close(lua_State *L);
 %native(conn_state) int uvwl_conn_state(lua_State *L);
 %native(dispatch) int uvwl_dispatch(lua_State *L);
+%native(dispatch_cancel) int uvwl_dispatch_cancel(lua_State *L);
 %native(stream_open) int uvwl_stream_open(lua_State *L);
 %native(stream_step) int uvwl_stream_step(lua_State *L);
 %native(stream_close) int uvwl_stream_close(lua_State *L);

@@ -153,6 +153,25 @@ describe("uvwool.dispatch against a uvwool-worker", function()
     assert.is_nil(got[2])
   end)
 
+  it("cancels a pending one-shot dispatch: the callback runs later, from the loop", function()
+    local function cancelled_count()
+      local n
+      conn:dispatch_cb("cancelled_count", {}, function(_, v) n = v end)
+      run_until(function() return n ~= nil end)
+      return n
+    end
+    local before = cancelled_count()
+    local got
+    local pending = conn:dispatch_cb("hang", {}, function(err, v) got = {err, v} end)
+    assert.is_true(pending:cancel())
+    assert.is_nil(got) -- never inside the call that decided it
+    assert.is_false(pending:cancel()) -- already decided
+    run_until(function() return got ~= nil end)
+    assert.are.equal("UVW_ECANCELED", got[1].code)
+    assert.is_false(pending:cancel()) -- answered
+    assert.are.equal(before + 1, cancelled_count()) -- the worker was told
+  end)
+
   it("streams: next, send, throw, each step applied to the coroutine", function()
     local ok, r = in_task(function()
       request_id:set("s")

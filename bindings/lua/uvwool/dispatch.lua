@@ -126,14 +126,24 @@ function Conn:dispatch(routine, ...)
   return (finish(coroutine.yield()))
 end
 
+local Pending = {}
+Pending.__index = Pending
+
+-- pending:cancel(): decide the reply now (UVW_ECANCELED, nothing applied,
+-- the worker told); cb runs later from the loop, never inside cancel.
+-- true when this cancelled it, false when it was already answered, timed
+-- out or cancelled.
+function Pending:cancel() return core.dispatch_cancel(self._h) end
+
 -- conn:dispatch_cb(routine, args, cb): anywhere; cb(err, value) runs once
 -- from the loop, in the dispatching context with the routine's changes.
+-- Returns the pending dispatch (pending:cancel()).
 function Conn:dispatch_cb(routine, args, cb)
   local c = self_conn(self)
   check(type(routine) == "string", "dispatch_cb(routine, args, cb) takes a routine name")
   check(type(args) == "table", "dispatch_cb's args must be a table (a list; args.n counts trailing nils)")
   check(type(cb) == "function", "dispatch_cb(routine, args, cb) takes a callback")
-  core.dispatch(c, routine, args, callback(cb), false, self._timeout)
+  return setmetatable({_h = core.dispatch(c, routine, args, callback(cb), false, self._timeout)}, Pending)
 end
 
 -- conn:close(): pending dispatches fail with UVW_ECANCELED.
