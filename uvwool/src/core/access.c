@@ -44,16 +44,31 @@ static __attribute__((noinline, cold)) int lookup_error(const uvw_var_t *var) {
   return UVW_ELOOKUP;
 }
 
-/* The rest of a read whose guard passed: the lookup in ctx's map (large
- * maps: out of line so the inline path stays call-free), then the default
- * or fallback. */
+/* A read of an unbound variable: the fallback (get_or) or the default,
+ * which get fails without. */
+static inline int read_unbound(uvw_var_t *var, int or_fallback, uvw_value_t *fallback, uvw_value_t **out) {
+  uvw_value_t *v = or_fallback ? fallback : atomic_load_explicit(&var->default_value, memory_order_acquire);
+  if (__builtin_expect(v == NULL && !or_fallback, 0)) return lookup_error(var);
+  *out = v;
+  return 0;
+}
+
+/* The rest of a read whose guard passed: the lookup in ctx's map, then the
+ * default or fallback. */
 static __attribute__((noinline)) int read_in(const uvw__map_t *m, uvw_var_t *var, int or_fallback,
                                              uvw_value_t *fallback, uvw_value_t **out) {
   uvw_value_t *v = uvw__map_get(m, var);
-  if (v == NULL) {
-    if (or_fallback) v = fallback;
-    else if ((v = atomic_load_explicit(&var->default_value, memory_order_acquire)) == NULL) return lookup_error(var);
-  }
+  if (v == NULL) return read_unbound(var, or_fallback, fallback, out);
+  *out = v;
+  return 0;
+}
+
+/* read_in for a HAMT map, the inline path's tail call for large maps (so
+ * that path stays call-free): straight to the trie. */
+static __attribute__((noinline)) int read_large(const uvw__map_t *m, uvw_var_t *var, int or_fallback,
+                                                uvw_value_t *fallback, uvw_value_t **out) {
+  uvw_value_t *v = uvw__map_hamt_get(m, var);
+  if (v == NULL) return read_unbound(var, or_fallback, fallback, out);
   *out = v;
   return 0;
 }
@@ -86,7 +101,7 @@ static __attribute__((noinline, cold)) int read_hooked(uvw__read_hook_fn hook, c
 /* The common read inline: our own chain (or none: the guard's common
  * verdict, without the call) and a flat map (or none). Everything else is a
  * tail call (the hook, bad arguments, a guard to run: read_value; a large
- * map: read_in; a missing default: the error), so this path makes no call
+ * map: read_large; a missing default: the error), so this path makes no call
  * and needs no stack frame. */
 #define READ(var, or_fallback, fallback, out, fn)                                                    \
   do {                                                                                               \
@@ -99,13 +114,16 @@ static __attribute__((noinline, cold)) int read_hooked(uvw__read_hook_fn hook, c
       if (c_ == NULL || (c_->owner_gen == uvw__tstate.gen &&                                         \
                          (c_->owner_task == NULL || c_->owner_task == uvw__tstate.task))) {          \
         const uvw__map_t *m_ = ctx_->map;                                                            \
-        if (m_ != NULL && m_->cap == 0) return read_in(m_, var, or_fallback, fallback, out);         \
-        uvw_value_t *v_ = uvw__map_get(m_, var);                                                     \
-        if (v_ == NULL)                                                                              \
-          v_ = (or_fallback) ? (fallback) : atomic_load_explicit(&var->default_value, memory_order_acquire); \
-        if (__builtin_expect(v_ == NULL && !(or_fallback), 0)) return lookup_error(var);             \
-        *out = v_;                                                                                   \
-        return 0;                                                                                    \
+        if (m_ != NULL) {                                                                            \
+          if (__builtin_expect(m_->cap == 0, 0)) return read_large(m_, var, or_fallback, fallback, out); \
+          for (uint32_t i_ = 0; i_ < m_->size; i_++)                                                 \
+            if (m_->entries[i_].key == var) {                                                        \
+              *out = m_->entries[i_].value;                                                          \
+              return 0;                                                                              \
+            }                                                                                        \
+        }                                                                                            \
+        /* Unbound: its own return, so the default costs no jump back. */                            \
+        return read_unbound(var, or_fallback, fallback, out);                                        \
       }                                                                                              \
     }                                                                                                \
     return read_value(var, or_fallback, fallback, out, fn);                                          \

@@ -237,9 +237,19 @@ static UVW__COLD int enter_claiming(uvw_context_t *ctx, uvw__thread_t *t) {
   return 0;
 }
 
+static inline int context_enter(uvw_context_t *ctx);
+
+/* A thread's first enter: its state is made here, out of line, so that the
+ * common enter makes no call and needs no stack frame. */
+static UVW__COLD int enter_first(uvw_context_t *ctx) {
+  uvw__thread_init();
+  return context_enter(ctx);
+}
+
 static inline int context_enter(uvw_context_t *ctx) {
   if (__builtin_expect(ctx == NULL, 0)) return enter_null();
-  uvw__thread_t *t = uvw__thread();
+  uvw__thread_t *t = &uvw__tstate;
+  if (__builtin_expect(t->gen == 0, 0)) return enter_first(ctx);
   uint64_t nobody = 0;
   if (__builtin_expect(!atomic_compare_exchange_strong_explicit(&ctx->entered_by, &nobody, t->gen,
                                                                 memory_order_acquire, memory_order_relaxed),

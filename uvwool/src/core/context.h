@@ -143,7 +143,6 @@ void uvw__context_snapshot(const uvw_context_t *ctx, uvw__map_t **map, uvw__chai
 /* Take ctx, the thread's current context and not its base, off the stack. */
 static inline void uvw__context_pop(uvw__thread_t *t, uvw_context_t *ctx) {
   t->current = ctx->prev;
-  ctx->prev = NULL;
   atomic_store_explicit(&ctx->entered_by, 0, memory_order_release);
 }
 

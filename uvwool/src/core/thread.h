@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "freelist.h"
+#include "sanitizers.h"
 #include "uvwool/context.h"
 #include "uvwool/errors.h"
 
@@ -65,13 +66,6 @@ static inline uvw__thread_t *uvw__thread(void) {
  * process: the owner side of the foreign-reader handshake (context.h) then
  * needs only a compiler barrier, the rare foreign reader pays the syscall. */
 extern int uvw__membarrier_ok;
-#if defined(__SANITIZE_THREAD__)
-#define UVW__TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UVW__TSAN 1
-#endif
-#endif
 /* Make every running thread of the process execute a full barrier. */
 void uvw__membarrier(void);
 
