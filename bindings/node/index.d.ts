@@ -106,6 +106,10 @@ declare class Peer {
   /** Rejects what still waits ('UVW_ECANCELED'), then closes. Idempotent. */
   close(): Promise<void>;
   readonly closed: boolean;
+  /** As socket.unref(): an idle peer no longer keeps the process alive; a reply awaited still does. */
+  unref(): this;
+  /** Undoes unref() (the default). */
+  ref(): this;
 }
 export declare class Connection extends Peer {
   /** Lost (worker gone, bad frame, connect failed) or closed. */

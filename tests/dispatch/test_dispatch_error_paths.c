@@ -402,6 +402,7 @@ static const ep_allowed_t allowed[] = {
     {"uvw_call_data", GETTER},
     {"uvw_conn_set_dispatch_timeout", "void; 0 restores the default"},
     {"uvw_conn_set_max_stubs", "void; 0 restores the default"},
+    {"uvw_conn_set_ref", "void; a switch, every int is a valid request"},
     {"uvw_conn_is_dead", FLAG},
     {"uvw_conn_pending", FLAG},
     {"uvw_conn_close", "void; closing cannot fail (pending dispatches get UVW_ECANCELED)"},
@@ -409,6 +410,7 @@ static const ep_allowed_t allowed[] = {
     {"uvw_dispatch_close", "void; closing cannot fail"},
     {"uvw_pool_size", FLAG},
     {"uvw_pool_set_dispatch_timeout", "void; 0 restores the default"},
+    {"uvw_pool_set_ref", "void; a switch, every int is a valid request"},
     {"uvw_pool_close", "void; closing cannot fail"},
 };
 

@@ -202,9 +202,125 @@ Test(oneshot, a_worker_that_never_acknowledges_times_out) {
   remove(addr + 5);
 }
 
+/* ---- uvw_conn_set_ref: what holds the loop ----------------------------------- */
+
+/* A watchdog that holds no loop: it fires only while something else does. */
+static void unref_dog_fired(uv_timer_t *t) {
+  ++*(int *)t->data;
+  uv_stop(t->loop);
+}
+
+static void start_unref_dog(uv_timer_t *dog, int *fired) {
+  uv_timer_init(&loop, dog);
+  dog->data = fired;
+  uv_timer_start(dog, unref_dog_fired, 30000, 0);
+  uv_unref((uv_handle_t *)dog);
+}
+
+Test(oneshot, an_unrefd_connection_holds_the_loop_only_while_a_reply_is_awaited) {
+  dh_open("pipe", NULL);
+  uv_timer_t dog;
+  int fired = 0;
+  start_unref_dog(&dog, &fired);
+  cr_assert_neq(uv_run(&loop, UV_RUN_NOWAIT), 0, "by default an open connection keeps the loop alive");
+  uvw_conn_set_ref(conn, 0);
+  uvw_conn_set_ref(NULL, 0); /* a no-op */
+
+  /* Awaited: uv_run returns only once the reply came, and then at once:
+   * the handshake timer, still armed for the 20 s bound already met, holds
+   * nothing. */
+  uvw_conn_set_dispatch_timeout(conn, 20000);
+  dh_reply_t r = {0};
+  uvw_value_t *ms = uvw_value_int(100);
+  uv_update_time(&loop);
+  uint64_t t0 = uv_now(&loop);
+  cr_assert_eq(uvw_conn_dispatch(conn, "sleep", &ms, 1, NULL, dh_record, &r, NULL), 0);
+  uvw_value_unref(ms);
+  cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  cr_assert_eq(fired, 0, "the loop ended on its own, not by the watchdog");
+  cr_assert_eq(r.calls, 1, "the loop was held until the awaited reply came");
+  cr_assert_eq(r.status, 0, "%s", r.error_msg);
+  cr_assert_lt(uv_now(&loop) - t0, 10000, "the loop ended with the reply, not at the handshake deadline");
+
+  /* Idle: the loop ends at once, the connection stays open and usable. */
+  cr_assert_eq(uv_run(&loop, UV_RUN_NOWAIT), 0, "an idle unref'd connection holds nothing");
+  cr_assert_not(uvw_conn_is_dead(conn));
+  dh_reply_t again = {0};
+  cr_assert_eq(uvw_conn_dispatch(conn, "echo", NULL, 0, NULL, dh_record, &again, NULL), 0);
+  cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  cr_assert_eq(again.calls, 1);
+  cr_assert_eq(again.status, 0, "%s", again.error_msg);
+
+  /* Ref'd again: the idle connection holds the loop once more. */
+  uvw_conn_set_ref(conn, 1);
+  cr_assert_neq(uv_run(&loop, UV_RUN_NOWAIT), 0);
+  cr_assert_eq(fired, 0);
+  uv_close((uv_handle_t *)&dog, NULL);
+  dh_reply_clear(&r);
+  dh_reply_clear(&again);
+  dh_close();
+}
+
+Test(oneshot, an_unrefd_stream_holds_the_loop_for_each_step_awaited) {
+  dh_open("pipe", NULL);
+  uv_timer_t dog;
+  int fired = 0;
+  start_unref_dog(&dog, &fired);
+  uvw_conn_set_ref(conn, 0);
+  uvw_dispatch_t *s = NULL;
+  cr_assert_eq(uvw_conn_dispatch_stream(conn, "counter_stream", NULL, 0, NULL, &s), 0);
+  for (int step = 1; step <= 2; step++) {
+    dh_reply_t r = {0};
+    cr_assert_eq(uvw_dispatch_next(s, dh_record, &r), 0);
+    cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    cr_assert_eq(fired, 0);
+    cr_assert_eq(r.calls, 1, "step %d: the loop was held until its Result", step);
+    cr_assert_eq(r.status, 0, "%s", r.error_msg);
+    dh_reply_clear(&r);
+  }
+  /* Open, no step awaited: nothing holds the loop. */
+  cr_assert_eq(uv_run(&loop, UV_RUN_NOWAIT), 0);
+  uvw_dispatch_close(s);
+  uv_close((uv_handle_t *)&dog, NULL);
+  dh_close();
+}
+
 /* ---- the pool ------------------------------------------------------------------ */
 
 static void pool_nap_done(uv_timer_t *t) { ++*(int *)t->data; }
+
+Test(pool, an_unrefd_pool_holds_the_loop_only_while_replies_are_awaited) {
+  char a1[200];
+  dh_pipe_address(a1, sizeof(a1));
+  const char *l1[] = {a1, NULL};
+  dh_start(&worker, l1, NULL);
+  dh_declare();
+  uv_loop_init(&loop);
+  const char *addrs[] = {a1};
+  uvw_pool_t *pool;
+  cr_assert_eq(uvw_pool_open(&loop, addrs, 1, &pool), 0);
+  uv_timer_t dog;
+  int fired = 0;
+  start_unref_dog(&dog, &fired);
+  uvw_pool_set_ref(pool, 0);
+  uvw_pool_set_ref(NULL, 0); /* a no-op */
+  dh_reply_t r[3] = {0};
+  for (int i = 0; i < 3; i++)
+    cr_assert_eq(uvw_conn_dispatch(uvw_pool_next(pool), "whoami", NULL, 0, NULL, dh_record, &r[i], NULL), 0);
+  cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  cr_assert_eq(fired, 0);
+  for (int i = 0; i < 3; i++) cr_assert_eq(r[i].ivalue, worker.pid, "reply %d came before the loop ended", i);
+  cr_assert_eq(uv_run(&loop, UV_RUN_NOWAIT), 0, "idle, the pool holds nothing");
+  uvw_pool_set_ref(pool, 1);
+  cr_assert_neq(uv_run(&loop, UV_RUN_NOWAIT), 0, "ref'd again, its connection holds the loop");
+  uv_close((uv_handle_t *)&dog, NULL);
+  int closed = 0;
+  uvw_pool_close(pool, dh_conn_closed, &closed);
+  dh_finish(&loop, NULL);
+  cr_assert_eq(closed, 1);
+  dh_stop(&worker);
+  for (int i = 0; i < 3; i++) dh_reply_clear(&r[i]);
+}
 
 Test(pool, round_robin_over_two_workers_and_a_restarted_worker_is_reconnected) {
   dh_worker_t w2;

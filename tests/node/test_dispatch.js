@@ -281,6 +281,52 @@ test('a worker thread dispatches on its own loop and exits with its connection o
   assert.equal(await w.terminate(), 1);
 });
 
+// A child process whose only handle is the connection: does it end on its own?
+function childWith(body) {
+  const { spawn: spawnChild } = require('node:child_process');
+  const child = spawnChild(process.execPath, ['-e', body], {
+    env: { ...process.env, UVWOOL_PKG: pkg, UVWOOL_ADDRESS: worker.address },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  return {
+    // {code, out} once it exited, or 'still running' after ms (then killed).
+    exit: (ms) => new Promise((resolve) => {
+      const t = setTimeout(() => { child.kill('SIGKILL'); resolve('still running'); }, ms);
+      child.on('exit', (code) => { clearTimeout(t); resolve({ code, out }); });
+    }),
+  };
+}
+const childPrelude = `
+  const u = require(process.env.UVWOOL_PKG);
+  const rid = new u.ContextVar('t', 'request_id', { default: '-' });
+  const c = u.connect(process.env.UVWOOL_ADDRESS);
+`;
+
+test('unref(): the process ends with the connection idle, never before an awaited reply', async () => {
+  const unrefd = childWith(`${childPrelude}
+    if (c.unref() !== c) throw new Error('unref() returns the connection');
+    rid.run('child', async () => {
+      const r = await c.dispatch('sleep', 300);   // nothing else holds the loop
+      const s = c.stream('counter_stream');
+      const step = await s.next();                 // a stream step holds it too
+      console.log(JSON.stringify([r, rid.get(), step.value]));
+    });
+  `);
+  const done = await unrefd.exit(20000);
+  assert.notEqual(done, 'still running', 'an idle unref\'d connection kept the process alive');
+  assert.equal(done.code, 0);
+  assert.deepEqual(JSON.parse(done.out), ['slept', 'child', '1:child:stream-tenant'],
+    'both awaited replies came before the process ended');
+
+  // The default, and ref() after unref(): the open connection holds the process.
+  for (const body of ['', 'c.unref().ref();']) {
+    const held = childWith(`${childPrelude} ${body} c.dispatch('echo', 1).then((v) => console.log(v));`);
+    assert.equal(await held.exit(1500), 'still running', `with ${body || 'the default'}, the process stayed`);
+  }
+});
+
 test('dispatchWith: a per-dispatch handshake bound travels to the worker; an AbortSignal cancels', async () => {
   assert.equal(await conn.dispatch('timeout_seen'), 5000, "the connection's default");
   assert.equal(await conn.dispatchWith({ timeoutMs: 1234 }, 'timeout_seen'), 1234);

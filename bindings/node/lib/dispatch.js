@@ -164,6 +164,20 @@ module.exports = function makeDispatch(core) {
       return this._closing !== null;
     }
 
+    // As socket.unref(): an idle connection no longer keeps the process
+    // alive. A dispatch or stream step awaiting its reply still does, so
+    // no awaited promise is left behind when the loop would end.
+    unref() {
+      binding.peerSetRef(this._handle, false);
+      return this;
+    }
+
+    // Undoes unref() (the default: an open connection keeps the process alive).
+    ref() {
+      binding.peerSetRef(this._handle, true);
+      return this;
+    }
+
     toString() {
       return `${this.constructor.name}(${this._label})`;
     }

@@ -208,6 +208,22 @@ static napi_value peer_is_dead(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* setRef(handle, ref): whether the idle peer keeps Node's loop alive (a
+ * reply awaited always does). A closed peer: nothing to hold, a no-op. */
+static napi_value peer_set_ref(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool ref;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  peer_t *p = peer_of(env, argv[0]);
+  if (p == NULL) return NULL;
+  CHECK(napi_get_value_bool(env, argv[1], &ref));
+  if (p->closing) return NULL;
+  if (p->conn) uvw_conn_set_ref(p->conn, ref);
+  else uvw_pool_set_ref(p->pool, ref);
+  return NULL;
+}
+
 uvw_conn_t *uvwn_peer_conn(napi_env env, napi_value handle) {
   peer_t *p = peer_of(env, handle);
   if (p == NULL) return NULL;
@@ -219,6 +235,7 @@ uvw_conn_t *uvwn_peer_conn(napi_env env, napi_value handle) {
 
 int uvwn_peer_init(napi_env env, napi_value exports) {
   static const uvwn_fn_t fns[] = {
-      {"connOpen", conn_open}, {"poolOpen", pool_open}, {"peerClose", peer_close}, {"peerIsDead", peer_is_dead}};
+      {"connOpen", conn_open}, {"poolOpen", pool_open}, {"peerClose", peer_close}, {"peerIsDead", peer_is_dead},
+      {"peerSetRef", peer_set_ref}};
   return uvwn_export_fns(env, exports, fns, sizeof fns / sizeof fns[0]);
 }

@@ -259,6 +259,12 @@ void uvw_conn_set_dispatch_timeout(uvw_conn_t *conn, uint64_t ms);
  * no stub left behind; its stubs are given back when its dispatch ends.
  * Declared variables never count. */
 void uvw_conn_set_max_stubs(uvw_conn_t *conn, size_t stubs);
+/* Whether the connection keeps its loop alive while idle: yes (1) by
+ * default, like any libuv handle. With 0 (uv_unref's rule, as Node's
+ * socket.unref() and an idle keep-alive socket) the loop may end while
+ * nothing is awaited on it; a dispatch or stream step awaiting its reply
+ * still holds the loop until it is answered. NULL: a no-op. */
+void uvw_conn_set_ref(uvw_conn_t *conn, int ref);
 /* Non-zero once the connection is lost (the worker died, the peer sent bad
  * data, the connect failed): every new dispatch fails with UVW_ECONNRESET. */
 int uvw_conn_is_dead(const uvw_conn_t *conn);
@@ -324,6 +330,8 @@ int uvw_pool_open(uv_loop_t *loop, const char *const *addresses, size_t count, u
 uvw_conn_t *uvw_pool_next(uvw_pool_t *pool);
 size_t uvw_pool_size(const uvw_pool_t *pool);
 void uvw_pool_set_dispatch_timeout(uvw_pool_t *pool, uint64_t ms);
+/* uvw_conn_set_ref for every connection, those reconnected later too. */
+void uvw_pool_set_ref(uvw_pool_t *pool, int ref);
 /* Close every connection (as uvw_conn_close), then cb(arg). */
 void uvw_pool_close(uvw_pool_t *pool, uvw_conn_close_cb cb, void *arg);
 

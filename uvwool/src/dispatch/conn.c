@@ -68,6 +68,7 @@ struct uvw_conn_s {
   uvw__conn_reroute_cb reroute;
   void *reroute_arg;
   size_t pending; /* dispatches with a callback waiting */
+  int unref;      /* uvw_conn_set_ref(c, 0): the link holds the loop only while pending */
   char *address;
   int dead, closing, open_handles, up;
   /* Connecting: frames wait here until the connection is up (a refused
@@ -91,6 +92,25 @@ typedef struct out_s {
 } out_t;
 
 /* ---- bookkeeping ------------------------------------------------------------- */
+
+/* The link and the timers keep the loop alive while the connection is ref'd
+ * or a reply is awaited (uvw_conn_set_ref): the handshake timer stays armed
+ * for a deadline already met, and must not hold an idle loop until then.
+ * (The idle handle runs only while replies wait to be delivered.) */
+static void update_ref(uvw_conn_t *c) {
+  uv_handle_t *hs[] = {(uv_handle_t *)&c->link.h, (uv_handle_t *)&c->timer, (uv_handle_t *)&c->retry};
+  for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
+    if (!c->unref || c->pending > 0) uv_ref(hs[i]);
+    else uv_unref(hs[i]);
+}
+
+static void pending_add(uvw_conn_t *c) {
+  if (c->pending++ == 0) update_ref(c);
+}
+
+static void pending_drop(uvw_conn_t *c) {
+  if (--c->pending == 0) update_ref(c);
+}
 
 static void ack_list_remove(uvw_conn_t *c, uvw_dispatch_t *d) {
   if (d->ack_prev)
@@ -156,7 +176,7 @@ static void deliver(uvw_dispatch_t *d, const uvw_frame_t *f, int status, uvw_val
   d->cb = NULL;
   d->ctx = NULL;
   d->task = NULL;
-  if (d->conn && !d->deferred) d->conn->pending--; /* a deferred reply was counted out when decided */
+  if (d->conn && !d->deferred) pending_drop(d->conn); /* a deferred reply was counted out when decided */
   d->deferred = 0;
   if (done) retire(d);
 
@@ -278,7 +298,7 @@ static void defer_reply(uvw_dispatch_t *d, int status, const uvw_error_t *e) {
   d->deferred_status = status;
   d->deferred_error = uvw_error_ref(e);
   d->deferred_next = NULL;
-  c->pending--;
+  pending_drop(c);
   retire(d);
   if (c->deferred_tail)
     c->deferred_tail->deferred_next = d;
@@ -357,11 +377,11 @@ int uvw__conn_adopt(uvw_conn_t *to, uvw_dispatch_t *d) {
   ack_list_remove(from, d);
   all_remove(from, d);
   from->stubs -= d->stubs;
-  if (d->cb) from->pending--;
+  if (d->cb) pending_drop(from);
   d->conn = to;
   all_add(to, d);
   to->stubs += d->stubs;
-  if (d->cb) to->pending++;
+  if (d->cb) pending_add(to);
   ack_link(to, d);
   /* Its frames follow it, in order; the others stay (and are dropped). */
   out_t *o = from->out_head;
@@ -656,6 +676,11 @@ void uvw_conn_set_max_stubs(uvw_conn_t *c, size_t stubs) {
   if (c == NULL) return;
   c->max_stubs = stubs ? stubs : UVW__DEFAULT_CONN_MAX_STUBS;
 }
+void uvw_conn_set_ref(uvw_conn_t *c, int ref) {
+  if (c == NULL) return;
+  c->unref = !ref;
+  update_ref(c);
+}
 /* NULL-safe: no connection is a dead one with nothing pending. */
 int uvw_conn_is_dead(const uvw_conn_t *c) { return c ? c->dead : 1; }
 size_t uvw_conn_pending(const uvw_conn_t *c) { return c ? c->pending : 0; }
@@ -768,7 +793,7 @@ static int arm_step(uvw_dispatch_t *d, uvw_reply_cb cb, void *arg) {
   if (rc != 0) return uvw__error_nomem("dispatch capture");
   d->cb = cb;
   d->arg = arg;
-  d->conn->pending++;
+  pending_add(d->conn);
   return 0;
 }
 

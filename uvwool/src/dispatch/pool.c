@@ -35,6 +35,7 @@ struct uvw_pool_s {
   member_t *members;
   size_t count, turn;
   uint64_t timeout_ms;
+  int unref; /* uvw_pool_set_ref(p, 0), for members opened later too */
   uint64_t next_id; /* dispatch ids, shared by the members: a dispatch keeps its id when it moves */
   uv_timer_t retry; /* background reconnection (unref'd: keeps no loop alive) */
   size_t closing; /* connections still closing */
@@ -88,6 +89,13 @@ void uvw_pool_set_dispatch_timeout(uvw_pool_t *p, uint64_t ms) {
     if (p->members[i].conn) uvw_conn_set_dispatch_timeout(p->members[i].conn, ms);
 }
 
+void uvw_pool_set_ref(uvw_pool_t *p, int ref) {
+  if (p == NULL) return;
+  p->unref = !ref;
+  for (size_t i = 0; i < p->count; i++)
+    if (p->members[i].conn) uvw_conn_set_ref(p->members[i].conn, ref);
+}
+
 /* ---- member states ------------------------------------------------------------ */
 
 static void on_retry(uv_timer_t *t);
@@ -121,6 +129,7 @@ static int member_open(uvw_pool_t *p, member_t *m) {
   }
   uvw__conn_share_ids(m->conn, &p->next_id, reroute, p);
   if (p->timeout_ms) uvw_conn_set_dispatch_timeout(m->conn, p->timeout_ms);
+  if (p->unref) uvw_conn_set_ref(m->conn, 0);
   return 0;
 }
 
