@@ -8,7 +8,7 @@ const trie = require('./trie');
 const errors = require('./errors');
 
 module.exports = function makeDispatch(core) {
-  const { binding, als, current, guard, State, Chain, mirrorOf, remember, handles } = core;
+  const { binding, als, current, guard, State, Chain, mirrorOf, remember, adopt, handles } = core;
   const { classes } = errors;
 
   function checkRoutine(routine) {
@@ -65,6 +65,7 @@ module.exports = function makeDispatch(core) {
     target.size = size;
     target.chain = chain;
     if (root !== null) remember(root, merged);
+    adopt(target, merged);
   }
 
   function onReply(req, status, payload, merged, done) {
