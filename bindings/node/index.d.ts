@@ -159,8 +159,7 @@ export interface WorkerOptions {
   dispatchTimeoutMs?: number;
 }
 /** What a hosted routine sees of its dispatch: `this`, and currentCall(). */
-export declare class Call {
-  private constructor();
+export interface Call {
   readonly routine: string;
   /** Aborted when the caller cancels, closes or goes away, or the worker
    *  closes; the routine's answer is dropped after that. */

@@ -133,7 +133,7 @@ function writtenChain(s) {
 }
 
 const varsById = [null];
-// The C handles of varsById[1..], in order: what a dispatch reply is read
+// The C handles of varsById[1..], in order: what a C context is read
 // back through (lib/dispatch.js).
 const handles = [];
 // Identities declared in this env (this module instance): a second
@@ -465,6 +465,20 @@ function mirrorOf(s) {
 
 binding.setCurrentMirror(() => mirrorOf(current()));
 
+// What a C context (a dispatch's merged reply, a hosted routine's step)
+// binds for every JS variable, as a trie, and its chain id or null.
+function readBack(cctx) {
+  const got = binding.readBack(cctx, handles);
+  let root = null;
+  let size = 0;
+  for (let id = 1; id < got.length; id++) {
+    if (got[id] === undefined) continue;
+    root = trie.insert(root, id, got[id]);
+    size++;
+  }
+  return { root, size, chainId: got[0] };
+}
+
 const dispatch = require('./lib/dispatch')({
   binding,
   als,
@@ -485,10 +499,10 @@ const dispatch = require('./lib/dispatch')({
   adopt(target, merged) {
     if (target.ctx._call !== null) target.ctx._call.adopt(merged);
   },
-  handles,
+  readBack,
 });
 
-const worker = require('./lib/worker')({ binding, als, State, Chain, Context, trie, handles, isWireValue, checkValue });
+const worker = require('./lib/worker')({ binding, als, State, Chain, Context, readBack, isWireValue, checkValue });
 
 // What native code sees: the variable read through the C core (uvw_get) in
 // the mirror of the current context.

@@ -8,6 +8,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
+const net = require('node:net');
 const { uvwool, pkg, HEX32 } = require('./helpers');
 const { startNodeWorker } = require('./worker');
 
@@ -117,7 +118,7 @@ test('another Error crosses with its message and name; a thrown string with its 
 
 test('a returned value with no codec reaches the caller as a clear error', () =>
   fresh(() =>
-    assert.rejects(conn.dispatch('h.no_codec'), (e) => e instanceof uvwool.SerializationError && /h\.no_codec answered a Object value, which has no codec/.test(e.message)),
+    assert.rejects(conn.dispatch('h.no_codec'), (e) => e instanceof uvwool.SerializationError && /h\.no_codec answered a value of type Object, which has no codec/.test(e.message)),
   ));
 
 test('the call: this and currentCall() are the same, with the routine name and the handshake bound', () =>
@@ -153,7 +154,7 @@ test('bad registrations and options get clear errors', async () => {
   assert.throws(() => w.routine('x', 42), { code: 'UVW_EINVAL', message: /routine x must be a function, got number/ });
   assert.throws(() => w.routine('', () => 1), /non-empty string/);
   assert.throws(() => w.routine('g', async function* gen() {}), /generator function: register it with stream\(\)/);
-  assert.throws(() => w.stream('s', async () => 1), /must be an async generator function .* got a AsyncFunction/);
+  assert.throws(() => w.stream('s', async () => 1), /must be an async generator function .* got a plain AsyncFunction/);
   w.routine('dup', () => 1);
   assert.throws(() => w.routine('dup', () => 2), /routine dup is already registered/);
   assert.throws(() => w.stream('dup', async function* gen() {}), /already registered/);
@@ -210,6 +211,27 @@ test('close() while a stream waits: the generator hears of it from the loop, aft
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(events, ['close returned', 'thrown:UVW_ECONNRESET']);
   await c.close();
+});
+
+test('a peer sending garbage is dropped and reported to onError, from the loop', async () => {
+  const reported = [];
+  const w = new Worker({ onError: (e) => reported.push(e) });
+  w.routine('still.here', () => 'served');
+  const bound = await w.listen('tcp:127.0.0.1:0');
+  const [host, port] = bound.slice('tcp:'.length).split(':');
+  const peer = net.connect(Number(port), host);
+  await new Promise((resolve) => peer.once('connect', resolve));
+  const closed = new Promise((resolve) => peer.once('close', resolve));
+  peer.write(Buffer.alloc(64, 0xff));
+  await closed;
+  for (let i = 0; i < 50 && reported.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(reported.length, 1, 'one report for the dropped peer');
+  assert.ok(reported[0] instanceof uvwool.WoolError, String(reported[0]));
+  assert.match(reported[0].code, /^UVW_E/);
+  const c = connect(bound);
+  assert.equal(await c.dispatch('still.here'), 'served', 'the worker serves everyone else');
+  await c.close();
+  await w.close();
 });
 
 // A child process: does a listening worker keep it alive?

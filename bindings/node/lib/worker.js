@@ -10,7 +10,7 @@
 const errors = require('./errors');
 
 module.exports = function makeWorker(core) {
-  const { binding, als, State, Chain, Context, trie, handles, isWireValue, checkValue } = core;
+  const { binding, als, State, Chain, Context, readBack, isWireValue, checkValue } = core;
   const { classes } = errors;
 
   const STEP_NEXT = 1;
@@ -26,11 +26,6 @@ module.exports = function makeWorker(core) {
   function checkCount(what, v, max = Number.MAX_SAFE_INTEGER) {
     if (!Number.isSafeInteger(v) || v < 0 || v > max) throw errors.typeError(`uvwool: ${what} must be an integer from 0 to ${max}, got ${String(v)}`);
     return v;
-  }
-
-  function checkName(name) {
-    if (typeof name !== 'string' || name === '' || name.includes('\0'))
-      throw errors.typeError(`uvwool: a routine name must be a non-empty string without NUL, got ${typeof name === 'string' ? JSON.stringify(name) : typeof name}`);
   }
 
   const kindOf = (fn) => Object.prototype.toString.call(fn).slice(8, -1); // 'AsyncGeneratorFunction', ...
@@ -86,15 +81,8 @@ module.exports = function makeWorker(core) {
     // The State a step runs in: the C context's values for every JS
     // variable, the caller's chain, the call's Context (no task).
     stateOf(view) {
-      const got = binding.readBack(view, handles);
-      let root = null;
-      let size = 0;
-      for (let id = 1; id < got.length; id++) {
-        if (got[id] === undefined) continue;
-        root = trie.insert(root, id, got[id]);
-        size++;
-      }
-      return new State(root, size, got[0] === null ? null : new Chain(got[0], null), this.ctx, null);
+      const { root, size, chainId } = readBack(view);
+      return new State(root, size, chainId === null ? null : new Chain(chainId, null), this.ctx, null);
     }
     answer(kind, payload) {
       try {
@@ -105,12 +93,14 @@ module.exports = function makeWorker(core) {
         this.worker._report(e);
       }
     }
-    // A settled value or failure of the routine's code becomes the answer.
-    settle(promise, last) {
+    // A settled value or failure of the routine's code becomes the answer:
+    // a one-shot routine's value, or a generator step's { value, done }.
+    settle(promise) {
+      const stream = this.route.stream;
       promise.then(
         (out) => {
-          const value = last === undefined ? out : out.value;
-          const done = last === undefined ? true : out.done;
+          const value = stream ? out.value : out;
+          const done = stream ? out.done : true;
           const bad = unanswerable(this.route.name, value);
           if (bad !== null) this.answer(ANSWER_RAISE, describe(bad));
           else this.answer(done ? ANSWER_RETURN : ANSWER_YIELD, value === undefined ? null : value);
@@ -126,7 +116,7 @@ module.exports = function makeWorker(core) {
     if (value === undefined) return null;
     if (!isWireValue(value))
       return new classes.SerializationError(
-        `uvwool: routine ${routine} answered a ${typeof value === 'object' ? value.constructor?.name ?? 'object' : typeof value} value, which has no codec (null, booleans, numbers, BigInt, strings and Uint8Array cross)`,
+        `uvwool: routine ${routine} answered a value of type ${typeof value === 'object' ? value.constructor?.name ?? 'object' : typeof value}, which has no codec (null, booleans, numbers, BigInt, strings and Uint8Array cross)`,
         'UVW_EINVAL',
         { routine },
       );
@@ -196,7 +186,7 @@ module.exports = function makeWorker(core) {
     } catch (e) {
       promise = Promise.reject(e);
     }
-    record.settle(promise, route.stream ? true : undefined);
+    record.settle(promise);
   }
 
   function onCancel(record) {
@@ -264,12 +254,12 @@ module.exports = function makeWorker(core) {
     // gen.throw(error).
     stream(name, genFn) {
       if (typeof genFn === 'function' && !isGeneratorFunction(genFn))
-        throw errors.typeError(`uvwool: stream ${String(name)} must be an async generator function (async function* ...), got a ${kindOf(genFn)}`);
+        throw errors.typeError(`uvwool: stream ${String(name)} must be an async generator function (async function* ...), got a plain ${kindOf(genFn)}`);
       return this._register(name, genFn, true);
     }
 
     _register(name, fn, stream) {
-      checkName(name);
+      errors.checkRoutineName(name);
       if (typeof fn !== 'function') throw errors.typeError(`uvwool: routine ${name} must be a function, got ${fn === null ? 'null' : typeof fn}`);
       this._live('register a routine');
       if (this._routes.has(name)) throw errors.typeError(`uvwool: routine ${name} is already registered on this worker`);
@@ -346,7 +336,7 @@ module.exports = function makeWorker(core) {
     }
 
     _report(error) {
-      if (this._onError !== null) this._onError(error);
+      if (this._onError !== null) deliver(this, () => this._onError(error));
     }
   }
 

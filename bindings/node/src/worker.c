@@ -6,8 +6,8 @@
  * A step reaches JS through napi_make_callback from the loop, with a copy
  * of the dispatch's context (what lib/worker.js reads the routine's State
  * from). The call record keeps a reference to that context itself, the
- * call's "holder": every set and reset the routine makes on its own line
- * is also made there (callSet, callReset), and the answer is encoded from
+ * call's "holder": every set and reset made in the call's JS Context is
+ * also made there (callSet, callReset), and the answer is encoded from
  * it, so the caller gets what the C worker would send for a C routine
  * doing the same writes (pending resets, stubs passed through, the chain).
  *
