@@ -3,7 +3,7 @@
 // (namespace "h"), listening on argv[2]; prints "listening on ADDRESS".
 const { uvwool } = require('./helpers');
 
-const { ContextVar, Worker, currentCall, RuntimeError } = uvwool;
+const { ContextVar, Worker, currentCall, RuntimeError, connect } = uvwool;
 const tenant = new ContextVar('h', 'tenant');
 const counter = new ContextVar('h', 'counter');
 const kinds = new ContextVar('h', 'kinds');
@@ -66,6 +66,15 @@ w.routine('h.wait_cancel', async () => {
   return 'too late';
 });
 w.routine('h.counts', () => `${cancelled},${streamsEnded}`);
+// A token set before a dispatch of its own resets after that reply.
+w.routine('h.token_across_dispatch', async (address) => {
+  const token = tenant.set('own');
+  const conn = connect(address);
+  await conn.dispatch('h.bind', 'from-inner');
+  await conn.close();
+  tenant.reset(token);
+  return `${tenant.get('<missing>')}|${kinds.get()}`;
+});
 
 w.stream('h.phases', async function* phases(first) {
   const token = phase.set(`streaming:${first}`);

@@ -75,6 +75,14 @@ test('a reset to unbound crosses as unbound; a scoped run leaves nothing behind'
     assert.equal(tenant.get(), 'kept', 'ContextVar.run inside the routine is not part of its answer');
   }));
 
+test('a routine that dispatches: the other reply is part of its answer, and its token resets after it', () =>
+  fresh(async () => {
+    tenant.set('caller');
+    assert.equal(await conn.dispatch('h.token_across_dispatch', worker.address), 'caller|from-inner');
+    assert.equal(tenant.get(), 'caller', 'the reset restored the caller value');
+    assert.equal(kinds.get(), 'from-inner', 'the inner dispatch binding came back through both');
+  }));
+
 test('a stream: set before its first yield, SEND, THROW caught by the generator, reset after its last', () =>
   fresh(async () => {
     phase.set('before');

@@ -13,7 +13,7 @@ module.exports = function makeWorker(core) {
   const { binding, als, State, Chain, Context, readBack, isWireValue, checkValue } = core;
   const { classes } = errors;
 
-  const STEP_NEXT = 1;
+  // uvw_step_t's SEND and THROW (a NEXT is any other step), and callAnswer's kinds.
   const STEP_SEND = 2;
   const STEP_THROW = 3;
   const ANSWER_YIELD = 0;

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <uvwool/dispatch.h>
 
+#include "context.h" /* the core's context layout: a token's context identity */
 #include "convert.h"
 #include "dispatch_js.h"
 #include "env.h"
@@ -165,7 +166,9 @@ static napi_value call_context(napi_env env, napi_callback_info info) {
 }
 
 /* callAdopt(call, merged): the reply of a dispatch the routine made
- * becomes its context (the other worker's changes are the routine's). */
+ * becomes its context (the other worker's changes are the routine's). The
+ * copy takes the holder's identity, so a token the routine set before the
+ * dispatch still resets after it: it is the same routine context, moved on. */
 static napi_value call_adopt(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -177,6 +180,7 @@ static napi_value call_adopt(napi_env env, napi_callback_info info) {
   if (nc->call == NULL) return NULL;
   uvw_context_t *copy = uvw_context_copy(merged);
   if (copy == NULL) return uvwn_throw_last(env);
+  copy->serial = nc->holder->serial;
   uvw_context_unref(nc->holder);
   nc->holder = copy;
   return NULL;
