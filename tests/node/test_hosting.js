@@ -9,6 +9,8 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const net = require('node:net');
+const fs = require('node:fs');
+const os = require('node:os');
 const { uvwool, pkg, HEX32 } = require('./helpers');
 const { startNodeWorker } = require('./worker');
 
@@ -196,6 +198,21 @@ test('limits, options and stats are the C worker ones', async () => {
   assert.equal(w.stats().connections, 1);
   await c.close();
   await w.close();
+});
+
+test('socket mode and peer lists: the socket file gets the mode, the worker own uid is served, close removes the file', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uvwool-hosting-'));
+  const file = path.join(dir, 'w.sock');
+  const w = new Worker({ socketMode: 0o660, socketGroup: -1, allowUids: [12345], allowGids: [12345] });
+  w.routine('mode.echo', (v) => v);
+  assert.equal(await w.listen(`pipe:${file}`), `pipe:${file}`);
+  assert.equal(fs.statSync(file).mode & 0o777, 0o660);
+  const c = connect(`pipe:${file}`);
+  assert.equal(await c.dispatch('mode.echo', 'same uid'), 'same uid');
+  await c.close();
+  await w.close();
+  assert.equal(fs.existsSync(file), false, 'the socket file is removed at close');
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test('close() while a stream waits: the generator hears of it from the loop, after close() returned', async () => {

@@ -697,7 +697,9 @@ static napi_value worker_option(napi_env env, napi_callback_info info) {
            : strcmp(name, "socketGroup") == 0 ? uvw_worker_set_socket_group(wk->w, (long)v)
            : strcmp(name, "allowUid") == 0   ? uvw_worker_allow_uid(wk->w, (uint32_t)v)
            : strcmp(name, "allowGid") == 0   ? uvw_worker_allow_gid(wk->w, (uint32_t)v)
-                                             : (uvw_worker_set_dispatch_timeout(wk->w, (uint64_t)v), 0);
+           : strcmp(name, "dispatchTimeoutMs") == 0 ? (uvw_worker_set_dispatch_timeout(wk->w, (uint64_t)v), 0)
+                                             : 1;
+  if (rc == 1) return uvwn_fail(env, UVW_EINVAL, "uvwool: no worker option %s", name);
   return rc < 0 ? uvwn_throw_last(env) : NULL;
 }
 
