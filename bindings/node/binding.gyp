@@ -16,6 +16,7 @@
       "src/errors_js.c",
       "src/node_api_glue.c",
       "src/peer.c",
+      "src/worker.c",
       "<!@(node -p \"['core', 'wire', 'loop', 'dispatch'].flatMap(d => require('fs').readdirSync('deps/uvwool/src/' + d).filter(f => f.endsWith('.c')).map(f => 'deps/uvwool/src/' + d + '/' + f)).join(' ')\")",
       "deps/uvwool/proto/uvwool.pb-c.c"
     ],

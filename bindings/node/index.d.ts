@@ -132,6 +132,83 @@ export declare function connect(address: string, options?: ConnectOptions): Conn
 /** Round-robin over several workers; dead members are skipped and reconnected. */
 export declare function pool(addresses: string[], options?: ConnectOptions): Pool;
 
+/** Per-peer limits of a worker (uvw_worker_limits_t; docs/dispatch.md,
+ *  "Limits"). 0 or left out: the C default. */
+export interface WorkerLimits {
+  maxConnections?: number;
+  maxDispatches?: number;
+  maxInflightBytes?: number;
+  maxStubs?: number;
+  /** At most 64. */
+  maxChains?: number;
+  writeHighWater?: number;
+  frameTimeoutMs?: number;
+  idleTimeoutMs?: number;
+}
+export interface WorkerOptions {
+  limits?: WorkerLimits;
+  /** A peer dropped for bad input or an I/O error, a request refused, or
+   *  an answer the core could not encode. */
+  onError?: (error: WoolError) => void;
+  /** Mode bits of the unix socket files listen() creates (default 0o600). */
+  socketMode?: number;
+  /** Group of those socket files, or -1 (the default: the process's). */
+  socketGroup?: number;
+  /** Unix peers served besides the worker's own uid (SO_PEERCRED). */
+  allowUids?: number[];
+  allowGids?: number[];
+  /** TCP beyond loopback (behind a transport that authenticates). */
+  allowRemote?: boolean;
+  /** Handshake bound when a Task carries none (default 5000). */
+  dispatchTimeoutMs?: number;
+}
+/** What a hosted routine sees of its dispatch: `this`, and currentCall(). */
+export interface Call {
+  readonly routine: string;
+  /** Aborted when the caller cancels, closes or goes away, or the worker
+   *  closes; the routine's answer is dropped after that. */
+  readonly signal: AbortSignal;
+  readonly cancelled: boolean;
+  /** The handshake bound of the Task, else the worker's. */
+  readonly dispatchTimeoutMs: number;
+  /** Whether the caller sent dispatchTimeoutMs. */
+  readonly dispatchTimeoutSent: boolean;
+}
+export type Routine = (this: Call, ...args: any[]) => WireValue | void | Promise<WireValue | void>;
+export type StreamRoutine = (this: Call, ...args: any[]) => AsyncGenerator<WireValue, WireValue | void, any> | Generator<WireValue, WireValue | void, any>;
+/** Hosts routines on Node's loop: the C worker's wire, limits and options. */
+export declare class Worker {
+  constructor(options?: WorkerOptions);
+  /** A one-shot routine: its (awaited) value is the Result, a throw the Exception. */
+  routine(name: string, fn: Routine): this;
+  /** A streaming routine: each yield a Result, its return the last;
+   *  SEND is gen.next(value), THROW gen.throw(error). */
+  stream(name: string, genFn: StreamRoutine): this;
+  /** 'pipe:PATH', 'tcp:HOST:PORT' or 'fd:N'; resolves with the address as bound. */
+  listen(address: string): Promise<string>;
+  address(i?: number): string;
+  limits(): Required<WorkerLimits>;
+  stats(): {
+    connections: number;
+    dispatches: number;
+    inflightBytes: number;
+    readBufferBytes: number;
+    writeQueueBytes: number;
+    pausedPeers: number;
+    refusedConnections: number;
+    timedOutPeers: number;
+    maxCallChains: number;
+  };
+  /** Whether the listening sockets keep the process alive (they do by default). */
+  ref(): this;
+  unref(): this;
+  /** Stops listening and drops every connection; resolves once closed. */
+  close(): Promise<void>;
+  readonly closed: boolean;
+}
+/** The call of the hosted routine whose context is current, or null. */
+export declare function currentCall(): Call | null;
+
 /** What native code sees: reads through the C core in a mirror of the
  *  current context. For diagnostics and tests; costs a native call. */
 export declare const native: {
@@ -142,6 +219,8 @@ export declare const native: {
 };
 
 export declare class WoolError extends Error {
+  /** A routine raises one to send its class, code and fields to its caller. */
+  constructor(message: string, code?: string, fields?: Record<string, string>);
   /** 'UVW_E...' */
   code: string;
   /** The detail record's fields as C wrote them (snake_case keys). */

@@ -133,7 +133,7 @@ function writtenChain(s) {
 }
 
 const varsById = [null];
-// The C handles of varsById[1..], in order: what a dispatch reply is read
+// The C handles of varsById[1..], in order: what a C context is read
 // back through (lib/dispatch.js).
 const handles = [];
 // Identities declared in this env (this module instance): a second
@@ -188,8 +188,10 @@ class ContextVar {
     if (s.chain !== null && s.chain.owner !== s.task) guardSlow(s, 'set', this);
     const old = trie.lookup(s.root, this._id);
     const root = trie.insert(s.root, this._id, value);
+    // In a hosted routine's context the write is also the answer's (lib/worker.js).
+    const native = s.ctx._call === null ? null : s.ctx._call.set(this._handle, value);
     als.enterWith(new State(root, old === NOT_FOUND ? s.size + 1 : s.size, writtenChain(s), s.ctx, s.task));
-    return new Token(this, old === NOT_FOUND ? MISSING : old, s.ctx);
+    return new Token(this, old === NOT_FOUND ? MISSING : old, s.ctx, native);
   }
 
   reset(token) {
@@ -211,6 +213,7 @@ class ContextVar {
         namespace: this.namespace,
         name: this.name,
       });
+    if (token._native !== null) s.ctx._call.reset(this._handle, token._native);
     token._used = true;
     const had = trie.lookup(s.root, this._id) !== NOT_FOUND;
     let root, size;
@@ -232,7 +235,15 @@ class ContextVar {
     if (s.chain !== null && s.chain.owner !== s.task) guardSlow(s, 'set', this);
     const old = trie.lookup(s.root, this._id);
     const st = new State(trie.insert(s.root, this._id, value), old === NOT_FOUND ? s.size + 1 : s.size, writtenChain(s), s.ctx, s.task);
-    return args.length === 0 ? als.run(st, fn) : als.run(st, fn, ...args);
+    const call = s.ctx._call;
+    if (call === null) return args.length === 0 ? als.run(st, fn) : als.run(st, fn, ...args);
+    // A hosted routine's context holds the value for fn's synchronous extent.
+    const native = call.set(this._handle, value);
+    try {
+      return als.run(st, fn, ...args);
+    } finally {
+      if (native !== null) call.reset(this._handle, native);
+    }
   }
 
   toString() {
@@ -242,10 +253,11 @@ class ContextVar {
 ContextVar.MISSING = MISSING;
 
 class Token {
-  constructor(v, old, ctx) {
+  constructor(v, old, ctx, native) {
     this._var = v;
     this._old = old;
     this._ctx = ctx;
+    this._native = native; // the C token of the same write in a hosted routine's context, or null
     this._used = false;
   }
   get var() {
@@ -268,6 +280,7 @@ class Context {
     this._size = size;
     this._chain = chain;
     this._entered = false;
+    this._call = null; // a hosted routine's call (lib/worker.js): its writes are also made in C
   }
 
   run(fn, ...args) {
@@ -432,6 +445,13 @@ function chainId() {
 const mirrors = new WeakMap();
 let emptyMirror = null;
 function mirrorOf(s) {
+  // A hosted routine's context: its bindings over the C context its call
+  // answers from (never cached: that one changes under the same root).
+  if (s.ctx._call !== null) {
+    const entries = [];
+    trie.forEach(s.root, (id, value) => entries.push(varsById[id]._handle, value));
+    return s.ctx._call.mirror(entries);
+  }
   if (s.root === null) return emptyMirror ?? (emptyMirror = binding.mirror([]));
   let m = mirrors.get(s.root);
   if (m === undefined) {
@@ -444,6 +464,20 @@ function mirrorOf(s) {
 }
 
 binding.setCurrentMirror(() => mirrorOf(current()));
+
+// What a C context (a dispatch's merged reply, a hosted routine's step)
+// binds for every JS variable, as a trie, and its chain id or null.
+function readBack(cctx) {
+  const got = binding.readBack(cctx, handles);
+  let root = null;
+  let size = 0;
+  for (let id = 1; id < got.length; id++) {
+    if (got[id] === undefined) continue;
+    root = trie.insert(root, id, got[id]);
+    size++;
+  }
+  return { root, size, chainId: got[0] };
+}
 
 const dispatch = require('./lib/dispatch')({
   binding,
@@ -460,8 +494,15 @@ const dispatch = require('./lib/dispatch')({
   remember(root, mirror) {
     mirrors.set(root, mirror);
   },
-  handles,
+  // A reply merged into a hosted routine's context becomes the context its
+  // call answers from (the other worker's changes are the routine's).
+  adopt(target, merged) {
+    if (target.ctx._call !== null) target.ctx._call.adopt(merged);
+  },
+  readBack,
 });
+
+const worker = require('./lib/worker')({ binding, als, State, Chain, Context, readBack, isWireValue, checkValue });
 
 // What native code sees: the variable read through the C core (uvw_get) in
 // the mirror of the current context.
@@ -498,6 +539,8 @@ module.exports = {
   Connection: dispatch.Connection,
   Pool: dispatch.Pool,
   Stream: dispatch.Stream,
+  Worker: worker.Worker,
+  currentCall: worker.currentCall,
   native,
   ...classes,
 };

@@ -4,17 +4,11 @@
 // iterators. Each dispatch (and each stream step) sends the JS state current
 // at the call; the worker's changes are applied back into the State that
 // call installed, so the code awaiting it sees them and nothing else does.
-const trie = require('./trie');
 const errors = require('./errors');
 
 module.exports = function makeDispatch(core) {
-  const { binding, als, current, guard, State, Chain, mirrorOf, remember, handles } = core;
+  const { binding, als, current, guard, State, Chain, mirrorOf, remember, adopt, readBack } = core;
   const { classes } = errors;
-
-  function checkRoutine(routine) {
-    if (typeof routine !== 'string' || routine === '' || routine.includes('\0'))
-      throw errors.typeError(`uvwool: a routine name must be a non-empty string without NUL, got ${typeof routine === 'string' ? JSON.stringify(routine) : typeof routine}`);
-  }
 
   function checkTimeout(options) {
     if (options === undefined) return 0;
@@ -47,15 +41,7 @@ module.exports = function makeDispatch(core) {
   // JavaScript never declared (stubs, native addons' variables) travels on
   // with the next dispatch from this state.
   function applyBack(target, merged) {
-    const got = binding.readBack(merged, handles);
-    let root = null;
-    let size = 0;
-    for (let id = 1; id < got.length; id++) {
-      if (got[id] === undefined) continue;
-      root = trie.insert(root, id, got[id]);
-      size++;
-    }
-    const id = got[0];
+    const { root, size, chainId: id } = readBack(merged);
     let chain = null;
     if (id !== null) {
       const c = target.chain;
@@ -65,6 +51,7 @@ module.exports = function makeDispatch(core) {
     target.size = size;
     target.chain = chain;
     if (root !== null) remember(root, merged);
+    adopt(target, merged);
   }
 
   function onReply(req, status, payload, merged, done) {
@@ -114,7 +101,7 @@ module.exports = function makeDispatch(core) {
     }
 
     _dispatch(options, routine, args) {
-      checkRoutine(routine);
+      errors.checkRoutineName(routine);
       const { signal, timeoutMs } = options;
       if (signal !== undefined && signal.aborted) return Promise.reject(signal.reason);
       const { s, target } = capture();
@@ -141,7 +128,7 @@ module.exports = function makeDispatch(core) {
 
     // A streaming routine: an async iterator of what it yields.
     stream(routine, ...args) {
-      checkRoutine(routine);
+      errors.checkRoutineName(routine);
       let handle = null;
       let failure = null;
       try {

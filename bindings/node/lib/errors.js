@@ -52,4 +52,10 @@ function typeError(message) {
   return e;
 }
 
-module.exports = { classes, fromNative, typeError, camel };
+// A routine's name, as dispatch sends it and a Worker registers it.
+function checkRoutineName(routine) {
+  if (typeof routine !== 'string' || routine === '' || routine.includes('\0'))
+    throw typeError(`uvwool: a routine name must be a non-empty string without NUL, got ${typeof routine === 'string' ? JSON.stringify(routine) : typeof routine}`);
+}
+
+module.exports = { classes, fromNative, typeError, camel, checkRoutineName };

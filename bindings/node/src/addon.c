@@ -130,16 +130,22 @@ static int mirror_fill(napi_env env, napi_value entries, uint32_t n) {
   return 0;
 }
 
-/* mirror([handle, value, ...]) -> a C context holding those bindings, for
- * native code. Built only when native code needs the JS context; index.js
- * caches it per immutable JS state. */
+/* mirror([handle, value, ...][, base]) -> a C context holding those
+ * bindings, for native code. Built only when native code needs the JS
+ * context; index.js caches it per immutable JS state. With a base (a C
+ * context external: a hosted routine's, lib/worker.js) the bindings are set
+ * over a copy of it, which keeps what JS does not see (stubs, pending
+ * resets, the chain). */
 static napi_value mirror(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value entries;
+  size_t argc = 2;
+  napi_value argv[2];
+  uvw_context_t *base = NULL;
   uint32_t n;
-  CHECK(napi_get_cb_info(env, info, &argc, &entries, NULL, NULL));
-  CHECK(napi_get_array_length(env, entries, &n));
-  uvw_context_t *ctx = uvw_context_new();
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(napi_get_array_length(env, argv[0], &n));
+  if (argc > 1) CHECK(napi_get_value_external(env, argv[1], (void **)&base));
+  napi_value entries = argv[0];
+  uvw_context_t *ctx = base ? uvw_context_copy(base) : uvw_context_new();
   if (ctx == NULL) return uvwn_throw_last(env);
   if (uvw_context_enter(ctx) < 0) {
     uvw_context_unref(ctx);
@@ -219,7 +225,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"uvVersions", uv_versions},
   };
   if (uvwn_env_init(env) < 0) return NULL;
-  if (uvwn_dispatch_init(env, exports) < 0 || uvwn_export_fns(env, exports, fns, sizeof fns / sizeof fns[0]) < 0)
+  if (uvwn_dispatch_init(env, exports) < 0 || uvwn_worker_init(env, exports) < 0 || uvwn_export_fns(env, exports, fns, sizeof fns / sizeof fns[0]) < 0)
     return NULL;
   return exports;
 }

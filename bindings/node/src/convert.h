@@ -29,5 +29,7 @@ typedef struct uvwn_fn_s {
 int uvwn_export_fns(napi_env env, napi_value exports, const uvwn_fn_t *fns, size_t n);
 /* Adds dispatch.c's functions to the addon's exports. 0 or -1. */
 int uvwn_dispatch_init(napi_env env, napi_value exports);
+/* Adds worker.c's functions (hosting routines) to the exports. 0 or -1. */
+int uvwn_worker_init(napi_env env, napi_value exports);
 
 #endif

@@ -67,7 +67,8 @@ static void env_cleanup(void *arg) {
 static void env_finalize(napi_env env, void *data, void *hint) {
   (void)hint;
   uvwn_env_t *e = data;
-  napi_ref *refs[] = {&e->error_factory, &e->current_mirror, &e->on_reply, &e->on_closed};
+  napi_ref *refs[] = {&e->error_factory, &e->current_mirror, &e->on_reply,       &e->on_closed,
+                      &e->on_step,       &e->on_cancel,      &e->on_worker_error, &e->on_worker_closed};
   for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
     if (*refs[i]) napi_delete_reference(env, *refs[i]);
     *refs[i] = NULL;

@@ -22,6 +22,10 @@ typedef struct uvwn_env_s {
   napi_ref current_mirror; /* index.js: the C mirror of the current state */
   napi_ref on_reply;       /* lib/dispatch.js: settles a dispatch step (dispatch.c) */
   napi_ref on_closed;      /* lib/dispatch.js: settles a connection's or pool's close */
+  napi_ref on_step;        /* lib/worker.js: runs one step of a hosted routine (worker.c) */
+  napi_ref on_cancel;      /* lib/worker.js: the caller cancelled a running step */
+  napi_ref on_worker_error; /* lib/worker.js: a peer dropped or a request refused */
+  napi_ref on_worker_closed; /* lib/worker.js: settles a worker's close */
   /* JS values whose last C reference dropped wait here for the JS thread:
    * a reference cannot be deleted from a GC finalizer (Node keeps the value
    * alive) nor from another thread, so the release is posted to Node's own
