@@ -429,6 +429,9 @@ static VALUE run_body(VALUE p) {
  * (raised here) or nothing left to serve. */
 static VALUE worker_run(VALUE self) {
   rworker_t *w = uvwr_worker_of(self);
+  uv_thread_t self_thread = uv_thread_self();
+  if (!uv_thread_equal(&self_thread, &w->thread))
+    rb_raise(rb_eThreadError, "uvwool: a worker runs in the thread that made it (its routines answer only there)");
   if (w->running) rb_raise(rb_eThreadError, "uvwool: the worker is already running");
   w->running = 1;
   return rb_ensure(run_body, (VALUE)w, run_ensure, (VALUE)w);
@@ -476,6 +479,7 @@ static VALUE worker_init(VALUE self) {
     rb_exc_raise(exc);
   }
   uvw_worker_on_error(w->w, on_error, w);
+  w->thread = uv_thread_self();
   w->open = w->ruby_ok = 1;
   return self;
 }

@@ -13,6 +13,7 @@ typedef struct {
   uv_loop_t loop;
   uv_async_t wake; /* Worker#stop and the unblocking function's way in */
   uvw_worker_t *w;
+  uv_thread_t thread; /* the one that opened it: the C worker answers only there */
   VALUE routines; /* Hash: name => block (one-shot and streaming) */
   VALUE deferred; /* Hash: names of the routines that answer later => true */
   VALUE pending;  /* Hash: Worker::Call objects not answered yet => true */

@@ -39,7 +39,8 @@ typedef struct {
   VALUE self;       /* the Yielder (not marked: it is the object holding this) */
   VALUE fiber, block, args;
   VALUE sent, thrown;      /* what the step brings to the pending yield */
-  uvw_context_t *step_ctx; /* the context the running step was mounted in (borrowed) */
+  uvw_context_t *step_ctx; /* the context the running step runs in (borrowed) */
+  uvw_context_t *last_ctx; /* the context the last step left (a reference) */
   atomic_int refs;         /* the Yielder's and the call's: the call may end
                               without the GVL while another thread collects */
   int answered;            /* the running step has its answer */
@@ -59,7 +60,9 @@ static void stream_mark(void *p) {
 
 static void stream_unref(void *p) {
   rstream_t *s = p;
-  if (atomic_fetch_sub(&s->refs, 1) == 1) free(s); /* not xfree: maybe without the GVL */
+  if (atomic_fetch_sub(&s->refs, 1) != 1) return;
+  uvw_context_unref(s->last_ctx);
+  free(s); /* not xfree: maybe without the GVL */
 }
 
 static const rb_data_type_t yielder_type = {
@@ -192,6 +195,17 @@ static VALUE stream_bring(VALUE p) {
 
 static VALUE stream_resume(VALUE fiber) { return rb_fiber_resume(fiber, 0, NULL); }
 
+/* The context a step's block runs in. The C worker mounts a cancellation
+ * (the caller's close or cancel, which carries no manifest) into a fresh
+ * empty context; the block, told at its yield, runs its rescue and ensure
+ * clauses in the context it left instead, where its tokens reset. NULL:
+ * the step's own. */
+static uvw_context_t *enter_step_context(rstream_t *s, uvw_call_t *call) {
+  uvw_context_t *last = s->last_ctx;
+  if (!uvw_call_cancelled(call) || last == NULL || last == uvw_context_current()) return NULL;
+  return uvw_context_enter(last) == 0 ? last : NULL;
+}
+
 /* What a fiber that suspended outside a yield is raised with, so that its
  * ensure clauses run; if it suspends again it is left to the GC. */
 static VALUE stream_release(VALUE fiber) { return rb_funcall(fiber, rb_intern("raise"), 1, cancelled_error()); }
@@ -214,9 +228,14 @@ static void *stream_step_gvl(void *p) {
   }
   VALUE self = s->self, fiber = s->fiber; /* on the stack: the Yielder may leave the Hash below */
   s->answered = 0;
+  uvw_context_t *entered = enter_step_context(s, st->call);
   s->step_ctx = uvw_context_current();
   rb_protect(stream_resume, fiber, &state); /* FiberError: resumed from another thread */
   VALUE exc = state ? uvwr_worker_take_exception() : Qnil;
+  if (!s->over) { /* suspended at a yield, in step_ctx: where the next cancellation runs */
+    uvw_context_unref(s->last_ctx);
+    s->last_ctx = uvw_context_ref(s->step_ctx);
+  }
   if (!s->answered && !s->over) {
     s->answered = s->over = 1;
     if (!state)
@@ -230,6 +249,7 @@ static void *stream_step_gvl(void *p) {
     }
   }
   s->step_ctx = NULL;
+  if (entered) uvw_context_exit(entered);
   if (s->over || !RTEST(rb_fiber_alive_p(fiber))) rb_hash_delete(st->w->streams, self);
   uvwr_worker_flush_warnings();
   RB_GC_GUARD(fiber);
