@@ -150,9 +150,10 @@ module Uvwool
   end
 
   # Hosts routines written in Ruby on the C worker (uvw_worker_*): the wire,
-  # limits and options of uvwool-worker. Worker#run serves in the calling
-  # thread (without the GVL while it waits) until #stop, an interrupt or
-  # close; each routine's block runs in that thread, in the caller's context.
+  # limits and options of uvwool-worker. Worker#run serves in the thread
+  # that made the worker (without the GVL while it waits) until #stop, an
+  # interrupt or close; each routine's block runs in that thread, in the
+  # caller's context.
   class Worker
     # limits: a Hash of uvw_worker_limits_t fields (max_connections:, ...);
     # on_error: called with a Uvwool::WoolError for each peer error;
