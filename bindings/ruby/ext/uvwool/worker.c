@@ -454,7 +454,7 @@ static VALUE worker_close(VALUE self) {
   w->open = 0;
   rb_thread_call_without_gvl(close_nogvl, w, NULL, NULL);
   rb_hash_clear(w->pending); /* their calls ended with the connections */
-  rb_hash_clear(w->streams); /* their fibers ended at the THROW steps of the close */
+  rb_hash_clear(w->streams); /* ended by the close's THROW steps, or (closed from another thread) left to the GC */
   return Qnil;
 }
 
