@@ -2,8 +2,6 @@
 
 # The Ruby worker of the conformance matrix: the routines every worker hosts
 # (tests/conformance/README.md) on Uvwool::Worker, listening on ARGV[0].
-# The Ruby binding hosts no streaming routines yet: conf.phases and
-# conf.die_after_one are not registered (known.txt).
 require "uvwool"
 
 V = %w[request_id tenant counter value back phase].to_h { |n| [n, Uvwool::ContextVar.new("conf", n)] }
@@ -52,6 +50,30 @@ worker.routine("conf.bind_opaque") do
   V["back"].set(Object.new)
   V["tenant"].set("after-opaque")
   "bound"
+end
+# The token set at the first step is reset at the last one, or at a throw
+# (raised at the pending yield) before the error goes back.
+worker.stream("conf.phases") do |y|
+  token = V["phase"].set("streaming")
+  begin
+    sent = y.yield(1)
+    y.yield("#{sent}/#{V['phase'].get('')}")
+  rescue Uvwool::WoolError => e
+    raise e.message
+  ensure
+    V["phase"].reset(token)
+  end
+  "done"
+end
+# The exit waits ~20 ms so that the first answer is written; a later step is
+# never answered: the process ends there.
+worker.stream("conf.die_after_one") do |y|
+  Thread.new do
+    sleep 0.02
+    exit!(0)
+  end
+  y.yield(1)
+  exit!(0)
 end
 cancelled = 0
 worker.routine("conf.hang", answer: :later) do |call|

@@ -64,6 +64,74 @@ end
 worker.routine("cancelled") { cancelled.join(",") }
 worker.routine("raise_unconvertible") { raise ArgumentError, "nul\0inside" }
 worker.routine("limits") { worker.limits[:max_chains] }
+
+# ---- streaming routines (test_worker_stream.rb) ----
+PHASE = Uvwool::ContextVar.new("t", "phase")
+# A set before the first yield, kept across the steps (each reads the
+# caller's values of that step) and reset after the second one, also when
+# a throw ends the stream at a yield.
+worker.stream("phases") do |y, start|
+  token = PHASE.set(start)
+  begin
+    sent = y.yield(PHASE.get)
+    got = y.yield("#{sent}/#{PHASE.get}/#{REQUEST.get('-')}")
+  ensure
+    PHASE.reset(token)
+  end
+  "reset:#{PHASE.get('-')}:#{got.inspect}"
+end
+# A throw rescued at the yield: the stream goes on.
+worker.stream("catch_throw") do |y|
+  y.yield("ready")
+rescue Uvwool::WoolError => e
+  y.yield("caught #{e.class}: #{e.message} (#{e.code}, #{e.wire_type})")
+  "after the throw"
+end
+worker.stream("fail_on_second") do |y|
+  y.yield("first")
+  REQUEST.set("set-before-raise")
+  raise AppError, "the stream broke"
+end
+# Sums what it is sent until a next (nil); its own tenant per stream.
+worker.stream("tally") do |y, name|
+  total = 0
+  while (n = y.yield("#{name}=#{total}"))
+    total += n
+    TENANT.set("#{name}-#{total}")
+  end
+  "#{name} done at #{total}"
+end
+# Held between its steps; how it ended is logged for stream_endings.
+endings = []
+worker.stream("held") do |y|
+  y.yield("held")
+  y.yield("again")
+rescue Uvwool::WoolError => e
+  endings << "#{e.code}:#{REQUEST.get('-')}"
+  raise
+end
+worker.routine("stream_endings") { endings.join(",") }
+# The step's own context: the caller's chain; a fiber it starts has its own.
+worker.stream("chain_ids") do |y|
+  inner = Fiber.new do
+    TENANT.set("inner fiber")
+    Uvwool.chain_id
+  end.resume
+  y.yield("#{Uvwool.chain_id} #{inner == Uvwool.chain_id} #{TENANT.get('-')}")
+  Uvwool.chain_id
+end
+# Refused: what the block cannot do.
+worker.stream("unconvertible_yield") do |y|
+  y.yield(Object.new)
+rescue Uvwool::SerializationError => e
+  endings << "yield raised #{e.class}"
+  raise
+end
+worker.stream("yield_in_run") { |y| Uvwool.copy_context.run { y.yield(1) } }
+worker.stream("bare_fiber_yield") { Fiber.yield(1) }
+kept = nil
+worker.stream("keep_yielder") { |y| (kept = y) and nil }
+worker.routine("yield_outside") { kept.yield(1) }
 worker.routine("dispatches") { worker.stats[:dispatches] }
 
 worker.listen(ARGV.fetch(0))

@@ -6,9 +6,8 @@ require "rbconfig"
 require "socket"
 require "timeout"
 
-# Routines written in Ruby (Uvwool::Worker, in ruby_worker.rb run as a
-# separate process), dispatched to with the binding's caller API.
-class TestRubyWorker < Minitest::Test
+# ruby_worker.rb run as a separate process (also test_worker_stream.rb's).
+module RubyWorkerHelper
   include UvwoolTestHelper
   include WorkerHelper
 
@@ -20,6 +19,12 @@ class TestRubyWorker < Minitest::Test
   def with_conn
     with_worker { |address, io| Uvwool::Connection.open(address) { |conn| yield conn, io } }
   end
+end
+
+# Routines written in Ruby (Uvwool::Worker, in ruby_worker.rb run as a
+# separate process), dispatched to with the binding's caller API.
+class TestRubyWorker < Minitest::Test
+  include RubyWorkerHelper
 
   def test_values_cross_both_ways
     with_conn do |conn|

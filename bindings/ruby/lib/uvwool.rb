@@ -150,9 +150,10 @@ module Uvwool
   end
 
   # Hosts routines written in Ruby on the C worker (uvw_worker_*): the wire,
-  # limits and options of uvwool-worker. Worker#run serves in the calling
-  # thread (without the GVL while it waits) until #stop, an interrupt or
-  # close; each routine's block runs in that thread, in the caller's context.
+  # limits and options of uvwool-worker. Worker#run serves in the thread
+  # that made the worker (without the GVL while it waits) until #stop, an
+  # interrupt or close; each routine's block runs in that thread, in the
+  # caller's context.
   class Worker
     # limits: a Hash of uvw_worker_limits_t fields (max_connections:, ...);
     # on_error: called with a Uvwool::WoolError for each peer error;
@@ -177,8 +178,17 @@ module Uvwool
     def routine(name, answer: :now, &block)
       raise ArgumentError, "uvwool: answer: must be :now or :later, got #{answer.inspect}" unless %i[now later].include?(answer)
 
-      __routine(name, answer == :later, &block)
+      __routine(name, answer, &block)
     end
+
+    # Register a streaming routine. The block runs in a Fiber of its own,
+    # resumed at each step, with a Worker::Yielder first and the dispatch's
+    # arguments: y.yield(value) answers the step with a Result and returns
+    # what the next step brought (nil for next, the value of a send; a throw,
+    # and the caller's close, cancel or disconnection, raise at it); the
+    # block's value is the last Result, an exception it raises the Exception.
+    # Each step runs in the context the worker mounted for it.
+    def stream(name, &block) = __routine(name, :stream, &block)
 
     def inspect = "#<Uvwool::Worker#{" closed" if closed?}>"
   end

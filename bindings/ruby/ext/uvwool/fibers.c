@@ -25,6 +25,11 @@
  * then gives every fresh fiber its slot, so an unresumed fiber is
  * collectable from the next GC on).
  *
+ * A hosted fiber (uvwr_fiber_host: a streaming routine's) has no task: it
+ * runs in whatever context is current where it is resumed. It still gets
+ * a stack entry (with no task), so the tasks of the fibers it resumes are
+ * left when control comes back to it.
+ *
  * The stack is per native thread (see fstack_t); with it the thread's
  * root fiber (which has no task: it runs in the thread's own context). A
  * switch back to a fiber on the stack or to the root is found by comparing
@@ -44,6 +49,7 @@
 #include <ruby/debug.h>
 
 static ID id_slot;
+static VALUE hosted_slot; /* the slot of every hosted fiber */
 
 /* ---- the per-fiber slot ------------------------------------------------------- */
 
@@ -67,7 +73,7 @@ static void slot_attach(VALUE fiber, uvw_task_t *task) {
 
 typedef struct {
   VALUE fiber; /* pinned by stack_mark: the alive check reads it after a switch */
-  uvw_task_t *task;
+  uvw_task_t *task; /* NULL: a hosted fiber */
   /* The entry holds the fiber's only task reference (the fiber has no slot
    * yet); else the slot has one and the entry its own. */
   int slotless;
@@ -233,6 +239,7 @@ static void unwind_to(size_t keep) {
   /* An entry's fiber is pinned (stacks_mark), so reading it is safe. */
   while (s->depth > keep) {
     entry_t e = s->e[--s->depth];
+    if (e.task == NULL) continue; /* hosted: nothing was entered */
     uvw_task_leave(e.task);
     if (RTEST(rb_fiber_alive_p(e.fiber))) {
       if (e.slotless) slot_attach(e.fiber, e.task); /* the entry's reference goes to the slot */
@@ -253,7 +260,7 @@ static void push(fstack_t *s, entry_t e) {
     s->e = grown;
     s->cap = n;
   }
-  if (uvw_task_enter(e.task) < 0) goto not_entered;
+  if (e.task && uvw_task_enter(e.task) < 0) goto not_entered;
   if (!e.slotless) uvw_task_ref(e.task);
   s->e[s->depth++] = e;
   return;
@@ -283,6 +290,10 @@ static void on_fiber_switch(rb_event_flag_t ev, VALUE data, VALUE self, ID mid, 
   entry_t e;
   if (!fresh_take(s, fiber, &e)) {
     VALUE slot = rb_ivar_get(fiber, id_slot); /* nil (fast) for a fiber never seen */
+    if (slot == hosted_slot) {
+      push(s, (entry_t){fiber, NULL, 0});
+      return;
+    }
     e = (entry_t){fiber, NIL_P(slot) ? NULL : RTYPEDDATA_DATA(slot), NIL_P(slot)};
     /* A fiber made without the allocator forks here; ENOMEM: it runs in
      * whatever context is current, as without uvwool. */
@@ -303,6 +314,10 @@ static VALUE fiber_alloc(VALUE klass) {
   fresh_add(s, fiber, task);
   return fiber;
 }
+
+/* A fiber made with rb_fiber_new (not Fiber.new: no fresh task waits for
+ * it), before its first resume: it runs with no task of its own. */
+void uvwr_fiber_host(VALUE fiber) { rb_ivar_set(fiber, id_slot, hosted_slot); }
 
 /* ---- threads --------------------------------------------------------------------- */
 
@@ -329,6 +344,8 @@ static VALUE unwind_fibers(VALUE self) {
 void uvwr_init_fibers(VALUE mod) {
   rb_define_module_function(rb_const_get(mod, rb_intern("Core")), "unwind_fibers", unwind_fibers, 0);
   id_slot = rb_intern("__uvwool_task__");
+  hosted_slot = rb_obj_freeze(rb_obj_alloc(rb_cObject));
+  rb_gc_register_mark_object(hosted_slot);
   if (pthread_key_create(&stack_key, stack_destroy) != 0) rb_raise(rb_eRuntimeError, "uvwool: pthread_key_create");
   rb_gc_register_mark_object(TypedData_Wrap_Struct(0, &stacks_type, &stacks)); /* non-NULL data: dmark runs */
   /* The fiber that loads uvwool is its thread's root for uvwool. */

@@ -29,6 +29,10 @@ NORETURN(void uvwr_raise(int code));
  * uvw_strerror(code) is the message) with `code` as its #code / #errno. */
 VALUE uvwr_error_new(const uvw_error_t *e, int code);
 
+/* Make fiber (rb_fiber_new'd, never resumed) run with no task of its own,
+ * in the context current wherever it is resumed (fibers.c). */
+void uvwr_fiber_host(VALUE fiber);
+
 void uvwr_init_values(VALUE mod);
 void uvwr_init_errors(VALUE mod);
 void uvwr_init_fibers(VALUE mod);

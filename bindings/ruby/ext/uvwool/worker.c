@@ -12,34 +12,23 @@
  * returns, carries its changes back. No Ruby ever runs on a libuv pool
  * thread: nothing here uses the pool.
  *
- * Routines are one-shot and answer when their block returns (or raises):
- * the loop waits while a block runs. */
+ * One-shot routines answer when their block returns (or raises); streaming
+ * ones are worker_stream.c's. The loop waits while a block runs. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <ruby/thread.h>
 
-#include "uvwool_ruby.h"
+#include "worker.h"
 
-typedef struct {
-  uv_loop_t loop;
-  uv_async_t wake; /* Worker#stop and the unblocking function's way in */
-  uvw_worker_t *w;
-  VALUE routines; /* Hash: name => block */
-  VALUE deferred; /* Hash: names of the routines that answer later => true */
-  VALUE pending;  /* Hash: Worker::Call objects not answered yet => true */
-  VALUE on_error; /* nil or a callable */
-  int open, closed, running;
-  int ruby_ok;    /* callbacks may call Ruby (not from the GC's free) */
-  atomic_int stop_asked, interrupted;
-} rworker_t;
 
 static void worker_mark(void *p) {
   rworker_t *w = p;
   rb_gc_mark(w->routines);
   rb_gc_mark(w->deferred);
   rb_gc_mark(w->pending);
+  rb_gc_mark(w->streams);
   rb_gc_mark(w->on_error);
 }
 
@@ -75,11 +64,12 @@ static VALUE worker_alloc(VALUE klass) {
   w->routines = rb_hash_new();
   w->deferred = rb_hash_new();
   w->pending = rb_hash_new();
+  w->streams = rb_hash_new();
   w->on_error = Qnil;
   return obj;
 }
 
-static rworker_t *worker_of(VALUE self) {
+rworker_t *uvwr_worker_of(VALUE self) {
   rworker_t *w = rb_check_typeddata(self, &worker_type);
   if (!w->open) rb_raise(rb_eIOError, "uvwool: the worker is closed");
   return w;
@@ -108,12 +98,11 @@ typedef struct {
   rhandle_t *handle;
 } rcall_t;
 
-static VALUE call_args(VALUE p) {
-  rcall_t *c = (rcall_t *)p;
-  size_t n = uvw_call_arg_count(c->call);
-  c->args = rb_ary_new_capa((long)n);
-  for (size_t i = 0; i < n; i++) rb_ary_push(c->args, uvwr_from_value(uvw_call_arg(c->call, i)));
-  return Qnil;
+VALUE uvwr_worker_args(uvw_call_t *call) {
+  size_t n = uvw_call_arg_count(call);
+  VALUE args = rb_ary_new_capa((long)n);
+  for (size_t i = 0; i < n; i++) rb_ary_push(args, uvwr_from_value(uvw_call_arg(call, i)));
+  return args;
 }
 
 static rhandle_t *call_new(rworker_t *w, uvw_call_t *call);
@@ -121,7 +110,7 @@ static void handle_raise(rhandle_t *h, VALUE exc);
 
 static VALUE call_block(VALUE p) {
   rcall_t *c = (rcall_t *)p;
-  call_args(p);
+  c->args = uvwr_worker_args(c->call);
   if (RTEST(rb_hash_lookup(c->w->deferred, rb_str_new_cstr(uvw_call_routine(c->call))))) {
     c->handle = call_new(c->w, c->call);
     rb_ary_unshift(c->args, c->handle->self);
@@ -134,7 +123,6 @@ static VALUE call_block(VALUE p) {
   return Qnil;
 }
 
-static VALUE to_value(VALUE p) { return (VALUE)uvwr_to_value(((rcall_t *)p)->result); }
 
 static int add_field(VALUE key, VALUE val, VALUE arg) {
   VALUE k = rb_obj_as_string(key), v = rb_obj_as_string(val);
@@ -170,7 +158,7 @@ static uvw_error_t *error_from_exception(VALUE exc) {
 
 static VALUE build_error(VALUE exc) { return (VALUE)error_from_exception(exc); }
 
-static void raise_exception(uvw_call_t *call, VALUE exc) {
+void uvwr_worker_raise(uvw_call_t *call, VALUE exc) {
   int state = 0;
   uvw_error_t *e = (uvw_error_t *)rb_protect(build_error, exc, &state);
   if (state) { /* a message or field with a NUL byte, a class name that raises */
@@ -181,10 +169,44 @@ static void raise_exception(uvw_call_t *call, VALUE exc) {
   uvw_error_unref(e);
 }
 
+VALUE uvwr_worker_take_exception(void) {
+  VALUE exc = rb_errinfo();
+  rb_set_errinfo(Qnil);
+  /* throw/break out of a block, or an interrupt that is not an exception */
+  if (!RTEST(rb_obj_is_kind_of(exc, rb_eException)))
+    exc = rb_exc_new_cstr(rb_eRuntimeError, "uvwool: the routine left without a value or an exception");
+  return exc;
+}
+
+static VALUE to_value(VALUE value) { return (VALUE)uvwr_to_value(value); }
+
+void uvwr_worker_return(uvw_call_t *call, VALUE value) {
+  int state = 0;
+  uvw_value_t *v = (uvw_value_t *)rb_protect(to_value, value, &state);
+  if (state) { /* a value that cannot cross: the caller gets the conversion's error */
+    uvwr_worker_raise(call, uvwr_worker_take_exception());
+    return;
+  }
+  uvw_call_return(call, v);
+  uvw_value_unref(v);
+}
+
 static VALUE flush_warnings(VALUE unused) {
   (void)unused;
   uvwr_warnings_flush();
   return Qnil;
+}
+
+void uvwr_worker_flush_warnings(void) {
+  int ignored = 0;
+  rb_protect(flush_warnings, Qnil, &ignored);
+  if (ignored) rb_set_errinfo(Qnil);
+}
+
+void uvwr_worker_refuse(uvw_call_t *call) {
+  uvw_error_t *e = uvw_error_new("WoolError", UVW_ECONNRESET, "uvwool: the Ruby worker is being collected");
+  uvw_call_raise(call, e);
+  uvw_error_unref(e);
 }
 
 static void *routine_gvl(void *p) {
@@ -192,38 +214,23 @@ static void *routine_gvl(void *p) {
   int state = 0;
   c->block = rb_hash_aref(c->w->routines, rb_str_new_cstr(uvw_call_routine(c->call)));
   rb_protect(call_block, (VALUE)c, &state);
-  if (!state && c->call == NULL) {
-    /* deferred: the Call answers */
-  } else if (!state) {
-    uvw_value_t *v = (uvw_value_t *)rb_protect(to_value, (VALUE)c, &state);
-    if (!state) {
-      uvw_call_return(c->call, v);
-      uvw_value_unref(v);
-    }
-  }
   if (state) {
-    VALUE exc = rb_errinfo();
-    rb_set_errinfo(Qnil);
-    /* throw/break out of a block, or an interrupt that is not an exception */
-    if (!RTEST(rb_obj_is_kind_of(exc, rb_eException)))
-      exc = rb_exc_new_cstr(rb_eRuntimeError, "uvwool: the routine left without a value or an exception");
+    VALUE exc = uvwr_worker_take_exception();
     if (c->handle)
       handle_raise(c->handle, exc); /* unless the Call answered before */
     else
-      raise_exception(c->call, exc);
+      uvwr_worker_raise(c->call, exc);
+  } else if (c->call) { /* else deferred: the Call answers */
+    uvwr_worker_return(c->call, c->result);
   }
-  int ignored = 0;
-  rb_protect(flush_warnings, Qnil, &ignored); /* a raising Warning handler has no caller here */
-  if (ignored) rb_set_errinfo(Qnil);
+  uvwr_worker_flush_warnings();
   return NULL;
 }
 
 static void on_routine(uvw_call_t *call, void *arg) {
   rworker_t *w = arg;
   if (!w->ruby_ok) {
-    uvw_error_t *e = uvw_error_new("WoolError", UVW_ECONNRESET, "uvwool: the Ruby worker is being collected");
-    uvw_call_raise(call, e);
-    uvw_error_unref(e);
+    uvwr_worker_refuse(call);
     return;
   }
   rcall_t c = {w, call, Qnil, Qnil, Qnil, NULL};
@@ -272,7 +279,7 @@ static uvw_call_t *handle_take(rhandle_t *h) {
 }
 
 static void handle_raise(rhandle_t *h, VALUE exc) {
-  if (h->call) raise_exception(handle_take(h), exc);
+  if (h->call) uvwr_worker_raise(handle_take(h), exc);
 }
 
 static rhandle_t *handle_of(VALUE self) { return rb_check_typeddata(self, &call_type); }
@@ -294,7 +301,7 @@ static VALUE call_return(int argc, VALUE *argv, VALUE self) {
 static VALUE call_raise(VALUE self, VALUE exc) {
   if (!RTEST(rb_obj_is_kind_of(exc, rb_eException)))
     rb_raise(rb_eTypeError, "uvwool: Call#raise expects an Exception, got %" PRIsVALUE, rb_obj_class(exc));
-  raise_exception(handle_take(handle_of(self)), exc);
+  uvwr_worker_raise(handle_take(handle_of(self)), exc);
   return Qnil;
 }
 
@@ -421,7 +428,10 @@ static VALUE run_body(VALUE p) {
 /* run: serve until stop (from a routine or another thread), an interrupt
  * (raised here) or nothing left to serve. */
 static VALUE worker_run(VALUE self) {
-  rworker_t *w = worker_of(self);
+  rworker_t *w = uvwr_worker_of(self);
+  uv_thread_t self_thread = uv_thread_self();
+  if (!uv_thread_equal(&self_thread, &w->thread))
+    rb_raise(rb_eThreadError, "uvwool: a worker runs in the thread that made it (its routines answer only there)");
   if (w->running) rb_raise(rb_eThreadError, "uvwool: the worker is already running");
   w->running = 1;
   return rb_ensure(run_body, (VALUE)w, run_ensure, (VALUE)w);
@@ -444,6 +454,7 @@ static VALUE worker_close(VALUE self) {
   w->open = 0;
   rb_thread_call_without_gvl(close_nogvl, w, NULL, NULL);
   rb_hash_clear(w->pending); /* their calls ended with the connections */
+  rb_hash_clear(w->streams); /* ended by the close's THROW steps, or (closed from another thread) left to the GC */
   return Qnil;
 }
 
@@ -468,66 +479,71 @@ static VALUE worker_init(VALUE self) {
     rb_exc_raise(exc);
   }
   uvw_worker_on_error(w->w, on_error, w);
+  w->thread = uv_thread_self();
   w->open = w->ruby_ok = 1;
   return self;
 }
 
-/* __routine(name, later) { |*args| value }: register a one-shot routine;
- * later: the block gets a Worker::Call first and answers through it. */
-static VALUE worker_routine(VALUE self, VALUE name, VALUE later) {
-  rworker_t *w = worker_of(self);
-  if (!rb_block_given_p()) rb_raise(rb_eArgError, "uvwool: Worker#routine needs a block");
+/* __routine(name, answer) { |*args| ... }: register a routine. answer:
+ * :now (one-shot, the block's value answers), :later (one-shot, the block
+ * gets a Worker::Call first and answers through it) or :stream (streaming,
+ * the block gets a Worker::Yielder first: worker_stream.c). */
+static VALUE worker_routine(VALUE self, VALUE name, VALUE answer) {
+  rworker_t *w = uvwr_worker_of(self);
+  if (!rb_block_given_p()) rb_raise(rb_eArgError, "uvwool: Worker#routine and Worker#stream need a block");
+  int stream = SYMBOL_P(answer) && SYM2ID(answer) == rb_intern("stream");
   name = rb_str_new_frozen(StringValue(name));
   VALUE block = rb_block_proc();
-  check(uvw_worker_register(w->w, StringValueCStr(name), on_routine, w, 0));
+  check(uvw_worker_register(w->w, StringValueCStr(name), stream ? uvwr_worker_stream_step : on_routine, w,
+                            stream ? UVW_ROUTINE_STREAM : 0));
   rb_hash_aset(w->routines, name, block);
-  if (RTEST(later)) rb_hash_aset(w->deferred, name, Qtrue);
+  if (SYMBOL_P(answer) && SYM2ID(answer) == rb_intern("later")) rb_hash_aset(w->deferred, name, Qtrue);
   return self;
 }
 
 static VALUE worker_listen(VALUE self, VALUE address) {
-  check(uvw_worker_listen(worker_of(self)->w, StringValueCStr(address)));
+  check(uvw_worker_listen(uvwr_worker_of(self)->w, StringValueCStr(address)));
   return self;
 }
 
 static VALUE worker_address(VALUE self, VALUE i) {
   char buf[512];
-  check(uvw_worker_address(worker_of(self)->w, NUM2SIZET(i), buf, sizeof(buf)));
+  check(uvw_worker_address(uvwr_worker_of(self)->w, NUM2SIZET(i), buf, sizeof(buf)));
   return rb_utf8_str_new_cstr(buf);
 }
 
 static VALUE worker_set_on_error(VALUE self, VALUE cb) {
-  worker_of(self)->on_error = cb;
+  uvwr_worker_of(self)->on_error = cb;
   return cb;
 }
 
 static VALUE worker_set_socket_mode(VALUE self, VALUE mode) {
-  check(uvw_worker_set_socket_mode(worker_of(self)->w, NUM2UINT(mode)));
+  check(uvw_worker_set_socket_mode(uvwr_worker_of(self)->w, NUM2UINT(mode)));
   return mode;
 }
 
 static VALUE worker_set_socket_group(VALUE self, VALUE gid) {
-  check(uvw_worker_set_socket_group(worker_of(self)->w, NUM2LONG(gid)));
+  check(uvw_worker_set_socket_group(uvwr_worker_of(self)->w, NUM2LONG(gid)));
   return gid;
 }
 
 static VALUE worker_allow_uid(VALUE self, VALUE uid) {
-  check(uvw_worker_allow_uid(worker_of(self)->w, NUM2UINT(uid)));
+  check(uvw_worker_allow_uid(uvwr_worker_of(self)->w, NUM2UINT(uid)));
   return self;
 }
 
 static VALUE worker_allow_gid(VALUE self, VALUE gid) {
-  check(uvw_worker_allow_gid(worker_of(self)->w, NUM2UINT(gid)));
+  check(uvw_worker_allow_gid(uvwr_worker_of(self)->w, NUM2UINT(gid)));
   return self;
 }
 
 static VALUE worker_set_allow_remote(VALUE self, VALUE allow) {
-  check(uvw_worker_set_allow_remote(worker_of(self)->w, RTEST(allow)));
+  check(uvw_worker_set_allow_remote(uvwr_worker_of(self)->w, RTEST(allow)));
   return allow;
 }
 
 static VALUE worker_set_dispatch_timeout(VALUE self, VALUE ms) {
-  uvw_worker_set_dispatch_timeout(worker_of(self)->w, NUM2ULL(ms));
+  uvw_worker_set_dispatch_timeout(uvwr_worker_of(self)->w, NUM2ULL(ms));
   return ms;
 }
 
@@ -539,7 +555,7 @@ static VALUE worker_set_dispatch_timeout(VALUE self, VALUE ms) {
 
 static VALUE worker_limits(VALUE self) {
   uvw_worker_limits_t l;
-  check(uvw_worker_get_limits(worker_of(self)->w, &l));
+  check(uvw_worker_get_limits(uvwr_worker_of(self)->w, &l));
   VALUE h = rb_hash_new();
 #define GET(f) rb_hash_aset(h, ID2SYM(rb_intern(#f)), ULL2NUM(l.f));
   LIMIT_FIELDS(GET)
@@ -550,7 +566,7 @@ static VALUE worker_limits(VALUE self) {
 /* limits=(hash): the fields given change, the others keep what is in force;
  * an unknown key raises ArgumentError, nothing changed. */
 static VALUE worker_set_limits(VALUE self, VALUE hash) {
-  rworker_t *w = worker_of(self);
+  rworker_t *w = uvwr_worker_of(self);
   Check_Type(hash, T_HASH);
   uvw_worker_limits_t l;
   check(uvw_worker_get_limits(w->w, &l));
@@ -574,7 +590,7 @@ static VALUE worker_set_limits(VALUE self, VALUE hash) {
 
 static VALUE worker_stats(VALUE self) {
   uvw_worker_stats_t s;
-  check(uvw_worker_stats(worker_of(self)->w, &s));
+  check(uvw_worker_stats(uvwr_worker_of(self)->w, &s));
   VALUE h = rb_hash_new();
 #define STAT(f) rb_hash_aset(h, ID2SYM(rb_intern(#f)), SIZET2NUM(s.f));
   STAT(connections) STAT(dispatches) STAT(inflight_bytes) STAT(read_buffer_bytes) STAT(write_queue_bytes)
@@ -612,4 +628,6 @@ void uvwr_init_worker(VALUE mod) {
   rb_define_method(cCall, "on_cancel", call_on_cancel, 0);
   rb_define_method(cCall, "answered?", call_answered_p, 0);
   rb_define_method(cCall, "cancelled?", call_cancelled_p, 0);
+
+  uvwr_init_worker_streams(c);
 }
