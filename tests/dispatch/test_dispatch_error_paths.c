@@ -218,6 +218,7 @@ static int d_worker_socket_group(void) { return uvw_worker_set_socket_group(work
 static int d_worker_allow_uid(void) { return uvw_worker_allow_uid(NULL, 1); }
 static int d_worker_allow_gid(void) { return uvw_worker_allow_gid(NULL, 1); }
 static int d_worker_allow_remote(void) { return uvw_worker_set_allow_remote(NULL, 1); }
+static int d_worker_set_ref(void) { return uvw_worker_set_ref(NULL, 0); }
 static int d_worker_address(void) {
   char buf[64];
   return uvw_worker_address(worker, 7, buf, sizeof(buf));
@@ -337,6 +338,7 @@ static const ep_case_t cases[] = {
     C(uvw_worker_allow_uid, d_worker_allow_uid),
     C(uvw_worker_allow_gid, d_worker_allow_gid),
     C(uvw_worker_set_allow_remote, d_worker_allow_remote),
+    C(uvw_worker_set_ref, d_worker_set_ref),
     C(uvw_worker_address, d_worker_address),
     CN(uvw_worker_set_limits, d_worker_set_limits, "max_chains"),
     CN(uvw_worker_set_limits, d_worker_set_limits_null, "limits"),

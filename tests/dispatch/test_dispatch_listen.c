@@ -535,3 +535,28 @@ Test(listen, a_connect_refused_for_a_full_backlog_is_retried_within_the_handshak
   dh_stop(&worker);
   remove(flood_addr + 5);
 }
+
+static void ref_worker_closed(void *arg) { ++*(int *)arg; }
+
+Test(listen, an_unrefd_worker_lets_its_loop_end_for_listeners_made_before_and_after) {
+  uv_loop_t l;
+  uv_loop_init(&l);
+  uvw_worker_t *w;
+  cr_assert_eq(uvw_worker_open(&l, &w), 0);
+  char a1[200], a2[200];
+  dh_pipe_address(a1, sizeof a1);
+  dh_pipe_address(a2, sizeof a2);
+  cr_assert_eq(uvw_worker_listen(w, a1), 0);
+  cr_assert_neq(uv_run(&l, UV_RUN_NOWAIT), 0, "by default a listener keeps the loop alive");
+  cr_assert_eq(uvw_worker_set_ref(w, 0), 0);
+  cr_assert_eq(uv_run(&l, UV_RUN_NOWAIT), 0, "unref'd, the listener holds nothing");
+  cr_assert_eq(uvw_worker_listen(w, a2), 0);
+  cr_assert_eq(uv_run(&l, UV_RUN_NOWAIT), 0, "a listener made after the call is unref'd too");
+  cr_assert_eq(uvw_worker_set_ref(w, 1), 0);
+  cr_assert_neq(uv_run(&l, UV_RUN_NOWAIT), 0, "ref'd again");
+  int closed = 0;
+  uvw_worker_close(w, ref_worker_closed, &closed);
+  uv_run(&l, UV_RUN_DEFAULT);
+  cr_assert_eq(closed, 1);
+  cr_assert_eq(uvw_loop_close(&l), 0);
+}

@@ -6,16 +6,8 @@
 -- with UVWOOL_LUA_CPATH / UVWOOL_LUA_PATH naming this build's module and
 -- layer, UVWOOL_WORKER and UVWOOL_TEST_ROUTINES the worker and its routines
 -- (tests/dispatch/routines.c).
-package.cpath = os.getenv("UVWOOL_LUA_CPATH") .. ";" .. package.cpath
-package.path = os.getenv("UVWOOL_LUA_PATH") .. ";" .. package.path
-
-local failures = 0
-local function check(cond, what)
-  if not cond then
-    failures = failures + 1
-    io.stderr:write("FAIL ", what, "\n")
-  end
-end
+local t = dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "nvim_helpers.lua")
+local check = t.check
 local function show(t)
   local parts = {}
   for i = 1, #t do parts[i] = tostring(t[i]) end
@@ -107,13 +99,8 @@ local ok, err = pcall(function()
   check(not cok and type(cerr) == "table" and cerr.code ~= nil and cerr:is_a("WoolError"),
     "dispatch on a closed connection raises a WoolError: " .. tostring(cerr))
 end)
-if not ok then
-  failures = failures + 1
-  io.stderr:write("ERROR ", tostring(err), "\n")
-end
 if worker and worker.pid and not worker.exited then
   uv.kill(worker.pid, "sigterm")
   vim.wait(5000, function() return worker.exited end, 5)
 end
-io.stderr:write(("nvim dispatch test: %d failure(s)\n"):format(failures))
-os.exit(failures == 0 and 0 or 1)
+t.finish("nvim dispatch test", ok, err)

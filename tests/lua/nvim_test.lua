@@ -3,16 +3,8 @@
 -- timer and fs callbacks, with callback errors going to Neovim's handler.
 -- Run as: nvim --headless -u NONE -i NONE -n -c "luafile tests/lua/nvim_test.lua"
 -- with UVWOOL_LUA_CPATH / UVWOOL_LUA_PATH naming this build's module and layer.
-package.cpath = os.getenv("UVWOOL_LUA_CPATH") .. ";" .. package.cpath
-package.path = os.getenv("UVWOOL_LUA_PATH") .. ";" .. package.path
-
-local failures = 0
-local function check(cond, what)
-  if not cond then
-    failures = failures + 1
-    io.stderr:write("FAIL ", what, "\n")
-  end
-end
+local t = dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "nvim_helpers.lua")
+local check = t.check
 
 local ok, err = pcall(function()
   local wool = require "uvwool"
@@ -79,9 +71,4 @@ local ok, err = pcall(function()
         tostring(s.after_timer), tostring(s.fs), tostring(s.after_fs), tostring(s.size)))
   end
 end)
-if not ok then
-  failures = failures + 1
-  io.stderr:write("ERROR ", tostring(err), "\n")
-end
-io.stderr:write(("nvim test: %d failure(s)\n"):format(failures))
-os.exit(failures == 0 and 0 or 1)
+t.finish("nvim test", ok, err)

@@ -28,19 +28,13 @@
 #include "env.h"
 #include "errors_js.h"
 
-/* The listening handles a worker can unref: found by diffing the loop's
- * handles around uvw_worker_listen (the C worker keeps them private). */
-#define MAX_LISTENERS 16
-
 typedef struct nworker_s {
   napi_env env;
   uvw_worker_t *w;
   napi_ref self;   /* the JS Worker, strong while listening; else NULL */
   napi_ref closer; /* what on_worker_closed settles, or NULL */
   napi_async_context async;
-  uv_handle_t *listeners[MAX_LISTENERS];
-  size_t nlisteners, naddresses;
-  int unrefd;      /* listeners do not keep the loop alive */
+  size_t naddresses;
   int closing, closed, collected, env_gone;
   struct route_s *routes; /* freed at close */
 } nworker_t;
@@ -514,62 +508,18 @@ static napi_value worker_register(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-typedef struct {
-  uv_handle_t **seen;
-  size_t n, cap;
-} handle_list_t;
-
-static void collect_handle(uv_handle_t *h, void *arg) {
-  handle_list_t *l = arg;
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 64;
-    uv_handle_t **grown = realloc(l->seen, cap * sizeof *grown);
-    if (grown == NULL) return;
-    l->seen = grown, l->cap = cap;
-  }
-  l->seen[l->n++] = h;
-}
-
-static int handle_listed(const handle_list_t *l, const uv_handle_t *h) {
-  for (size_t i = 0; i < l->n; i++)
-    if (l->seen[i] == h) return 1;
-  return 0;
-}
-
-/* The stream handles listen created: every one not on the loop before. */
-static void note_listeners(nworker_t *wk, uv_loop_t *loop, const handle_list_t *before) {
-  handle_list_t after = {0};
-  uv_walk(loop, collect_handle, &after);
-  for (size_t i = 0; i < after.n && wk->nlisteners < MAX_LISTENERS; i++) {
-    uv_handle_t *h = after.seen[i];
-    if ((h->type == UV_NAMED_PIPE || h->type == UV_TCP) && !handle_listed(before, h)) {
-      wk->listeners[wk->nlisteners++] = h;
-      if (wk->unrefd) uv_unref(h);
-    }
-  }
-  free(after.seen);
-}
-
 /* workerListen(handle, address, worker object) -> the address as bound. */
 static napi_value worker_listen(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3], out;
   char *address = NULL, bound[512];
-  uv_loop_t *loop;
-  handle_list_t before = {0};
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   nworker_t *wk = nworker_of(env, argv[0]);
   if (wk == NULL) return NULL;
-  CHECK(napi_get_uv_event_loop(env, &loop));
   if (uvwn_get_utf8(env, argv[1], &address) < 0) return uvwn_fail(env, UVW_ENOMEM, "%s", "uvwool: out of memory");
-  uv_walk(loop, collect_handle, &before);
   int rc = uvw_worker_listen(wk->w, address);
   free(address);
-  if (rc == 0) {
-    note_listeners(wk, loop, &before);
-    rc = uvw_worker_address(wk->w, wk->naddresses++, bound, sizeof bound);
-  }
-  free(before.seen);
+  if (rc == 0) rc = uvw_worker_address(wk->w, wk->naddresses++, bound, sizeof bound);
   if (rc < 0) return uvwn_throw_last(env);
   if (wk->self == NULL) CHECK(napi_create_reference(env, argv[2], 1, &wk->self));
   CHECK(napi_create_string_utf8(env, bound, NAPI_AUTO_LENGTH, &out));
@@ -600,9 +550,7 @@ static napi_value worker_ref(napi_env env, napi_callback_info info) {
   nworker_t *wk = nworker_of(env, argv[0]);
   if (wk == NULL) return NULL;
   CHECK(napi_get_value_bool(env, argv[1], &ref));
-  wk->unrefd = !ref;
-  for (size_t i = 0; i < wk->nlisteners; i++) ref ? uv_ref(wk->listeners[i]) : uv_unref(wk->listeners[i]);
-  return NULL;
+  return uvw_worker_set_ref(wk->w, ref) < 0 ? uvwn_throw_last(env) : NULL;
 }
 
 #define LIMIT_FIELDS(X)                                                                                                \

@@ -107,6 +107,11 @@ int uvw_worker_allow_gid(uvw_worker_t *w, uint32_t gid);
  * a transport that authenticates and encrypts (a TLS terminator,
  * WireGuard, a service mesh; docs/dispatch.md). 0 or UVW_EINVAL (w NULL). */
 int uvw_worker_set_allow_remote(uvw_worker_t *w, int allow);
+/* Whether the worker's listeners keep its loop alive: yes (1) by default.
+ * With 0 (uv_unref's rule, for listeners made before and after) the loop
+ * may end while no caller is connected; an accepted connection still holds
+ * it. 0 or UVW_EINVAL (w NULL). Loop thread. */
+int uvw_worker_set_ref(uvw_worker_t *w, int ref);
 /* The i-th listening address as actually bound ("tcp:127.0.0.1:40123"),
  * written NUL-terminated into buf. 0, UVW_EINVAL (no such listener,
  * buffer too small). */

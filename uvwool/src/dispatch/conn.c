@@ -104,12 +104,13 @@ static void update_ref(uvw_conn_t *c) {
     else uv_unref(hs[i]);
 }
 
+/* Only an unref'd connection's handles change with the count. */
 static void pending_add(uvw_conn_t *c) {
-  if (c->pending++ == 0) update_ref(c);
+  if (c->pending++ == 0 && c->unref) update_ref(c);
 }
 
 static void pending_drop(uvw_conn_t *c) {
-  if (--c->pending == 0) update_ref(c);
+  if (--c->pending == 0 && c->unref) update_ref(c);
 }
 
 static void ack_list_remove(uvw_conn_t *c, uvw_dispatch_t *d) {

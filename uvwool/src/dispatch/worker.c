@@ -374,12 +374,19 @@ static void describe(uvw__listener_t *l, const uvw__addr_t *a) {
   snprintf(l->address, sizeof(l->address), "tcp:%s:%d", ip, port);
 }
 
+static void listener_update_ref(const uvw_worker_t *w, uvw__listener_t *l) {
+  uv_handle_t *h = (uv_handle_t *)&l->link.h;
+  if (w->listeners_unref) uv_unref(h);
+  else uv_ref(h);
+}
+
 /* Adopt a listener that is bound and listening. */
 static void listener_publish(uvw_worker_t *w, uvw__listener_t *l) {
   /* Keep them in the order they were added: uvw_worker_address(i). */
   uvw__listener_t **p = &w->listeners;
   while (*p) p = &(*p)->next;
   *p = l;
+  listener_update_ref(w, l);
 }
 
 static uvw__listener_t *listener_new(uvw_worker_t *w, int is_pipe, int *rc) {
@@ -601,6 +608,13 @@ int uvw_worker_allow_gid(uvw_worker_t *w, uint32_t gid) {
 int uvw_worker_set_allow_remote(uvw_worker_t *w, int allow) {
   if (w == NULL) return uvw__error_arg(__func__, "w", "is NULL");
   w->allow_remote = allow != 0;
+  return 0;
+}
+
+int uvw_worker_set_ref(uvw_worker_t *w, int ref) {
+  if (w == NULL) return uvw__error_arg(__func__, "w", "is NULL");
+  w->listeners_unref = !ref;
+  for (uvw__listener_t *l = w->listeners; l; l = l->next) listener_update_ref(w, l);
   return 0;
 }
 

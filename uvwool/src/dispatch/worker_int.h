@@ -25,6 +25,7 @@ struct uvw_worker_s {
   uvw__routine_t *routines;
   size_t nroutines;
   uvw__listener_t *listeners;
+  int listeners_unref; /* uvw_worker_set_ref(w, 0) */
   uvw__wconn_t *conns;
   uvw_worker_error_cb on_error;
   void *on_error_arg;
