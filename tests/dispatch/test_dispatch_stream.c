@@ -175,3 +175,35 @@ Test(stream, a_refused_stream_reports_the_refusal_at_its_first_step) {
   dh_reply_clear(&r);
   dh_close();
 }
+
+/* A step's callback that makes the next step and closes the stream (what
+ * an async iterator does when the loop body breaks after a value): the
+ * next step is cancelled from the loop, once, after that callback returned,
+ * and the stream is freed only after that second callback (a double free
+ * and a read of freed memory before the fix; ASan and valgrind watch it). */
+static dh_reply_t first_of_two, cancelled_second;
+
+static void step_then_close(uvw_dispatch_t *d, const uvw_reply_t *r, void *arg) {
+  dh_record(d, r, arg);
+  cr_assert_eq(uvw_dispatch_next(d, dh_record, &cancelled_second), 0);
+  uvw_dispatch_close(d);
+  cr_assert_eq(cancelled_second.calls, 0, "the callback ran inside uvw_dispatch_close");
+}
+
+Test(stream, closing_inside_a_step_callback_with_the_next_step_pending_cancels_it_later) {
+  dh_open("pipe", NULL);
+  uvw_dispatch_t *d;
+  cr_assert_eq(uvw_conn_dispatch_stream(conn, "hang_after_one", NULL, 0, NULL, &d), 0);
+  cr_assert_eq(uvw_dispatch_next(d, step_then_close, &first_of_two), 0);
+  dh_run_until(&loop, &cancelled_second.calls, 1, 30000);
+  cr_assert_eq(first_of_two.calls, 1);
+  cr_assert_eq(first_of_two.status, 0);
+  cr_assert_str_eq(first_of_two.value, "one");
+  cr_assert_eq(cancelled_second.calls, 1);
+  cr_assert_eq(cancelled_second.status, UVW_ECANCELED);
+  cr_assert(cancelled_second.done);
+  cr_assert_eq(uvw_conn_pending(conn), 0);
+  dh_reply_clear(&first_of_two);
+  dh_reply_clear(&cancelled_second);
+  dh_close();
+}

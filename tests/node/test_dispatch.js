@@ -190,6 +190,19 @@ test('breaking out of a stream closes it; a second step while one is pending is 
   t.close();
 });
 
+test('return() with a step pending rejects that step UVW_ECANCELED, once; the connection closes cleanly', async () => {
+  // The step after a value was made from inside the previous step's reply
+  // (microtasks run there): the stream used to be freed twice.
+  const c = connect(worker.address);
+  const s = c.stream('hang_after_one');
+  assert.equal((await s.next()).value, 'one');
+  const pending = s.next();
+  assert.deepEqual(await s.return(), { value: undefined, done: true });
+  await assert.rejects(pending, (e) => e instanceof uvwool.WoolError && e.code === 'UVW_ECANCELED');
+  assert.deepEqual(await s.next(), { value: undefined, done: true });
+  await c.close();
+});
+
 test('closing a connection rejects what it still waits for, then refuses dispatches', async () => {
   const c = connect(worker.address);
   const hanging = c.dispatch('hang');

@@ -199,7 +199,9 @@ static void deliver(uvw_dispatch_t *d, const uvw_frame_t *f, int status, uvw_val
   uvw__frame_end(&fr);
   uvw__capture_release(ctx, task);
   uvw_error_unref(held);
-  if (d->in_cb == 0 && ((!d->stream && done) || d->closed)) dispatch_free(d);
+  /* The callback may have made the next step and closed the stream: that
+   * step's reply is deferred, and the drain frees d after delivering it. */
+  if (d->in_cb == 0 && !d->deferred && ((!d->stream && done) || d->closed)) dispatch_free(d);
 }
 
 static void deliver_error(uvw_dispatch_t *d, int status, const uvw_error_t *e) {
