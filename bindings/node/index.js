@@ -166,12 +166,25 @@ class ContextVar {
     this.name = name;
     this._hasDefault = hasDefault;
     this._default = hasDefault ? options.default : undefined;
+    this._seenRoot = undefined; // get()'s one-entry cache (never a root: roots are null or nodes)
+    this._seenValue = NOT_FOUND;
   }
 
   get(fallback) {
     const s = als.getStore() ?? BASE;
     if (s.chain !== null && s.chain.owner !== s.task) guardSlow(s, 'get', this);
-    const v = trie.lookup(s.root, this._id);
+    // The last lookup, by trie root: tries are persistent (a write makes a
+    // new root, nothing is changed in place), so a root maps this
+    // variable to one value forever. Saves the walk on repeated reads; the
+    // price is that the last value read stays reachable until the next
+    // read of this variable under another root.
+    let v;
+    if (this._seenRoot === s.root) v = this._seenValue;
+    else {
+      v = trie.lookup(s.root, this._id);
+      this._seenRoot = s.root;
+      this._seenValue = v;
+    }
     if (v !== NOT_FOUND) return v;
     if (arguments.length > 0) return fallback;
     if (this._hasDefault) return this._default;
