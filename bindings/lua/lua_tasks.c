@@ -246,8 +246,9 @@ static int captured_call(lua_State *L) {
   return lua_gettop(L);
 }
 
-int uvwl_capture(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
+/* Pushes a capture of the callable at idx (absolute). */
+static void push_capture(lua_State *L, int idx) {
+  lua_pushvalue(L, idx);
   capture_t *c = lua_newuserdata(L, sizeof *c);
   c->ctx = NULL;
   c->task = NULL;
@@ -262,18 +263,63 @@ int uvwl_capture(lua_State *L) {
   c->ctx = uvw_context_copy_current();
   if (c->ctx == NULL) {
     uvwl_push_error(L, UVW_ENOMEM);
-    return lua_error(L);
+    lua_error(L); /* does not return */
   }
   c->task = uvw_task_ref(uvw_task_current());
   lua_pushcclosure(L, captured_call, 2);
+}
+
+int uvwl_capture(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  push_capture(L, 1);
   return 1;
 }
 
-/* is_capture(f): f is a closure made by capture (never wrap twice). */
-int uvwl_is_capture(lua_State *L) {
-  lua_pushboolean(L, lua_tocfunction(L, 1) == captured_call);
+/* A table or userdata that can be called (a __call metamethod). */
+static int is_callable_object(lua_State *L, int idx) {
+  int t = lua_type(L, idx);
+  if ((t != LUA_TTABLE && t != LUA_TUSERDATA) || !lua_getmetatable(L, idx)) return 0;
+  int callable = 0;
+  if (lua_istable(L, -1)) {
+    lua_pushliteral(L, "__call");
+    lua_rawget(L, -2);
+    callable = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return callable;
+}
+
+/* The wrapper of a luv function that registers callbacks (upvalue 1): each
+ * function argument that is not a capture already, and each callable table
+ * or userdata, is replaced by a capture in place, then the luv function is
+ * called with the same arguments and its results returned. In C, not Lua:
+ * a Lua wrapper packs and unpacks the arguments in a table per call, which
+ * cost more than the capture itself on a timer restarted from its own
+ * callback. */
+static int wrapped_call(lua_State *L) {
+  int n = lua_gettop(L);
+  for (int i = 1; i <= n; i++) {
+    int is_fn = lua_type(L, i) == LUA_TFUNCTION;
+    if (is_fn ? lua_tocfunction(L, i) != captured_call : is_callable_object(L, i)) {
+      push_capture(L, i);
+      lua_replace(L, i);
+    }
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, n, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* wrap(f): the capturing wrapper of the luv function f. */
+int uvwl_wrap(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_pushcclosure(L, wrapped_call, 1);
   return 1;
 }
+
 
 /* cfunction_key(f): a key naming f's C function (lightuserdata), nil for a
  * Lua function. LuaJIT makes a distinct function object per push of one C

@@ -58,7 +58,7 @@ int uvwl_token_old_value(lua_State *L);
 int uvwl_task_coroutine(lua_State *L);
 int uvwl_task_id(lua_State *L);
 int uvwl_capture(lua_State *L);
-int uvwl_is_capture(lua_State *L);
+int uvwl_wrap(lua_State *L);
 int uvwl_cfunction_key(lua_State *L);
 int uvwl_fork_text(lua_State *L);
 int uvwl_run_in_text(lua_State *L);

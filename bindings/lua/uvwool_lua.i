@@ -87,6 +87,24 @@ int uvwl_chain_id(lua_State *L) {
 /* The getter of one variable: get(self[, fallback]) with the variable as
  * upvalue 1 and its ContextVar table as upvalue 2, so var:get() costs one C
  * call (no SWIG pointer check, no Lua layer, no conversion of fallback). */
+/* A getter's last string read (upvalue 3; its Lua string is upvalue 4).
+ * Values are immutable and the reference held keeps the address from being
+ * reused, so the same pointer means the same bytes: a repeated read pushes
+ * the Lua string it made before instead of hashing and interning the bytes
+ * again. The price: that value stays alive until the next read of this
+ * variable returns another string, or the ContextVar is collected. */
+#define UVWL_SEEN_MT "uvwool.SeenValue"
+typedef struct {
+  uvw_value_t *value;
+} uvwl_seen_t;
+
+static int uvwl_seen_gc(lua_State *L) {
+  uvwl_seen_t *seen = lua_touserdata(L, 1);
+  uvw_value_unref(seen->value);
+  seen->value = NULL;
+  return 0;
+}
+
 static int uvwl_var_get(lua_State *L) {
   uvw_var_t *var = lua_touserdata(L, lua_upvalueindex(1));
   if (!lua_rawequal(L, 1, lua_upvalueindex(2)))
@@ -101,6 +119,18 @@ static int uvwl_var_get(lua_State *L) {
     lua_pushvalue(L, 2);
     return 1;
   }
+  uvw_value_kind_t kind = uvw_value_kind(out);
+  if (kind == UVW_VALUE_STRING || kind == UVW_VALUE_BYTES) {
+    uvwl_seen_t *seen = lua_touserdata(L, lua_upvalueindex(3));
+    if (seen->value != out) {
+      lua_pushlstring(L, (const char *)uvw_value_data(out), uvw_value_len(out));
+      lua_replace(L, lua_upvalueindex(4));
+      uvw_value_unref(seen->value);
+      seen->value = uvw_value_ref(out);
+    }
+    lua_pushvalue(L, lua_upvalueindex(4));
+    return 1;
+  }
   if (!uvwl_push_value(L, out)) return lua_error(L);
   return 1;
 }
@@ -111,7 +141,15 @@ static int uvwl_getter(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_pushlightuserdata(L, var);
   lua_pushvalue(L, 2);
-  lua_pushcclosure(L, uvwl_var_get, 2);
+  uvwl_seen_t *seen = lua_newuserdata(L, sizeof *seen);
+  seen->value = NULL;
+  if (luaL_newmetatable(L, UVWL_SEEN_MT)) {
+    lua_pushcfunction(L, uvwl_seen_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  lua_pushnil(L);
+  lua_pushcclosure(L, uvwl_var_get, 4);
   return 1;
 }
 
@@ -197,7 +235,7 @@ static int uvwl_missing(lua_State *L) {
 %native(task_coroutine) int uvwl_task_coroutine(lua_State *L);
 %native(task_id) int uvwl_task_id(lua_State *L);
 %native(capture) int uvwl_capture(lua_State *L);
-%native(is_capture) int uvwl_is_capture(lua_State *L);
+%native(wrap) int uvwl_wrap(lua_State *L);
 %native(cfunction_key) int uvwl_cfunction_key(lua_State *L);
 %native(fork_text) int uvwl_fork_text(lua_State *L);
 %native(run_in_text) int uvwl_run_in_text(lua_State *L);

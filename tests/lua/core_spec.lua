@@ -90,6 +90,28 @@ describe("ContextVar", function()
     assert.are.equal("LookupError", raises(v.get, v).class)
   end)
 
+  it("get returns each context's string when reads alternate between contexts", function()
+    -- get remembers the last string it pushed, by value identity: equal
+    -- bytes in another value, or another value in the same context, must
+    -- never come back stale.
+    local v = var()
+    local t = v:set("outer")
+    local inner = wool.copy_context()
+    inner:run(function() v:set("inner") end)
+    for _ = 1, 3 do
+      assert.are.equal("outer", v:get())
+      assert.are.equal("inner", inner:run(function() return v:get() end))
+    end
+    local t2 = v:set("outer") -- equal bytes, another value
+    assert.are.equal("outer", v:get())
+    v:set("\0bytes\255")
+    assert.are.equal("\0bytes\255", v:get())
+    v:set(42)
+    assert.are.equal(42, v:get())
+    v:reset(t2)
+    v:reset(t)
+  end)
+
   it("a used token is rejected and changes nothing", function()
     local v = var()
     v:set("a")

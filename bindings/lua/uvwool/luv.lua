@@ -24,8 +24,6 @@
 -- context there encoded; the raw luv functions are listed in M.UNFINISHED.
 local core = require "uvwool_core"
 
-local unpack = table.unpack or unpack
-
 local M = {}
 
 local function words(s)
@@ -93,34 +91,19 @@ M.NO_CALLBACK = words [[
   unref update_time uptime version version_string
 ]]
 
-local capture, is_capture = core.capture, core.is_capture
+local capture = core.capture
 
 -- Calls f(...) in the context (and task) current now, wherever it is
 -- called from later: the capture every wrapper makes.
 M.capture = capture
 
-local function callable_table(a)
-  local mt = type(a) == "table" and getmetatable(a)
-  return mt and type(mt) == "table" and mt.__call ~= nil
-end
-
 -- wrapper -> original, weak: recognises our own wrappers (never twice).
 local originals = setmetatable({}, {__mode = "k"})
 
+-- The wrapper (C, lua_tasks.c): each function argument that is not a
+-- capture already, and each callable table or userdata, becomes a capture.
 local function make_wrapper(orig)
-  local w = function(...)
-    local n = select("#", ...)
-    local args = {...}
-    for i = 1, n do
-      local a = args[i]
-      if type(a) == "function" then
-        if not is_capture(a) then args[i] = capture(a) end
-      elseif callable_table(a) then
-        args[i] = capture(function(...) return a(...) end)
-      end
-    end
-    return orig(unpack(args, 1, n))
-  end
+  local w = core.wrap(orig)
   originals[w] = orig
   return w
 end
