@@ -103,6 +103,10 @@ declare class Peer {
   dispatchWith(options: DispatchOptions, routine: string, ...args: WireValue[]): Promise<WireValue>;
   /** A streaming routine; steps run when iterated. */
   stream(routine: string, ...args: WireValue[]): Stream;
+  /** stream() with its Task's handshake bound and an AbortSignal (aborting
+   *  ends the stream as return() does: a pending step rejects with
+   *  'UVW_ECANCELED' and the worker is told). */
+  streamWith(options: DispatchOptions, routine: string, ...args: WireValue[]): Stream;
   /** Rejects what still waits ('UVW_ECANCELED'), then closes. Idempotent. */
   close(): Promise<void>;
   readonly closed: boolean;

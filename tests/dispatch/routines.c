@@ -247,6 +247,20 @@ static void timeout_seen(uvw_call_t *call, void *arg) {
   uvw_value_unref(v);
 }
 
+/* timeout_seen_stream (stream): timeout_seen's answer at every step. */
+static void timeout_seen_stream(uvw_call_t *call, void *arg) {
+  (void)arg;
+  if (uvw_call_step(call) == UVW_STEP_THROW) {
+    uvw_call_return(call, NULL);
+    return;
+  }
+  uint64_t ms;
+  int given = uvw_call_dispatch_timeout(call, &ms);
+  uvw_value_t *v = uvw_value_int(given ? (int64_t)ms : -1);
+  uvw_call_yield(call, v);
+  uvw_value_unref(v);
+}
+
 /* declare_and_get(ns, name): declares the variable here (taking over a stub
  * the caller's manifest created) and returns its value, or "-". */
 static void declare_and_get(uvw_call_t *call, void *arg) {
@@ -404,6 +418,7 @@ int uvwool_worker_init(uvw_worker_t *w) {
       {"offload_to_thread", offload_to_thread, 0},
       {"sleep", sleep_routine, 0},
       {"timeout_seen", timeout_seen, 0},
+      {"timeout_seen_stream", timeout_seen_stream, UVW_ROUTINE_STREAM},
       {"declare_and_get", declare_and_get, 0},
       {"bind_unserializable", bind_unserializable, 0},
       {"whoami", whoami, 0},

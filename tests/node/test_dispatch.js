@@ -340,6 +340,41 @@ test('unref(): the process ends with the connection idle, never before an awaite
   }
 });
 
+test('streamWith: the handshake bound travels with the Task; an AbortSignal ends the stream', async () => {
+  const plain = conn.stream('timeout_seen_stream');
+  assert.equal((await plain.next()).value, 5000, "the connection's default");
+  plain.close();
+  const bounded = conn.streamWith({ timeoutMs: 4321 }, 'timeout_seen_stream');
+  assert.equal((await bounded.next()).value, 4321);
+  bounded.close();
+
+  const ac = new AbortController();
+  const s = conn.streamWith({ signal: ac.signal }, 'hang_after_one');
+  assert.equal((await s.next()).value, 'one');
+  const pending = s.next();
+  ac.abort();
+  await assert.rejects(pending, (e) => e instanceof uvwool.WoolError && e.code === 'UVW_ECANCELED');
+  assert.deepEqual(await s.next(), { value: undefined, done: true }, 'later steps: done');
+  ac.abort(); // a second abort does nothing
+
+  // A stream that ended first drops its listener: a later abort changes nothing.
+  const later = new AbortController();
+  const t = conn.streamWith({ signal: later.signal }, 'counter_stream');
+  assert.equal((await t.next()).done, false);
+  t.close();
+  later.abort();
+  assert.deepEqual(await t.next(), { value: undefined, done: true });
+
+  const gone = new AbortController();
+  gone.abort(new Error('before sending'));
+  const never = conn.streamWith({ signal: gone.signal }, 'hang_after_one');
+  await assert.rejects(never.next(), { message: 'before sending' });
+  assert.deepEqual(await never.next(), { value: undefined, done: true });
+  assert.throws(() => conn.streamWith(null, 'counter_stream'), { name: 'TypeError', code: 'UVW_EINVAL' });
+  assert.throws(() => conn.streamWith({ signal: {} }, 'counter_stream'), { name: 'TypeError', code: 'UVW_EINVAL' });
+  assert.throws(() => conn.streamWith({ timeoutMs: -1 }, 'counter_stream'), { name: 'TypeError', code: 'UVW_EINVAL' });
+});
+
 test('dispatchWith: a per-dispatch handshake bound travels to the worker; an AbortSignal cancels', async () => {
   assert.equal(await conn.dispatch('timeout_seen'), 5000, "the connection's default");
   assert.equal(await conn.dispatchWith({ timeoutMs: 1234 }, 'timeout_seen'), 1234);

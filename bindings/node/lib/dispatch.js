@@ -128,15 +128,32 @@ module.exports = function makeDispatch(core) {
 
     // A streaming routine: an async iterator of what it yields.
     stream(routine, ...args) {
+      return this._stream(NO_OPTIONS, routine, args);
+    }
+
+    // stream() with options: timeoutMs (the handshake bound of the
+    // stream's Task) and signal (an AbortSignal: aborting ends the stream
+    // as return() does, a pending step rejecting with 'UVW_ECANCELED' and
+    // the worker told; already aborted, nothing is sent and the first step
+    // rejects with the signal's reason).
+    streamWith(options, routine, ...args) {
+      return this._stream(checkDispatchOptions(options), routine, args);
+    }
+
+    _stream(options, routine, args) {
       errors.checkRoutineName(routine);
+      const { signal, timeoutMs } = options;
+      if (signal !== undefined && signal.aborted) return new Stream(this, null, routine, signal.reason);
       let handle = null;
       let failure = null;
       try {
-        handle = binding.streamOpen(this._handle, routine, args);
+        handle = binding.streamOpen(this._handle, routine, args, timeoutMs);
       } catch (e) {
         failure = e;
       }
-      return new Stream(this, handle, routine, failure);
+      const stream = new Stream(this, handle, routine, failure);
+      if (signal !== undefined && handle !== null) stream._closeOnAbort(signal);
+      return stream;
     }
 
     // Closes; dispatches still waiting are rejected with 'UVW_ECANCELED'.
@@ -190,6 +207,7 @@ module.exports = function makeDispatch(core) {
       this._failure = failure;
       this._pending = false;
       this._done = handle === null && failure === null;
+      this._unlisten = null; // removes the abort listener of streamWith's signal
     }
 
     // next() advances; next(v) with a value is send(v), as a generator's.
@@ -218,6 +236,16 @@ module.exports = function makeDispatch(core) {
     close() {
       if (this._handle !== null && !this._done) binding.streamClose(this._handle);
       this._done = true;
+      if (this._unlisten !== null) {
+        this._unlisten();
+        this._unlisten = null;
+      }
+    }
+
+    _closeOnAbort(signal) {
+      const onAbort = () => this.close();
+      signal.addEventListener('abort', onAbort, { once: true });
+      this._unlisten = () => signal.removeEventListener('abort', onAbort);
     }
 
     [Symbol.asyncIterator]() {

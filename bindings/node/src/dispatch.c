@@ -240,19 +240,23 @@ static void stream_finalize(napi_env env, void *data, void *hint) {
   free(s);
 }
 
-/* streamOpen(handle, routine, args) -> stream handle (the Task is sent). */
+/* streamOpen(handle, routine, args, timeoutMs) -> stream handle (the Task
+ * is sent; timeoutMs 0: the connection's handshake bound). */
 static napi_value stream_open(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], out;
+  size_t argc = 4;
+  napi_value argv[4], out;
   char *routine = NULL;
   uint32_t n = 0;
+  int64_t timeout;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(napi_get_value_int64(env, argv[3], &timeout));
   uvw_conn_t *conn = uvwn_peer_conn(env, argv[0]);
   if (conn == NULL) return NULL;
   if (uvwn_get_utf8(env, argv[1], &routine) < 0) return uvwn_fail(env, UVW_ENOMEM, "%s", "uvwool: out of memory");
   uvw_value_t **args = values_of(env, argv[2], &n);
   stream_t *s = args ? calloc(1, sizeof *s) : NULL;
-  int rc = s ? uvw_conn_dispatch_stream(conn, routine, args, n, NULL, &s->d) : -1;
+  uvw_dispatch_opts_t opts = {.dispatch_timeout_ms = timeout > 0 ? (uint64_t)timeout : 0};
+  int rc = s ? uvw_conn_dispatch_stream(conn, routine, args, n, &opts, &s->d) : -1;
   free(routine);
   values_free(args, n);
   if (rc < 0) {
