@@ -302,10 +302,15 @@ static void whoami(uvw_call_t *call, void *arg) {
 }
 
 /* hang_after_one (stream): step 1 sets tenant "from-step-1" and yields
- * "one"; step 2 never answers (the test kills the worker there). */
+ * "one"; step 2 answers only its cancellation (raising, which ends the
+ * call), as open-ended work should: the tests kill the worker there or
+ * cancel the step. */
 static void hang_after_one(uvw_call_t *call, void *arg) {
   (void)arg;
-  if (uvw_call_data(call) != NULL) return;
+  if (uvw_call_data(call) != NULL) {
+    uvw_call_on_cancel(call, hang_cancelled, NULL);
+    return;
+  }
   uvw_call_set_data(call, call, NULL);
   set_str(tenant, "from-step-1", NULL);
   uvw_value_t *v = str("one");

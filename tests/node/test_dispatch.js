@@ -348,6 +348,7 @@ test('streamWith: the handshake bound travels with the Task; an AbortSignal ends
   assert.equal((await bounded.next()).value, 4321);
   bounded.close();
 
+  const told = await conn.dispatch('cancelled_count');
   const ac = new AbortController();
   const s = conn.streamWith({ signal: ac.signal }, 'hang_after_one');
   assert.equal((await s.next()).value, 'one');
@@ -355,6 +356,7 @@ test('streamWith: the handshake bound travels with the Task; an AbortSignal ends
   ac.abort();
   await assert.rejects(pending, (e) => e instanceof uvwool.WoolError && e.code === 'UVW_ECANCELED');
   assert.deepEqual(await s.next(), { value: undefined, done: true }, 'later steps: done');
+  assert.equal(await conn.dispatch('cancelled_count'), told + 1, 'the routine was told');
   ac.abort(); // a second abort does nothing
 
   // A stream that ended first drops its listener: a later abort changes nothing.
@@ -370,6 +372,7 @@ test('streamWith: the handshake bound travels with the Task; an AbortSignal ends
   const never = conn.streamWith({ signal: gone.signal }, 'hang_after_one');
   await assert.rejects(never.next(), { message: 'before sending' });
   assert.deepEqual(await never.next(), { value: undefined, done: true });
+  assert.equal(await conn.dispatch('cancelled_count'), told + 1, 'nothing was sent');
   assert.throws(() => conn.streamWith(null, 'counter_stream'), { name: 'TypeError', code: 'UVW_EINVAL' });
   assert.throws(() => conn.streamWith({ signal: {} }, 'counter_stream'), { name: 'TypeError', code: 'UVW_EINVAL' });
   assert.throws(() => conn.streamWith({ timeoutMs: -1 }, 'counter_stream'), { name: 'TypeError', code: 'UVW_EINVAL' });
