@@ -275,10 +275,10 @@ int uvwl_capture(lua_State *L) {
   return 1;
 }
 
-/* A table or userdata that can be called (a __call metamethod). */
-static int is_callable_object(lua_State *L, int idx) {
-  int t = lua_type(L, idx);
-  if ((t != LUA_TTABLE && t != LUA_TUSERDATA) || !lua_getmetatable(L, idx)) return 0;
+/* A table that can be called (a __call metamethod). Userdata are left
+ * alone: luv takes its handles and requests as arguments. */
+static int is_callable_table(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) return 0;
   int callable = 0;
   if (lua_istable(L, -1)) {
     lua_pushliteral(L, "__call");
@@ -291,8 +291,8 @@ static int is_callable_object(lua_State *L, int idx) {
 }
 
 /* The wrapper of a luv function that registers callbacks (upvalue 1): each
- * function argument that is not a capture already, and each callable table
- * or userdata, is replaced by a capture in place, then the luv function is
+ * function argument that is not a capture already, and each callable
+ * table, is replaced by a capture in place, then the luv function is
  * called with the same arguments and its results returned. In C, not Lua:
  * a Lua wrapper packs and unpacks the arguments in a table per call, which
  * cost more than the capture itself on a timer restarted from its own
@@ -301,7 +301,7 @@ static int wrapped_call(lua_State *L) {
   int n = lua_gettop(L);
   for (int i = 1; i <= n; i++) {
     int is_fn = lua_type(L, i) == LUA_TFUNCTION;
-    if (is_fn ? lua_tocfunction(L, i) != captured_call : is_callable_object(L, i)) {
+    if (is_fn ? lua_tocfunction(L, i) != captured_call : is_callable_table(L, i)) {
       push_capture(L, i);
       lua_replace(L, i);
     }
@@ -319,7 +319,6 @@ int uvwl_wrap(lua_State *L) {
   lua_pushcclosure(L, wrapped_call, 1);
   return 1;
 }
-
 
 /* cfunction_key(f): a key naming f's C function (lightuserdata), nil for a
  * Lua function. LuaJIT makes a distinct function object per push of one C

@@ -101,7 +101,7 @@ M.capture = capture
 local originals = setmetatable({}, {__mode = "k"})
 
 -- The wrapper (C, lua_tasks.c): each function argument that is not a
--- capture already, and each callable table or userdata, becomes a capture.
+-- capture already, and each callable table, becomes a capture.
 local function make_wrapper(orig)
   local w = core.wrap(orig)
   originals[w] = orig
