@@ -29,7 +29,7 @@ describe("the wrapper list", function()
     local unknown = {}
     for _, name in ipairs(names) do
       local n = (wluv.CALLBACK[name] and 1 or 0) + (wluv.NO_CALLBACK[name] and 1 or 0)
-        + (wluv.SYNCHRONOUS[name] and 1 or 0) + (wluv.UNFINISHED[name] and 1 or 0)
+        + (wluv.SYNCHRONOUS[name] and 1 or 0) + (wluv.UNFINISHED[name] and 1 or 0) + (wluv.WORK[name] and 1 or 0)
       if n ~= 1 then unknown[#unknown + 1] = name end
     end
     assert.same({}, unknown)
@@ -234,6 +234,35 @@ describe("luv callbacks", function()
     local mine = {}
     ok, err = pcall(wluv.capture(function() error(mine) end))
     assert.are.equal(mine, err) -- other values go through untouched
+  end)
+
+  it("work: each queue's after-callback runs in that queue's context; the work sees none", function()
+    local v = var()
+    local seen = {}
+    v:set("at new_work")
+    local work = uv.new_work(function(tag, n)
+      -- another Lua state: no uvwool here unless the work loads it
+      return tag, n * 2, package.loaded.uvwool == nil
+    end, function(tag, doubled, bare)
+      seen[tag] = {v:get(), doubled, bare}
+      v:set("garbage from " .. tag)
+    end)
+    v:set("q1")
+    assert.is_true(uv.queue_work(work, "q1", 1))
+    v:set("q2")
+    assert.is_true(work:queue("q2", 2))
+    local chunk = uv.new_work("local t = ... return t, 6, true", function(tag, doubled)
+      seen[tag] = {v:get(), doubled, true}
+    end)
+    v:set("q3")
+    assert.is_true(chunk:queue("q3"))
+    v:set("outside")
+    uv.run()
+    assert.same({q1 = {"q1", 2, true}, q2 = {"q2", 4, true}, q3 = {"q3", 6, true}}, seen)
+    assert.are.equal("outside", v:get())
+    assert.is_true(wluv.is_wrapper(uv.new_work) and wluv.is_wrapper(uv.queue_work))
+    assert.has_error(function() uv.new_work(42, function() end) end)
+    assert.has_error(function() uv.new_work(function() end, "not a function") end)
   end)
 
   it("a callable table is captured like a function", function()

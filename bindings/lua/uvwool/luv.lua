@@ -18,10 +18,11 @@
 -- capture is released when luv drops the callback (a new start, close and
 -- the handle's collection), so its context lives until then.
 --
--- Work on luv's other Lua states (new_work, queue_work, new_thread) is not
--- wrapped: those functions are dumped to another Lua state, where a C
--- closure cannot travel. uvwool.to_thread and uvwool.new_thread carry the
--- context there encoded; the raw luv functions are listed in M.UNFINISHED.
+-- Functions luv dumps to another Lua state (the work of new_work, the entry
+-- of new_thread) cannot be captures: a C closure cannot travel. new_work's
+-- after-callback, which runs on the loop, is captured at each queue (M.WORK);
+-- new_thread is left alone (M.UNFINISHED). uvwool.to_thread and
+-- uvwool.new_thread carry the context to the other state, encoded.
 local core = require "uvwool_core"
 
 local M = {}
@@ -47,11 +48,16 @@ M.CALLBACK = words [[
   fs_write
 ]]
 
+-- luv's thread-pool work: the work function runs on another Lua state
+-- (dumped: a capture cannot travel there, and it sees no context, as with
+-- plain luv); its after-callback runs on the loop, in the context captured
+-- at each queue (queue_work and work:queue), as any registration.
+-- uvwool.to_thread also carries the context to the work.
+M.WORK = words [[ new_work queue_work ]]
+
 -- Callback-taking functions not wrapped yet, by family, with the reason.
 M.UNFINISHED = {
-  new_work = "work runs on another Lua state: use uvwool.to_thread",
-  queue_work = "work runs on another Lua state: use uvwool.to_thread",
-  new_thread = "the entry point runs on another Lua state: use uvwool.new_thread",
+  new_thread = "the entry point runs on another Lua state and nothing of it on the loop: use uvwool.new_thread",
 }
 
 -- Functions whose callback runs during the call itself, in the caller's
@@ -108,6 +114,66 @@ local function make_wrapper(orig)
   return w
 end
 
+-- ---- luv's work ----
+-- The chunk luv runs on the work state instead of the work function: it
+-- hands back the queue's number ahead of the function's results, so the
+-- after-callback finds that queue's capture. The function is loaded once
+-- per work state.
+local WORK_SRC = [[
+local id, code = ...
+local loaded = rawget(_G, "__uvwool_work_fns")
+if loaded == nil then
+  loaded = {}
+  rawset(_G, "__uvwool_work_fns", loaded)
+end
+local fn = loaded[code]
+if fn == nil then
+  fn = assert((loadstring or load)(code))
+  loaded[code] = fn
+end
+return id, fn(select(3, ...))
+]]
+
+-- luv work ctx -> {code, after, pending = {[queue number] = capture}, seq}
+local works = setmetatable({}, {__mode = "k"})
+
+local function wrap_new_work(raw_new_work)
+  return function(work, after, ...)
+    if type(work) ~= "function" and type(work) ~= "string" then
+      error("bad argument #1 to 'new_work' (function or string expected, got " .. type(work) .. ")", 2)
+    end
+    if type(after) ~= "function" then
+      error("bad argument #2 to 'new_work' (function expected, got " .. type(after) .. ")", 2)
+    end
+    local st = {code = type(work) == "function" and string.dump(work) or work, after = after, pending = {}, seq = 0}
+    local ctx = raw_new_work(WORK_SRC, function(id, ...)
+      local cb = id ~= nil and st.pending[id]
+      if not cb then return end -- the work raised: luv reported it, no results came
+      st.pending[id] = nil
+      return cb(...)
+    end, ...)
+    works[ctx] = st
+    return ctx
+  end
+end
+
+local pack = table.pack or function(...) return {n = select("#", ...), ...} end
+local unpack = table.unpack or unpack
+
+local function wrap_queue_work(raw_queue_work)
+  return function(ctx, ...)
+    local st = works[ctx]
+    if st == nil then return raw_queue_work(ctx, ...) end -- made before install
+    st.seq = st.seq + 1
+    local id = st.seq
+    st.pending[id] = capture(st.after)
+    local r = pack(pcall(raw_queue_work, ctx, id, st.code, ...))
+    if not r[1] or not r[2] then st.pending[id] = nil end
+    if not r[1] then error(r[2], 2) end
+    return unpack(r, 2, r.n)
+  end
+end
+
 -- True when f is a wrapper made here.
 function M.is_wrapper(f) return originals[f] ~= nil end
 -- The luv function a wrapper stands for (f itself if f is none).
@@ -133,8 +199,19 @@ function M.install(uv)
       uv[name] = w
     end
   end
+  for name, wrap in pairs({new_work = wrap_new_work, queue_work = wrap_queue_work}) do
+    local f = uv[name]
+    if type(f) == "function" and not originals[f] then
+      local w = wrap(f)
+      originals[w] = f
+      wrapped[core.cfunction_key(f) or f] = w
+      uv[name] = w
+    end
+  end
   for key, mt in pairs(debug.getregistry()) do
-    if type(key) == "string" and key:match("^uv_") and type(mt) == "table" and type(mt.__index) == "table" then
+    -- uv_timer, uv_tcp, ... and luv_work_ctx (its queue method)
+    if type(key) == "string" and (key:match("^uv_") or key == "luv_work_ctx") and type(mt) == "table" and
+        type(mt.__index) == "table" then
       for method, f in pairs(mt.__index) do
         local w = type(f) == "function" and wrapped[core.cfunction_key(f) or f]
         if w then mt.__index[method] = w end
