@@ -98,7 +98,7 @@ fail:
 int uvw_node_callback_call(uvw_node_callback_t *cb, size_t argc, const napi_value *argv, napi_value *result) {
   if (cb == NULL) return fail_einval("uvw_node_callback_call: callback is NULL");
   napi_env env = cb->env;
-  napi_escapable_handle_scope hs;
+  napi_escapable_handle_scope hs = NULL;
   napi_value fn, recv, res;
   bool pending = false;
   uvw_context_t *ctx = uvw_context_copy(cb->ctx);
@@ -109,18 +109,28 @@ int uvw_node_callback_call(uvw_node_callback_t *cb, size_t argc, const napi_valu
     return rc;
   }
   if (result) *result = NULL;
-  napi_open_escapable_handle_scope(env, &hs);
+  /* Escaping costs: only when the caller wants the result. */
+  napi_handle_scope plain = NULL;
+  if (result)
+    napi_open_escapable_handle_scope(env, &hs);
+  else
+    napi_open_handle_scope(env, &plain);
   /* An object receiver: napi_make_callback refuses undefined. */
-  if (napi_get_reference_value(env, cb->fn, &fn) == napi_ok && napi_get_global(env, &recv) == napi_ok &&
-      napi_make_callback(env, cb->actx, recv, fn, argc, argv, &res) == napi_ok && result)
-    napi_escape_handle(env, hs, res, result);
-  napi_is_exception_pending(env, &pending);
+  napi_status st = napi_get_reference_value(env, cb->fn, &fn);
+  if (st == napi_ok) st = napi_get_global(env, &recv);
+  if (st == napi_ok) st = napi_make_callback(env, cb->actx, recv, fn, argc, argv, &res);
+  if (st == napi_ok && result) napi_escape_handle(env, hs, res, result);
+  /* Only a failed call can leave an exception pending. */
+  if (st != napi_ok) napi_is_exception_pending(env, &pending);
   if (pending) { /* the JS callback threw: Node reports it as uncaught */
     napi_value exc;
     napi_get_and_clear_last_exception(env, &exc);
     napi_fatal_exception(env, exc);
   }
-  napi_close_escapable_handle_scope(env, hs);
+  if (result)
+    napi_close_escapable_handle_scope(env, hs);
+  else
+    napi_close_handle_scope(env, plain);
   uvw_context_exit(ctx);
   uvw_context_unref(ctx);
   return 0;
