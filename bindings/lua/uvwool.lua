@@ -265,9 +265,15 @@ function M.to_thread(work_fn, after_fn)
   check(type(work_fn) == "function", "to_thread(work_fn[, after_fn]) expects a function")
   check(after_fn == nil or type(after_fn) == "function", "to_thread's after_fn must be a function")
   local uv = package.loaded.luv or (type(vim) == "table" and vim.loop) or require "luv"
+  -- luv's own functions, not uvwool.luv's wrappers when installed: this
+  -- captures the after-callback per queue itself (twice would double the
+  -- captures and the work chunks).
+  local wluv = package.loaded["uvwool.luv"]
+  local new_work = wluv and wluv.original(uv.new_work) or uv.new_work
+  local queue_work = wluv and wluv.original(uv.queue_work) or uv.queue_work
   local code = string.dump(work_fn)
   local pending, seq = {}, 0
-  local work = uv.new_work(WORK_SRC, function(id, ...)
+  local work = new_work(WORK_SRC, function(id, ...)
     local after = pending[id]
     pending[id] = nil
     if after then return after(...) end
@@ -277,7 +283,7 @@ function M.to_thread(work_fn, after_fn)
       seq = seq + 1
       local text = core.fork_text()
       pending[seq] = after_fn and core.capture(after_fn) or false
-      local ok, err = uv.queue_work(work, seq, text, code, package.path, package.cpath, ...)
+      local ok, err = queue_work(work, seq, text, code, package.path, package.cpath, ...)
       if not ok then pending[seq] = nil end
       return ok, err
     end,
