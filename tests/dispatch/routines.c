@@ -8,6 +8,8 @@
 #include <unistd.h>
 #include <uvwool.h>
 
+#include "dscript.h"
+
 static uvw_var_t *request_id, *tenant, *counter, *opaque_var;
 static int cancelled_count;
 
@@ -401,6 +403,39 @@ static void strict_flood(uvw_call_t *call, void *arg) {
   reply_str(call, "flooded");
 }
 
+/* ---- delta manifests' differential test (test_dispatch_delta.c) ---------------------- */
+
+/* Answer "<digest of the context as the routine found it>|<code of running
+ * the script>" after running the script (dscript.h) in it. */
+static void answer_script(uvw_call_t *call, const char *script, int last) {
+  char buf[4096];
+  dscript_digest(NULL, buf, sizeof(buf) - 16);
+  size_t k = strlen(buf);
+  snprintf(buf + k, sizeof(buf) - k, "|%d", dscript_run(script ? script : ""));
+  uvw_value_t *v = str(buf);
+  if (last)
+    uvw_call_return(call, v);
+  else
+    uvw_call_yield(call, v);
+  uvw_value_unref(v);
+}
+
+/* delta_script(script): one step of the scenario. */
+static void delta_script(uvw_call_t *call, void *arg) {
+  (void)arg;
+  answer_script(call, uvw_value_as_string(uvw_call_arg(call, 0)), 1);
+}
+
+/* delta_script_stream: each SEND carries a script (NEXT: an empty one); a
+ * THROW (the caller closing the stream) ends it. */
+static void delta_script_stream(uvw_call_t *call, void *arg) {
+  (void)arg;
+  if (uvw_call_step(call) == UVW_STEP_THROW)
+    reply_str(call, "end");
+  else
+    answer_script(call, uvw_call_step(call) == UVW_STEP_SEND ? uvw_value_as_string(uvw_call_sent(call)) : "", 0);
+}
+
 int uvwool_worker_init(uvw_worker_t *w);
 int uvwool_worker_init(uvw_worker_t *w) {
   int rc = 0;
@@ -435,6 +470,8 @@ int uvwool_worker_init(uvw_worker_t *w) {
       {"stub_count_stream", stub_count_stream, UVW_ROUTINE_STREAM},
       {"strict_flood", strict_flood, 0},
       {"return_worker_codec", return_worker_codec, 0},
+      {"delta_script", delta_script, 0},
+      {"delta_script_stream", delta_script_stream, UVW_ROUTINE_STREAM},
   };
   if (rc == 0) rc = uvw_codec_register("t.worker_codec", worker_codec_encode, NULL, NULL);
   for (size_t i = 0; rc == 0 && i < sizeof(table) / sizeof(table[0]); i++)

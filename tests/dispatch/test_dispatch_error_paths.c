@@ -230,6 +230,15 @@ static int d_worker_set_limits(void) {
   return uvw_worker_set_limits(worker, &l);
 }
 static int d_worker_set_limits_null(void) { return uvw_worker_set_limits(worker, NULL); }
+static int d_worker_set_limits_delta(void) {
+  uvw_worker_limits_t l;
+  uvw_worker_limits_default(&l);
+  l.delta_chains = 1025;
+  return uvw_worker_set_limits(worker, &l);
+}
+static int d_worker_delta(void) { return uvw_worker_set_delta_manifests(NULL, 0); }
+static int d_conn_delta_null(void) { return uvw_conn_set_delta_manifests(NULL, 0); }
+static int d_conn_delta_lost(void) { return uvw_conn_set_delta_manifests(dead_conn, 0); }
 static int d_worker_get_limits(void) { return uvw_worker_get_limits(worker, NULL); }
 static int d_worker_stats(void) { return uvw_worker_stats(NULL, NULL); }
 static int d_call_yield(void) { return uvw_call_yield(NULL, NULL); }
@@ -342,6 +351,10 @@ static const ep_case_t cases[] = {
     C(uvw_worker_address, d_worker_address),
     CN(uvw_worker_set_limits, d_worker_set_limits, "max_chains"),
     CN(uvw_worker_set_limits, d_worker_set_limits_null, "limits"),
+    CN(uvw_worker_set_limits, d_worker_set_limits_delta, "delta_chains"),
+    C(uvw_worker_set_delta_manifests, d_worker_delta),
+    CN(uvw_conn_set_delta_manifests, d_conn_delta_null, "conn"),
+    CN(uvw_conn_set_delta_manifests, d_conn_delta_lost, "already up or lost"),
     CN(uvw_worker_get_limits, d_worker_get_limits, "out"),
     C(uvw_worker_stats, d_worker_stats),
     C(uvw_call_yield, d_call_yield),

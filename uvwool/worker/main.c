@@ -47,7 +47,7 @@ static uvw_worker_t *worker;
   "                     [--strict|--lenient] [--dispatch-timeout MS]\n"                                     \
   "                     [--max-connections N] [--max-dispatches N] [--max-inflight-bytes N]\n"            \
   "                     [--max-stubs N] [--max-chains N] [--write-high-water BYTES]\n"                    \
-  "                     [--frame-timeout MS] [--idle-timeout MS]\n"                                      \
+  "                     [--frame-timeout MS] [--idle-timeout MS] [--delta-chains N] [--no-delta-manifests]\n" \
   "                     [--socket-mode OCTAL] [--socket-group GROUP] [--allow-uid UID] [--allow-gid GID]\n" \
   "                     [--allow-remote]   (no --listen: the sockets systemd passed, LISTEN_FDS)\n"
 
@@ -191,6 +191,7 @@ static int limit_option(const char *a, const char *v, uvw_worker_limits_t *l) {
       {"--max-inflight-bytes", offsetof(uvw_worker_limits_t, max_inflight_bytes), 0},
       {"--max-stubs", offsetof(uvw_worker_limits_t, max_stubs), 0},
       {"--max-chains", offsetof(uvw_worker_limits_t, max_chains), 0},
+      {"--delta-chains", offsetof(uvw_worker_limits_t, delta_chains), 0},
       {"--write-high-water", offsetof(uvw_worker_limits_t, write_high_water), 0},
       {"--frame-timeout", offsetof(uvw_worker_limits_t, frame_timeout_ms), 1},
       {"--idle-timeout", offsetof(uvw_worker_limits_t, idle_timeout_ms), 1},
@@ -212,7 +213,7 @@ static int limit_option(const char *a, const char *v, uvw_worker_limits_t *l) {
 int main(int argc, char **argv) {
   const char *libs[MAX_ITEMS], *addrs[MAX_ITEMS];
   size_t nlibs = 0, naddrs = 0;
-  int strict = 0;
+  int strict = 0, delta = 1;
   uint64_t timeout_ms = 0;
   uvw_worker_limits_t limits;
   uvw_worker_limits_default(&limits);
@@ -237,6 +238,8 @@ int main(int argc, char **argv) {
       strict = 1;
     else if (strcmp(a, "--lenient") == 0)
       strict = 0;
+    else if (strcmp(a, "--no-delta-manifests") == 0)
+      delta = 0;
     else if (strcmp(a, "--dispatch-timeout") == 0 && v)
       timeout_ms = strtoull(argv[++i], NULL, 10);
     else if (strcmp(a, "--help") == 0)
@@ -256,6 +259,7 @@ int main(int argc, char **argv) {
   if (uvw_worker_open(loop, &worker) != 0) return 1;
   uvw_worker_on_error(worker, on_peer_error, NULL);
   if (timeout_ms) uvw_worker_set_dispatch_timeout(worker, timeout_ms);
+  uvw_worker_set_delta_manifests(worker, delta);
   if (uvw_worker_set_limits(worker, &limits) != 0) {
     report("limits", uvw_last_error());
     return 2;

@@ -140,6 +140,9 @@ typedef struct uvw_worker_limits_s {
   size_t max_stubs;           /* new stubs a connection's live dispatches may create (1024) */
   size_t max_chains;          /* contexts one dispatch keeps, one per chain id: the least recently
                                  used is dropped beyond (8; at most 64) */
+  size_t delta_chains;        /* chains whose last manifest a connection keeps, each way, so the next
+                                 manifest of the chain can go as a delta (64; at most 1024); each
+                                 kept manifest is at most 16 KiB (docs/wire.md, "Delta manifests") */
   size_t write_high_water;    /* bytes queued to a peer before reading from it stops until the
                                  queue drains to half (8 MiB) */
   uint64_t frame_timeout_ms;  /* a partial frame older than this drops the peer (10000) */
@@ -152,6 +155,11 @@ void uvw_worker_limits_default(uvw_worker_limits_t *out);
  * frames read and connections accepted from now on. Loop thread only.
  * Returns 0, or UVW_EINVAL (w or limits NULL, max_chains over 64). */
 int uvw_worker_set_limits(uvw_worker_t *w, const uvw_worker_limits_t *limits);
+/* Delta manifests (docs/wire.md) on connections accepted from now on: on
+ * (1, the default) or off (0: this worker neither asks for nor sends
+ * deltas; its peers then send it full manifests). Returns the previous
+ * setting, or UVW_EINVAL (w NULL). Loop thread. */
+int uvw_worker_set_delta_manifests(uvw_worker_t *w, int on);
 /* The limits in force (defaults filled in) into *out. 0 or UVW_EINVAL. */
 int uvw_worker_get_limits(const uvw_worker_t *w, uvw_worker_limits_t *out);
 
@@ -264,6 +272,11 @@ void uvw_conn_set_dispatch_timeout(uvw_conn_t *conn, uint64_t ms);
  * no stub left behind; its stubs are given back when its dispatch ends.
  * Declared variables never count. */
 void uvw_conn_set_max_stubs(uvw_conn_t *conn, size_t stubs);
+/* Delta manifests (docs/wire.md) on this connection: on (1, the default:
+ * used when the worker takes them too) or off (0: full manifests both
+ * ways). Negotiated when the connection comes up, so set it right after
+ * uvw_conn_open: 0, or UVW_EINVAL (conn NULL, or already up). */
+int uvw_conn_set_delta_manifests(uvw_conn_t *conn, int on);
 /* Whether the connection keeps its loop alive while idle: yes (1) by
  * default, like any libuv handle. With 0 (uv_unref's rule, as Node's
  * socket.unref() and an idle keep-alive socket) the loop may end while

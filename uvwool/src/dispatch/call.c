@@ -559,16 +559,17 @@ static int answer(uvw_call_t *call, uvw_frame_kind_t kind, uvw_value_t *value, i
   if (call->conn && !call->cancelled) {
     uvw_frame_t *f = frame_for(call, kind);
     void *buf = NULL;
-    size_t len = 0;
+    uint8_t *mbytes = NULL;
+    size_t len = 0, mlen = 0;
     rc = f == NULL ? UVW_ENOMEM
          : kind == UVW_FRAME_RESULT ? uvw_frame_set_value(f, value ? value : uvw_value_nil())
                                     : uvw_frame_set_error(f, error);
     if (rc == 0 && kind == UVW_FRAME_RESULT) rc = uvw_frame_set_done(f, done);
     if (rc == 0) rc = uvw_frame_set_manifest(f, NULL);
-    if (rc == 0) rc = uvw_frame_encode(f, &buf, &len);
+    if (rc == 0) rc = uvw__frame_encode_bare(f, &buf, &len, &mbytes, &mlen);
     uvw_frame_free(f);
     if (rc == 0) {
-      uvw__link_send(&call->conn->link, buf, len);
+      uvw__link_send_parts(&call->conn->link, buf, len, mbytes, mlen, 0);
     } else {
       uvw_error_t *e = uvw_error_ref(uvw_last_error());
       send_error(call->conn, call->node.id, UVW_FRAME_EXCEPTION, e);

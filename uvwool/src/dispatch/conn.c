@@ -63,6 +63,9 @@ struct uvw_conn_s {
   /* Undeclared keys the worker may introduce: stubs created by the
    * manifests of this connection's live dispatches (max_stubs). */
   size_t stubs, max_stubs;
+  /* Chains whose manifests this side keeps for the worker's deltas, and
+   * advertises (uvw_conn_set_delta_manifests; 0: full manifests only). */
+  size_t delta_chains;
   /* A pool member's dispatches whose frames never left go elsewhere when
    * the connect fails (pool.c). */
   uvw__conn_reroute_cb reroute;
@@ -87,8 +90,11 @@ struct uvw_conn_s {
 typedef struct out_s {
   struct out_s *next;
   uint64_t id; /* the dispatch it belongs to */
-  void *buf;
+  void *buf; /* the frame without its manifest (uvw__frame_encode_bare) */
   size_t len;
+  uint8_t *mbytes; /* its manifest, NULL for none: whole or a delta is decided at write time */
+  size_t mlen;
+  int handshake; /* a Task: advertises the delta bound */
 } out_t;
 
 /* ---- bookkeeping ------------------------------------------------------------- */
@@ -227,35 +233,49 @@ static void out_push(uvw_conn_t *c, out_t *o) {
   c->out_tail = o;
 }
 
-/* A frame of dispatch `id`. Takes buf (a uvw_free-able encoded frame)
- * whatever the result. */
-static int conn_send(uvw_conn_t *c, uint64_t id, void *buf, size_t len) {
-  if (c->up || c->dead) return uvw__link_send(&c->link, buf, len);
+static int out_write(uvw__link_t *link, out_t *o) {
+  return uvw__link_send_parts(link, o->buf, o->len, o->mbytes, o->mlen, o->handshake);
+}
+
+/* A frame of dispatch `id` (parts as uvw__frame_encode_bare gives them).
+ * Takes buf and mbytes whatever the result. */
+static int conn_send(uvw_conn_t *c, uint64_t id, out_t parts) {
+  parts.id = id;
+  if (c->up || c->dead) return out_write(&c->link, &parts);
   out_t *o = uvw__malloc(sizeof(*o));
   if (o == NULL) {
-    uvw_free(buf);
+    uvw_free(parts.buf);
+    uvw__free(parts.mbytes);
     return uvw__error_nomem("queued frame");
   }
-  *o = (out_t){NULL, id, buf, len};
+  *o = parts;
   out_push(c, o);
   return 0;
 }
 
+/* f encoded for conn_send. */
+static int encode_parts(const uvw_frame_t *f, out_t *parts) {
+  *parts = (out_t){0};
+  parts->handshake = uvw_frame_kind(f) == UVW_FRAME_TASK;
+  return uvw__frame_encode_bare(f, &parts->buf, &parts->len, &parts->mbytes, &parts->mlen);
+}
+
 static int conn_send_frame(uvw_conn_t *c, const uvw_frame_t *f) {
-  void *buf;
-  size_t len;
-  int rc = uvw_frame_encode(f, &buf, &len);
-  return rc != 0 ? rc : conn_send(c, uvw_frame_dispatch_id(f), buf, len);
+  out_t parts;
+  int rc = encode_parts(f, &parts);
+  return rc != 0 ? rc : conn_send(c, uvw_frame_dispatch_id(f), parts);
 }
 
 /* Write (up) or drop (dead, closed) every queued frame. */
 static void out_flush(uvw_conn_t *c, int write) {
   for (out_t *o = c->out_head, *next; o; o = next) {
     next = o->next;
-    if (write)
-      uvw__link_send(&c->link, o->buf, o->len);
-    else
+    if (write) {
+      out_write(&c->link, o);
+    } else {
       uvw_free(o->buf);
+      uvw__free(o->mbytes);
+    }
     uvw__free(o);
   }
   c->out_head = c->out_tail = NULL;
@@ -394,7 +414,7 @@ int uvw__conn_adopt(uvw_conn_t *to, uvw_dispatch_t *d) {
     if (o->id != d->node.id) {
       out_push(from, o);
     } else if (to->up) {
-      uvw__link_send(&to->link, o->buf, o->len);
+      out_write(&to->link, o);
       uvw__free(o);
     } else {
       out_push(to, o);
@@ -474,6 +494,8 @@ static void on_frame(uvw__link_t *link, const uint8_t *data, size_t len) {
   uvw_frame_t *f;
   if (uvw__frame_decode_response_deferred(data, len, &f) != 0) {
     uvw_error_t *one = uvw_error_ref(uvw_last_error());
+    /* Its manifest still reaches the book, whatever becomes of the frame. */
+    uvw__link_delta_receive_raw(link, data, len);
     int handled = fail_one_dispatch(c, data, len, one);
     uvw_error_unref(one);
     if (handled) return;
@@ -484,8 +506,11 @@ static void on_frame(uvw__link_t *link, const uint8_t *data, size_t len) {
     uvw_error_unref(e);
     return;
   }
-  uvw_dispatch_t *d = (uvw_dispatch_t *)uvw__idmap_get(&c->live, uvw_frame_dispatch_id(f));
   uvw_frame_kind_t kind = uvw_frame_kind(f);
+  /* Every frame's manifest reaches the book, its dispatch known or not. */
+  if (kind == UVW_FRAME_ACK) uvw__link_delta_peer(&c->link, uvw__frame_delta_chains(f));
+  uvw__link_delta_receive(link, f);
+  uvw_dispatch_t *d = (uvw_dispatch_t *)uvw__idmap_get(&c->live, uvw_frame_dispatch_id(f));
   if (d == NULL) {
     /* The answer of a dispatch cancelled or timed out here: dropped. */
   } else if (kind == UVW_FRAME_ACK) {
@@ -616,6 +641,10 @@ static void on_connect(uv_connect_t *req, int status) {
   uvw_conn_t *c = req->data;
   if (c->dead || c->closing) return;
   if (status != 0 && connect_retry(c, status)) return;
+  /* The books start with the first frame written: a refused attempt's
+   * handle (and link) is replaced before that. Out of memory: full
+   * manifests only. */
+  if (status == 0 && c->delta_chains > 0) uvw__link_delta_init(&c->link, c->delta_chains);
   if (status == 0) status = uvw__link_start(&c->link, on_frame, conn_fail);
   c->up = status == 0;
   if (c->up) out_flush(c, 1);
@@ -645,6 +674,7 @@ int uvw_conn_open(uv_loop_t *loop, const char *address, uvw_conn_t **out) {
   c->own_ids = 1;
   c->next_id = &c->own_ids;
   c->max_stubs = UVW__DEFAULT_CONN_MAX_STUBS;
+  c->delta_chains = UVW__DEFAULT_DELTA_CHAINS;
   uvw__idmap_init(&c->live);
   rc = uvw__link_init(&c->link, loop, a.is_pipe, c);
   if (rc != 0) {
@@ -679,6 +709,20 @@ void uvw_conn_set_max_stubs(uvw_conn_t *c, size_t stubs) {
   if (c == NULL) return;
   c->max_stubs = stubs ? stubs : UVW__DEFAULT_CONN_MAX_STUBS;
 }
+int uvw_conn_set_delta_manifests(uvw_conn_t *c, int on) {
+  if (c == NULL) return uvw__error_arg(__func__, "conn", "is NULL");
+  if (c->up || c->dead) {
+    uvw_error_t *e = uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR,
+                                    "%s: the connection to %s is already up or lost: delta manifests are "
+                                    "negotiated when it comes up (set this right after uvw_conn_open)",
+                                    __func__, c->address);
+    uvw__error_field(e, "address", "%s", c->address);
+    return UVW_EINVAL;
+  }
+  c->delta_chains = on ? UVW__DEFAULT_DELTA_CHAINS : 0;
+  return 0;
+}
+
 void uvw_conn_set_ref(uvw_conn_t *c, int ref) {
   if (c == NULL) return;
   c->unref = !ref;
@@ -687,6 +731,9 @@ void uvw_conn_set_ref(uvw_conn_t *c, int ref) {
 /* NULL-safe: no connection is a dead one with nothing pending. */
 int uvw_conn_is_dead(const uvw_conn_t *c) { return c ? c->dead : 1; }
 size_t uvw_conn_pending(const uvw_conn_t *c) { return c ? c->pending : 0; }
+uvw__delta_counts_t uvw__conn_delta_counts(const uvw_conn_t *c) {
+  return c ? c->link.delta_counts : (uvw__delta_counts_t){0};
+}
 int uvw__conn_is_up(const uvw_conn_t *c) { return c && c->up && !c->dead && !c->closing; }
 
 static void conn_free(uvw_conn_t *c) {
@@ -762,18 +809,18 @@ static int start(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, s
   if (rc == 0) rc = uvw_frame_set_routine(task, routine);
   for (size_t i = 0; rc == 0 && i < nargs; i++) rc = uvw_frame_add_arg(task, args[i]);
   if (rc == 0) rc = uvw_frame_set_dispatch_timeout(task, timeout);
-  void *tbuf = NULL, *sbuf = NULL;
-  size_t tlen = 0, slen = 0;
-  if (rc == 0) rc = uvw_frame_encode(task, &tbuf, &tlen);
-  if (rc == 0 && first_step) rc = uvw_frame_encode(first_step, &sbuf, &slen);
+  out_t tparts = {0}, sparts = {0};
+  if (rc == 0) rc = encode_parts(task, &tparts);
+  if (rc == 0 && first_step) rc = encode_parts(first_step, &sparts);
   if (rc == 0) {
     d->node.id = *c->next_id;
     rc = uvw__idmap_put(&c->live, &d->node);
   }
   uvw_frame_free(task);
   if (rc != 0) {
-    uvw_free(tbuf);
-    uvw_free(sbuf);
+    uvw_free(tparts.buf);
+    uvw_free(sparts.buf);
+    uvw__free(sparts.mbytes);
     if (d) uvw__free(d->routine);
     uvw__free(d);
     return rc;
@@ -783,8 +830,8 @@ static int start(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, s
   d->stream = stream;
   all_add(c, d);
   await_ack(c, d, timeout);
-  conn_send(c, d->node.id, tbuf, tlen);
-  if (sbuf) conn_send(c, d->node.id, sbuf, slen);
+  conn_send(c, d->node.id, tparts);
+  if (sparts.buf) conn_send(c, d->node.id, sparts);
   *out = d;
   return 0;
 }

@@ -29,6 +29,12 @@ int uvw__addr_parse(const char *address, uvw__addr_t *out);
  * us allocate more than the limit. */
 
 typedef struct uvw__link_s uvw__link_t;
+/* What delta manifests did on one link (tests, benchmarks). */
+typedef struct {
+  size_t sent_full, sent_delta;         /* manifests written whole / as a delta */
+  size_t received_full, received_delta; /* read whole / rebuilt from a delta */
+  size_t failed_delta;                  /* deltas that did not apply here (a resync was asked) */
+} uvw__delta_counts_t;
 /* A complete frame (borrowed bytes, valid during the call). The callback may
  * close the link. */
 typedef void (*uvw__link_frame_cb)(uvw__link_t *link, const uint8_t *data, size_t len);
@@ -57,6 +63,16 @@ struct uvw__link_s {
   uint64_t partial_since, last_read, paused_since;
   size_t high_water;
   int paused;
+  /* Delta manifests (link_delta.c). `sent`: what the peer keeps of the
+   * manifests this side sends; `received`: what this side keeps of the
+   * peer's. NULL until uvw__link_delta_init. */
+  struct uvw__delta_book_s *sent, *received;
+  uint32_t delta_own;  /* chains this side keeps of the peer's manifests, as advertised */
+  int delta_heard;     /* the peer's bound is known (its first Task / Ack) */
+  int delta_out;       /* deltas may go out: both sides keep chains */
+  char **resync;       /* chain ids whose delta failed here, for the next frame out */
+  size_t nresync;
+  uvw__delta_counts_t delta_counts;
 };
 
 /* Initialise the handle for an address (tcp or pipe) on loop. */
@@ -70,6 +86,35 @@ int uvw__link_send(uvw__link_t *link, void *frame, size_t len);
 int uvw__link_send_frame(uvw__link_t *link, const uvw_frame_t *f);
 /* Close the handle; on_closed(link) runs from the close callback. */
 void uvw__link_close(uvw__link_t *link, uvw__link_closed_cb on_closed);
+
+/* ---- delta manifests on a link (link_delta.c; docs/wire.md) ----------------------
+ * Each link keeps two books (wire_delta.h): one per direction. Whether a
+ * manifest goes out whole or as a delta is decided when its frame is
+ * written, in write order, so the books of both ends see the same
+ * manifests in the same order. */
+
+/* Keep up to `chains` chains of the peer's manifests and advertise that on
+ * Tasks (caller) or Acks (worker); 0 (or never called): full manifests
+ * only, both ways. Before any frame. 0 or UVW_ENOMEM. */
+int uvw__link_delta_init(uvw__link_t *link, size_t chains);
+void uvw__link_delta_free(uvw__link_t *link);
+/* The peer's bound, from the first Task (worker) or Ack (caller) it sent;
+ * later calls change nothing. Deltas go out from then on if both keep. */
+void uvw__link_delta_peer(uvw__link_t *link, uint32_t chains);
+/* Write a frame from uvw__frame_encode_bare's parts: the manifest bytes
+ * (taken; NULL for none) go out whole or as a delta; pending resync ids and,
+ * when `handshake` (a Task or an Ack), this side's bound ride along. Takes
+ * `frame` whatever the result. 0 or an error as uvw__link_send. */
+int uvw__link_send_parts(uvw__link_t *link, void *frame, size_t len, uint8_t *mbytes, size_t mlen, int handshake);
+/* A frame just decoded (deferred): its resync ids make the sent book forget
+ * those chains; its delta is rebuilt into the full manifest (or fails the
+ * frame's manifest, detail kept, a resync queued for the peer); its full
+ * manifest is recorded. Runs before anything looks at the frame's
+ * dispatch, so every frame's manifest reaches the book in order. */
+void uvw__link_delta_receive(uvw__link_t *link, uvw_frame_t *f);
+/* The same for a frame that did not decode but failed only its own
+ * dispatch (a value this side cannot decode): read from its top level. */
+void uvw__link_delta_receive_raw(uvw__link_t *link, const uint8_t *data, size_t len);
 
 /* ---- the dispatch-id table (intrusive, per connection) ------------------------- */
 
@@ -99,6 +144,9 @@ uvw__idnode_t *uvw__idmap_pop(uvw__idmap_t *m);
  * 0, or -1 when the top level does not parse or names no kind. */
 int uvw__frame_peek(const uint8_t *p, size_t n, uint64_t *id, unsigned *kind);
 
+/* The delta counters of a caller's connection (zeros for NULL). */
+uvw__delta_counts_t uvw__conn_delta_counts(const uvw_conn_t *c);
+
 /* Non-zero once the connection is established and while it lives (the
  * pool prefers such members to ones still connecting). */
 int uvw__conn_is_up(const uvw_conn_t *c);
@@ -119,6 +167,10 @@ size_t *uvw__dispatch_route(uvw_dispatch_t *d);
 
 /* The caller's default budget of stubs per connection (uvw_conn_set_max_stubs). */
 #define UVW__DEFAULT_CONN_MAX_STUBS 1024
+
+/* Chains whose last manifest each side of a connection keeps, per
+ * direction, for delta manifests (uvw_worker_limits_t.delta_chains). */
+#define UVW__DEFAULT_DELTA_CHAINS 64
 
 /* The handshake bound when neither the dispatch nor the Task says. */
 #define UVW__DEFAULT_DISPATCH_TIMEOUT_MS 5000

@@ -5,6 +5,7 @@
 #include "alloc.h"
 #include "dispatch_int.h"
 #include "error.h"
+#include "wire_frame.h"
 
 #define HEADER 4
 #define MIN_READ 65536
@@ -188,9 +189,12 @@ int uvw__link_send(uvw__link_t *link, void *frame, size_t len) {
 
 int uvw__link_send_frame(uvw__link_t *link, const uvw_frame_t *f) {
   void *buf;
-  size_t len;
-  int rc = uvw_frame_encode(f, &buf, &len);
-  return rc != 0 ? rc : uvw__link_send(link, buf, len);
+  size_t len, mlen;
+  uint8_t *mbytes;
+  int rc = uvw__frame_encode_bare(f, &buf, &len, &mbytes, &mlen);
+  uvw_frame_kind_t kind = uvw_frame_kind(f);
+  return rc != 0 ? rc
+                 : uvw__link_send_parts(link, buf, len, mbytes, mlen, kind == UVW_FRAME_TASK || kind == UVW_FRAME_ACK);
 }
 
 static void on_closed(uv_handle_t *h) {
@@ -198,6 +202,7 @@ static void on_closed(uv_handle_t *h) {
   uvw__free(link->buf);
   link->buf = NULL;
   link->len = link->cap = 0;
+  uvw__link_delta_free(link);
   if (link->on_closed) link->on_closed(link);
 }
 

@@ -12,6 +12,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "wire_delta.h"
 #include "wire_frame.h"
 #include "worker_int.h"
 
@@ -37,6 +38,7 @@ void uvw_worker_limits_default(uvw_worker_limits_t *out) {
                                .max_inflight_bytes = (size_t)64 << 20,
                                .max_stubs = 1024,
                                .max_chains = 8,
+                               .delta_chains = UVW__DEFAULT_DELTA_CHAINS,
                                .write_high_water = (size_t)8 << 20,
                                .frame_timeout_ms = 10000,
                                .idle_timeout_ms = 300000};
@@ -48,6 +50,8 @@ int uvw_worker_set_limits(uvw_worker_t *w, const uvw_worker_limits_t *limits) {
   if (w == NULL) return uvw__error_arg(__func__, "w", "is NULL");
   if (limits == NULL) return uvw__error_arg(__func__, "limits", "is NULL");
   if (limits->max_chains > UVW__MAX_CHAINS_CAP) return uvw__error_arg(__func__, "limits", "has max_chains over 64");
+  if (limits->delta_chains > UVW__DELTA_MAX_CHAINS)
+    return uvw__error_arg(__func__, "limits", "has delta_chains over 1024");
   uvw_worker_limits_t d, l = *limits;
   uvw_worker_limits_default(&d);
   if (!l.max_connections) l.max_connections = d.max_connections;
@@ -55,6 +59,7 @@ int uvw_worker_set_limits(uvw_worker_t *w, const uvw_worker_limits_t *limits) {
   if (!l.max_inflight_bytes) l.max_inflight_bytes = d.max_inflight_bytes;
   if (!l.max_stubs) l.max_stubs = d.max_stubs;
   if (!l.max_chains) l.max_chains = d.max_chains;
+  if (!l.delta_chains) l.delta_chains = d.delta_chains;
   if (!l.write_high_water) l.write_high_water = d.write_high_water;
   if (!l.frame_timeout_ms) l.frame_timeout_ms = d.frame_timeout_ms;
   if (!l.idle_timeout_ms) l.idle_timeout_ms = d.idle_timeout_ms;
@@ -62,6 +67,13 @@ int uvw_worker_set_limits(uvw_worker_t *w, const uvw_worker_limits_t *limits) {
   for (uvw__wconn_t *c = w->conns; c; c = c->next) c->link.high_water = l.write_high_water;
   if (!w->closing) sweep_start(w);
   return 0;
+}
+
+int uvw_worker_set_delta_manifests(uvw_worker_t *w, int on) {
+  if (w == NULL) return uvw__error_arg(__func__, "w", "is NULL");
+  int was = !w->delta_off;
+  w->delta_off = !on;
+  return was;
 }
 
 int uvw_worker_get_limits(const uvw_worker_t *w, uvw_worker_limits_t *out) {
@@ -221,6 +233,8 @@ static void conn_frame(uvw__link_t *link, const uint8_t *data, size_t len) {
    * no dispatch costs no stubs. */
   if (uvw__frame_decode_request_deferred(data, len, &f) != 0) {
     uvw_error_t *one = uvw_error_ref(uvw_last_error());
+    /* Its manifest still reaches the book, whatever becomes of the frame. */
+    uvw__link_delta_receive_raw(link, data, len);
     int handled = fail_one_dispatch(c, data, len, one);
     uvw_error_unref(one);
     if (handled) return;
@@ -234,6 +248,9 @@ static void conn_frame(uvw__link_t *link, const uint8_t *data, size_t len) {
     conn_drop(c);
     return;
   }
+  /* Every frame's manifest reaches the book, its dispatch known or not. */
+  if (uvw_frame_kind(f) == UVW_FRAME_TASK) uvw__link_delta_peer(link, uvw__frame_delta_chains(f));
+  uvw__link_delta_receive(link, f);
   if (uvw_frame_kind(f) == UVW_FRAME_TASK)
     uvw__call_task(c, f, len + 4);
   else
@@ -327,6 +344,8 @@ static uvw__wconn_t *conn_new(uvw_worker_t *w, int is_pipe) {
     uvw__free(c);
     return NULL;
   }
+  /* Out of memory there: this connection takes full manifests only. */
+  if (!w->delta_off) uvw__link_delta_init(&c->link, w->limits.delta_chains);
   w->open_handles++;
   return c;
 }

@@ -52,6 +52,7 @@ struct uvw_worker_s {
   uint32_t allow_uids[UVW__MAX_PEER_IDS], allow_gids[UVW__MAX_PEER_IDS];
   size_t nallow_uids, nallow_gids;
   int allow_remote;
+  int delta_off; /* uvw_worker_set_delta_manifests(w, 0): new connections take full manifests only */
 };
 
 /* One accepted connection: its dispatches by id. */

@@ -87,7 +87,7 @@ static int depth_scan(const ProtobufCMessageDescriptor *d, const uint8_t *p, siz
   return 0;
 }
 
-static int too_big(const char *what, size_t len) {
+int uvw__wire_too_big(const char *what, size_t len) {
   uvw_error_t *e = uvw__error_set(UVW_ETOOBIG, UVW_KIND_SERIALIZATION_ERROR,
                                   "%s is %zu bytes, over the wire size limit of %zu bytes", what, len,
                                   uvw_wire_max_size());
@@ -160,7 +160,7 @@ int uvw__wire_unpack(const ProtobufCMessageDescriptor *desc, const void *data, s
                      ProtobufCMessage **out, uvw__arena_t **arena) {
   *out = NULL;
   *arena = NULL;
-  if (len > uvw_wire_max_size()) return too_big(what, len);
+  if (len > uvw_wire_max_size()) return uvw__wire_too_big(what, len);
   if (data == NULL && len != 0) {
     uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "%s: data is NULL", what);
     return UVW_EINVAL;
@@ -198,7 +198,7 @@ int uvw__wire_pack(const ProtobufCMessage *msg, const char *what, void **out, si
   size_t n = protobuf_c_message_get_packed_size(msg);
   *out = NULL;
   *len = 0;
-  if (n > uvw_wire_max_size()) return too_big(what, n);
+  if (n > uvw_wire_max_size()) return uvw__wire_too_big(what, n);
   if (n == 0) return 0;
   uint8_t *buf = uvw__malloc(n);
   if (buf == NULL) return uvw__error_nomem(what);

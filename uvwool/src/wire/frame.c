@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "pbscan.h"
 #include "value.h"
 #include "wire_frame.h"
 #include "wire_int.h"
@@ -33,9 +34,14 @@ struct uvw_frame_s {
    * mbytes/mlen (has_mbytes 0: they are not for sending) until
    * uvw__frame_decode_manifest. */
   int deferred;
+  int kept_delta; /* the kept bytes are a ManifestDelta, for the link to resolve */
   uvw_frame_manifest_state_t mstate;
   uvw_manifest_t *manifest;
   uvw_error_t *merror;
+  /* Decoder side: delta manifests' handshake and resync fields. */
+  uint32_t delta_chains;
+  char **resync;
+  size_t nresync;
 };
 
 static int is_request(uvw_frame_kind_t k) { return k >= UVW_FRAME_TASK && k <= UVW_FRAME_THROW; }
@@ -84,6 +90,8 @@ void uvw_frame_free(uvw_frame_t *f) {
   uvw__free(f->mbytes);
   uvw_manifest_free(f->manifest);
   uvw_error_unref(f->merror);
+  for (size_t i = 0; i < f->nresync; i++) uvw__free(f->resync[i]);
+  uvw__free(f->resync);
   uvw__free(f);
 }
 
@@ -219,7 +227,7 @@ static int vals_fill(vals_t *v, uvw_value_t *const *src, size_t n, const char *p
   return 0;
 }
 
-int uvw_frame_encode(const uvw_frame_t *f, void **out, size_t *len) {
+static int encode(const uvw_frame_t *f, int with_manifest, void **out, size_t *len) {
   if (f == NULL || out == NULL || len == NULL) return bad_use(f, "uvw_frame_encode: NULL argument");
   *out = NULL;
   *len = 0;
@@ -251,11 +259,12 @@ int uvw_frame_encode(const uvw_frame_t *f, void **out, size_t *len) {
   Uvwool__Result result = UVWOOL__RESULT__INIT;
   Uvwool__Exception exc = UVWOOL__EXCEPTION__INIT;
   ProtobufCBinaryData mbytes = {f->mlen, f->mbytes};
+  protobuf_c_boolean has_mbytes = f->has_mbytes && with_manifest;
   if (is_request(f->kind)) {
     Uvwool__Request req = UVWOOL__REQUEST__INIT;
     req.has_dispatch_id = 1;
     req.dispatch_id = f->dispatch_id;
-    req.has_manifest = f->has_mbytes;
+    req.has_manifest = has_mbytes;
     req.manifest = mbytes;
     switch (f->kind) {
       case UVW_FRAME_TASK:
@@ -290,7 +299,7 @@ int uvw_frame_encode(const uvw_frame_t *f, void **out, size_t *len) {
     Uvwool__Response resp = UVWOOL__RESPONSE__INIT;
     resp.has_dispatch_id = 1;
     resp.dispatch_id = f->dispatch_id;
-    resp.has_manifest = f->has_mbytes;
+    resp.has_manifest = has_mbytes;
     resp.manifest = mbytes;
     switch (f->kind) {
       case UVW_FRAME_ACK:
@@ -320,6 +329,27 @@ int uvw_frame_encode(const uvw_frame_t *f, void **out, size_t *len) {
   uvw__error_pb_free(err);
   vals_free(&vals);
   return rc;
+}
+
+int uvw_frame_encode(const uvw_frame_t *f, void **out, size_t *len) { return encode(f, 1, out, len); }
+
+int uvw__frame_encode_bare(const uvw_frame_t *f, void **out, size_t *len, uint8_t **mbytes, size_t *mlen) {
+  *mbytes = NULL;
+  *mlen = 0;
+  int rc = encode(f, 0, out, len);
+  if (rc != 0 || !f->has_mbytes) return rc;
+  /* The whole frame must fit the limit as uvw_frame_encode's would. */
+  size_t whole = *len + uvw__pb_bytes_size(UVW__FRAME_FIELD_MANIFEST, f->mlen);
+  if (whole > uvw_wire_max_size() || (*mbytes = uvw__malloc(f->mlen ? f->mlen : 1)) == NULL) {
+    uvw__free(*out);
+    *out = NULL;
+    *len = 0;
+    if (*mbytes == NULL && whole <= uvw_wire_max_size()) return uvw__error_nomem("manifest bytes");
+    return uvw__wire_too_big(is_request(f->kind) ? "request frame" : "response frame", whole);
+  }
+  if (f->mlen) memcpy(*mbytes, f->mbytes, f->mlen);
+  *mlen = f->mlen;
+  return 0;
 }
 
 /* ---- decode ------------------------------------------------------------------------ */
@@ -358,32 +388,38 @@ static int decode_manifest(uvw_frame_t *f, const ProtobufCBinaryData *bytes, siz
     f->mstate = UVW_FRAME_MANIFEST_DECODED;
     return 0;
   }
-  f->mstate = UVW_FRAME_MANIFEST_ERROR;
-  f->merror = uvw_error_ref(uvw_last_error());
-  if (f->error != NULL) {
-    /* The payload error was built by this decode and is not shared yet, so
-     * it may still be modified: walk to the tail of its context chain. */
-    uvw_error_t *tail = f->error;
-    while (tail->context != NULL) tail = tail->context;
-    uvw__error_set_context(tail, uvw_error_ref(f->merror));
-  }
+  uvw__frame_fail_manifest(f);
   return rc == UVW_ENOMEM ? rc : 0;
 }
 
 /* Keep the manifest's bytes for a decode once the dispatch is known. */
-static int keep_manifest(uvw_frame_t *f, const ProtobufCBinaryData *bytes) {
+static int keep_manifest(uvw_frame_t *f, const ProtobufCBinaryData *bytes, int delta) {
   uint8_t *copy = uvw__malloc(bytes->len ? bytes->len : 1);
   if (copy == NULL) return uvw__error_nomem("manifest bytes");
   if (bytes->len) memcpy(copy, bytes->data, bytes->len);
   f->mbytes = copy;
   f->mlen = bytes->len;
   f->deferred = 1;
+  f->kept_delta = delta;
+  return 0;
+}
+
+/* A delta that no connection's book resolves (a frame decoded on its own):
+ * the manifest's error, kept for mount time like a bad manifest's. */
+static int delta_unresolvable(uvw_frame_t *f) {
+  uvw_error_t *e = uvw__error_set(UVW_EMALFORMED, UVW_KIND_SERIALIZATION_ERROR,
+                                  "malformed manifest delta: a delta is resolved only by the connection it "
+                                  "arrived on (decode the frame there)");
+  uvw__error_field(e, "what", "manifest delta");
+  uvw__error_field(e, "reason", "no connection state");
+  uvw__frame_fail_manifest(f);
   return 0;
 }
 
 int uvw__frame_decode_manifest(uvw_frame_t *f, size_t stub_budget, size_t *created) {
   if (created) *created = 0;
   if (f == NULL || !f->deferred) return 0;
+  if (f->kept_delta) return delta_unresolvable(f);
   ProtobufCBinaryData bytes = {f->mlen, f->mbytes};
   int rc = decode_manifest(f, &bytes, stub_budget, created);
   f->deferred = 0;
@@ -394,6 +430,40 @@ int uvw__frame_decode_manifest(uvw_frame_t *f, size_t stub_budget, size_t *creat
 }
 
 size_t uvw__frame_kept_bytes(const uvw_frame_t *f) { return f && f->deferred ? f->mlen : 0; }
+
+const uint8_t *uvw__frame_kept(const uvw_frame_t *f, size_t *len, int *is_delta) {
+  *len = f->deferred ? f->mlen : 0;
+  *is_delta = f->deferred && f->kept_delta;
+  return f->deferred ? f->mbytes : NULL;
+}
+
+void uvw__frame_replace_kept(uvw_frame_t *f, uint8_t *full, size_t len) {
+  uvw__free(f->mbytes);
+  f->mbytes = full;
+  f->mlen = len;
+  f->deferred = 1;
+  f->kept_delta = 0;
+}
+
+void uvw__frame_fail_manifest(uvw_frame_t *f) {
+  uvw__free(f->mbytes);
+  f->mbytes = NULL;
+  f->mlen = 0;
+  f->deferred = 0;
+  f->kept_delta = 0;
+  f->mstate = UVW_FRAME_MANIFEST_ERROR;
+  uvw_error_unref(f->merror);
+  f->merror = uvw_error_ref(uvw_last_error());
+  if (f->error != NULL) {
+    uvw_error_t *tail = f->error;
+    while (tail->context != NULL) tail = tail->context;
+    uvw__error_set_context(tail, uvw_error_ref(f->merror));
+  }
+}
+
+uint32_t uvw__frame_delta_chains(const uvw_frame_t *f) { return f->delta_chains; }
+size_t uvw__frame_resync_count(const uvw_frame_t *f) { return f->nresync; }
+const char *uvw__frame_resync(const uvw_frame_t *f, size_t i) { return i < f->nresync ? f->resync[i] : NULL; }
 
 static int decode_error(const Uvwool__Error *pb, const char *frame, uvw_frame_t *f) {
   if (pb == NULL) return frame_malformed(frame, "an error frame without its error payload");
@@ -421,14 +491,39 @@ static int decode_task(const Uvwool__Task *t, uvw_frame_t *f) {
   return 0;
 }
 
-static int finish(uvw_frame_t *f, int rc, const char *frame, protobuf_c_boolean has_manifest,
-                  const ProtobufCBinaryData *manifest, int defer, uvw_frame_t **out) {
-  if (rc == 0 && has_manifest) {
+/* The fields every Request and Response has past its payload. */
+typedef struct {
+  protobuf_c_boolean has_manifest, has_delta, has_delta_chains;
+  const ProtobufCBinaryData *manifest, *delta;
+  uint32_t delta_chains;
+  size_t nresync;
+  char **resync;
+} tail_t;
+
+static int take_resync(uvw_frame_t *f, const tail_t *t, const char *frame) {
+  if (t->nresync == 0) return 0;
+  if (t->nresync > UVW__FRAME_MAX_RESYNC) return frame_malformed(frame, "more resync chain ids than a frame carries");
+  if ((f->resync = uvw__calloc(t->nresync, sizeof(*f->resync))) == NULL) return uvw__error_nomem("resync ids");
+  for (size_t i = 0; i < t->nresync; i++, f->nresync++)
+    if ((f->resync[i] = uvw__strndup(t->resync[i], strnlen(t->resync[i], 64))) == NULL)
+      return uvw__error_nomem("resync ids");
+  return 0;
+}
+
+static int finish(uvw_frame_t *f, int rc, const char *frame, const tail_t *t, int defer, uvw_frame_t **out) {
+  if (rc == 0 && (t->has_manifest || t->has_delta)) {
     if (!carries_manifest(f->kind))
       rc = frame_malformed(frame, "this kind of frame never carries a manifest");
+    else if (t->has_manifest && t->has_delta)
+      rc = frame_malformed(frame, "both a manifest and a manifest delta");
+    else if (t->has_delta)
+      rc = keep_manifest(f, t->delta, 1);
     else
-      rc = defer ? keep_manifest(f, manifest) : decode_manifest(f, manifest, uvw_wire_stub_cap(), NULL);
+      rc = defer ? keep_manifest(f, t->manifest, 0) : decode_manifest(f, t->manifest, uvw_wire_stub_cap(), NULL);
+    if (rc == 0 && t->has_delta && !defer) rc = delta_unresolvable(f);
   }
+  if (rc == 0) rc = take_resync(f, t, frame);
+  if (rc == 0 && t->has_delta_chains) f->delta_chains = t->delta_chains;
   if (rc != 0) {
     uvw_frame_free(f);
     return rc;
@@ -467,7 +562,9 @@ static int decode_request(const void *data, size_t len, int defer, uvw_frame_t *
       default:
         break;
     }
-    rc = finish(f, rc, "request frame", r->has_manifest, &r->manifest, defer, out);
+    tail_t t = {r->has_manifest, r->has_manifest_delta, r->has_delta_chains, &r->manifest, &r->manifest_delta,
+                r->delta_chains, r->n_resync, r->resync};
+    rc = finish(f, rc, "request frame", &t, defer, out);
   }
   uvw__arena_free(arena);
   return rc;
@@ -512,7 +609,9 @@ static int decode_response(const void *data, size_t len, int defer, uvw_frame_t 
       default:
         break;
     }
-    rc = finish(f, rc, "response frame", r->has_manifest, &r->manifest, defer, out);
+    tail_t t = {r->has_manifest, r->has_manifest_delta, r->has_delta_chains, &r->manifest, &r->manifest_delta,
+                r->delta_chains, r->n_resync, r->resync};
+    rc = finish(f, rc, "response frame", &t, defer, out);
   }
   uvw__arena_free(arena);
   return rc;

@@ -28,6 +28,8 @@ typedef struct uvw__arena_s uvw__arena_t;
 int uvw__wire_unpack(const ProtobufCMessageDescriptor *desc, const void *data, size_t len, const char *what,
                      ProtobufCMessage **out, uvw__arena_t **arena);
 void uvw__arena_free(uvw__arena_t *arena);
+/* UVW_ETOOBIG for `what` of len bytes, detail published. */
+int uvw__wire_too_big(const char *what, size_t len);
 /* Pack msg into a new buffer (NULL for an empty message), checking the size
  * limit. */
 int uvw__wire_pack(const ProtobufCMessage *msg, const char *what, void **out, size_t *len);
