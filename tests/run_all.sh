@@ -109,7 +109,7 @@ fuzz_smoke() {
   cmake --build "$dir" -j "$jobs" --target fuzz >"$dir.build.log" 2>&1 || { tail -n 60 "$dir.build.log"; return 1; }
   [ -x "$root/fuzz/tests/fuzz/fuzz_manifest" ] || { echo "fuzz: libFuzzer unavailable (libclang-rt-14-dev)"; return 1; }
   local t secs=${UVWOOL_FUZZ_SECONDS:-25}
-  for t in manifest frame text link; do
+  for t in manifest frame text link delta; do
     rm -rf "$root/fuzz-corpus/$t" && mkdir -p "$root/fuzz-corpus/$t" "$root/fuzz-artifacts"
     cp tests/fuzz/corpus/$t/* "$root/fuzz-corpus/$t/"
     "$root/fuzz/tests/fuzz/fuzz_$t" "$root/fuzz-corpus/$t" -max_total_time="$secs" -max_len=4096 \

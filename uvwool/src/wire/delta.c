@@ -103,9 +103,11 @@ static int parse_full(const uint8_t *bytes, size_t len, parsed_t *p) {
   size_t i = 0;
   uvw__pb_field_t f;
   int rc;
+  size_t canonical = 0; /* the length of the same fields written as merge writes them */
   while ((rc = uvw__pb_next(bytes, len, &i, &f)) == 1) {
+    canonical += f.type == UVW__PB_BYTES ? uvw__pb_bytes_size((uint32_t)f.number, f.len) : len + 1;
     if (f.number == MANIFEST_ID && f.type == UVW__PB_BYTES) {
-      if (p->id != NULL) keepable = 0;
+      if (p->id != NULL || p->n != 0) keepable = 0; /* once, and first */
       p->id = f.data;
       p->id_len = f.len;
     } else if (f.number == MANIFEST_ENTRIES && f.type == UVW__PB_BYTES && keepable) {
@@ -118,6 +120,9 @@ static int parse_full(const uint8_t *bytes, size_t len, parsed_t *p) {
       keepable = 0;
     }
   }
+  /* Canonical (the id first, minimal lengths), so that the receiver's
+   * rebuild is these very bytes. */
+  if (canonical != len) keepable = 0;
   if (rc != 0 || p->id == NULL || !id_ok(p->id, p->id_len)) {
     keepable = 0;
     if (p->id != NULL && !id_ok(p->id, p->id_len)) p->id = NULL;
@@ -209,15 +214,30 @@ static int keep(uvw__delta_book_t *b, uint8_t *bytes, size_t len, parsed_t *p, u
   return 0;
 }
 
+/* Forget every chain the manifest names (each field 1), allocating
+ * nothing: out of memory before the manifest was copied or fully parsed,
+ * its chain must still be forgotten, or this side would keep an older
+ * version than the other side's. */
+static void forget_named(uvw__delta_book_t *b, const uint8_t *bytes, size_t len) {
+  size_t i = 0;
+  uvw__pb_field_t f;
+  while (uvw__pb_next(bytes, len, &i, &f) == 1)
+    if (f.number == MANIFEST_ID && f.type == UVW__PB_BYTES) uvw__delta_book_forget(b, f.data, f.len);
+}
+
 /* Copy `full`, parse the copy and keep it when keepable, else forget its
  * chain. 0, or -1 out of memory (chain forgotten). */
 static int record_copy(uvw__delta_book_t *b, const uint8_t *full, size_t len, uint64_t version) {
   uint8_t *copy = uvw__malloc(len ? len : 1);
-  if (copy == NULL) return -1;
-  memcpy(copy, full, len);
+  if (copy == NULL) {
+    forget_named(b, full, len);
+    return -1;
+  }
+  if (len) memcpy(copy, full, len);
   parsed_t p;
   int keepable = parse_full(copy, len, &p);
   if (keepable == 1) return keep(b, copy, len, &p, version);
+  if (keepable < 0) forget_named(b, copy, len); /* the id may follow where parsing stopped */
   if (p.id) uvw__delta_book_forget(b, p.id, p.id_len);
   uvw__free(p.e);
   uvw__free(copy);
@@ -276,6 +296,7 @@ int uvw__delta_send(uvw__delta_book_t *b, const uint8_t *full, size_t len, int a
   parsed_t now;
   int keepable = parse_full(full, len, &now);
   if (keepable != 1) {
+    if (keepable < 0) forget_named(b, full, len); /* the id may follow where parsing stopped */
     if (now.id) uvw__delta_book_forget(b, now.id, now.id_len);
     uvw__free(now.e);
     return keepable == 0 ? 0 : uvw__error_nomem("delta manifest");
@@ -382,6 +403,18 @@ static const char *parse_delta(const uint8_t *p, size_t n, delta_t *d) {
   return NULL;
 }
 
+/* A delta that failed before its id was read: the id from the rest of it,
+ * so the chain can still be forgotten on both sides. */
+static void find_id(const uint8_t *p, size_t n, delta_t *d) {
+  size_t i = 0;
+  uvw__pb_field_t f;
+  while (d->id == NULL && uvw__pb_next(p, n, &i, &f) == 1)
+    if (f.number == DELTA_ID && f.type == UVW__PB_BYTES && id_ok(f.data, f.len)) {
+      d->id = f.data;
+      d->id_len = f.len;
+    }
+}
+
 static int delta_failed(uvw__delta_book_t *b, const delta_t *d, const char *why,
                         char resync_id[UVW__DELTA_MAX_ID + 1]) {
   if (d->id != NULL) {
@@ -408,7 +441,10 @@ int uvw__delta_recv(uvw__delta_book_t *b, const uint8_t *delta, size_t dlen, uin
   resync_id[0] = '\0';
   delta_t d;
   const char *why = parse_delta(delta, dlen, &d);
-  if (why != NULL) return delta_failed(b, &d, why, resync_id);
+  if (why != NULL) {
+    find_id(delta, dlen, &d);
+    return delta_failed(b, &d, why, resync_id);
+  }
   dchain_t *base = find(b, d.id, d.id_len);
   if (base == NULL) return delta_failed(b, &d, "no manifest of this chain is kept here", resync_id);
   if (base->version != d.base) {

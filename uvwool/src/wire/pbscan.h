@@ -105,7 +105,8 @@ static inline size_t uvw__pb_put_uint(uint8_t *out, uint32_t number, uint64_t v)
 /* Bytes uvw__pb_put_bytes writes for a payload of len bytes. */
 static inline size_t uvw__pb_bytes_size(uint32_t number, size_t len) {
   uint8_t scratch[UVW__PB_VARINT_MAX];
-  return uvw__pb_put_varint(scratch, (uint64_t)number << 3) + uvw__pb_put_varint(scratch, len) + len;
+  return uvw__pb_put_varint(scratch, ((uint64_t)number << 3) | UVW__PB_BYTES) + uvw__pb_put_varint(scratch, len) +
+         len;
 }
 
 #endif

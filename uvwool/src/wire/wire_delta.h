@@ -7,11 +7,12 @@
  * same order (a connection delivers in order), so the receiver rebuilds
  * exactly the bytes the sender diffed against:
  *   - a manifest is kept only when it is "keepable": at most
- *     UVW__DELTA_MAX_BASE_BYTES, fields 1 (the id, once, 1 to
- *     UVW__DELTA_MAX_ID bytes) and 2 (entries) only, every entry with one
- *     namespace and one name, the entries strictly ascending by
- *     (namespace, name) compared as bytes. A manifest that is not keepable
- *     makes the book forget its chain;
+ *     UVW__DELTA_MAX_BASE_BYTES, fields 1 (the id, once and first, 1 to
+ *     UVW__DELTA_MAX_ID printable ASCII bytes) and 2 (entries) only, with
+ *     minimal length prefixes, every entry with one namespace and one
+ *     name, the entries strictly ascending by (namespace, name) compared as
+ *     bytes (what uvwool's encoder writes, up to the size). A manifest that
+ *     is not keepable makes the book forget its chain;
  *   - a full manifest is kept as version 1 and a delta's result as its
  *     base + 1;
  *   - every manifest kept makes its chain the most recently used; past
