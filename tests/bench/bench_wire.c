@@ -1,9 +1,14 @@
-/* Micro-benchmark of the wire layer, through the shared library.
+/* Micro-benchmark of the wire layer (the static library: delta manifests
+ * are internal).
  *
  * For manifests of 1, 8 and 64 variables (alternately string and int
  * values): encode, decode, encode+decode (the issue's target: 8 variables
  * in about a microsecond), the encoded size, and mount of a decoded
  * manifest into a fresh (unarmed) context vs merged onto an armed one.
+ * Then delta manifests (wire_delta.h) for the same manifest: the sender's
+ * diff and the receiver's rebuild of an unchanged manifest, the same with
+ * one variable changed, and the whole way of one manifest with deltas
+ * (encode + diff + rebuild + decode), against the 1 us goal.
  *
  * Method as bench_core: each case runs in a loop calibrated to ~20 ms,
  * REPEATS rounds, minimum reported (median alongside); return codes are
@@ -16,6 +21,7 @@
 #include <time.h>
 
 #include "uvwool.h"
+#include "wire_delta.h"
 
 #define REPEATS 5
 #define TARGET_RUN_NS 20e6
@@ -29,10 +35,8 @@ static double now_ns(void) {
 static int failed;
 #define CHECK(x)                                                                              \
   do {                                                                                        \
-    if ((x) != 0) {                                                                           \
+    if ((x) != 0 && !failed++) /* the first failure only */                                   \
       fprintf(stderr, "bench_wire: %s failed: %s\n", #x, uvw_error_message(uvw_last_error())); \
-      failed = 1;                                                                             \
-    }                                                                                         \
   } while (0)
 
 typedef struct {
@@ -41,6 +45,12 @@ typedef struct {
   size_t len;
   uvw_manifest_t *decoded;
   uvw_context_t *merge;   /* an armed receiver with other variables */
+  void *changed;          /* the manifest of src with its first variable changed */
+  size_t changed_len;
+  uvw__delta_book_t *sent, *received; /* both hold src's manifest */
+  uvw__delta_book_t *diff_only;       /* a sender's book whose deltas go nowhere */
+  size_t delta_len;       /* the delta of an unchanged manifest */
+  int flip;               /* op_delta_one_changed left the changed manifest in the books */
 } fixture_t;
 
 typedef void (*op_fn)(fixture_t *f, long iters);
@@ -90,6 +100,70 @@ static void op_mount_merged(fixture_t *f, long iters) {
     CHECK(uvw_manifest_mount(f->decoded));
     uvw_context_exit(c);
     uvw_context_unref(c);
+  }
+}
+
+/* The sender's side of one manifest: diff against the book (which holds
+ * the same manifest: the delta says "nothing changed"). */
+static void op_delta_send(fixture_t *f, long iters) {
+  for (long i = 0; i < iters; i++) {
+    uint8_t *d;
+    size_t n;
+    CHECK(uvw__delta_send(f->diff_only, f->bytes, f->len, 1, &d, &n));
+    if (d == NULL) failed = 1;
+    uvw_free(d);
+  }
+}
+/* Both sides, the manifest unchanged: diff, then rebuild. */
+static void op_delta_both(fixture_t *f, long iters) {
+  char id[UVW__DELTA_MAX_ID + 1];
+  for (long i = 0; i < iters; i++) {
+    uint8_t *d = NULL, *full = NULL;
+    size_t n, flen;
+    CHECK(uvw__delta_send(f->sent, f->bytes, f->len, 1, &d, &n));
+    CHECK(uvw__delta_recv(f->received, d, n, &full, &flen, id));
+    uvw_free(d);
+    uvw_free(full);
+  }
+}
+/* Both sides, one variable changing back and forth (f->flip: which one
+ * the books hold, so every call diffs against the other). */
+static void op_delta_one_changed(fixture_t *f, long iters) {
+  char id[UVW__DELTA_MAX_ID + 1];
+  for (long i = 0; i < iters; i++) {
+    uint8_t *d = NULL, *full = NULL;
+    size_t n, flen;
+    f->flip = !f->flip;
+    const void *m = f->flip ? f->changed : f->bytes;
+    size_t len = f->flip ? f->changed_len : f->len;
+    CHECK(uvw__delta_send(f->sent, m, len, 1, &d, &n));
+    if (d == NULL) /* not smaller than the manifest (1 variable): it goes whole */
+      CHECK(uvw__delta_recv_full(f->received, m, len));
+    else
+      CHECK(uvw__delta_recv(f->received, d, n, &full, &flen, id));
+    uvw_free(d);
+    uvw_free(full);
+  }
+}
+
+/* The whole way of an unchanged manifest with deltas: encode, diff,
+ * rebuild, decode (what one direction of a dispatch costs the two ends). */
+static void op_delta_roundtrip(fixture_t *f, long iters) {
+  char id[UVW__DELTA_MAX_ID + 1];
+  if (f->flip) op_delta_one_changed(f, 1); /* back to the unchanged manifest */
+  for (long i = 0; i < iters; i++) {
+    void *p;
+    uint8_t *d = NULL, *full = NULL;
+    size_t n, dn, flen;
+    uvw_manifest_t *m;
+    CHECK(uvw_manifest_encode(f->src, &p, &n));
+    CHECK(uvw__delta_send(f->sent, p, n, 1, &d, &dn));
+    CHECK(uvw__delta_recv(f->received, d, dn, &full, &flen, id));
+    CHECK(uvw_manifest_decode(full, flen, &m));
+    uvw_manifest_free(m);
+    uvw_free(full);
+    uvw_free(d);
+    uvw_free(p);
   }
 }
 
@@ -149,11 +223,45 @@ static void setup(fixture_t *f, int nvars, const char *ns) {
   uvw_context_exit(f->merge);
   CHECK(uvw_manifest_encode(f->src, &f->bytes, &f->len));
   CHECK(uvw_manifest_decode(f->bytes, f->len, &f->decoded));
+  /* The changed manifest: a copy of src, its first variable rebound. */
+  uvw_context_t *c = uvw_context_copy(f->src);
+  uvw_context_enter(c);
+  char name[32];
+  snprintf(name, sizeof name, "var%03d", 0);
+  uvw_value_t *val = uvw_value_cstring("another-string-value!!");
+  CHECK(uvw_set(uvw_var_find(ns, name), val, NULL));
+  uvw_value_unref(val);
+  uvw_context_exit(c);
+  CHECK(uvw_manifest_encode(c, &f->changed, &f->changed_len));
+  uvw_context_unref(c);
+  /* Both books hold src's manifest, as after one full manifest went out. */
+  f->sent = uvw__delta_book_new(64);
+  f->received = uvw__delta_book_new(64);
+  f->diff_only = uvw__delta_book_new(64);
+  uint8_t *d;
+  CHECK(uvw__delta_send(f->diff_only, f->bytes, f->len, 1, &d, &f->delta_len));
+  CHECK(uvw__delta_send(f->sent, f->bytes, f->len, 1, &d, &f->delta_len));
+  CHECK(uvw__delta_recv_full(f->received, f->bytes, f->len));
+  CHECK(uvw__delta_send(f->sent, f->bytes, f->len, 1, &d, &f->delta_len));
+  char id[UVW__DELTA_MAX_ID + 1];
+  uint8_t *full;
+  size_t flen;
+  CHECK(d == NULL ? -1 : uvw__delta_recv(f->received, d, f->delta_len, &full, &flen, id));
+  if (d != NULL && (flen != f->len || memcmp(full, f->bytes, flen) != 0)) {
+    fprintf(stderr, "bench_wire: the rebuilt manifest differs from the sent one\n");
+    failed = 1;
+  }
+  uvw_free(d);
+  uvw_free(full);
 }
 
 static void teardown(fixture_t *f) {
   uvw_manifest_free(f->decoded);
   uvw_free(f->bytes);
+  uvw_free(f->changed);
+  uvw__delta_book_free(f->sent);
+  uvw__delta_book_free(f->received);
+  uvw__delta_book_free(f->diff_only);
   uvw_context_unref(f->src);
   uvw_context_unref(f->merge);
 }
@@ -165,13 +273,19 @@ int main(void) {
   static const struct {
     const char *name;
     op_fn fn;
-  } ops[] = {{"encode", op_encode},
-             {"decode", op_decode},
-             {"encode+decode", op_roundtrip},
-             {"mount fresh", op_mount_fresh},
-             {"mount merged", op_mount_merged}};
+    int delta; /* its bytes column: the delta's */
+  } ops[] = {{"encode", op_encode, 0},
+             {"decode", op_decode, 0},
+             {"encode+decode", op_roundtrip, 0},
+             {"mount fresh", op_mount_fresh, 0},
+             {"mount merged", op_mount_merged, 0},
+             {"delta diff", op_delta_send, 1},
+             {"delta diff+rebuild", op_delta_both, 1},
+             {"delta 1 changed", op_delta_one_changed, 0},
+             {"delta whole way", op_delta_roundtrip, 1}};
   const int sizes[] = {1, 8, 64};
-  printf("%-6s %-15s %10s %10s %8s\n", "vars", "op", "min ns/op", "median", "bytes");
+  double whole_full = 0, whole_delta = 0;
+  printf("%-6s %-19s %10s %10s %8s\n", "vars", "op", "min ns/op", "median", "bytes");
   for (size_t s = 0; s < 3; s++) {
     char ns[32];
     snprintf(ns, sizeof ns, "bench.wire.%d", sizes[s]);
@@ -179,9 +293,16 @@ int main(void) {
     setup(&f, sizes[s], ns);
     for (size_t o = 0; o < sizeof ops / sizeof *ops; o++) {
       double med, best = measure(ops[o].fn, &f, &med);
-      printf("%-6d %-15s %10.1f %10.1f %8zu\n", sizes[s], ops[o].name, best, med, f.len);
+      printf("%-6d %-19s %10.1f %10.1f %8zu\n", sizes[s], ops[o].name, best, med, ops[o].delta ? f.delta_len : f.len);
+      if (sizes[s] == 8 && ops[o].fn == op_roundtrip) whole_full = best;
+      if (sizes[s] == 8 && ops[o].fn == op_delta_roundtrip) whole_delta = best;
     }
     teardown(&f);
   }
+  printf("\n  delta whole way  = encode + diff + rebuild + decode of an unchanged manifest (one direction)\n");
+  printf("  delta 1 changed  = diff + rebuild, the first variable changing back and forth\n");
+  printf("8 variables, one direction, unchanged context: full %.0f ns -> with deltas %.0f ns "
+         "(goal <= 1000 ns)  %s\n",
+         whole_full, whole_delta, whole_delta <= 1000 ? "PASS" : "MISS");
   return failed;
 }

@@ -229,8 +229,47 @@ Test(delta, a_random_scenario_mounts_the_same_states_with_and_without_deltas, .t
   cr_assert_gt(on.sent_delta, 0);
   cr_assert_gt(on.received_delta, 0);
   cr_assert_eq(on.failed_delta, 0);
-  cr_assert_eq(off.sent_delta + off.received_delta + off.failed_delta, 0, "deltas with delta manifests off");
-  cr_assert_gt(off.sent_full, 0);
+  cr_assert_gt(on.sent_full, 0);
+  cr_assert_eq(off.sent_full + off.sent_delta + off.received_full + off.received_delta + off.failed_delta, 0,
+               "books kept with delta manifests off");
+  dh_finish(&loop, NULL);
+  dh_stop(&worker);
+}
+
+/* A worker that does not take deltas (as an older worker, whose Acks never
+ * advertise): a caller asking for them keeps sending full manifests, and
+ * gets full manifests back; everything works as without deltas. */
+Test(delta, a_caller_asking_a_worker_without_deltas_stays_on_full_manifests) {
+  char addr[200];
+  dh_pipe_address(addr, sizeof(addr));
+  const char *listen[] = {addr, NULL};
+  const char *extra[] = {"--no-delta-manifests", NULL};
+  dh_start_args(&worker, listen, extra);
+  uv_loop_init(&loop);
+  uvw_conn_t *c = connect_mode(1);
+  scenario_t s = {.rng = 7};
+  s.ctx[0] = uvw_context_new();
+  cr_assert_eq(uvw_context_enter(s.ctx[0]), 0);
+  cr_assert_eq(dscript_run("s a0 kept;i a1 5"), 0);
+  uvw_context_chain_id(s.ctx[0], s.id[0]);
+  cr_assert_eq(uvw_context_exit(s.ctx[0]), 0);
+  for (int i = 0; i < 10; i++) {
+    uvw_value_t *arg = uvw_value_cstring(i % 2 ? "s a2 odd" : "");
+    cr_assert_eq(uvw_context_enter(s.ctx[0]), 0);
+    cr_assert_eq(uvw_conn_dispatch(c, "delta_script", &arg, 1, NULL, on_reply, &s, NULL), 0);
+    cr_assert_eq(uvw_context_exit(s.ctx[0]), 0);
+    uvw_value_unref(arg);
+    dh_run_until(&loop, &s.replies, i + 1, 60000);
+  }
+  cr_assert_not_null(strstr(s.log, "caller=[d.a0=s:kept d.a1=i:5 d.a2=s:odd]"), "%s", s.log);
+  cr_assert_null(strstr(s.log, "status=-"), "every step succeeded: %s", s.log);
+  uvw__delta_counts_t n = uvw__conn_delta_counts(c);
+  cr_assert_eq(n.sent_delta + n.received_delta + n.failed_delta, 0, "no delta either way");
+  cr_assert_eq(n.sent_full, 10, "its books still saw every manifest it sent (%zu)", n.sent_full);
+  uvw__delta_counts_t total = {0};
+  close_conn(&s, &c, &total);
+  uvw_context_unref(s.ctx[0]);
+  free(s.log);
   dh_finish(&loop, NULL);
   dh_stop(&worker);
 }

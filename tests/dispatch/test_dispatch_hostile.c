@@ -2,6 +2,7 @@
  * undeclared names cannot deny service, stubs go when their dispatch goes,
  * and each peer's memory and time are bounded by the worker's limits. */
 #include "harness.h"
+#include "wire_frame.h"
 
 #include <fcntl.h>
 #include <time.h>
@@ -707,6 +708,113 @@ Test(hostile, a_worker_cannot_fill_the_callers_stubs_beyond_its_connection_budge
   free(fits.p);
   dh_reply_clear(&a);
   dh_reply_clear(&b);
+  dh_leave(ctx);
+
+  close(fd);
+  close(lfd);
+  remove(addr + 5);
+  int closed = 0;
+  uvw_conn_close(c, dh_conn_closed, &closed);
+  uv_run(&l, UV_RUN_DEFAULT);
+  cr_assert_eq(closed, 1);
+  cr_assert_eq(uvw_loop_close(&l), 0);
+}
+
+/* ---- a hostile worker's delta manifests ------------------------------------------- */
+
+/* f encoded, with `extra` (raw fields) after it, framed and sent: protobuf
+ * reads fields in any order, as the caller's own link appends them. */
+static void fake_send_with(int fd, const uvw_frame_t *f, const pb_t *extra) {
+  void *buf;
+  size_t len;
+  cr_assert_eq(uvw_frame_encode(f, &buf, &len), 0);
+  pb_t all = {0};
+  pb_raw(&all, buf, len);
+  pb_raw(&all, extra->p, extra->n);
+  uvw_free(buf);
+  uint8_t h[4] = {(uint8_t)(all.n >> 24), (uint8_t)(all.n >> 16), (uint8_t)(all.n >> 8), (uint8_t)all.n};
+  dh_raw_send(fd, h, 4);
+  dh_raw_send(fd, all.p, all.n);
+  free(all.p);
+}
+
+Test(hostile, a_worker_delta_against_no_base_fails_that_answer_alone_and_is_resynced) {
+  signal(SIGPIPE, SIG_IGN);
+  dh_declare();
+  uv_loop_t l;
+  uv_loop_init(&l);
+  char addr[200];
+  dh_pipe_address(addr, sizeof addr);
+  int lfd = fake_listen(addr);
+  uvw_conn_t *c;
+  cr_assert_eq(uvw_conn_open(&l, addr, &c), 0);
+  cr_assert_eq(uvw_conn_set_delta_manifests(c, 1), 0);
+  spin_until_readable(&l, lfd);
+  int fd = accept(lfd, NULL, NULL);
+  cr_assert_geq(fd, 0);
+  uvw_context_t *ctx = dh_enter("caller");
+  char chain[33];
+  dh_chain_id(chain);
+
+  /* The caller asks for deltas; the fake worker says it keeps 4 chains,
+   * then answers with a delta of the caller's chain, whose manifest it
+   * never sent whole: there is no base for it on the caller. */
+  dh_reply_t r = {0};
+  cr_assert_eq(uvw_conn_dispatch(c, "fake", NULL, 0, NULL, dh_record, &r, NULL), 0);
+  spin_until_readable(&l, fd);
+  uvw_frame_t *task = dh_raw_recv(fd, 1);
+  cr_assert_eq(uvw_frame_kind(task), UVW_FRAME_TASK);
+  cr_assert_eq(uvw__frame_delta_chains(task), 64, "the Task advertises the caller's bound");
+  uint64_t id = uvw_frame_dispatch_id(task);
+  uvw_frame_free(task);
+  cr_assert_eq(fake_recv(&l, fd, UVW_FRAME_NEXT), id);
+  pb_t bound = {0}, delta = {0}, field = {0};
+  pb_varint(&bound, 14 << 3);
+  pb_varint(&bound, 4);
+  uvw_frame_t *ack = uvw_frame_new(UVW_FRAME_ACK, id);
+  fake_send_with(fd, ack, &bound);
+  uvw_frame_free(ack);
+  pb_bytes(&delta, 1, chain, strlen(chain));
+  pb_varint(&delta, 2 << 3);
+  pb_varint(&delta, 5);
+  pb_bytes(&field, 16, delta.p, delta.n);
+  uvw_frame_t *res = uvw_frame_new(UVW_FRAME_RESULT, id);
+  cr_assert_eq(uvw_frame_set_value(res, uvw_value_nil()), 0);
+  cr_assert_eq(uvw_frame_set_done(res, 1), 0);
+  fake_send_with(fd, res, &field);
+  uvw_frame_free(res);
+  dh_run_until(&l, &r.calls, 1, 30000);
+  cr_assert_eq(r.status, UVW_EMALFORMED, "got %s: %s", uvw_err_name(r.status), r.error_msg);
+  cr_assert_not_null(strstr(r.error_msg, "manifest delta"), "%s", r.error_msg);
+  cr_assert_not_null(strstr(r.error_msg, "no manifest of this chain is kept"), "%s", r.error_msg);
+  cr_assert_str_eq(uvw_error_field(r.error, "chain_id"), chain);
+  cr_assert_str_eq(r.request_id, "caller", "nothing was merged");
+  cr_assert_not(uvw_conn_is_dead(c), "the connection goes on");
+
+  /* The caller's next frame asks the worker to resync that chain; the
+   * worker's full manifest then applies as any. */
+  dh_reply_t r2 = {0};
+  cr_assert_eq(uvw_conn_dispatch(c, "fake", NULL, 0, NULL, dh_record, &r2, NULL), 0);
+  spin_until_readable(&l, fd);
+  uvw_frame_t *t2 = dh_raw_recv(fd, 1);
+  cr_assert_eq(uvw__frame_resync_count(t2), 1, "the chain is named for a resync");
+  cr_assert_str_eq(uvw__frame_resync(t2, 0), chain);
+  uint64_t id2 = uvw_frame_dispatch_id(t2);
+  uvw_frame_free(t2);
+  cr_assert_eq(fake_recv(&l, fd, UVW_FRAME_NEXT), id2);
+  fake_ack(fd, id2);
+  uvw_context_t *answer = dh_enter(NULL); /* the fake worker's side */
+  dh_set_str(dh_tenant, "from-worker");
+  fake_result(fd, id2, 1, NULL);
+  dh_leave(answer);
+  dh_run_until(&l, &r2.calls, 1, 30000);
+  cr_assert_eq(r2.status, 0, "%s", r2.error_msg);
+  cr_assert_str_eq(r2.tenant, "from-worker");
+  free(bound.p);
+  free(delta.p);
+  free(field.p);
+  dh_reply_clear(&r);
+  dh_reply_clear(&r2);
   dh_leave(ctx);
 
   close(fd);

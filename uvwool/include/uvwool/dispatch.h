@@ -156,9 +156,10 @@ void uvw_worker_limits_default(uvw_worker_limits_t *out);
  * Returns 0, or UVW_EINVAL (w or limits NULL, max_chains over 64). */
 int uvw_worker_set_limits(uvw_worker_t *w, const uvw_worker_limits_t *limits);
 /* Delta manifests (docs/wire.md) on connections accepted from now on: on
- * (1, the default) or off (0: this worker neither asks for nor sends
- * deltas; its peers then send it full manifests). Returns the previous
- * setting, or UVW_EINVAL (w NULL). Loop thread. */
+ * (1, the default: taken from callers that ask, uvw_conn_set_delta_manifests)
+ * or off (0: this worker never takes or sends deltas; its callers then send
+ * it full manifests). Returns the previous setting, or UVW_EINVAL (w NULL).
+ * Loop thread. */
 int uvw_worker_set_delta_manifests(uvw_worker_t *w, int on);
 /* The limits in force (defaults filled in) into *out. 0 or UVW_EINVAL. */
 int uvw_worker_get_limits(const uvw_worker_t *w, uvw_worker_limits_t *out);
@@ -272,10 +273,12 @@ void uvw_conn_set_dispatch_timeout(uvw_conn_t *conn, uint64_t ms);
  * no stub left behind; its stubs are given back when its dispatch ends.
  * Declared variables never count. */
 void uvw_conn_set_max_stubs(uvw_conn_t *conn, size_t stubs);
-/* Delta manifests (docs/wire.md) on this connection: on (1, the default:
- * used when the worker takes them too) or off (0: full manifests both
- * ways). Negotiated when the connection comes up, so set it right after
- * uvw_conn_open: 0, or UVW_EINVAL (conn NULL, or already up). */
+/* Delta manifests (docs/wire.md) on this connection: on (1: used when
+ * the worker takes them too, as workers do by default) or off (0, the
+ * default: full manifests both ways). They save most manifest bytes on the
+ * wire but today cost some CPU (docs/wire.md, "Cost"). Negotiated when the
+ * connection comes up, so set it right after uvw_conn_open: 0, or
+ * UVW_EINVAL (conn NULL, or already up). */
 int uvw_conn_set_delta_manifests(uvw_conn_t *conn, int on);
 /* Whether the connection keeps its loop alive while idle: yes (1) by
  * default, like any libuv handle. With 0 (uv_unref's rule, as Node's

@@ -566,7 +566,7 @@ static int answer(uvw_call_t *call, uvw_frame_kind_t kind, uvw_value_t *value, i
                                     : uvw_frame_set_error(f, error);
     if (rc == 0 && kind == UVW_FRAME_RESULT) rc = uvw_frame_set_done(f, done);
     if (rc == 0) rc = uvw_frame_set_manifest(f, NULL);
-    if (rc == 0) rc = uvw__frame_encode_bare(f, &buf, &len, &mbytes, &mlen);
+    if (rc == 0) rc = uvw__link_encode(&call->conn->link, f, &buf, &len, &mbytes, &mlen);
     uvw_frame_free(f);
     if (rc == 0) {
       uvw__link_send_parts(&call->conn->link, buf, len, mbytes, mlen, 0);

@@ -64,7 +64,8 @@ struct uvw_conn_s {
    * manifests of this connection's live dispatches (max_stubs). */
   size_t stubs, max_stubs;
   /* Chains whose manifests this side keeps for the worker's deltas, and
-   * advertises (uvw_conn_set_delta_manifests; 0: full manifests only). */
+   * advertises (uvw_conn_set_delta_manifests; 0, the default: full
+   * manifests only). */
   size_t delta_chains;
   /* A pool member's dispatches whose frames never left go elsewhere when
    * the connect fails (pool.c). */
@@ -253,16 +254,18 @@ static int conn_send(uvw_conn_t *c, uint64_t id, out_t parts) {
   return 0;
 }
 
-/* f encoded for conn_send. */
-static int encode_parts(const uvw_frame_t *f, out_t *parts) {
+/* f encoded for conn_send: in parts when the connection will keep books
+ * (the decision is made at write time), else whole. */
+static int encode_parts(const uvw_conn_t *c, const uvw_frame_t *f, out_t *parts) {
   *parts = (out_t){0};
+  if (c->delta_chains == 0) return uvw_frame_encode(f, &parts->buf, &parts->len);
   parts->handshake = uvw_frame_kind(f) == UVW_FRAME_TASK;
   return uvw__frame_encode_bare(f, &parts->buf, &parts->len, &parts->mbytes, &parts->mlen);
 }
 
 static int conn_send_frame(uvw_conn_t *c, const uvw_frame_t *f) {
   out_t parts;
-  int rc = encode_parts(f, &parts);
+  int rc = encode_parts(c, f, &parts);
   return rc != 0 ? rc : conn_send(c, uvw_frame_dispatch_id(f), parts);
 }
 
@@ -674,7 +677,6 @@ int uvw_conn_open(uv_loop_t *loop, const char *address, uvw_conn_t **out) {
   c->own_ids = 1;
   c->next_id = &c->own_ids;
   c->max_stubs = UVW__DEFAULT_CONN_MAX_STUBS;
-  c->delta_chains = UVW__DEFAULT_DELTA_CHAINS;
   uvw__idmap_init(&c->live);
   rc = uvw__link_init(&c->link, loop, a.is_pipe, c);
   if (rc != 0) {
@@ -810,8 +812,8 @@ static int start(uvw_conn_t *c, const char *routine, uvw_value_t *const *args, s
   for (size_t i = 0; rc == 0 && i < nargs; i++) rc = uvw_frame_add_arg(task, args[i]);
   if (rc == 0) rc = uvw_frame_set_dispatch_timeout(task, timeout);
   out_t tparts = {0}, sparts = {0};
-  if (rc == 0) rc = encode_parts(task, &tparts);
-  if (rc == 0 && first_step) rc = encode_parts(first_step, &sparts);
+  if (rc == 0) rc = encode_parts(c, task, &tparts);
+  if (rc == 0 && first_step) rc = encode_parts(c, first_step, &sparts);
   if (rc == 0) {
     d->node.id = *c->next_id;
     rc = uvw__idmap_put(&c->live, &d->node);

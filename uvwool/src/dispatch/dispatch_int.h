@@ -29,7 +29,8 @@ int uvw__addr_parse(const char *address, uvw__addr_t *out);
  * us allocate more than the limit. */
 
 typedef struct uvw__link_s uvw__link_t;
-/* What delta manifests did on one link (tests, benchmarks). */
+/* What delta manifests did on one link (tests, benchmarks); all zero on a
+ * link without books. */
 typedef struct {
   size_t sent_full, sent_delta;         /* manifests written whole / as a delta */
   size_t received_full, received_delta; /* read whole / rebuilt from a delta */
@@ -68,6 +69,7 @@ struct uvw__link_s {
    * peer's. NULL until uvw__link_delta_init. */
   struct uvw__delta_book_s *sent, *received;
   uint32_t delta_own;  /* chains this side keeps of the peer's manifests, as advertised */
+  uint32_t delta_offer; /* worker: the bound it takes deltas with, once a Task asks (0: never) */
   int delta_heard;     /* the peer's bound is known (its first Task / Ack) */
   int delta_out;       /* deltas may go out: both sides keep chains */
   char **resync;       /* chain ids whose delta failed here, for the next frame out */
@@ -93,14 +95,22 @@ void uvw__link_close(uvw__link_t *link, uvw__link_closed_cb on_closed);
  * written, in write order, so the books of both ends see the same
  * manifests in the same order. */
 
-/* Keep up to `chains` chains of the peer's manifests and advertise that on
- * Tasks (caller) or Acks (worker); 0 (or never called): full manifests
- * only, both ways. Before any frame. 0 or UVW_ENOMEM. */
+/* Caller: keep up to `chains` chains of the worker's manifests and
+ * advertise that on Tasks; 0 (or never called): full manifests only, both
+ * ways. Before any frame. 0 or UVW_ENOMEM. A worker does not call this: it
+ * sets delta_offer and gets its books when the first Task asks. */
 int uvw__link_delta_init(uvw__link_t *link, size_t chains);
 void uvw__link_delta_free(uvw__link_t *link);
 /* The peer's bound, from the first Task (worker) or Ack (caller) it sent;
- * later calls change nothing. Deltas go out from then on if both keep. */
+ * later calls change nothing. A worker whose delta_offer is not 0 makes its
+ * books then (a caller that never asks costs it nothing), and advertises
+ * on its Acks. Deltas go out from then on if both sides keep chains. */
 void uvw__link_delta_peer(uvw__link_t *link, uint32_t chains);
+/* f encoded for uvw__link_send_parts: the frame without its manifest and
+ * the manifest apart while this link has books, else the whole frame at
+ * once (*mbytes NULL). 0 or the encode error. */
+int uvw__link_encode(const uvw__link_t *link, const uvw_frame_t *f, void **buf, size_t *len, uint8_t **mbytes,
+                     size_t *mlen);
 /* Write a frame from uvw__frame_encode_bare's parts: the manifest bytes
  * (taken; NULL for none) go out whole or as a delta; pending resync ids and,
  * when `handshake` (a Task or an Ack), this side's bound ride along. Takes

@@ -191,7 +191,7 @@ int uvw__link_send_frame(uvw__link_t *link, const uvw_frame_t *f) {
   void *buf;
   size_t len, mlen;
   uint8_t *mbytes;
-  int rc = uvw__frame_encode_bare(f, &buf, &len, &mbytes, &mlen);
+  int rc = uvw__link_encode(link, f, &buf, &len, &mbytes, &mlen);
   uvw_frame_kind_t kind = uvw_frame_kind(f);
   return rc != 0 ? rc
                  : uvw__link_send_parts(link, buf, len, mbytes, mlen, kind == UVW_FRAME_TASK || kind == UVW_FRAME_ACK);

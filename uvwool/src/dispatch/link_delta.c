@@ -40,12 +40,22 @@ void uvw__link_delta_free(uvw__link_t *link) {
 
 void uvw__link_delta_peer(uvw__link_t *link, uint32_t chains) {
   if (link->delta_heard) return;
+  /* Out of memory: this connection takes full manifests only. */
+  if (link->sent == NULL && link->delta_offer > 0 && chains > 0) uvw__link_delta_init(link, link->delta_offer);
   link->delta_heard = 1;
   uvw__delta_book_shrink(link->sent, chains);
   link->delta_out = link->sent != NULL && link->delta_own > 0 && chains > 0;
 }
 
 /* ---- writing --------------------------------------------------------------------- */
+
+int uvw__link_encode(const uvw__link_t *link, const uvw_frame_t *f, void **buf, size_t *len, uint8_t **mbytes,
+                     size_t *mlen) {
+  if (link->sent != NULL) return uvw__frame_encode_bare(f, buf, len, mbytes, mlen);
+  *mbytes = NULL;
+  *mlen = 0;
+  return uvw_frame_encode(f, buf, len);
+}
 
 /* The manifest part to append: a delta (new buffer in *delta) or the full
  * bytes, recorded in the sent book either way. */
@@ -62,7 +72,7 @@ int uvw__link_send_parts(uvw__link_t *link, void *frame, size_t len, uint8_t *mb
   uint8_t *delta = NULL;
   size_t dlen = 0;
   if (mbytes != NULL) manifest_part(link, mbytes, mlen, &delta, &dlen);
-  if (mbytes != NULL) ++*(delta ? &link->delta_counts.sent_delta : &link->delta_counts.sent_full);
+  if (mbytes != NULL && link->sent != NULL) ++*(delta ? &link->delta_counts.sent_delta : &link->delta_counts.sent_full);
   const uint8_t *part = delta ? delta : mbytes;
   size_t plen = delta ? dlen : mlen;
   uint32_t field = delta ? UVW__FRAME_FIELD_MANIFEST_DELTA : UVW__FRAME_FIELD_MANIFEST;
@@ -131,8 +141,9 @@ static int take_manifest(uvw__link_t *link, const uint8_t *kept, size_t len, int
                          size_t *flen) {
   *full = NULL;
   if (!is_delta) {
+    if (link->received == NULL) return 0;
     link->delta_counts.received_full++;
-    if (link->received) uvw__delta_recv_full(link->received, kept, len); /* out of memory: forgotten */
+    uvw__delta_recv_full(link->received, kept, len); /* out of memory: forgotten */
     return 0;
   }
   link->delta_counts.failed_delta++; /* until it applies */

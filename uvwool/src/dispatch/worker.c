@@ -344,8 +344,8 @@ static uvw__wconn_t *conn_new(uvw_worker_t *w, int is_pipe) {
     uvw__free(c);
     return NULL;
   }
-  /* Out of memory there: this connection takes full manifests only. */
-  if (!w->delta_off) uvw__link_delta_init(&c->link, w->limits.delta_chains);
+  /* Its books come when a Task asks for delta manifests. */
+  c->link.delta_offer = w->delta_off ? 0 : (uint32_t)w->limits.delta_chains;
   w->open_handles++;
   return c;
 }
