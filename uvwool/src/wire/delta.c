@@ -289,10 +289,40 @@ static void rebase(parsed_t *p, const uint8_t *from, const uint8_t *to) {
   }
 }
 
+/* The chain whose kept bytes are exactly full[0..len) (a kept manifest's
+ * id is its first field), or NULL. */
+static dchain_t *kept_as_is(uvw__delta_book_t *b, const uint8_t *full, size_t len) {
+  size_t i = 0;
+  uvw__pb_field_t f;
+  if (uvw__pb_next(full, len, &i, &f) != 1 || f.number != MANIFEST_ID || f.type != UVW__PB_BYTES) return NULL;
+  dchain_t *c = find(b, f.data, f.len);
+  return c && c->len == len && memcmp(c->bytes, full, len) == 0 ? c : NULL;
+}
+
+/* The delta of a manifest equal to the one kept: its id and base only. The
+ * book's state is the same bytes at the next version. */
+static int unchanged_delta(uvw__delta_book_t *b, dchain_t *c, uint8_t **delta, size_t *dlen) {
+  uint8_t *out = uvw__malloc(c->id_len + 2 * UVW__PB_VARINT_MAX + 2);
+  if (out == NULL) {
+    drop_at(b, c); /* forgotten: the full manifest goes out */
+    return uvw__error_nomem("delta manifest");
+  }
+  size_t k = uvw__pb_put_bytes(out, DELTA_ID, c->id, c->id_len);
+  k += uvw__pb_put_uint(out + k, DELTA_BASE, c->version);
+  c->version++;
+  c->used = ++b->clock;
+  *delta = out;
+  *dlen = k;
+  return 0;
+}
+
 int uvw__delta_send(uvw__delta_book_t *b, const uint8_t *full, size_t len, int allow, uint8_t **delta,
                     size_t *dlen) {
   *delta = NULL;
   *dlen = 0;
+  /* The common case, a context that did not change: no parse, no copy. */
+  dchain_t *same = allow && b->max > 0 ? kept_as_is(b, full, len) : NULL;
+  if (same != NULL && same->id_len + 2 * UVW__PB_VARINT_MAX + 2 < len) return unchanged_delta(b, same, delta, dlen);
   parsed_t now;
   int keepable = parse_full(full, len, &now);
   if (keepable != 1) {
@@ -452,6 +482,14 @@ int uvw__delta_recv(uvw__delta_book_t *b, const uint8_t *delta, size_t dlen, uin
     snprintf(detail, sizeof(detail), "against version %llu, but version %llu is kept here",
              (unsigned long long)d.base, (unsigned long long)base->version);
     return delta_failed(b, &d, detail, resync_id);
+  }
+  if (d.changed.n == 0 && d.dropped.n == 0) { /* unchanged: the kept bytes are the manifest */
+    if ((*full = uvw__malloc(base->len)) == NULL) return delta_failed(b, &d, "out of memory", resync_id);
+    memcpy(*full, base->bytes, base->len);
+    *flen = base->len;
+    base->version++;
+    base->used = ++b->clock;
+    return 0;
   }
   uint8_t *out = uvw__malloc(base->len + d.entry_bytes + 64), *result = NULL;
   size_t len = 0;
