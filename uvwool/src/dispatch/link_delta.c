@@ -96,7 +96,7 @@ int uvw__link_send_parts(uvw__link_t *link, void *frame, size_t len, uint8_t *mb
     uvw__free(delta);
     return uvw__error_nomem("frame write");
   }
-  memcpy(out, frame, len);
+  if (len) memcpy(out, frame, len);
   size_t k = len;
   if (part) k += uvw__pb_put_bytes(out + k, field, part, plen);
   if (advertise) k += uvw__pb_put_uint(out + k, UVW__FRAME_FIELD_DELTA_CHAINS, link->delta_own);
@@ -104,8 +104,10 @@ int uvw__link_send_parts(uvw__link_t *link, void *frame, size_t len, uint8_t *mb
     k += uvw__pb_put_bytes(out + k, UVW__FRAME_FIELD_RESYNC, link->resync[i], strlen(link->resync[i]));
     uvw__free(link->resync[i]);
   }
-  memmove(link->resync, link->resync + nresync, (link->nresync - nresync) * sizeof(*link->resync));
-  link->nresync -= nresync;
+  if (nresync > 0) {
+    memmove(link->resync, link->resync + nresync, (link->nresync - nresync) * sizeof(*link->resync));
+    link->nresync -= nresync;
+  }
   uvw_free(frame);
   uvw__free(mbytes);
   uvw__free(delta);
