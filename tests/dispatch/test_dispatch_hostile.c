@@ -632,19 +632,39 @@ static void fake_one_shot(uv_loop_t *l, uvw_conn_t *c, int fd, const pb_t *m, dh
   dh_run_until(l, &r->calls, 1, 30000);
 }
 
-Test(hostile, a_worker_cannot_fill_the_callers_stubs_beyond_its_connection_budget) {
+/* The test as the worker: a loop, a listening socket at a fresh address,
+ * a caller's connection to it (delta manifests asked for or not) and the
+ * accepted end, fd. */
+static void fake_open(uv_loop_t *l, char addr[200], int *lfd, int *fd, uvw_conn_t **c, int delta) {
   signal(SIGPIPE, SIG_IGN);
   dh_declare();
+  uv_loop_init(l);
+  dh_pipe_address(addr, 200);
+  *lfd = fake_listen(addr);
+  cr_assert_eq(uvw_conn_open(l, addr, c), 0);
+  cr_assert_eq(uvw_conn_set_delta_manifests(*c, delta), 0);
+  spin_until_readable(l, *lfd);
+  *fd = accept(*lfd, NULL, NULL);
+  cr_assert_geq(*fd, 0);
+}
+
+static void fake_close(uv_loop_t *l, uvw_conn_t *c, int fd, int lfd, const char *addr) {
+  close(fd);
+  close(lfd);
+  remove(addr + 5);
+  int closed = 0;
+  uvw_conn_close(c, dh_conn_closed, &closed);
+  uv_run(l, UV_RUN_DEFAULT);
+  cr_assert_eq(closed, 1);
+  cr_assert_eq(uvw_loop_close(l), 0);
+}
+
+Test(hostile, a_worker_cannot_fill_the_callers_stubs_beyond_its_connection_budget) {
   uv_loop_t l;
-  uv_loop_init(&l);
   char addr[200];
-  dh_pipe_address(addr, sizeof addr);
-  int lfd = fake_listen(addr);
+  int lfd, fd;
   uvw_conn_t *c;
-  cr_assert_eq(uvw_conn_open(&l, addr, &c), 0);
-  spin_until_readable(&l, lfd);
-  int fd = accept(lfd, NULL, NULL);
-  cr_assert_geq(fd, 0);
+  fake_open(&l, addr, &lfd, &fd, &c, 0);
   size_t base = uvw_wire_stub_count();
   uvw_context_t *ctx = dh_enter("caller");
 
@@ -710,14 +730,7 @@ Test(hostile, a_worker_cannot_fill_the_callers_stubs_beyond_its_connection_budge
   dh_reply_clear(&b);
   dh_leave(ctx);
 
-  close(fd);
-  close(lfd);
-  remove(addr + 5);
-  int closed = 0;
-  uvw_conn_close(c, dh_conn_closed, &closed);
-  uv_run(&l, UV_RUN_DEFAULT);
-  cr_assert_eq(closed, 1);
-  cr_assert_eq(uvw_loop_close(&l), 0);
+  fake_close(&l, c, fd, lfd, addr);
 }
 
 /* ---- a hostile worker's delta manifests ------------------------------------------- */
@@ -739,19 +752,11 @@ static void fake_send_with(int fd, const uvw_frame_t *f, const pb_t *extra) {
 }
 
 Test(hostile, a_worker_delta_against_no_base_fails_that_answer_alone_and_is_resynced) {
-  signal(SIGPIPE, SIG_IGN);
-  dh_declare();
   uv_loop_t l;
-  uv_loop_init(&l);
   char addr[200];
-  dh_pipe_address(addr, sizeof addr);
-  int lfd = fake_listen(addr);
+  int lfd, fd;
   uvw_conn_t *c;
-  cr_assert_eq(uvw_conn_open(&l, addr, &c), 0);
-  cr_assert_eq(uvw_conn_set_delta_manifests(c, 1), 0);
-  spin_until_readable(&l, lfd);
-  int fd = accept(lfd, NULL, NULL);
-  cr_assert_geq(fd, 0);
+  fake_open(&l, addr, &lfd, &fd, &c, 1);
   uvw_context_t *ctx = dh_enter("caller");
   char chain[33];
   dh_chain_id(chain);
@@ -817,12 +822,5 @@ Test(hostile, a_worker_delta_against_no_base_fails_that_answer_alone_and_is_resy
   dh_reply_clear(&r2);
   dh_leave(ctx);
 
-  close(fd);
-  close(lfd);
-  remove(addr + 5);
-  int closed = 0;
-  uvw_conn_close(c, dh_conn_closed, &closed);
-  uv_run(&l, UV_RUN_DEFAULT);
-  cr_assert_eq(closed, 1);
-  cr_assert_eq(uvw_loop_close(&l), 0);
+  fake_close(&l, c, fd, lfd, addr);
 }
