@@ -63,8 +63,9 @@ static void manifest_part(uvw__link_t *link, const uint8_t *mbytes, size_t mlen,
   *delta = NULL;
   *dlen = 0;
   /* Out of memory there leaves the chain forgotten on this side only: the
-   * full manifest goes out and the peer keeps it, which a later delta of
-   * this side never relies on. */
+   * full manifest goes out and the peer keeps it. The two books' orders
+   * then differ by that one manifest, so a later delta may meet a chain the
+   * peer evicted instead: it fails there and is resynchronised. */
   if (link->sent != NULL) uvw__delta_send(link->sent, mbytes, mlen, link->delta_out, delta, dlen);
 }
 
