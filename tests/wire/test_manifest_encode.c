@@ -296,3 +296,117 @@ Test(manifest_encode, given_context_is_encoded_without_entering_it) {
   free(bytes);
   uvw_context_unref(ctx);
 }
+
+/* ---- the map's memo: an unchanged context is encoded once ---- */
+
+static const uvw__map_memo_t *memo_of(uvw_context_t *ctx) { return uvw__map_memo(ctx->map); }
+
+static int64_t entry_int(const uint8_t *bytes, size_t len, const char *name) {
+  Uvwool__ChainManifest *m = wt_unpack(bytes, len);
+  int64_t got = -1;
+  for (size_t i = 0; i < m->n_entries; i++)
+    if (strcmp(m->entries[i]->name, name) == 0 && m->entries[i]->value) got = m->entries[i]->value->int_value;
+  uvwool__chain_manifest__free_unpacked(m, NULL);
+  return got;
+}
+
+Test(manifest_encode, an_unchanged_map_is_encoded_from_its_memo_and_a_set_drops_it) {
+  uvw_var_t *a = tu_var("a", NULL), *b = tu_var("b", NULL);
+  uvw_context_t *ctx = wt_enter_new();
+  wt_set(a, uvw_value_int(1));
+  wt_set(b, uvw_value_int(2));
+  cr_assert_null(memo_of(ctx));
+  uint8_t *first, *again, *changed;
+  size_t flen, alen, clen;
+  encode(NULL, &first, &flen);
+  cr_assert_not_null(memo_of(ctx), "the first encode keeps the entries with the map");
+  encode(NULL, &again, &alen);
+  cr_assert_eq(alen, flen);
+  cr_assert_eq(memcmp(again, first, flen), 0, "the memo gives exactly the bytes the packer gave");
+  wt_set(b, uvw_value_int(3)); /* in place: the context alone holds its map */
+  cr_assert_null(memo_of(ctx), "a change in place drops the memo");
+  encode(NULL, &changed, &clen);
+  cr_assert_eq(entry_int(changed, clen, "b"), 3);
+  cr_assert_eq(entry_int(changed, clen, "a"), 1);
+  free(first);
+  free(again);
+  free(changed);
+  wt_leave(ctx);
+}
+
+Test(manifest_encode, a_copy_keeps_the_memo_of_the_map_it_shares) {
+  uvw_var_t *a = tu_var("a", NULL);
+  uvw_context_t *ctx = wt_enter_new();
+  wt_set(a, uvw_value_int(1));
+  uint8_t *bytes;
+  size_t len;
+  encode(NULL, &bytes, &len);
+  free(bytes);
+  uvw_context_t *copy = uvw_context_copy(ctx);
+  wt_set(a, uvw_value_int(2)); /* the map is shared: the set builds a new one */
+  cr_assert_null(memo_of(ctx));
+  cr_assert_not_null(memo_of(copy), "the shared map did not change, nor did its memo");
+  encode(copy, &bytes, &len);
+  cr_assert_eq(entry_int(bytes, len, "a"), 1, "the copy still encodes its own value");
+  free(bytes);
+  encode(NULL, &bytes, &len);
+  cr_assert_eq(entry_int(bytes, len, "a"), 2);
+  free(bytes);
+  uvw_context_unref(copy);
+  wt_leave(ctx);
+}
+
+Test(manifest_encode, a_policy_change_is_not_hidden_by_a_memo) {
+  uvw_var_t *keep = tu_var("keep", NULL), *secret = tu_var("secret", NULL);
+  uvw_context_t *ctx = wt_enter_new();
+  wt_set(keep, uvw_value_int(1));
+  wt_set(secret, uvw_value_int(2));
+  uint8_t *bytes;
+  size_t len;
+  encode(NULL, &bytes, &len);
+  cr_assert_eq(entry_int(bytes, len, "secret"), 2);
+  free(bytes);
+  cr_assert_eq(uvw_var_set_policy(secret, UVW_PROPAGATE_FORK | UVW_PROPAGATE_THREAD), 0);
+  encode(NULL, &bytes, &len);
+  cr_assert_eq(entry_int(bytes, len, "secret"), -1, "opted out of the wire since the memo was made");
+  cr_assert_eq(entry_int(bytes, len, "keep"), 1);
+  free(bytes);
+  wt_leave(ctx);
+}
+
+Test(manifest_encode, pending_resets_are_carried_past_a_memo) {
+  uvw_var_t *a = tu_var("a", NULL), *r = tu_var("r", NULL);
+  uvw_context_t *ctx = wt_enter_new();
+  wt_set(a, uvw_value_int(1));
+  uint8_t *bytes;
+  size_t len;
+  encode(NULL, &bytes, &len);
+  free(bytes);
+  wt_set_reset(r); /* binds then unbinds r: the map is back to {a}, with a reset pending */
+  for (int round = 0; round < 2; round++) {
+    encode(NULL, &bytes, &len);
+    Uvwool__ChainManifest *m = wt_unpack(bytes, len);
+    cr_assert_eq(m->n_entries, 2, "a, and r's pending reset (round %d)", round);
+    cr_assert_str_eq(m->entries[1]->name, "r");
+    cr_assert_null(m->entries[1]->value);
+    uvwool__chain_manifest__free_unpacked(m, NULL);
+    free(bytes);
+  }
+  wt_leave(ctx);
+}
+
+Test(manifest_encode, opaque_values_get_no_memo) {
+  uvw_var_t *p = tu_var("p", NULL);
+  cr_assert_eq(uvw_codec_register("test.point", point_encode, point_decode, NULL), 0);
+  point_t *pt = malloc(sizeof *pt);
+  pt->x = 1;
+  pt->y = 2;
+  uvw_context_t *ctx = wt_enter_new();
+  wt_set(p, uvw_value_opaque(pt, &point_ops));
+  uint8_t *bytes;
+  size_t len;
+  encode(NULL, &bytes, &len);
+  cr_assert_null(memo_of(ctx), "a codec's output is not the map's alone (a codec may change)");
+  free(bytes);
+  wt_leave(ctx);
+}

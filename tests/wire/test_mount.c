@@ -1,4 +1,5 @@
 /* docs/testing.md row 27: mount, fresh and merged, and its failure modes. */
+#include <math.h>
 #include <pthread.h>
 
 #include "chain.h"
@@ -129,6 +130,53 @@ Test(mount, merge_rules) {
   uvw__task_unref(t2);
   wt_leave(ctx);
   uvw_manifest_free(m);
+}
+
+static void wt_double(Uvwool__Value *v, double d) {
+  v->kind_case = UVWOOL__VALUE__KIND_DOUBLE_VALUE;
+  v->double_value = d;
+}
+
+/* The merge of an answer whose routine changed nothing: the context keeps
+ * its map and chain record (and so the map's encoding), exactly as if each
+ * entry had been set again; a value that differs only in its bits still
+ * changes it. */
+Test(mount, a_mount_that_changes_nothing_keeps_map_and_chain) {
+  const char *ns = tu_namespace();
+  uvw_var_t *i, *s, *d, *r;
+  cr_assert_eq(uvw_var_declare(ns, "i", NULL, &i), 0);
+  cr_assert_eq(uvw_var_declare(ns, "s", NULL, &s), 0);
+  cr_assert_eq(uvw_var_declare(ns, "d", NULL, &d), 0);
+  cr_assert_eq(uvw_var_declare(ns, "r", NULL, &r), 0);
+  uvw_context_t *ctx = wt_enter_new();
+  wt_set(i, uvw_value_int(1));
+  wt_set(s, uvw_value_cstring("x"));
+  wt_set(d, uvw_value_double(0.0));
+  wt_set_reset(r);
+  const void *map = ctx->map, *chain = uvw_context_chain(ctx);
+
+  wt_manifest_t w;
+  wt_init(&w, ID);
+  wt_double(wt_entry(&w, ns, "d", 1), 0.0);
+  wt_int(wt_entry(&w, ns, "i", 1), 1);
+  wt_entry(&w, ns, "r", 0);
+  wt_string(wt_entry(&w, ns, "s", 1), "x");
+  uvw_manifest_t *same = manifest(&w);
+  cr_assert_eq(uvw_manifest_mount(same), 0);
+  cr_assert_eq(ctx->map, map, "nothing changed: the map stays");
+  cr_assert_eq(uvw_context_chain(ctx), chain, "and so does the chain record");
+  cr_assert_str_eq(uvw_value_as_string(uvw_context_lookup(ctx, s)), "x");
+
+  wt_init(&w, ID);
+  wt_double(wt_entry(&w, ns, "d", 1), -0.0);
+  uvw_manifest_t *sign = manifest(&w);
+  cr_assert_eq(uvw_manifest_mount(sign), 0);
+  cr_assert_neq(ctx->map, map, "-0.0 is not 0.0 on the wire: mounted");
+  cr_assert(signbit(uvw_value_as_double(uvw_context_lookup(ctx, d))));
+  cr_assert(uvw_context_has_pending_reset(ctx, ns, "r"));
+  wt_leave(ctx);
+  uvw_manifest_free(same);
+  uvw_manifest_free(sign);
 }
 
 Test(mount, stubs_bound_by_a_mount_are_pinned) {

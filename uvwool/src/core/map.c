@@ -468,6 +468,7 @@ static uvw__map_t *map_alloc_flat(uint32_t cap) {
   uvw__map_t *m = uvw__malloc(sizeof(*m) + cap * sizeof(map_entry_t));
   if (m == NULL) return NULL;
   atomic_init(&m->refs, 1);
+  atomic_init(&m->memo, NULL);
   m->cap = cap;
   m->size = 0;
   m->root = NULL;
@@ -478,6 +479,7 @@ static uvw__map_t *map_alloc_hamt(hamt_node_t *root, uint32_t size) {
   uvw__map_t *m = uvw__malloc(sizeof(*m));
   if (m == NULL) return NULL;
   atomic_init(&m->refs, 1);
+  atomic_init(&m->memo, NULL);
   m->cap = 0;
   m->size = size;
   m->root = root;
@@ -514,6 +516,7 @@ size_t uvw__map_size(const uvw__map_t *m) { return m ? m->size : 0; }
 
 
 void uvw__map_destroy(uvw__map_t *m) {
+  uvw__free(atomic_load_explicit(&m->memo, memory_order_relaxed));
   if (m->cap == 0)
     node_unref(m->root);
   else
@@ -618,7 +621,22 @@ static int hamt_map_set(uvw__map_t **slot, const void *key, uvw_value_t *value) 
   return hamt_commit(slot, unique, root_unique, root, m->size + (uint32_t)added);
 }
 
+void uvw__map_set_memo(uvw__map_t *m, uvw__map_memo_t *memo) {
+  uvw__map_memo_t *none = NULL;
+  if (m == NULL || !atomic_compare_exchange_strong_explicit(&m->memo, &none, memo, memory_order_acq_rel,
+                                                            memory_order_acquire))
+    uvw__free(memo);
+}
+
+/* A map about to be changed in place (only its slot holds it, so nobody
+ * reads the memo meanwhile) loses its memo: the bytes would be stale. */
+static inline void forget_memo(uvw__map_t *m) {
+  if (m == NULL || atomic_load_explicit(&m->memo, memory_order_relaxed) == NULL || !is_unique(&m->refs)) return;
+  uvw__free(atomic_exchange_explicit(&m->memo, NULL, memory_order_relaxed));
+}
+
 int uvw__map_set(uvw__map_t **slot, const void *key, uvw_value_t *value) {
+  forget_memo(*slot);
   if (*slot == NULL) {
     uvw__map_t *m = map_alloc_flat(UVW__MAP_FLAT_MIN_CAP);
     if (m == NULL) return UVW_ENOMEM;
@@ -632,6 +650,7 @@ int uvw__map_set(uvw__map_t **slot, const void *key, uvw_value_t *value) {
 
 int uvw__map_swap(uvw__map_t **slot, const void *key, uvw_value_t *value, uvw_value_t **old_out) {
   uvw__map_t *m = *slot;
+  forget_memo(m);
   int i = m && m->cap ? flat_find(m, key) : -1;
   if (i >= 0 && is_unique(&m->refs)) {
     /* In place: the map's reference on the old value moves to the caller,
@@ -706,6 +725,7 @@ static int hamt_map_remove(uvw__map_t **slot, const void *key) {
 
 int uvw__map_remove(uvw__map_t **slot, const void *key) {
   if (*slot == NULL) return 0;
+  forget_memo(*slot);
   return (*slot)->cap ? flat_remove(slot, key) : hamt_map_remove(slot, key);
 }
 

@@ -31,6 +31,15 @@ typedef struct map_entry_s {
 
 typedef struct hamt_node_s hamt_node_t;
 
+/* Bytes a higher layer derived from a map's bindings alone (the wire
+ * layer's encoding of them), kept with the map so an unchanged map is not
+ * encoded again. One uvw__malloc block, freed with the map. */
+typedef struct uvw__map_memo_s {
+  uint64_t stamp; /* what else the bytes depend on, as the layer that made them defines it */
+  size_t len;
+  uint8_t bytes[];
+} uvw__map_memo_t;
+
 /* The layout is here, not in map.c, only so the flat lookup below inlines
  * into uvw_get: it is the hottest path of the library.
  * cap != 0: flat map, `entries` holds `size` bindings out of `cap` slots.
@@ -40,6 +49,9 @@ typedef struct uvw__map_s {
   uint32_t cap;
   uint32_t size;
   hamt_node_t *root;
+  /* NULL until set; set once while the map is shared (first setter wins),
+   * dropped when the map is changed in place. */
+  _Atomic(uvw__map_memo_t *) memo;
   map_entry_t entries[];
 } uvw__map_t;
 
@@ -71,6 +83,12 @@ static inline uvw__map_t *uvw__map_ref(uvw__map_t *m) {
 static inline void uvw__map_unref(uvw__map_t *m) {
   if (m != NULL && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) uvw__map_destroy(m);
 }
+/* The memo of m, or NULL. Valid as long as the caller holds m. */
+static inline const uvw__map_memo_t *uvw__map_memo(const uvw__map_t *m) {
+  return m ? atomic_load_explicit(&((uvw__map_t *)m)->memo, memory_order_acquire) : NULL;
+}
+/* Give m a memo (taken: kept or freed). Safe from any thread holding m. */
+void uvw__map_set_memo(uvw__map_t *m, uvw__map_memo_t *memo);
 /* Visit every binding once, in no particular order. The callback must not
  * modify the map. */
 typedef void (*uvw__map_visit_fn)(const void *key, uvw_value_t *value, void *arg);

@@ -118,6 +118,13 @@ const uvw_opaque_ops_t *uvw_value_opaque_ops(const uvw_value_t *v) {
   return v && v->kind == UVW_VALUE_OPAQUE ? v->u.opaque.ops : NULL;
 }
 
+int uvw__value_same(const uvw_value_t *a, const uvw_value_t *b) {
+  if (a == b) return 1;
+  if (a == NULL || b == NULL || a->kind != b->kind) return 0;
+  if (a->kind == UVW_VALUE_DOUBLE) return memcmp(&a->u.d, &b->u.d, sizeof(a->u.d)) == 0;
+  return a->kind != UVW_VALUE_OPAQUE && uvw_value_equal(a, b);
+}
+
 int uvw_value_equal(const uvw_value_t *a, const uvw_value_t *b) {
   if (a == b) return 1;
   if (a == NULL || b == NULL || a->kind != b->kind) return 0;

@@ -45,4 +45,10 @@ static inline int uvw__value_is_sentinel(const uvw_value_t *v) {
   return v->kind == UVW_VALUE_MISSING || v->kind == UVW_VALUE_UNDEFINED;
 }
 
+/* a and b cannot be told apart by any reader but their address: the same
+ * object, or built-in values of one kind with the same bits (so 0.0 and
+ * -0.0 differ, which uvw_value_equal calls equal). An opaque value is the
+ * same only as itself. */
+int uvw__value_same(const uvw_value_t *a, const uvw_value_t *b);
+
 #endif

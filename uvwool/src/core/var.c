@@ -21,6 +21,7 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static uvw_var_t *buckets[REGISTRY_BUCKETS];
 static size_t stub_count;
 atomic_int uvw__var_restricted_seen;
+atomic_uint_fast64_t uvw__var_policy_changes;
 
 static size_t key_hash(const char *ns, const char *name) {
   uint64_t h = 1469598103934665603ULL; /* FNV-1a over ns \0 name */
@@ -292,6 +293,7 @@ int uvw_var_set_policy(uvw_var_t *var, unsigned flags) {
   unsigned fork_edges = UVW_PROPAGATE_FORK | UVW_PROPAGATE_THREAD;
   if ((flags & fork_edges) != fork_edges) atomic_store(&uvw__var_restricted_seen, 1);
   atomic_store(&var->policy, flags);
+  atomic_fetch_add(&uvw__var_policy_changes, 1);
   return 0;
 }
 

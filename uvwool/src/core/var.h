@@ -56,6 +56,9 @@ size_t uvw__var_stub_count(void);
  * UVW_PROPAGATE_THREAD, so forks can skip filtering in the common case.
  * Inline: every fork asks. */
 extern atomic_int uvw__var_restricted_seen;
+/* Counts uvw_var_set_policy calls: what a variable's policy decides (which
+ * bindings a manifest carries) may be cached under this number. */
+extern atomic_uint_fast64_t uvw__var_policy_changes;
 static inline int uvw__var_any_restricted(void) {
   return atomic_load_explicit(&uvw__var_restricted_seen, memory_order_relaxed);
 }

@@ -11,6 +11,25 @@
 #include "var.h"
 #include "wire_int.h"
 
+/* Whether mounting m into ctx would leave it as it is: owned as a mount
+ * stamps it, every entry's value already bound (uvw__value_same), every
+ * reset already pending, every stub already pinned. The merge of an answer
+ * whose routine changed nothing is such a mount; skipping it keeps the
+ * context's map, and with it the map's encoding (manifest_encode.c). */
+static int changes_nothing(const uvw_context_t *ctx, const uvw_manifest_t *m, const uvw__thread_t *t) {
+  const uvw__chain_t *c = ctx->chain;
+  if (c == NULL || c->owner_gen != t->gen || c->owner_task != t->task) return 0;
+  for (size_t i = 0; i < m->n; i++) {
+    uvw_var_t *var = m->entries[i].var;
+    uvw_value_t *bound = uvw__map_get(ctx->map, var);
+    if (m->entries[i].value != NULL ? !uvw__value_same(bound, m->entries[i].value)
+                                    : bound != NULL || !uvw__chain_has_reset(c, var))
+      return 0;
+    if (atomic_load(&var->is_stub) && !uvw__chain_has_stub(c, var)) return 0;
+  }
+  return 1;
+}
+
 int uvw_manifest_mount(const uvw_manifest_t *m) {
   if (m == NULL) {
     uvw__error_set(UVW_EINVAL, UVW_KIND_VALUE_ERROR, "uvw_manifest_mount: manifest is NULL");
@@ -26,6 +45,7 @@ int uvw_manifest_mount(const uvw_manifest_t *m) {
   if (t->write_hook && (rc = t->write_hook(t->write_hook_arg, ctx->chain == NULL && m->n > 0)) != 0) return rc;
   /* Nothing to carry: an unarmed receiver stays unarmed (and pays nothing). */
   if (ctx->chain == NULL && m->n == 0) return 0;
+  if (changes_nothing(ctx, m, t)) return 0;
 
   uvw__chain_t *next;
   if (ctx->chain == NULL) {
