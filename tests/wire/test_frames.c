@@ -482,7 +482,7 @@ Test(frames, a_deferred_request_decodes_its_manifest_only_when_asked) {
   cr_assert_eq(uvw__frame_kept_bytes(g), mlen);
   cr_assert_eq(uvw_wire_stub_count(), have, "nothing decoded yet");
   size_t created = 0;
-  cr_assert_eq(uvw__frame_decode_manifest(g, 4, &created), 0);
+  cr_assert_eq(uvw__frame_decode_manifest(g, 4, &created, NULL), 0);
   cr_assert_eq(uvw_frame_manifest_state(g), UVW_FRAME_MANIFEST_ERROR, "a budget of 4 for 10 new names");
   cr_assert_eq(uvw_wire_stub_count(), have);
   cr_assert_eq(uvw__frame_kept_bytes(g), 0);

@@ -152,9 +152,8 @@ static void charge_bytes(uvw_call_t *call, size_t add, size_t sub) {
  * is left of the connection's stub budget. */
 static void decode_manifest(uvw_call_t *call, uvw_frame_t *f) {
   uvw__wconn_t *c = call->conn;
-  size_t left = c->stubs < c->worker->limits.max_stubs ? c->worker->limits.max_stubs - c->stubs : 0;
-  size_t cap = uvw_wire_stub_cap(), created = 0;
-  uvw__frame_decode_manifest(f, left < cap ? left : cap, &created);
+  size_t max = c->worker->limits.max_stubs;
+  size_t created = uvw__link_decode_manifest(&c->link, f, c->stubs < max ? max - c->stubs : 0);
   call->stubs += created;
   c->stubs += created;
 }

@@ -485,9 +485,7 @@ static int fail_one_dispatch(uvw_conn_t *c, const uint8_t *data, size_t len, con
  * decode fails (UVW_ESTUBCAP), nothing is merged and no stub stays. */
 static void decode_manifest(uvw_dispatch_t *d, uvw_frame_t *f) {
   uvw_conn_t *c = d->conn;
-  size_t left = c->stubs < c->max_stubs ? c->max_stubs - c->stubs : 0;
-  size_t cap = uvw_wire_stub_cap(), created = 0;
-  uvw__frame_decode_manifest(f, left < cap ? left : cap, &created);
+  size_t created = uvw__link_decode_manifest(&c->link, f, c->stubs < c->max_stubs ? c->max_stubs - c->stubs : 0);
   d->stubs += created;
   c->stubs += created;
 }

@@ -75,6 +75,9 @@ struct uvw__link_s {
   char **resync;       /* chain ids whose delta failed here, for the next frame out */
   size_t nresync;
   uvw__delta_counts_t delta_counts;
+  /* The peer's manifests decoded lately (wire_frame.h), made at the first
+   * decode, freed with the handle. */
+  struct uvw__mcache_s *decoded;
 };
 
 /* Initialise the handle for an address (tcp or pipe) on loop. */
@@ -86,6 +89,10 @@ int uvw__link_start(uvw__link_t *link, uvw__link_frame_cb on_frame, uvw__link_fa
 int uvw__link_send(uvw__link_t *link, void *frame, size_t len);
 /* Encode f and send it. 0 or the encode / write error. */
 int uvw__link_send_frame(uvw__link_t *link, const uvw_frame_t *f);
+/* Decode f's kept manifest within `stub_budget` (what is left of the
+ * connection's) and the wire's own cap, through the link's cache; returns
+ * the number of stubs it made (uvw__frame_decode_manifest). */
+size_t uvw__link_decode_manifest(uvw__link_t *link, uvw_frame_t *f, size_t stub_budget);
 /* Close the handle; on_closed(link) runs from the close callback. */
 void uvw__link_close(uvw__link_t *link, uvw__link_closed_cb on_closed);
 

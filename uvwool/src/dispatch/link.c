@@ -197,8 +197,19 @@ int uvw__link_send_frame(uvw__link_t *link, const uvw_frame_t *f) {
                  : uvw__link_send_parts(link, buf, len, mbytes, mlen, kind == UVW_FRAME_TASK || kind == UVW_FRAME_ACK);
 }
 
+size_t uvw__link_decode_manifest(uvw__link_t *link, uvw_frame_t *f, size_t stub_budget) {
+  /* No cache once closing: on_closed may have freed it already. */
+  if (link->decoded == NULL && !link->closing) link->decoded = uvw__mcache_new();
+  size_t cap = uvw_wire_stub_cap(), created = 0;
+  uvw__frame_decode_manifest(f, stub_budget < cap ? stub_budget : cap, &created,
+                             link->closing ? NULL : link->decoded);
+  return created;
+}
+
 static void on_closed(uv_handle_t *h) {
   uvw__link_t *link = h->data;
+  uvw__mcache_free(link->decoded);
+  link->decoded = NULL;
   uvw__free(link->buf);
   link->buf = NULL;
   link->len = link->cap = 0;

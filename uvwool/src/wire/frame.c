@@ -382,8 +382,9 @@ static int decode_value(const Uvwool__Value *pb, const char *part, size_t index,
 /* The manifest part: decoded, or its error kept for mount time. Only an
  * allocation failure fails the frame itself (it says nothing about the
  * data). */
-static int decode_manifest(uvw_frame_t *f, const ProtobufCBinaryData *bytes, size_t budget, size_t *created) {
-  int rc = uvw__manifest_decode_budget(bytes->data, bytes->len, budget, &f->manifest, created);
+static int decode_manifest(uvw_frame_t *f, const ProtobufCBinaryData *bytes, size_t budget, size_t *created,
+                           uvw__mcache_t *cache) {
+  int rc = uvw__mcache_decode(cache, bytes->data, bytes->len, budget, &f->manifest, created);
   if (rc == 0) {
     f->mstate = UVW_FRAME_MANIFEST_DECODED;
     return 0;
@@ -416,12 +417,12 @@ static int delta_unresolvable(uvw_frame_t *f) {
   return 0;
 }
 
-int uvw__frame_decode_manifest(uvw_frame_t *f, size_t stub_budget, size_t *created) {
+int uvw__frame_decode_manifest(uvw_frame_t *f, size_t stub_budget, size_t *created, uvw__mcache_t *cache) {
   if (created) *created = 0;
   if (f == NULL || !f->deferred) return 0;
   if (f->kept_delta) return delta_unresolvable(f);
   ProtobufCBinaryData bytes = {f->mlen, f->mbytes};
-  int rc = decode_manifest(f, &bytes, stub_budget, created);
+  int rc = decode_manifest(f, &bytes, stub_budget, created, cache);
   f->deferred = 0;
   uvw__free(f->mbytes);
   f->mbytes = NULL;
@@ -519,7 +520,7 @@ static int finish(uvw_frame_t *f, int rc, const char *frame, const tail_t *t, in
     else if (t->has_delta)
       rc = keep_manifest(f, t->delta, 1);
     else
-      rc = defer ? keep_manifest(f, t->manifest, 0) : decode_manifest(f, t->manifest, uvw_wire_stub_cap(), NULL);
+      rc = defer ? keep_manifest(f, t->manifest, 0) : decode_manifest(f, t->manifest, uvw_wire_stub_cap(), NULL, NULL);
     if (rc == 0 && t->has_delta && !defer) rc = delta_unresolvable(f);
   }
   if (rc == 0) rc = take_resync(f, t, frame);

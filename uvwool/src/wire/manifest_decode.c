@@ -242,11 +242,7 @@ static int varint(const uint8_t *p, size_t n, size_t *i, uint64_t *out) {
   return 0;
 }
 
-/* The number of top-level `entries` fields (number 2), counted before
- * protobuf-c unpacks anything: 16 MiB of empty entries would otherwise
- * become eight million allocations. Stops past the limit; a malformed
- * input is left for the unpacker to report. */
-static size_t count_entries(const uint8_t *p, size_t n) {
+size_t uvw__manifest_entry_fields(const uint8_t *p, size_t n) {
   size_t i = 0, count = 0;
   uint64_t key, v;
   while (i < n && count <= UVW__WIRE_MAX_ENTRIES && varint(p, n, &i, &key)) {
@@ -280,7 +276,7 @@ int uvw__manifest_decode_budget(const void *data, size_t len, size_t stub_budget
   }
   *out = NULL;
   if (created) *created = 0;
-  if (data != NULL && len <= uvw_wire_max_size() && count_entries(data, len) > UVW__WIRE_MAX_ENTRIES)
+  if (data != NULL && len <= uvw_wire_max_size() && uvw__manifest_entry_fields(data, len) > UVW__WIRE_MAX_ENTRIES)
     return too_many_entries();
   ProtobufCMessage *msg;
   uvw__arena_t *arena;

@@ -20,11 +20,24 @@ int uvw__frame_decode_request_deferred(const void *data, size_t len, uvw_frame_t
 /* The same for a Response: the caller decodes an answer's manifest once it
  * knows the dispatch, within its connection's stub budget. */
 int uvw__frame_decode_response_deferred(const void *data, size_t len, uvw_frame_t **out);
-/* Decode the kept manifest with at most `stub_budget` new stubs; *created
- * (may be NULL) gets how many it made. A decode error is kept in the frame
- * as usual (UVW_FRAME_MANIFEST_ERROR). Returns 0, or UVW_ENOMEM (the frame
- * then keeps the error state too). A frame with nothing kept: 0, no-op. */
-int uvw__frame_decode_manifest(uvw_frame_t *f, size_t stub_budget, size_t *created);
+/* A connection's cache of decoded manifests (manifest_cache.c): a chain's
+ * unchanged manifest is copied, not decoded again. Bounded: a few slots of
+ * manifests up to 2 KiB. NULL on allocation failure (decode without). */
+typedef struct uvw__mcache_s uvw__mcache_t;
+uvw__mcache_t *uvw__mcache_new(void);
+void uvw__mcache_free(uvw__mcache_t *c);
+/* uvw__manifest_decode_budget through the cache (c may be NULL). */
+int uvw__mcache_decode(uvw__mcache_t *c, const uint8_t *data, size_t len, size_t stub_budget,
+                       uvw_manifest_t **out, size_t *created);
+/* How many decodes the cache answered (tests). */
+size_t uvw__mcache_hits(const uvw__mcache_t *c);
+
+/* Decode the kept manifest with at most `stub_budget` new stubs, through
+ * the connection's cache (may be NULL); *created (may be NULL) gets how
+ * many it made. A decode error is kept in the frame as usual
+ * (UVW_FRAME_MANIFEST_ERROR). Returns 0, or UVW_ENOMEM (the frame then
+ * keeps the error state too). A frame with nothing kept: 0, no-op. */
+int uvw__frame_decode_manifest(uvw_frame_t *f, size_t stub_budget, size_t *created, uvw__mcache_t *cache);
 /* Bytes the frame's kept manifest occupies (0 once decoded or if none). */
 size_t uvw__frame_kept_bytes(const uvw_frame_t *f);
 

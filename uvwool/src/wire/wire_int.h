@@ -75,6 +75,11 @@ typedef struct uvw__mentry_s {
  * number of stubs this decode created. */
 int uvw__manifest_decode_budget(const void *data, size_t len, size_t stub_budget, uvw_manifest_t **out,
                                 size_t *created);
+/* The number of top-level `entries` fields (number 2) of a ChainManifest,
+ * counted before protobuf-c unpacks anything: 16 MiB of empty entries would
+ * otherwise become eight million allocations. Stops past
+ * UVW__WIRE_MAX_ENTRIES; a malformed input is left for the unpacker. */
+size_t uvw__manifest_entry_fields(const uint8_t *p, size_t n);
 /* uvw__manifest_from_pb with a budget. */
 int uvw__manifest_from_pb_budget(const Uvwool__ChainManifest *pb, size_t stub_budget, uvw_manifest_t **out,
                                  size_t *created);

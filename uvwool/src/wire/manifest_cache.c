@@ -1,0 +1,110 @@
+/* A connection's decoded manifests (wire_frame.h): a chain that dispatches
+ * again with an unchanged context sends the same bytes, and decoding them
+ * again would give the same manifest, so it is copied instead.
+ *
+ * "The same manifest" holds only for manifests whose decode depends on
+ * their bytes alone: every entry kept (no warning, no duplicate, no policy
+ * filtering), every variable declared (a stub's decode spends the
+ * connection's stub budget) and no opaque value (a codec makes a new
+ * object each time, and may be replaced). Those are not cached. A policy
+ * change since the decode invalidates it. */
+#include <string.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "var.h"
+#include "wire_frame.h"
+#include "wire_int.h"
+
+/* The bound a peer can make a connection keep: slots x bytes, plus the
+ * decoded values of those bytes. */
+#define SLOTS 8
+#define MAX_BYTES 2048
+
+typedef struct {
+  uint8_t *bytes; /* NULL: empty */
+  size_t len;
+  uint64_t stamp; /* uvw__var_policy_changes at the decode */
+  uvw_manifest_t *m;
+} slot_t;
+
+struct uvw__mcache_s {
+  slot_t slot[SLOTS];
+  size_t hits; /* tests */
+};
+
+uvw__mcache_t *uvw__mcache_new(void) { return uvw__calloc(1, sizeof(uvw__mcache_t)); }
+
+static void slot_clear(slot_t *s) {
+  uvw__free(s->bytes);
+  uvw_manifest_free(s->m);
+  memset(s, 0, sizeof(*s));
+}
+
+void uvw__mcache_free(uvw__mcache_t *c) {
+  if (c == NULL) return;
+  for (size_t i = 0; i < SLOTS; i++) slot_clear(&c->slot[i]);
+  uvw__free(c);
+}
+
+size_t uvw__mcache_hits(const uvw__mcache_t *c) { return c ? c->hits : 0; }
+
+/* The slot of a manifest: by its chain id, which uvwool's encoder writes
+ * first (field 1, 32 hex digits); other layouts share slot 0. */
+static slot_t *slot_of(uvw__mcache_t *c, const uint8_t *data, size_t len) {
+  if (len < 34 || data[0] != 0x0a || data[1] != 32) return &c->slot[0];
+  uint32_t h = 2166136261u;
+  for (size_t i = 2; i < 34; i++) h = (h ^ data[i]) * 16777619u;
+  return &c->slot[h % SLOTS];
+}
+
+static uvw_manifest_t *clone(const uvw_manifest_t *m) {
+  uvw_manifest_t *copy = uvw__malloc(sizeof(*copy));
+  if (copy == NULL) return NULL;
+  *copy = *m;
+  if ((copy->entries = uvw__malloc((m->n ? m->n : 1) * sizeof(*copy->entries))) == NULL) {
+    uvw__free(copy);
+    return NULL;
+  }
+  /* No stubs: the variables need no holds, only the values references. */
+  for (size_t i = 0; i < m->n; i++) {
+    copy->entries[i] = m->entries[i];
+    uvw__value_ref(copy->entries[i].value);
+  }
+  return copy;
+}
+
+/* Whether decoding these bytes again would give m again (see the top). */
+static int bytes_alone(const uvw_manifest_t *m, const uint8_t *data, size_t len) {
+  if (uvw__manifest_entry_fields(data, len) != m->n) return 0;
+  for (size_t i = 0; i < m->n; i++) {
+    if (atomic_load(&m->entries[i].var->is_stub)) return 0;
+    if (m->entries[i].value != NULL && m->entries[i].value->kind == UVW_VALUE_OPAQUE) return 0;
+  }
+  return 1;
+}
+
+int uvw__mcache_decode(uvw__mcache_t *c, const uint8_t *data, size_t len, size_t stub_budget,
+                       uvw_manifest_t **out, size_t *created) {
+  uint64_t stamp = atomic_load(&uvw__var_policy_changes);
+  slot_t *s = c && len > 0 && len <= MAX_BYTES ? slot_of(c, data, len) : NULL;
+  if (s && s->bytes && s->len == len && s->stamp == stamp && memcmp(s->bytes, data, len) == 0) {
+    if (created) *created = 0;
+    if ((*out = clone(s->m)) == NULL) return uvw__error_nomem("manifest");
+    c->hits++;
+    return 0;
+  }
+  int rc = uvw__manifest_decode_budget(data, len, stub_budget, out, created);
+  if (rc != 0 || s == NULL || !bytes_alone(*out, data, len)) return rc;
+  /* Out of memory here only means no cache entry. */
+  uint8_t *bytes = uvw__malloc(len);
+  uvw_manifest_t *kept = bytes ? clone(*out) : NULL;
+  if (kept == NULL) {
+    uvw__free(bytes);
+    return 0;
+  }
+  slot_clear(s);
+  memcpy(bytes, data, len);
+  *s = (slot_t){bytes, len, stamp, kept};
+  return 0;
+}
