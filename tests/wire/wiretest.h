@@ -34,12 +34,13 @@ static inline void wt_release(void) {
 }
 
 /* ---- building protobuf by hand ---- */
+#define WT_MAX_ENTRIES 40
 typedef struct {
   Uvwool__ChainManifest m;
-  Uvwool__Entry entries[32];
-  Uvwool__Entry *ptrs[32];
-  Uvwool__Value values[32];
-  Uvwool__Opaque opaques[32];
+  Uvwool__Entry entries[WT_MAX_ENTRIES];
+  Uvwool__Entry *ptrs[WT_MAX_ENTRIES];
+  Uvwool__Value values[WT_MAX_ENTRIES];
+  Uvwool__Opaque opaques[WT_MAX_ENTRIES];
 } wt_manifest_t;
 
 static inline void wt_init(wt_manifest_t *w, const char *id) {
@@ -50,6 +51,7 @@ static inline void wt_init(wt_manifest_t *w, const char *id) {
 }
 /* Adds an entry; returns its value slot (NULL-kind until the caller sets it). */
 static inline Uvwool__Value *wt_entry(wt_manifest_t *w, const char *ns, const char *name, int with_value) {
+  cr_assert_lt(w->m.n_entries, WT_MAX_ENTRIES, "wt_manifest_t holds %d entries", WT_MAX_ENTRIES);
   size_t i = w->m.n_entries++;
   uvwool__entry__init(&w->entries[i]);
   w->entries[i].namespace_ = (char *)ns;

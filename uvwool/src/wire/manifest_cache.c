@@ -4,10 +4,12 @@
  *
  * "The same manifest" holds only for manifests whose decode depends on
  * their bytes alone: every entry kept (no warning, no duplicate, no policy
- * filtering), every variable declared (a stub's decode spends the
- * connection's stub budget) and no opaque value (a codec makes a new
- * object each time, and may be replaced). Those are not cached. A policy
- * change since the decode invalidates it. */
+ * filtering) and no opaque value (a codec makes a new object each time, and
+ * may be replaced). Others are not cached. A policy change since the decode
+ * invalidates it. Stubs are fine (a declaration takes a stub over in place)
+ * but a cached manifest holds its stubs, so a copy of it makes none and is
+ * charged none: the cache holds at most MAX_STUBS, on top of the stubs the
+ * connection's live dispatches may make. */
 #include <string.h>
 
 #include "alloc.h"
@@ -20,22 +22,26 @@
  * decoded values of those bytes. */
 #define SLOTS 8
 #define MAX_BYTES 2048
+#define MAX_STUBS 32
 
 typedef struct {
   uint8_t *bytes; /* NULL: empty */
   size_t len;
   uint64_t stamp; /* uvw__var_policy_changes at the decode */
   uvw_manifest_t *m;
+  size_t stubs; /* the stubs m holds */
 } slot_t;
 
 struct uvw__mcache_s {
   slot_t slot[SLOTS];
-  size_t hits; /* tests */
+  size_t stubs; /* held by all slots: at most MAX_STUBS */
+  size_t hits;  /* tests */
 };
 
 uvw__mcache_t *uvw__mcache_new(void) { return uvw__calloc(1, sizeof(uvw__mcache_t)); }
 
-static void slot_clear(slot_t *s) {
+static void slot_clear(uvw__mcache_t *c, slot_t *s) {
+  c->stubs -= s->stubs;
   uvw__free(s->bytes);
   uvw_manifest_free(s->m);
   memset(s, 0, sizeof(*s));
@@ -43,7 +49,7 @@ static void slot_clear(slot_t *s) {
 
 void uvw__mcache_free(uvw__mcache_t *c) {
   if (c == NULL) return;
-  for (size_t i = 0; i < SLOTS; i++) slot_clear(&c->slot[i]);
+  for (size_t i = 0; i < SLOTS; i++) slot_clear(c, &c->slot[i]);
   uvw__free(c);
 }
 
@@ -66,20 +72,22 @@ static uvw_manifest_t *clone(const uvw_manifest_t *m) {
     uvw__free(copy);
     return NULL;
   }
-  /* No stubs: the variables need no holds, only the values references. */
   for (size_t i = 0; i < m->n; i++) {
     copy->entries[i] = m->entries[i];
     uvw__value_ref(copy->entries[i].value);
+    uvw__var_hold(&copy->entries[i].var, 1); /* a stub's hold; nothing for a declared variable */
   }
   return copy;
 }
 
-/* Whether decoding these bytes again would give m again (see the top). */
-static int bytes_alone(const uvw_manifest_t *m, const uint8_t *data, size_t len) {
+/* Whether decoding these bytes again would give m again (see the top);
+ * *stubs gets how many stubs m holds. */
+static int bytes_alone(const uvw_manifest_t *m, const uint8_t *data, size_t len, size_t *stubs) {
+  *stubs = 0;
   if (uvw__manifest_entry_fields(data, len) != m->n) return 0;
   for (size_t i = 0; i < m->n; i++) {
-    if (atomic_load(&m->entries[i].var->is_stub)) return 0;
     if (m->entries[i].value != NULL && m->entries[i].value->kind == UVW_VALUE_OPAQUE) return 0;
+    *stubs += atomic_load(&m->entries[i].var->is_stub) != 0;
   }
   return 1;
 }
@@ -95,7 +103,9 @@ int uvw__mcache_decode(uvw__mcache_t *c, const uint8_t *data, size_t len, size_t
     return 0;
   }
   int rc = uvw__manifest_decode_budget(data, len, stub_budget, out, created);
-  if (rc != 0 || s == NULL || !bytes_alone(*out, data, len)) return rc;
+  size_t stubs;
+  if (rc != 0 || s == NULL || !bytes_alone(*out, data, len, &stubs)) return rc;
+  if (c->stubs - s->stubs + stubs > MAX_STUBS) return 0;
   /* Out of memory here only means no cache entry. */
   uint8_t *bytes = uvw__malloc(len);
   uvw_manifest_t *kept = bytes ? clone(*out) : NULL;
@@ -103,8 +113,9 @@ int uvw__mcache_decode(uvw__mcache_t *c, const uint8_t *data, size_t len, size_t
     uvw__free(bytes);
     return 0;
   }
-  slot_clear(s);
+  slot_clear(c, s);
   memcpy(bytes, data, len);
-  *s = (slot_t){bytes, len, stamp, kept};
+  *s = (slot_t){bytes, len, stamp, kept, stubs};
+  c->stubs += stubs;
   return 0;
 }
