@@ -3,7 +3,7 @@
  * (namespace, name) bytewise so equal states give identical bytes.
  *
  * A context that did not change since its last dispatch is the common case
- * (docs/wire.md, "what an unchanged context costs"): the entries of a map
+ * (docs/wire.md, "What an unchanged context costs"): the entries of a map
  * are kept with it as a memo (map.h), so encoding it again is a copy. */
 #include <stdlib.h>
 #include <string.h>
