@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "check.h"
 #include "uvwool.h"
@@ -32,7 +33,7 @@ static int64_t last_round;
 
 typedef struct {
   int64_t last_first;  /* the greatest first-variable round seen so far */
-  long snapshots, bad_shape, went_back, bad_size, bad_lookup, bad_armed, bad_encode;
+  long snapshots, bad_shape, went_back, bad_size, bad_lookup, bad_armed, bad_encode, bad_memo;
 } reader_t;
 
 static int64_t int_of(uvw_value_t *v) { return v ? uvw_value_as_int(v) : 0; }
@@ -90,6 +91,27 @@ static void check_snapshot(reader_t *rd, uvw_context_t *copy) {
   rd->snapshots++;
 }
 
+/* A snapshot's map is shared with the live context and the other readers'
+ * snapshots, so readers race to give it its encoding memo (map.h) while the
+ * writer replaces it: each encoding must be of this snapshot, the second
+ * (from the memo) the same bytes as the first. */
+static void check_encoding(reader_t *rd, uvw_context_t *copy) {
+  void *a = NULL, *b = NULL;
+  size_t alen, blen;
+  uvw_manifest_t *m = NULL;
+  if (uvw_manifest_encode(copy, &a, &alen) != 0 || uvw_manifest_encode(copy, &b, &blen) != 0 || alen != blen ||
+      memcmp(a, b, alen) != 0 || uvw_manifest_decode(a, alen, &m) != 0) {
+    rd->bad_memo++;
+  } else {
+    for (size_t i = 0; i < uvw_manifest_entry_count(m); i++)
+      if (!uvw_value_equal(uvw_manifest_entry_value(m, i), uvw_context_lookup(copy, uvw_manifest_entry_var(m, i))))
+        rd->bad_memo++;
+  }
+  uvw_manifest_free(m);
+  uvw_free(a);
+  uvw_free(b);
+}
+
 static void *reader(void *arg) {
   reader_t *rd = arg;
   while (!atomic_load(&writer_ready)) sched_yield();
@@ -99,6 +121,7 @@ static void *reader(void *arg) {
     uvw_context_t *copy = uvw_context_copy(shared);
     if (copy == NULL) continue;
     check_snapshot(rd, copy);
+    check_encoding(rd, copy);
     uvw_context_unref(copy);
 
     uvw_context_t *fork = uvw_context_fork(shared, UVW_PROPAGATE_THREAD);
@@ -157,6 +180,8 @@ static void run_phase(int n, const char *label) {
     CHECK(rd[i].bad_size == 0, "%s: reader %d: %ld sizes disagree with the bindings", label, i, rd[i].bad_size);
     CHECK(rd[i].bad_lookup == 0, "%s: reader %d: %ld direct lookups went back", label, i, rd[i].bad_lookup);
     CHECK(rd[i].bad_encode == 0, "%s: reader %d: %ld manifest encodes failed", label, i, rd[i].bad_encode);
+    CHECK(rd[i].bad_memo == 0, "%s: reader %d: %ld encodings not of their snapshot or not repeatable", label, i,
+          rd[i].bad_memo);
     CHECK(rd[i].bad_armed == 0, "%s: reader %d: %ld armed checks failed", label, i, rd[i].bad_armed);
   }
   printf("%s: %lld rounds, %ld + %ld snapshots\n", label, (long long)last_round, rd[0].snapshots, rd[1].snapshots);

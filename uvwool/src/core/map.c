@@ -554,6 +554,17 @@ static int flat_to_hamt(uvw__map_t **slot, const void *key, uvw_value_t *value) 
   return 0;
 }
 
+/* Whether the map may be changed in place (only its slot holds it), and
+ * then without its memo, whose bytes would go stale. Decided once, where
+ * the change is: a reader that drops its reference later cannot make a map
+ * with a memo writable. Nobody else reads the memo of a unique map. */
+static int writable(uvw__map_t *m) {
+  if (!is_unique(&m->refs)) return 0;
+  if (atomic_load_explicit(&m->memo, memory_order_relaxed) != NULL)
+    uvw__free(atomic_exchange_explicit(&m->memo, NULL, memory_order_relaxed));
+  return 1;
+}
+
 /* A flat copy of m's entries but the one at `skip` (-1: none), with room for
  * `cap`, taking value references. */
 static uvw__map_t *flat_copy(const uvw__map_t *m, uint32_t cap, int skip) {
@@ -570,7 +581,7 @@ static int flat_set(uvw__map_t **slot, const void *key, uvw_value_t *value) {
   uvw__map_t *m = *slot;
   int i = flat_find(m, key);
   if (i < 0 && m->size == UVW__MAP_FLAT_MAX) return flat_to_hamt(slot, key, value);
-  if (!is_unique(&m->refs)) {
+  if (!writable(m)) {
     uvw__map_t *c = flat_copy(m, flat_cap_for(m->size + (i < 0)), -1);
     if (c == NULL) return UVW_ENOMEM;
     slot_replace(slot, c);
@@ -612,7 +623,7 @@ static int hamt_commit(uvw__map_t **slot, int unique, int root_unique, hamt_node
 
 static int hamt_map_set(uvw__map_t **slot, const void *key, uvw_value_t *value) {
   uvw__map_t *m = *slot;
-  int unique = is_unique(&m->refs);
+  int unique = writable(m);
   int root_unique = unique && is_unique(&m->root->refs);
   hamt_node_t *root;
   int added = 0;
@@ -628,15 +639,7 @@ void uvw__map_set_memo(uvw__map_t *m, uvw__map_memo_t *memo) {
     uvw__free(memo);
 }
 
-/* A map about to be changed in place (only its slot holds it, so nobody
- * reads the memo meanwhile) loses its memo: the bytes would be stale. */
-static inline void forget_memo(uvw__map_t *m) {
-  if (m == NULL || atomic_load_explicit(&m->memo, memory_order_relaxed) == NULL || !is_unique(&m->refs)) return;
-  uvw__free(atomic_exchange_explicit(&m->memo, NULL, memory_order_relaxed));
-}
-
 int uvw__map_set(uvw__map_t **slot, const void *key, uvw_value_t *value) {
-  forget_memo(*slot);
   if (*slot == NULL) {
     uvw__map_t *m = map_alloc_flat(UVW__MAP_FLAT_MIN_CAP);
     if (m == NULL) return UVW_ENOMEM;
@@ -650,9 +653,8 @@ int uvw__map_set(uvw__map_t **slot, const void *key, uvw_value_t *value) {
 
 int uvw__map_swap(uvw__map_t **slot, const void *key, uvw_value_t *value, uvw_value_t **old_out) {
   uvw__map_t *m = *slot;
-  forget_memo(m);
   int i = m && m->cap ? flat_find(m, key) : -1;
-  if (i >= 0 && is_unique(&m->refs)) {
+  if (i >= 0 && writable(m)) {
     /* In place: the map's reference on the old value moves to the caller,
      * saving an increment and a decrement on the set+token path. */
     *old_out = m->entries[i].value;
@@ -677,7 +679,7 @@ static int flat_remove(uvw__map_t **slot, const void *key) {
     slot_replace(slot, NULL);
     return 0;
   }
-  if (!is_unique(&m->refs)) {
+  if (!writable(m)) {
     uvw__map_t *c = flat_copy(m, flat_cap_for(m->size - 1), i);
     if (c == NULL) return UVW_ENOMEM;
     slot_replace(slot, c);
@@ -714,7 +716,7 @@ static int hamt_map_remove(uvw__map_t **slot, const void *key) {
   uvw__map_t *m = *slot;
   if (hamt_find(m->root, key) == NULL) return 0;
   if (m->size - 1 <= UVW__MAP_FLAT_MAX / 2) return hamt_to_flat(slot, key);
-  int unique = is_unique(&m->refs);
+  int unique = writable(m);
   int root_unique = unique && is_unique(&m->root->refs);
   hamt_node_t *root = NULL;
   const map_entry_t *left; /* unused: the root never collapses */
@@ -725,7 +727,6 @@ static int hamt_map_remove(uvw__map_t **slot, const void *key) {
 
 int uvw__map_remove(uvw__map_t **slot, const void *key) {
   if (*slot == NULL) return 0;
-  forget_memo(*slot);
   return (*slot)->cap ? flat_remove(slot, key) : hamt_map_remove(slot, key);
 }
 
