@@ -275,16 +275,20 @@ static void *run_nogvl(void *p) {
   return NULL;
 }
 
+/* Interrupts (Thread#kill, signals) stop the loop. uv_async_send is
+ * thread-safe and async-signal-safe, so Ruby may call this from its signal
+ * handler (RB_NOGVL_UBF_ASYNC_SAFE): a single-threaded process then needs no
+ * helper thread of Ruby's to pass a signal on, which can miss it. */
 static void run_ubf(void *p) {
   sloop_t *s = p;
-  uv_async_send(&s->wake); /* thread-safe: interrupts (Thread#kill, signals) stop the loop */
+  uv_async_send(&s->wake);
 }
 
 /* Runs the loop until nothing is pending; raises the first exception a
  * block raised (the loop stops there). */
 static VALUE sloop_run(VALUE self) {
   sloop_t *s = get(self);
-  rb_thread_call_without_gvl(run_nogvl, s, run_ubf, s);
+  rb_nogvl(run_nogvl, s, run_ubf, s, RB_NOGVL_UBF_ASYNC_SAFE);
   VALUE err = s->error;
   s->error = Qnil;
   if (uv_loop_alive(&s->loop) == 0) rb_ary_clear(s->blocks);

@@ -31,10 +31,25 @@ module WorkerHelper
         assert_match(/listening on #{Regexp.escape(address)}$/, line.to_s, "the worker did not start")
         yield address, io
       ensure
-        Process.kill("TERM", io.pid) rescue nil # rubocop:disable Style/RescueModifier
-        io.close
+        stop_worker(io)
       end
     end
+  end
+
+  # SIGTERM, then the worker's exit (its stdout's end) within 20 s. One that
+  # serves on is killed and fails its test (unless the test failed already),
+  # rather than hanging the whole run.
+  def stop_worker(io)
+    Process.kill("TERM", io.pid) rescue nil # rubocop:disable Style/RescueModifier
+    stuck = begin
+      Timeout.timeout(20) { io.read }
+      false
+    rescue Timeout::Error
+      Process.kill("KILL", io.pid) rescue nil # rubocop:disable Style/RescueModifier
+      true
+    end
+    io.close
+    flunk "worker #{io.pid} still served 20 s after SIGTERM" if stuck && !$!
   end
 
   def with_conn(&blk)

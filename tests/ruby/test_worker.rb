@@ -123,6 +123,32 @@ class TestRubyWorker < Minitest::Test
     end
   end
 
+  # SIGTERM, whose trap stops the worker, right after a routine's threads
+  # ended: Ruby's own helper thread for signals could miss it then (the loop
+  # ran with an unblocking function Ruby did not know to be signal-safe), and
+  # the worker served on. The race did not hit every time: several rounds.
+  def test_a_sigterm_right_after_a_routines_threads_stops_the_worker
+    12.times do |round|
+      with_worker do |address, io|
+        Uvwool::Connection.open(address) do |conn|
+          isolated do
+            REQUEST.set("r-#{round}")
+            assert_raises(Uvwool::ChainContention) { conn.dispatch("offload_plain") }
+            assert_equal "thread saw r-#{round}", conn.dispatch("offload_to_thread")
+          end
+        end
+        Process.kill("TERM", io.pid)
+        rest = begin
+          Timeout.timeout(10) { io.read }
+        rescue Timeout::Error
+          Process.kill("KILL", io.pid)
+          flunk "round #{round}: the worker still served 10 s after SIGTERM"
+        end
+        assert_match(/^closed$/, rest, "round #{round}: run returned and close ran")
+      end
+    end
+  end
+
   def test_limits_and_stats_are_the_workers
     with_conn do |conn|
       assert_equal 4, conn.dispatch("limits"), "limits: {max_chains: 4} was applied"

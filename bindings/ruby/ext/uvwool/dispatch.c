@@ -113,6 +113,7 @@ static void *wait_nogvl(void *p) {
   return NULL;
 }
 
+/* Async-signal-safe (UVWR_NOGVL_LOOP): an atomic store and uv_async_send. */
 static void wait_ubf(void *p) {
   struct wait_args *w = p;
   atomic_store(&w->c->interrupted, 1);
@@ -134,10 +135,10 @@ static void wait_reply(rconn_t *c, uvw_dispatch_t *d, outcome_t *o) {
   c->busy = 1;
   while (!o->decided && !w.dry && !state) {
     atomic_store(&c->interrupted, 0);
-    /* gvl2 raises no pending interrupt itself (that would skip the cancel
+    /* No pending interrupt is raised inside (that would skip the cancel
      * below); with one pending it returns at once, so they are handled
      * here (a postponed job, a signal, Thread#raise). */
-    rb_thread_call_without_gvl2(wait_nogvl, &w, wait_ubf, &w);
+    rb_nogvl(wait_nogvl, &w, wait_ubf, &w, UVWR_NOGVL_LOOP);
     if (!o->decided) rb_protect(check_ints, Qnil, &state);
   }
   c->busy = 0;

@@ -5,8 +5,22 @@
 #define UVWOOL_RUBY_H
 
 #include <ruby.h>
+#include <ruby/thread.h>
 
 #include "uvwool.h"
+
+/* How a private loop (a Connection's wait, Worker#run) runs without the GVL:
+ * rb_nogvl(loop_fn, arg, ubf, arg, UVWR_NOGVL_LOOP).
+ * - INTR_FAIL: a pending interrupt is not raised inside; the caller handles
+ *   it after the loop returned (rb_thread_check_ints), so it can clean up.
+ * - UBF_ASYNC_SAFE: the unblocking function (an atomic store and
+ *   uv_async_send, both async-signal-safe) may run in Ruby's signal handler.
+ *   Without it a single-threaded process relies on a helper thread Ruby
+ *   starts to receive signals, and that thread can miss them (Ruby 3.1: it
+ *   sleeps without the signal fd when another thread held it a moment
+ *   before), so a SIGTERM whose trap stops the worker never reached the
+ *   loop and the worker served on. */
+#define UVWR_NOGVL_LOOP (RB_NOGVL_INTR_FAIL | RB_NOGVL_UBF_ASYNC_SAFE)
 
 /* Uvwool::MISSING: what Token#old_value returns when the variable was
  * unbound before the set, and the "no default" marker of Core.var_declare. */

@@ -1,7 +1,7 @@
 /* uvwool for Ruby extensions that run libuv: call Ruby from a libuv callback.
  *
- * A Ruby extension runs its loop without the GVL (rb_thread_call_without_gvl
- * around uv_run) and registers callbacks through uvwool's C API (uvw_timer_start,
+ * A Ruby extension runs its loop without the GVL (rb_nogvl around uv_run)
+ * and registers callbacks through uvwool's C API (uvw_timer_start,
  * uvw_fs_*, uvw_to_thread, ...: uvwool/loop.h), which captures the current
  * context at registration and enters it around the callback. The callback
  * then takes the GVL with uvwool_rb_call and runs a Ruby block, which sees
@@ -15,6 +15,11 @@
  *   thread"). Work that runs Ruby code goes to a Ruby Thread.
  * - Keep every block you will call reachable by the GC (an Array in the
  *   extension's object, for instance) until its callback has run.
+ * - Give rb_nogvl an unblocking function that wakes the loop with
+ *   uv_async_send (async-signal-safe) and the flag RB_NOGVL_UBF_ASYNC_SAFE:
+ *   a signal then reaches the loop from Ruby's signal handler. Without the
+ *   flag a single-threaded process depends on a helper thread of Ruby's,
+ *   which can miss the signal (Ruby 3.1), and the loop sleeps on.
  *
  * Header-only: nothing here links against the uvwool gem's own extension.
  * Find this folder with

@@ -400,6 +400,7 @@ static void *run_nogvl(void *p) {
   return NULL;
 }
 
+/* Async-signal-safe (UVWR_NOGVL_LOOP): an atomic store and uv_async_send. */
 static void run_ubf(void *p) {
   rworker_t *w = p;
   atomic_store(&w->interrupted, 1);
@@ -417,7 +418,7 @@ static VALUE run_body(VALUE p) {
   rworker_t *w = (rworker_t *)p;
   for (;;) {
     atomic_store(&w->interrupted, 0);
-    rb_thread_call_without_gvl2(run_nogvl, w, run_ubf, w);
+    rb_nogvl(run_nogvl, w, run_ubf, w, UVWR_NOGVL_LOOP);
     if (atomic_load(&w->stop_asked)) break;
     rb_thread_check_ints(); /* an interrupt raises from run; a trap handler may stop */
     if (atomic_load(&w->stop_asked) || !atomic_load(&w->interrupted)) break; /* stopped, or ran dry */
