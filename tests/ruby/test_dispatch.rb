@@ -36,20 +36,21 @@ module WorkerHelper
     end
   end
 
-  # SIGTERM, then the worker's exit (its stdout's end) within 20 s. One that
-  # serves on is killed and fails its test (unless the test failed already),
-  # rather than hanging the whole run.
+  # SIGTERM, then the worker's exit (its stdout's end) within 20 s; returns
+  # what it printed meanwhile. One that serves on is killed and fails its test
+  # (unless the test failed already), rather than hanging the whole run.
   def stop_worker(io)
+    return "" if io.closed?
     Process.kill("TERM", io.pid) rescue nil # rubocop:disable Style/RescueModifier
-    stuck = begin
+    rest = begin
       Timeout.timeout(20) { io.read }
-      false
     rescue Timeout::Error
       Process.kill("KILL", io.pid) rescue nil # rubocop:disable Style/RescueModifier
-      true
+      nil
     end
     io.close
-    flunk "worker #{io.pid} still served 20 s after SIGTERM" if stuck && !$!
+    flunk "worker #{io.pid} still served 20 s after SIGTERM" if rest.nil? && !$!
+    rest.to_s
   end
 
   def with_conn(&blk)

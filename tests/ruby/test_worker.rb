@@ -137,14 +137,7 @@ class TestRubyWorker < Minitest::Test
             assert_equal "thread saw r-#{round}", conn.dispatch("offload_to_thread")
           end
         end
-        Process.kill("TERM", io.pid)
-        rest = begin
-          Timeout.timeout(10) { io.read }
-        rescue Timeout::Error
-          Process.kill("KILL", io.pid)
-          flunk "round #{round}: the worker still served 10 s after SIGTERM"
-        end
-        assert_match(/^closed$/, rest, "round #{round}: run returned and close ran")
+        assert_match(/^closed$/, stop_worker(io), "round #{round}: run returned and close ran")
       end
     end
   end
