@@ -4,8 +4,11 @@
  * protobuf-c directly. */
 #include <stdio.h>
 
+#include "chain.h"
+#include "context.h"
 #include "var.h"
 #include "wire_frame.h"
+#include "wire_int.h"
 #include "wiretest.h"
 
 #define ID "000000000000000000000000000ca5e0"
@@ -197,6 +200,133 @@ Test(manifest_cache, a_policy_change_is_seen) {
   uvw_manifest_t *m = decode(c, bytes, len, NULL);
   cr_assert_eq(uvw__mcache_hits(c), 0);
   cr_assert_eq(uvw_manifest_entry_count(m), 1, "b is kept off the wire here now");
+  uvw_manifest_free(m);
+  uvw__mcache_free(c);
+  free(bytes);
+}
+
+/* Mounts m into a fresh context (returned, not entered). */
+static uvw_context_t *mount_fresh(const uvw_manifest_t *m) {
+  uvw_context_t *ctx = uvw_context_new();
+  cr_assert_eq(uvw_context_enter(ctx), 0);
+  cr_assert_eq(uvw_manifest_mount(m), 0, "mount: %s", uvw_error_message(uvw_last_error()));
+  cr_assert_eq(uvw_context_exit(ctx), 0);
+  return ctx;
+}
+
+static const char *string_in(uvw_context_t *ctx, uvw_var_t *v) {
+  uvw_value_t *x = uvw_context_lookup(ctx, v);
+  cr_assert_not_null(x);
+  return uvw_value_as_string(x);
+}
+
+/* A copy of a kept manifest carries the map of its bindings: a fresh
+ * context mounts it whole, the encoding one context made serves the next,
+ * and a set in one context changes no other (the map is copied, never
+ * changed in place). */
+Test(manifest_cache, a_fresh_context_takes_the_kept_map_and_a_set_copies_it) {
+  const char *ns = tu_namespace();
+  uvw_var_t *a, *b;
+  cr_assert_eq(uvw_var_declare(ns, "a", NULL, &a), 0);
+  cr_assert_eq(uvw_var_declare(ns, "b", NULL, &b), 0);
+  wt_manifest_t w;
+  wt_init(&w, ID);
+  wt_string(wt_entry(&w, ns, "a", 1), "req-1");
+  wt_int(wt_entry(&w, ns, "b", 1), 2);
+  wt_int(wt_entry(&w, ns, "nobody-declared-me", 1), 3);
+  size_t len;
+  uint8_t *bytes = pack(&w, &len);
+  uvw__mcache_t *c = uvw__mcache_new();
+  uvw_manifest_t *first = decode(c, bytes, len, NULL);
+  cr_assert_null(first->map, "a decode (not a copy) builds no map");
+  uvw_manifest_t *m1 = decode(c, bytes, len, NULL), *m2 = decode(c, bytes, len, NULL);
+  cr_assert_eq(uvw__mcache_hits(c), 2);
+  cr_assert_not_null(m1->map);
+  cr_assert_eq(m1->map, m2->map, "the copies share one map");
+
+  uvw_context_t *x = mount_fresh(m1);
+  cr_assert_eq(x->map, m1->map, "taken whole");
+  cr_assert_str_eq(string_in(x, a), "req-1");
+  cr_assert_eq(uvw_value_as_int(uvw_context_lookup(x, b)), 2);
+  uvw_var_t *stub = uvw_manifest_entry_var(m1, 2);
+  cr_assert(uvw_var_is_stub(stub));
+  cr_assert_eq(uvw_value_as_int(uvw_context_lookup(x, stub)), 3);
+  cr_assert(uvw__chain_has_stub(x->chain, stub), "the chain pins the stub as a mount entry by entry does");
+  char id[33];
+  cr_assert_eq(uvw_context_chain_id(x, id), 0);
+  cr_assert_str_eq(id, ID);
+
+  void *ex;
+  size_t exn;
+  cr_assert_eq(uvw__manifest_encode(x, 0, &ex, &exn), 0);
+  cr_assert(exn == len && memcmp(ex, bytes, len) == 0, "the mounted state encodes to the bytes it came from");
+  uvw_context_t *y = mount_fresh(m2);
+  cr_assert_not_null(uvw__map_memo(y->map), "x's encoding serves y");
+
+  /* A routine's set in y: y gets its own map; x, the cache and its next
+   * copy keep the state the bytes describe. */
+  cr_assert_eq(uvw_context_enter(y), 0);
+  wt_set(a, uvw_value_cstring("changed in y"));
+  cr_assert_eq(uvw_context_exit(y), 0);
+  cr_assert_neq(y->map, m2->map);
+  cr_assert_str_eq(string_in(y, a), "changed in y");
+  cr_assert_str_eq(string_in(x, a), "req-1");
+  uvw_manifest_t *m3 = decode(c, bytes, len, NULL);
+  uvw_context_t *z = mount_fresh(m3);
+  cr_assert_str_eq(string_in(z, a), "req-1");
+  void *ey, *ez;
+  size_t eyn, ezn;
+  cr_assert_eq(uvw__manifest_encode(y, 0, &ey, &eyn), 0);
+  cr_assert_eq(uvw__manifest_encode(z, 0, &ez, &ezn), 0);
+  cr_assert(ezn == len && memcmp(ez, bytes, len) == 0);
+  Uvwool__ChainManifest *py = wt_unpack(ey, eyn);
+  cr_assert_eq(py->n_entries, 3);
+  ProtobufCBinaryData sv = py->entries[0]->value->string_value;
+  cr_assert(sv.len == 12 && memcmp(sv.data, "changed in y", 12) == 0, "y's encoding is its own");
+  uvwool__chain_manifest__free_unpacked(py, NULL);
+
+  /* A context that is not fresh merges entry by entry, as before. */
+  cr_assert_eq(uvw_context_enter(y), 0);
+  cr_assert_eq(uvw_manifest_mount(m3), 0);
+  cr_assert_eq(uvw_context_exit(y), 0);
+  cr_assert_str_eq(string_in(y, a), "req-1");
+  cr_assert_neq(y->map, m3->map);
+
+  uvw_free(ex);
+  uvw_free(ey);
+  uvw_free(ez);
+  uvw_context_unref(x);
+  uvw_context_unref(y);
+  uvw_context_unref(z);
+  uvw_manifest_t *all[] = {first, m1, m2, m3};
+  for (size_t i = 0; i < 4; i++) uvw_manifest_free(all[i]);
+  uvw__mcache_free(c);
+  cr_assert_eq(uvw__var_stub_count(), 0, "nothing holds the stub any more");
+  free(bytes);
+}
+
+/* A pending reset is not a binding: a manifest with one gets no map, and
+ * its mount leaves the reset pending. */
+Test(manifest_cache, a_manifest_with_a_reset_is_mounted_entry_by_entry) {
+  const char *ns = tu_namespace();
+  uvw_var_t *a, *b;
+  cr_assert_eq(uvw_var_declare(ns, "a", NULL, &a), 0);
+  cr_assert_eq(uvw_var_declare(ns, "b", NULL, &b), 0);
+  wt_manifest_t w;
+  wt_init(&w, ID);
+  wt_string(wt_entry(&w, ns, "a", 1), "req-1");
+  wt_entry(&w, ns, "b", 0);
+  size_t len;
+  uint8_t *bytes = pack(&w, &len);
+  uvw__mcache_t *c = uvw__mcache_new();
+  uvw_manifest_free(decode(c, bytes, len, NULL));
+  uvw_manifest_t *m = decode(c, bytes, len, NULL);
+  cr_assert_eq(uvw__mcache_hits(c), 1);
+  cr_assert_null(m->map);
+  uvw_context_t *x = mount_fresh(m);
+  cr_assert_str_eq(string_in(x, a), "req-1");
+  cr_assert(uvw_context_has_pending_reset(x, ns, "b"));
+  uvw_context_unref(x);
   uvw_manifest_free(m);
   uvw__mcache_free(c);
   free(bytes);

@@ -9,11 +9,20 @@
  * invalidates it. Stubs are fine (a declaration takes a stub over in place)
  * but a cached manifest holds its stubs, so a copy of it makes none and is
  * charged none: the cache holds at most MAX_STUBS, on top of the stubs the
- * connection's live dispatches may make. */
+ * connection's live dispatches may make.
+ *
+ * A kept manifest whose entries all carry a value also gets, at its first
+ * copy, the map of those bindings, shared by every later copy: a mount into
+ * a fresh context (a worker's one-shot dispatch) takes that map as it is,
+ * with the encoding the first answer left on it (map.h's memo), so an
+ * unchanged context is neither mounted nor encoded entry by entry again.
+ * The map is never changed in place while the cache holds it: a routine's
+ * set copies it. */
 #include <string.h>
 
 #include "alloc.h"
 #include "error.h"
+#include "map.h"
 #include "var.h"
 #include "wire_frame.h"
 #include "wire_int.h"
@@ -68,7 +77,9 @@ static uvw_manifest_t *clone(const uvw_manifest_t *m) {
   uvw_manifest_t *copy = uvw__malloc(sizeof(*copy));
   if (copy == NULL) return NULL;
   *copy = *m;
+  uvw__map_ref(copy->map);
   if ((copy->entries = uvw__malloc((m->n ? m->n : 1) * sizeof(*copy->entries))) == NULL) {
+    uvw__map_unref(copy->map);
     uvw__free(copy);
     return NULL;
   }
@@ -78,6 +89,20 @@ static uvw_manifest_t *clone(const uvw_manifest_t *m) {
     uvw__var_hold(&copy->entries[i].var, 1); /* a stub's hold; nothing for a declared variable */
   }
   return copy;
+}
+
+/* The map of m's bindings for m->map, when every entry has a value (a
+ * pending reset is not a binding). Out of memory only means no map. */
+static void give_map(uvw_manifest_t *m) {
+  for (size_t i = 0; i < m->n; i++)
+    if (m->entries[i].value == NULL) return;
+  uvw__map_t *map = NULL;
+  for (size_t i = 0; i < m->n; i++)
+    if (uvw__map_set(&map, m->entries[i].var, m->entries[i].value) != 0) {
+      uvw__map_unref(map);
+      return;
+    }
+  m->map = map;
 }
 
 /* Whether decoding these bytes again would give m again (see the top);
@@ -98,6 +123,7 @@ int uvw__mcache_decode(uvw__mcache_t *c, const uint8_t *data, size_t len, size_t
   slot_t *s = c && len > 0 && len <= MAX_BYTES ? slot_of(c, data, len) : NULL;
   if (s && s->bytes && s->len == len && s->stamp == stamp && memcmp(s->bytes, data, len) == 0) {
     if (created) *created = 0;
+    if (s->m->map == NULL) give_map(s->m);
     if ((*out = clone(s->m)) == NULL) return uvw__error_nomem("manifest");
     c->hits++;
     return 0;

@@ -9,6 +9,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "map.h"
 #include "value.h"
 #include "var.h"
 #include "wire_int.h"
@@ -298,6 +299,7 @@ void uvw_manifest_free(uvw_manifest_t *m) {
     uvw__var_release(&m->entries[i].var, 1);
   }
   uvw__free(m->entries);
+  uvw__map_unref(m->map);
   uvw__free(m);
 }
 

@@ -61,11 +61,16 @@ int uvw_manifest_mount(const uvw_manifest_t *m) {
   }
   if (next == NULL) return uvw__error_nomem("chain");
 
-  uvw__map_t *map = uvw__map_ref(ctx->map);
+  /* A fresh context takes the manifest's own map when it has one (the
+   * same bindings, already built and perhaps already encoded). */
+  int whole = ctx->map == NULL && ctx->chain == NULL && m->map != NULL;
+  uvw__map_t *map = uvw__map_ref(whole ? m->map : ctx->map);
   for (size_t i = 0; rc == 0 && i < m->n; i++) {
     uvw_var_t *var = m->entries[i].var;
     uvw_value_t *value = m->entries[i].value;
-    if (value != NULL) {
+    if (whole) {
+      /* the map binds it already; only a stub needs its pin below */
+    } else if (value != NULL) {
       rc = uvw__map_set(&map, var, value);
       uvw__chain_remove_reset(next, var); /* bound and pending never overlap */
     } else {

@@ -89,6 +89,12 @@ struct uvw_manifest_s {
   uint8_t id[16];
   size_t n;
   uvw__mentry_t *entries; /* sorted by (namespace, name), unique */
+  /* NULL, or a map binding exactly the entries (every one has a value),
+   * reference held: a connection's cache (manifest_cache.c) shares one map
+   * among the copies of a manifest it keeps, so a mount into a fresh context
+   * takes it whole, and the map's encoding (its memo) lives across
+   * dispatches instead of being made again for each. */
+  struct uvw__map_s *map;
 };
 
 /* Base64url without padding. */
