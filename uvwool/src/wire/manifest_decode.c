@@ -277,8 +277,19 @@ int uvw__manifest_decode_budget(const void *data, size_t len, size_t stub_budget
   }
   *out = NULL;
   if (created) *created = 0;
-  if (data != NULL && len <= uvw_wire_max_size() && uvw__manifest_entry_fields(data, len) > UVW__WIRE_MAX_ENTRIES)
-    return too_many_entries();
+  if (data != NULL && len <= uvw_wire_max_size()) {
+    size_t nentries = uvw__manifest_entry_fields(data, len);
+    if (nentries > UVW__WIRE_MAX_ENTRIES) return too_many_entries();
+    uvw__mscan_t *scan;
+    const Uvwool__ChainManifest *pb;
+    int rc = uvw__manifest_scan(data, len, nentries, &scan, &pb);
+    if (rc < 0) return rc;
+    if (rc == 1) {
+      rc = uvw__manifest_from_pb_budget(pb, stub_budget, out, created);
+      uvw__mscan_free(scan);
+      return rc;
+    }
+  }
   ProtobufCMessage *msg;
   uvw__arena_t *arena;
   int rc = uvw__wire_unpack(&uvwool__chain_manifest__descriptor, data, len, "chain manifest", &msg, &arena);

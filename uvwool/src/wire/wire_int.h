@@ -80,6 +80,15 @@ int uvw__manifest_decode_budget(const void *data, size_t len, size_t stub_budget
  * otherwise become eight million allocations. Stops past
  * UVW__WIRE_MAX_ENTRIES; a malformed input is left for the unpacker. */
 size_t uvw__manifest_entry_fields(const uint8_t *p, size_t n);
+/* The ChainManifest in p[0..n) as protobuf-c would unpack it, read by hand
+ * when it has the shape uvwool's encoders write (manifest_scan.c);
+ * `nentries` is uvw__manifest_entry_fields(p, n). 1: *pb points into *out
+ * (free it with uvw__mscan_free) and into p; 0: not that shape, unpack it
+ * with protobuf-c; UVW_ENOMEM. */
+typedef struct uvw__mscan_s uvw__mscan_t;
+int uvw__manifest_scan(const uint8_t *p, size_t n, size_t nentries, uvw__mscan_t **out,
+                       const Uvwool__ChainManifest **pb);
+void uvw__mscan_free(uvw__mscan_t *s);
 /* uvw__manifest_from_pb with a budget. */
 int uvw__manifest_from_pb_budget(const Uvwool__ChainManifest *pb, size_t stub_budget, uvw_manifest_t **out,
                                  size_t *created);
