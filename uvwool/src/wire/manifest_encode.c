@@ -2,6 +2,11 @@
  * may cross the wire, one value-less entry per pending reset, sorted by
  * (namespace, name) bytewise so equal states give identical bytes.
  *
+ * Values of the built-in kinds (all but opaque ones) are written by hand,
+ * in one pass into one buffer, exactly as protobuf-c's pack would write
+ * them (fields in number order); a manifest with an opaque value goes
+ * through protobuf-c, since its codec may fail and drop the entry.
+ *
  * A context that did not change since its last dispatch is the common case
  * (docs/wire.md, "What an unchanged context costs"): the entries of a map
  * are kept with it as a memo (map.h), so encoding it again is a copy. */
@@ -11,6 +16,7 @@
 #include "alloc.h"
 #include "context.h"
 #include "error.h"
+#include "pbscan.h"
 #include "var.h"
 #include "wire_int.h"
 
@@ -70,10 +76,9 @@ static void scratch_free(scratch_t *s) {
   uvw__free(s->holds);
 }
 
-/* *plain: set to 1 when every value is of a built-in kind and nothing was
- * dropped, i.e. the bytes follow from the bindings alone. */
+/* Through protobuf-c: for manifests with an opaque value. */
 static int pack_items(const uvw__chain_t *chain, item_t *items, size_t n, unsigned flags, void **out,
-                      size_t *len, int *plain) {
+                      size_t *len) {
   scratch_t s = {0};
   uvw__warnlist_t warnings = {0};
   int rc = 0;
@@ -88,10 +93,8 @@ static int pack_items(const uvw__chain_t *chain, item_t *items, size_t n, unsign
     return uvw__error_nomem("manifest");
   }
   size_t k = 0;
-  *plain = 1;
   for (size_t i = 0; i < n; i++) {
     Uvwool__Entry *e = &s.entries[k];
-    if (items[i].value != NULL && items[i].value->kind == UVW_VALUE_OPAQUE) *plain = 0;
     uvwool__entry__init(e);
     e->namespace_ = items[i].var->ns;
     e->name = items[i].var->name;
@@ -104,7 +107,6 @@ static int pack_items(const uvw__chain_t *chain, item_t *items, size_t n, unsign
          * the receiver unbind a value it may hold legitimately. */
         uvw_error_t *w = uvw__wire_warning(e->namespace_, e->name, "cannot encode (%s, %s): %s", e->namespace_,
                                            e->name, why);
-        *plain = 0;
         if ((rc = uvw__warnlist_add(&warnings, w)) != 0) break;
         continue;
       }
@@ -133,48 +135,131 @@ static int pack_items(const uvw__chain_t *chain, item_t *items, size_t n, unsign
   return rc;
 }
 
-/* The manifest from the entries' bytes: the id (field 1) first, as the
- * packer writes it, then the entries (field 2). */
-static int compose(const uvw__chain_t *chain, unsigned flags, const uint8_t *entries, size_t elen, void **out,
-                   size_t *len) {
-  size_t idlen = flags & UVW__MANIFEST_NO_ID ? 0 : 34;
-  size_t n = idlen + elen;
-  if (n > uvw_wire_max_size()) return uvw__wire_too_big("manifest", n);
-  if (n == 0) return 0;
-  uint8_t *buf = uvw__malloc(n);
+/* ---- the built-in kinds, by hand ---- */
+
+static int builtin_only(const item_t *items, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (items[i].value != NULL && items[i].value->kind == UVW_VALUE_OPAQUE) return 0;
+  return 1;
+}
+
+static size_t varint_size(uint64_t v) {
+  size_t k = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    k++;
+  }
+  return k;
+}
+
+static uint64_t zigzag(int64_t i) { return ((uint64_t)i << 1) ^ (uint64_t)(i >> 63); }
+
+static size_t bytes_field_size(size_t len) { return 1 + varint_size(len) + len; } /* field numbers < 16 */
+
+/* The size of a Value message: its one field. */
+static size_t value_size(const uvw_value_t *v) {
+  switch (v->kind) {
+    case UVW_VALUE_NIL:
+    case UVW_VALUE_BOOL:
+      return 2;
+    case UVW_VALUE_INT:
+      return 1 + varint_size(zigzag(v->u.i));
+    case UVW_VALUE_DOUBLE:
+      return 9;
+    default: /* string, bytes */
+      return bytes_field_size(v->len);
+  }
+}
+
+static size_t entry_size(const item_t *it) {
+  size_t n = bytes_field_size(strlen(it->var->ns)) + bytes_field_size(strlen(it->var->name));
+  return it->value != NULL ? n + bytes_field_size(value_size(it->value)) : n;
+}
+
+static uint8_t *put_value(uint8_t *p, const uvw_value_t *v) {
+  switch (v->kind) {
+    case UVW_VALUE_NIL:
+      *p++ = 1 << 3; /* nil = 1: true */
+      *p++ = 1;
+      return p;
+    case UVW_VALUE_BOOL:
+      *p++ = 2 << 3;
+      *p++ = v->u.b ? 1 : 0;
+      return p;
+    case UVW_VALUE_INT:
+      *p++ = 3 << 3;
+      return p + uvw__pb_put_varint(p, zigzag(v->u.i));
+    case UVW_VALUE_DOUBLE: {
+      uint64_t bits;
+      memcpy(&bits, &v->u.d, sizeof(bits));
+      *p++ = 4 << 3 | UVW__PB_FIXED64;
+      for (int k = 0; k < 8; k++) *p++ = (uint8_t)(bits >> (8 * k)); /* little-endian */
+      return p;
+    }
+    default:
+      return p + uvw__pb_put_bytes(p, v->kind == UVW_VALUE_STRING ? 5 : 6, v->data, v->len);
+  }
+}
+
+static uint8_t *put_entry(uint8_t *p, const item_t *it) {
+  p += uvw__pb_put_bytes(p, 1, it->var->ns, strlen(it->var->ns));
+  p += uvw__pb_put_bytes(p, 2, it->var->name, strlen(it->var->name));
+  if (it->value != NULL) {
+    *p++ = 3 << 3 | UVW__PB_BYTES;
+    p += uvw__pb_put_varint(p, value_size(it->value));
+    p = put_value(p, it->value);
+  }
+  return p;
+}
+
+/* Bytes of the entries (field 2 of ChainManifest, one per item). */
+static size_t entries_size(const item_t *items, size_t n) {
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) total += bytes_field_size(entry_size(&items[i]));
+  return total;
+}
+
+static void put_entries(uint8_t *p, const item_t *items, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    *p++ = 2 << 3 | UVW__PB_BYTES;
+    p += uvw__pb_put_varint(p, entry_size(&items[i]));
+    p = put_entry(p, &items[i]);
+  }
+}
+
+/* The manifest: the chain id (field 1) first, as protobuf-c writes it,
+ * then `elen` bytes of entries: copied from `entries`, or written from
+ * items when that is NULL. A memo of the entries is left on `map` when it
+ * is not NULL. */
+static int write_manifest(const uvw__chain_t *chain, unsigned flags, const uint8_t *entries, size_t elen,
+                          const item_t *items, size_t n, uvw__map_t *map, uint64_t stamp, void **out,
+                          size_t *len) {
+  size_t head = flags & UVW__MANIFEST_NO_ID ? 0 : 34, total = head + elen;
+  if (total > uvw_wire_max_size()) return uvw__wire_too_big("manifest", total);
+  if (total == 0) return 0;
+  uint8_t *buf = uvw__malloc(total);
   if (buf == NULL) return uvw__error_nomem("manifest");
-  if (idlen) {
+  if (head) {
     char id[33];
     uvw__chain_id_hex(chain, id);
-    buf[0] = 0x0a; /* field 1, length-delimited */
+    buf[0] = 1 << 3 | UVW__PB_BYTES;
     buf[1] = 32;
     memcpy(buf + 2, id, 32);
   }
-  if (elen) memcpy(buf + idlen, entries, elen);
+  if (entries != NULL)
+    memcpy(buf + head, entries, elen);
+  else
+    put_entries(buf + head, items, n);
   *out = buf;
-  *len = n;
-  return 0;
-}
-
-/* Encode the bindings alone, keep them as the map's memo when they follow
- * from it alone, and compose the manifest. */
-static int encode_memo(uvw__map_t *map, const uvw__chain_t *chain, item_t *items, size_t n, unsigned flags,
-                       uint64_t stamp, void **out, size_t *len) {
-  void *entries;
-  size_t elen;
-  int plain;
-  int rc = pack_items(chain, items, n, flags | UVW__MANIFEST_NO_ID, &entries, &elen, &plain);
-  if (rc != 0) return rc;
-  rc = compose(chain, flags, entries, elen, out, len);
-  uvw__map_memo_t *memo = rc == 0 && plain && map ? uvw__malloc(sizeof(*memo) + elen) : NULL;
+  *len = total;
+  uvw__map_memo_t *memo = map ? uvw__malloc(sizeof(*memo) + elen) : NULL;
   if (memo != NULL) { /* out of memory: no memo, nothing else lost */
     memo->stamp = stamp;
     memo->len = elen;
-    if (elen) memcpy(memo->bytes, entries, elen);
+    if (elen) memcpy(memo->bytes, buf + head, elen);
     uvw__map_set_memo(map, memo);
   }
-  uvw__free(entries);
-  return rc;
+  return 0;
 }
 
 int uvw__manifest_encode(uvw_context_t *ctx, unsigned flags, void **out, size_t *len) {
@@ -208,7 +293,7 @@ int uvw__manifest_encode(uvw_context_t *ctx, unsigned flags, void **out, size_t 
   int rc;
   collect_t c = {0};
   if (memo != NULL && memo->stamp == stamp) {
-    rc = compose(chain, flags, memo->bytes, memo->len, out, len);
+    rc = write_manifest(chain, flags, memo->bytes, memo->len, NULL, 0, NULL, 0, out, len);
     goto done;
   }
   uvw__map_foreach(map, visit, &c);
@@ -218,9 +303,13 @@ int uvw__manifest_encode(uvw_context_t *ctx, unsigned flags, void **out, size_t 
     rc = uvw__error_nomem("manifest");
   } else {
     if (c.n > 1) qsort(c.items, c.n, sizeof(*c.items), by_key);
-    int plain;
-    rc = no_resets ? encode_memo(map, chain, c.items, c.n, flags, stamp, out, len)
-                   : pack_items(chain, c.items, c.n, flags, out, len, &plain);
+    /* The memo: only bytes that follow from the bindings alone (no opaque
+     * value, whose codec may change; no reset, which sorts between them). */
+    if (builtin_only(c.items, c.n))
+      rc = write_manifest(chain, flags, NULL, entries_size(c.items, c.n), c.items, c.n, no_resets ? map : NULL,
+                          stamp, out, len);
+    else
+      rc = pack_items(chain, c.items, c.n, flags, out, len);
   }
 done:
   uvw__free(c.items);
