@@ -23,6 +23,9 @@
 typedef struct {
   uvw_var_t *var;
   uvw_value_t *value; /* borrowed from the map snapshot; NULL: reset */
+  /* Set by entries_size for the hand writer: the key's lengths, the
+   * Value message's size, the Entry message's size. */
+  size_t ns_len, name_len, value_len, entry_len;
 } item_t;
 
 typedef struct {
@@ -52,10 +55,28 @@ static void visit(const void *key, uvw_value_t *value, void *arg) { push(arg, (u
 
 /* strcmp compares as unsigned char: exactly the bytewise order. Keys are
  * unique (a key is never both bound and pending), so no tie-break. */
-static int by_key(const void *a, const void *b) {
-  const uvw_var_t *x = ((const item_t *)a)->var, *y = ((const item_t *)b)->var;
+static int key_cmp(const uvw_var_t *x, const uvw_var_t *y) {
   int c = strcmp(x->ns, y->ns);
   return c ? c : strcmp(x->name, y->name);
+}
+
+static int by_key(const void *a, const void *b) {
+  return key_cmp(((const item_t *)a)->var, ((const item_t *)b)->var);
+}
+
+/* A context holds a few variables: an insertion sort beats qsort's calls
+ * through a function pointer there. */
+static void sort_items(item_t *items, size_t n) {
+  if (n > 16) {
+    qsort(items, n, sizeof(*items), by_key);
+    return;
+  }
+  for (size_t i = 1; i < n; i++) {
+    item_t it = items[i];
+    size_t j = i;
+    for (; j > 0 && key_cmp(items[j - 1].var, it.var) > 0; j--) items[j] = items[j - 1];
+    items[j] = it;
+  }
 }
 
 typedef struct {
@@ -171,9 +192,12 @@ static size_t value_size(const uvw_value_t *v) {
   }
 }
 
-static size_t entry_size(const item_t *it) {
-  size_t n = bytes_field_size(strlen(it->var->ns)) + bytes_field_size(strlen(it->var->name));
-  return it->value != NULL ? n + bytes_field_size(value_size(it->value)) : n;
+static void measure_entry(item_t *it) {
+  it->ns_len = strlen(it->var->ns);
+  it->name_len = strlen(it->var->name);
+  it->value_len = it->value != NULL ? value_size(it->value) : 0;
+  it->entry_len = bytes_field_size(it->ns_len) + bytes_field_size(it->name_len) +
+                  (it->value != NULL ? bytes_field_size(it->value_len) : 0);
 }
 
 static uint8_t *put_value(uint8_t *p, const uvw_value_t *v) {
@@ -202,35 +226,39 @@ static uint8_t *put_value(uint8_t *p, const uvw_value_t *v) {
 }
 
 static uint8_t *put_entry(uint8_t *p, const item_t *it) {
-  p += uvw__pb_put_bytes(p, 1, it->var->ns, strlen(it->var->ns));
-  p += uvw__pb_put_bytes(p, 2, it->var->name, strlen(it->var->name));
+  p += uvw__pb_put_bytes(p, 1, it->var->ns, it->ns_len);
+  p += uvw__pb_put_bytes(p, 2, it->var->name, it->name_len);
   if (it->value != NULL) {
     *p++ = 3 << 3 | UVW__PB_BYTES;
-    p += uvw__pb_put_varint(p, value_size(it->value));
+    p += uvw__pb_put_varint(p, it->value_len);
     p = put_value(p, it->value);
   }
   return p;
 }
 
-/* Bytes of the entries (field 2 of ChainManifest, one per item). */
-static size_t entries_size(const item_t *items, size_t n) {
+/* Bytes of the entries (field 2 of ChainManifest, one per item); measures
+ * each item for put_entries. */
+static size_t entries_size(item_t *items, size_t n) {
   size_t total = 0;
-  for (size_t i = 0; i < n; i++) total += bytes_field_size(entry_size(&items[i]));
+  for (size_t i = 0; i < n; i++) {
+    measure_entry(&items[i]);
+    total += bytes_field_size(items[i].entry_len);
+  }
   return total;
 }
 
 static void put_entries(uint8_t *p, const item_t *items, size_t n) {
   for (size_t i = 0; i < n; i++) {
     *p++ = 2 << 3 | UVW__PB_BYTES;
-    p += uvw__pb_put_varint(p, entry_size(&items[i]));
+    p += uvw__pb_put_varint(p, items[i].entry_len);
     p = put_entry(p, &items[i]);
   }
 }
 
 /* The manifest: the chain id (field 1) first, as protobuf-c writes it,
  * then `elen` bytes of entries: copied from `entries`, or written from
- * items when that is NULL. A memo of the entries is left on `map` when it
- * is not NULL. */
+ * items (measured by entries_size) when that is NULL. A memo of the
+ * entries is left on `map` when it is not NULL. */
 static int write_manifest(const uvw__chain_t *chain, unsigned flags, const uint8_t *entries, size_t elen,
                           const item_t *items, size_t n, uvw__map_t *map, uint64_t stamp, void **out,
                           size_t *len) {
@@ -302,7 +330,7 @@ int uvw__manifest_encode(uvw_context_t *ctx, unsigned flags, void **out, size_t 
   if (c.nomem) {
     rc = uvw__error_nomem("manifest");
   } else {
-    if (c.n > 1) qsort(c.items, c.n, sizeof(*c.items), by_key);
+    sort_items(c.items, c.n);
     /* The memo: only bytes that follow from the bindings alone (no opaque
      * value, whose codec may change; no reset, which sorts between them). */
     if (builtin_only(c.items, c.n))
