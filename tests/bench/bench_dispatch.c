@@ -425,15 +425,16 @@ int main(int argc, char **argv) {
     double us = c->best_ns / 1e3 / (double)c->round_trips;
     printf("%-50s %11ld %14.0f %14.2f %14.3fx\n", name, c->round_trips, per_s, us, ratio_of(c, base));
   }
-  printf("\ntargets at 8 variables, as ratios to no-context (full manifests -> delta manifests):\n");
+  printf("\ntargets at 8 variables, as ratios to no-context, a verdict for each mode:\n");
   for (int k = ONESHOT; k <= PIPELINED; k++)
     for (int changing = 0; changing < 2; changing++) {
       const config_t *c0 = find(cs, ncs, (kind_t)k, 0, 0, 0);
       double full = ratio_of(find(cs, ncs, (kind_t)k, 8, 0, changing), c0);
       double delta = ratio_of(find(cs, ncs, (kind_t)k, 8, 1, changing), c0);
       double goal = changing ? DELTA_CHANGING_TARGET : DELTA_UNCHANGED_TARGET;
-      printf("  %-10s %-11s %.3fx -> %.3fx  (goal >= %.2fx)  %s\n", kind_names[k],
-             changing ? "all change" : "unchanged", full, delta, goal, delta >= goal ? "PASS" : "MISS");
+      printf("  %-10s %-11s full manifests %.3fx %s, delta manifests %.3fx %s  (goal >= %.2fx)\n", kind_names[k],
+             changing ? "all change" : "unchanged", full, full >= goal ? "PASS" : "MISS", delta,
+             delta >= goal ? "PASS" : "MISS", goal);
     }
   if (problems) printf("\nshutdown problems: %d (see stderr)\n", problems);
   return problems ? 1 : 0;
