@@ -1,5 +1,5 @@
-/* ChainManifest read by hand, for the one shape uvwool's encoders write
- * (manifest_encode.c and the bindings' own): an id, then entries of a
+/* ChainManifest read by hand, for the shape uvwool's encoder writes
+ * (manifest_encode.c), and protobuf-c's pack too: an id, then entries of a
  * namespace, a name and at most one value of a built-in kind, each field at
  * most once. That shape is nearly every manifest a connection carries, and
  * protobuf-c's generic unpack (with the depth scan before it) was most of
@@ -10,7 +10,8 @@
  * Anything else (an unknown field, a field twice, an opaque value, a NUL in
  * a name, a varint protobuf-c might read otherwise) is left to protobuf-c:
  * the scan says "not mine", never "malformed". tests/wire/test_manifest_scan.c
- * and the manifest fuzz target compare the two on every input. */
+ * and the manifest fuzz target compare the two on every input the scan
+ * reads. */
 #include <string.h>
 
 #include "alloc.h"
