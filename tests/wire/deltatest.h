@@ -29,12 +29,6 @@ static inline buf_t encode_ctx(uvw_context_t *ctx) {
   return (buf_t){p, n};
 }
 
-static inline uvw_var_t *declare(const char *ns, const char *name) {
-  uvw_var_t *v;
-  cr_assert_eq(uvw_var_declare(ns, name, NULL, &v), 0);
-  return v;
-}
-
 static inline void set_in(uvw_context_t *ctx, uvw_var_t *v, uvw_value_t *val) {
   cr_assert_eq(uvw_context_enter(ctx), 0);
   wt_set(v, val);

@@ -75,7 +75,7 @@ Test(delta, allocation_failures) {
   snprintf(nsb, sizeof nsb, "%s", ns);
   for (int i = 0; i < 4; i++) {
     char name[4] = {'a' + i, 0};
-    f.v[i] = declare(nsb, name);
+    f.v[i] = wt_declare(nsb, name);
   }
   f.ctx = uvw_context_new();
   for (int i = 0; i < 4; i++) set_in(f.ctx, f.v[i], uvw_value_cstring("initial value of the variable"));

@@ -128,7 +128,7 @@ Test(delta, randomized_differential, .timeout = 600) {
   for (int i = 0; i < DV_VARS; i++) {
     char name[8];
     snprintf(name, sizeof name, "%c%d", 'a' + (i * 5) % DV_VARS, i);
-    dv_vars[i] = declare(ns[i % 3 == 2], name);
+    dv_vars[i] = wt_declare(ns[i % 3 == 2], name);
   }
   unsigned long manifests = 0, deltas = 0, unkept = 0, shrinks = 0, saturated = 0;
   for (unsigned sc = 0; sc < scenarios; sc++) {

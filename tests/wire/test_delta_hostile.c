@@ -20,7 +20,7 @@ typedef struct {
 static void hostile_setup(hostile_t *h) {
   memset(h, 0, sizeof *h);
   h->ns = strdup(tu_namespace());
-  uvw_var_t *a = declare(h->ns, "a"), *b = declare(h->ns, "b"), *c = declare(h->ns, "c"), *d = declare(h->ns, "d");
+  uvw_var_t *a = wt_declare(h->ns, "a"), *b = wt_declare(h->ns, "b"), *c = wt_declare(h->ns, "c"), *d = wt_declare(h->ns, "d");
   h->x = uvw_context_new();
   set_in(h->x, a, uvw_value_cstring("alpha"));
   set_in(h->x, b, uvw_value_int(2));

@@ -15,7 +15,7 @@ Test(delta, round_trip_over_rounds) {
   char name[8];
   for (int i = 0; i < 12; i++) {
     snprintf(name, sizeof name, "v%02d", i);
-    v[i] = declare(ns_buf, name);
+    v[i] = wt_declare(ns_buf, name);
   }
   link_t l = link_new(4, 4);
   uvw_context_t *ctx = wt_enter_new();
@@ -143,7 +143,7 @@ Test(delta, unkeepable_manifests_are_forgotten_on_both_sides) {
   const char *ns = tu_namespace();
   char nsb[64];
   snprintf(nsb, sizeof nsb, "%s", ns);
-  uvw_var_t *big = declare(nsb, "big"), *small = declare(nsb, "small");
+  uvw_var_t *big = wt_declare(nsb, "big"), *small = wt_declare(nsb, "small");
   uvw_context_t *ctx = uvw_context_new(), *other = uvw_context_new();
   set_in(ctx, small, uvw_value_int(1));
   set_in(other, small, uvw_value_int(2));

@@ -24,9 +24,8 @@ static uvw_manifest_t *decode(uvw__mcache_t *c, const uint8_t *b, size_t len, si
 
 Test(manifest_cache, an_unchanged_manifest_is_copied_and_each_copy_is_its_own) {
   const char *ns = tu_namespace();
-  uvw_var_t *a, *b;
-  cr_assert_eq(uvw_var_declare(ns, "a", NULL, &a), 0);
-  cr_assert_eq(uvw_var_declare(ns, "b", NULL, &b), 0);
+  uvw_var_t *a = wt_declare(ns, "a");
+  wt_declare(ns, "b");
   wt_manifest_t w;
   wt_init(&w, ID);
   wt_string(wt_entry(&w, ns, "a", 1), "req-1");
@@ -131,8 +130,7 @@ Test(manifest_cache, stubs_are_held_by_the_cache_within_its_bound) {
 
 Test(manifest_cache, a_duplicate_warns_at_every_decode) {
   const char *ns = tu_namespace();
-  uvw_var_t *a;
-  cr_assert_eq(uvw_var_declare(ns, "a", NULL, &a), 0);
+  wt_declare(ns, "a");
   wt_manifest_t w;
   wt_init(&w, ID);
   wt_int(wt_entry(&w, ns, "a", 1), 1);
@@ -157,8 +155,7 @@ static int box_decode(const void *data, size_t len, void *arg, uvw_value_t **out
 
 Test(manifest_cache, an_opaque_value_is_decoded_by_its_codec_each_time) {
   const char *ns = tu_namespace();
-  uvw_var_t *a;
-  cr_assert_eq(uvw_var_declare(ns, "a", NULL, &a), 0);
+  wt_declare(ns, "a");
   cr_assert_eq(uvw_codec_register("test.box", box_encode, box_decode, NULL), 0);
   wt_manifest_t w;
   wt_init(&w, ID);
@@ -185,9 +182,8 @@ Test(manifest_cache, an_opaque_value_is_decoded_by_its_codec_each_time) {
 
 Test(manifest_cache, a_policy_change_is_seen) {
   const char *ns = tu_namespace();
-  uvw_var_t *a, *b;
-  cr_assert_eq(uvw_var_declare(ns, "a", NULL, &a), 0);
-  cr_assert_eq(uvw_var_declare(ns, "b", NULL, &b), 0);
+  wt_declare(ns, "a");
+  uvw_var_t *b = wt_declare(ns, "b");
   wt_manifest_t w;
   wt_init(&w, ID);
   wt_int(wt_entry(&w, ns, "a", 1), 1);
@@ -226,9 +222,7 @@ static const char *string_in(uvw_context_t *ctx, uvw_var_t *v) {
  * changed in place). */
 Test(manifest_cache, a_fresh_context_takes_the_kept_map_and_a_set_copies_it) {
   const char *ns = tu_namespace();
-  uvw_var_t *a, *b;
-  cr_assert_eq(uvw_var_declare(ns, "a", NULL, &a), 0);
-  cr_assert_eq(uvw_var_declare(ns, "b", NULL, &b), 0);
+  uvw_var_t *a = wt_declare(ns, "a"), *b = wt_declare(ns, "b");
   wt_manifest_t w;
   wt_init(&w, ID);
   wt_string(wt_entry(&w, ns, "a", 1), "req-1");
@@ -309,9 +303,8 @@ Test(manifest_cache, a_fresh_context_takes_the_kept_map_and_a_set_copies_it) {
  * its mount leaves the reset pending. */
 Test(manifest_cache, a_manifest_with_a_reset_is_mounted_entry_by_entry) {
   const char *ns = tu_namespace();
-  uvw_var_t *a, *b;
-  cr_assert_eq(uvw_var_declare(ns, "a", NULL, &a), 0);
-  cr_assert_eq(uvw_var_declare(ns, "b", NULL, &b), 0);
+  uvw_var_t *a = wt_declare(ns, "a");
+  wt_declare(ns, "b");
   wt_manifest_t w;
   wt_init(&w, ID);
   wt_string(wt_entry(&w, ns, "a", 1), "req-1");

@@ -87,8 +87,7 @@ Test(manifest_scan, the_encoders_manifests_are_read_by_the_scanner) {
   for (int i = 0; i < 12; i++) {
     char name[8];
     snprintf(name, sizeof name, "k%d", i);
-    uvw_var_t *v;
-    cr_assert_eq(uvw_var_declare(ns, name, NULL, &v), 0);
+    uvw_var_t *v = wt_declare(ns, name);
     if (i == 11) {
       wt_set_reset(v);
     } else {
@@ -106,8 +105,7 @@ Test(manifest_scan, the_encoders_manifests_are_read_by_the_scanner) {
 /* Shapes left to protobuf-c, which the decoder still decodes right. */
 Test(manifest_scan, other_shapes_are_left_to_protobuf_c) {
   const char *ns = tu_namespace();
-  uvw_var_t *a;
-  cr_assert_eq(uvw_var_declare(ns, "a", NULL, &a), 0);
+  wt_declare(ns, "a");
   wt_manifest_t w;
   wt_init(&w, "0123456789abcdef0123456789abcdef");
   wt_int(wt_entry(&w, ns, "a", 1), 7);

@@ -98,6 +98,11 @@ static inline void wt_leave(uvw_context_t *c) {
   cr_assert_eq(uvw_context_exit(c), 0);
   uvw_context_unref(c);
 }
+static inline uvw_var_t *wt_declare(const char *ns, const char *name) {
+  uvw_var_t *v;
+  cr_assert_eq(uvw_var_declare(ns, name, NULL, &v), 0, "declare (%s, %s)", ns, name);
+  return v;
+}
 static inline void wt_set(uvw_var_t *v, uvw_value_t *val) {
   cr_assert_eq(uvw_set(v, val, NULL), 0, "set: %s", uvw_last_error() ? uvw_error_message(uvw_last_error()) : "");
   uvw_value_unref(val);
