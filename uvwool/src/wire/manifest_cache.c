@@ -38,7 +38,8 @@ typedef struct {
   size_t len;
   uint64_t stamp; /* uvw__var_policy_changes at the decode */
   uvw_manifest_t *m;
-  size_t stubs; /* the stubs m holds */
+  size_t stubs;  /* the stubs m holds */
+  int map_tried; /* give_map ran for m (it may have found a reset: no map) */
 } slot_t;
 
 struct uvw__mcache_s {
@@ -123,7 +124,10 @@ int uvw__mcache_decode(uvw__mcache_t *c, const uint8_t *data, size_t len, size_t
   slot_t *s = c && len > 0 && len <= MAX_BYTES ? slot_of(c, data, len) : NULL;
   if (s && s->bytes && s->len == len && s->stamp == stamp && memcmp(s->bytes, data, len) == 0) {
     if (created) *created = 0;
-    if (s->m->map == NULL) give_map(s->m);
+    if (!s->map_tried) {
+      give_map(s->m);
+      s->map_tried = 1;
+    }
     if ((*out = clone(s->m)) == NULL) return uvw__error_nomem("manifest");
     c->hits++;
     return 0;
@@ -141,7 +145,7 @@ int uvw__mcache_decode(uvw__mcache_t *c, const uint8_t *data, size_t len, size_t
   }
   slot_clear(c, s);
   memcpy(bytes, data, len);
-  *s = (slot_t){bytes, len, stamp, kept, stubs};
+  *s = (slot_t){bytes, len, stamp, kept, stubs, 0};
   c->stubs += stubs;
   return 0;
 }

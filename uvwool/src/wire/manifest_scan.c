@@ -58,6 +58,8 @@ typedef struct {
 static int field(const uint8_t *p, size_t n, size_t *i, field_t *f) {
   if (*i >= n) return 0;
   uint64_t key;
+  /* Every field the scan reads is below 16; a larger number is left to
+   * protobuf-c (and would not fit num's 32 bits intact). */
   if (!varint(p, n, i, &key) || (key >> 3) == 0 || (key >> 3) > 15) return -1;
   f->num = (uint32_t)(key >> 3);
   f->type = (unsigned)(key & 7);
